@@ -1,0 +1,1 @@
+"""REST API plumbing: problem+json errors, idempotency keys, TM Forum helpers."""

@@ -1,0 +1,1 @@
+"""Core building blocks shared by every area: money, calendars, audit events, jobs, errors."""

@@ -1,0 +1,264 @@
+"""Durable job table (transactional outbox) and the worker that runs it.
+
+Jobs are enqueued in the caller's transaction, so they exist if and only if the change that asked for
+them committed. Workers claim with `FOR UPDATE SKIP LOCKED` on PostgreSQL (many workers, many machines)
+and hold a lease; a crashed worker's job is reclaimed when its lease runs out. Jobs sharing a
+`serial_key` (e.g. one account) run one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from sqlalchemy import CheckConstraint, Index, Integer, String, Text, and_, exists, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
+
+from opsline.db.base import Base, IdPk, JSONType
+
+log = logging.getLogger("opsline.jobs")
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class Job(Base):
+    __tablename__ = "job"
+
+    id: Mapped[IdPk]
+    kind: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    run_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    lease_until: Mapped[datetime | None]
+    locked_by: Mapped[str | None] = mapped_column(String(80))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    serial_key: Mapped[str | None] = mapped_column(String(120))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('queued','running','done','dead')", name="state"),
+        Index("ix_job_claim", "state", "run_at", "priority"),
+        Index("ix_job_serial", "serial_key", "state"),
+    )
+
+
+Handler = Callable[[Session, dict[str, Any], datetime], dict[str, Any] | None]
+
+
+class Registry:
+    """Job kinds to handlers. Each area registers its handlers at import time via `opsline.jobs_registry`."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, kind: str) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self._handlers[kind] = fn
+            return fn
+
+        return deco
+
+    def get(self, kind: str) -> Handler | None:
+        return self._handlers.get(kind)
+
+    def kinds(self) -> list[str]:
+        return sorted(self._handlers)
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    run_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    serial_key: str | None = None,
+    priority: int = 100,
+    max_attempts: int = 8,
+) -> None:
+    """Add a job in the caller's transaction. A repeated idempotency key is a no-op."""
+    values = dict(
+        kind=kind,
+        payload=payload,
+        state=JobState.QUEUED.value,
+        priority=priority,
+        run_at=run_at or now,
+        created_at=now,
+        attempts=0,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        serial_key=serial_key,
+    )
+    dialect = session.get_bind().dialect.name
+    if idempotency_key is None:
+        session.add(Job(**values))
+        return
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(Job).values(**values)
+    session.execute(ins.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff: 2, 4, 8 ... seconds, capped at one hour."""
+    return timedelta(seconds=min(3600, 2 ** max(1, attempts)))
+
+
+@dataclass
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+def claim(factory: sessionmaker[Session], *, worker_id: str, now: datetime, lease: timedelta = timedelta(minutes=5), kinds: list[str] | None = None) -> ClaimedJob | None:
+    """Claim the next runnable job (queued and due, or running with an expired lease)."""
+    with factory() as session, session.begin():
+        other = aliased(Job)
+        runnable = or_(
+            and_(Job.state == JobState.QUEUED.value, Job.run_at <= now),
+            and_(Job.state == JobState.RUNNING.value, Job.lease_until < now),
+        )
+        blocked_by_serial = exists().where(
+            other.serial_key == Job.serial_key,
+            other.id < Job.id,
+            other.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+        )
+        q = select(Job).where(runnable, or_(Job.serial_key.is_(None), ~blocked_by_serial))
+        if kinds:
+            q = q.where(Job.kind.in_(kinds))
+        q = q.order_by(Job.priority, Job.run_at, Job.id).limit(1)
+        if session.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True, of=Job)
+        job = session.execute(q).scalar_one_or_none()
+        if job is None:
+            return None
+        job.state = JobState.RUNNING.value
+        job.lease_until = now + lease
+        job.locked_by = worker_id
+        job.attempts += 1
+        return ClaimedJob(job.id, job.kind, dict(job.payload or {}), job.attempts, job.max_attempts)
+
+
+def run_claimed(factory: sessionmaker[Session], registry: Registry, job: ClaimedJob, *, worker_id: str, now: datetime) -> bool:
+    """Run a claimed job; its effects and its completion commit together. Returns True on success."""
+    handler = registry.get(job.kind)
+    try:
+        if handler is None:
+            raise LookupError(f"no handler registered for job kind '{job.kind}'")
+        with factory() as session, session.begin():
+            result = handler(session, job.payload, now)
+            done = session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.locked_by == worker_id, Job.state == JobState.RUNNING.value)
+                .values(state=JobState.DONE.value, finished_at=now, lease_until=None, result=result, last_error=None)
+            )
+            if done.rowcount != 1:
+                # Our lease was taken over by another worker: roll back our effects, theirs will win.
+                raise _LeaseLost()
+        return True
+    except _LeaseLost:
+        log.warning("job %s lease lost; effects rolled back", job.id)
+        return False
+    except Exception as exc:  # noqa: BLE001 - any handler failure is recorded and retried
+        err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        with factory() as session, session.begin():
+            dead = job.attempts >= job.max_attempts
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.locked_by == worker_id)
+                .values(
+                    state=JobState.DEAD.value if dead else JobState.QUEUED.value,
+                    run_at=now + backoff(job.attempts),
+                    lease_until=None,
+                    locked_by=None,
+                    last_error=err[:4000],
+                    finished_at=now if dead else None,
+                )
+            )
+        log.warning("job %s (%s) failed attempt %s: %s", job.id, job.kind, job.attempts, err)
+        return False
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Worker:
+    """Claims and runs jobs until stopped. The clock is injected so tests can drive time."""
+
+    def __init__(self, factory: sessionmaker[Session], registry: Registry, *, worker_id: str, clock: Callable[[], datetime] = utc_now, poll_seconds: float = 1.0) -> None:
+        self.factory = factory
+        self.registry = registry
+        self.worker_id = worker_id
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+
+    def run_once(self) -> bool:
+        job = claim(self.factory, worker_id=self.worker_id, now=self.clock())
+        if job is None:
+            return False
+        run_claimed(self.factory, self.registry, job, worker_id=self.worker_id, now=self.clock())
+        return True
+
+    def drain(self, *, max_jobs: int = 10_000) -> int:
+        """Run jobs until none is due; returns how many ran (used by tests and the CLI)."""
+        n = 0
+        while n < max_jobs and self.run_once():
+            n += 1
+        return n
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.run_once():
+                    self._stop.wait(self.poll_seconds)
+            except Exception:  # noqa: BLE001 - keep the worker alive across database hiccups
+                log.exception("worker loop error")
+                self._stop.wait(self.poll_seconds * 5)
+
+    def start_thread(self) -> threading.Thread:
+        t = threading.Thread(target=self.run_forever, name=f"opsline-worker-{self.worker_id}", daemon=True)
+        t.start()
+        return t
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def stuck_jobs(session: Session, *, now: datetime, kinds_prefix: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Jobs that are dead or retrying (attempts > 1): what the UI shows as stuck."""
+    q = select(Job).where(or_(Job.state == JobState.DEAD.value, and_(Job.state == JobState.QUEUED.value, Job.attempts > 0)))
+    if kinds_prefix:
+        q = q.where(Job.kind.like(f"{kinds_prefix}%"))
+    rows = session.execute(q.order_by(Job.id.desc()).limit(limit)).scalars()
+    return [
+        {"id": j.id, "kind": j.kind, "state": j.state, "attempts": j.attempts, "last_error": j.last_error, "run_at": j.run_at, "payload": j.payload}
+        for j in rows
+    ]
+
+

@@ -1,0 +1,1 @@
+"""Customers: parties, accounts (retail, B2B, wholesale), contacts, sites, segments, value tiers and memos."""

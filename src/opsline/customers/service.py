@@ -1,0 +1,302 @@
+"""Customer operations: create and edit accounts, sites, contacts and memos; search; 360 view; duplicates."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from opsline.core import events
+from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion, TransitionNotAllowed
+from opsline.core.events import Actor
+from opsline.core.ids import account_number as make_account_number
+from opsline.customers.models import Account, AccountStatus, Contact, Memo, Party, Segment, Site, ValueTier
+from opsline.customers.schemas import AccountIn, AccountUpdate, ContactIn, MemoIn, SiteIn
+
+
+class UnableToCreateAccount(InvalidInput):
+    pass
+
+
+class AccountNotFound(NotFound):
+    pass
+
+
+ACCOUNT_TRANSITIONS: dict[str, dict[str, str]] = {
+    # state -> {action: next state}
+    AccountStatus.PENDING: {"activate": AccountStatus.ACTIVE, "close": AccountStatus.CLOSED},
+    AccountStatus.ACTIVE: {"suspend": AccountStatus.SUSPENDED, "close": AccountStatus.CLOSED},
+    AccountStatus.SUSPENDED: {"reconnect": AccountStatus.ACTIVE, "close": AccountStatus.CLOSED},
+    AccountStatus.CLOSED: {},
+}
+
+_AUDITED_FIELDS = (
+    "name", "status", "segment_code", "value_tier_code", "email", "phone", "billing_line1", "billing_line2",
+    "billing_suburb", "billing_city", "billing_province", "billing_postal_code", "payment_terms_days", "bill_cycle_day",
+)
+
+
+def _snapshot(acc: Account) -> dict[str, Any]:
+    return {f: getattr(acc, f) for f in _AUDITED_FIELDS}
+
+
+def get_account(session: Session, *, account_id: int) -> Account:
+    """Raises AccountNotFound."""
+    acc = session.get(Account, account_id)
+    if acc is None:
+        raise AccountNotFound(f"account {account_id} not found")
+    return acc
+
+
+def get_account_by_number(session: Session, *, account_number: str) -> Account:
+    acc = session.execute(select(Account).where(Account.account_number == account_number)).scalar_one_or_none()
+    if acc is None:
+        raise AccountNotFound(f"account number {account_number} not found")
+    return acc
+
+
+def _check_reference(session: Session, *, segment_code: str | None, value_tier_code: str | None) -> None:
+    if segment_code is not None and session.get(Segment, segment_code) is None:
+        raise InvalidInput(f"unknown segment '{segment_code}'", field="segment_code")
+    if value_tier_code is not None and session.get(ValueTier, value_tier_code) is None:
+        raise InvalidInput(f"unknown value tier '{value_tier_code}'", field="value_tier_code")
+
+
+def next_account_number(session: Session) -> str:
+    n = session.execute(select(func.count(Account.id))).scalar_one()
+    while True:
+        candidate = make_account_number(n + 1)
+        if not session.execute(select(Account.id).where(Account.account_number == candidate)).first():
+            return candidate
+        n += 1
+
+
+def create_account(session: Session, *, data: AccountIn, now: datetime, actor: Actor, default_currency: str = "ZAR") -> Account:
+    """Create a party and its account, with sites and contacts. Raises InvalidInput, Conflict (number taken)."""
+    _check_reference(session, segment_code=data.segment_code, value_tier_code=data.value_tier_code)
+    number = data.account_number or next_account_number(session)
+    if session.execute(select(Account.id).where(Account.account_number == number)).first():
+        raise Conflict(f"account number {number} already exists", field="account_number")
+    party = Party(kind=data.party_kind, name=data.name, given_name=data.given_name, family_name=data.family_name, registration_number=data.registration_number, created_at=now)
+    session.add(party)
+    session.flush()
+    acc = Account(
+        account_number=number, party_id=party.id, name=data.name, kind=data.kind, status=AccountStatus.ACTIVE.value,
+        segment_code=data.segment_code, value_tier_code=data.value_tier_code, currency=(data.currency or default_currency).upper(),
+        email=data.email, phone=data.phone, billing_line1=data.billing_line1, billing_line2=data.billing_line2,
+        billing_suburb=data.billing_suburb, billing_city=data.billing_city, billing_province=data.billing_province,
+        billing_postal_code=data.billing_postal_code, payment_terms_days=data.payment_terms_days, bill_cycle_day=data.bill_cycle_day,
+        vat_registered=bool(data.vat_number), vat_number=data.vat_number, created_at=now, updated_at=now,
+    )
+    session.add(acc)
+    session.flush()
+    for s in data.sites:
+        _new_site(session, account_id=acc.id, data=s, now=now)
+    for c in data.contacts:
+        session.add(Contact(account_id=acc.id, **c.model_dump()))
+    events.record(session, now=now, actor=actor, entity_type="account", entity_id=acc.id, account_id=acc.id, action="created", after=_snapshot(acc))
+    return acc
+
+
+def update_account(session: Session, *, account_id: int, data: AccountUpdate, now: datetime, actor: Actor) -> Account:
+    """Edit an account. Raises AccountNotFound, InvalidInput, StaleVersion when someone else saved first."""
+    acc = get_account(session, account_id=account_id)
+    if acc.version != data.version:
+        raise StaleVersion(f"account {acc.account_number} was changed by someone else (version {acc.version}, you had {data.version}); reload and try again")
+    changes = data.model_dump(exclude_unset=True, exclude={"version", "reason"})
+    _check_reference(session, segment_code=changes.get("segment_code"), value_tier_code=changes.get("value_tier_code"))
+    before = _snapshot(acc)
+    for k, v in changes.items():
+        setattr(acc, k, v)
+    acc.updated_at = now
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise StaleVersion(f"account {acc.account_number} was changed by someone else; reload and try again") from exc
+    b, a = events.diff(before, _snapshot(acc))
+    if a:
+        events.record(session, now=now, actor=actor, entity_type="account", entity_id=acc.id, account_id=acc.id, action="updated", reason=data.reason, before=b, after=a)
+    return acc
+
+
+def transition_account(session: Session, *, account_id: int, action: str, now: datetime, actor: Actor, reason: str) -> list[str]:
+    """Apply a lifecycle action (suspend, reconnect, close ...). Returns the next allowed actions.
+    Raises TransitionNotAllowed, InvalidInput (no reason)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is required", field="reason")
+    acc = get_account(session, account_id=account_id)
+    allowed = ACCOUNT_TRANSITIONS[AccountStatus(acc.status)]
+    if action not in allowed:
+        raise TransitionNotAllowed(f"cannot {action} an account that is {acc.status}; allowed: {', '.join(allowed) or 'none'}")
+    before = acc.status
+    acc.status = allowed[action]
+    acc.updated_at = now
+    events.record(session, now=now, actor=actor, entity_type="account", entity_id=acc.id, account_id=acc.id, action=action, reason=reason, before={"status": before}, after={"status": acc.status})
+    return list(ACCOUNT_TRANSITIONS[AccountStatus(acc.status)])
+
+
+def _new_site(session: Session, *, account_id: int, data: SiteIn, now: datetime) -> Site:
+    site = Site(account_id=account_id, created_at=now, **data.model_dump())
+    session.add(site)
+    session.flush()
+    return site
+
+
+def add_site(session: Session, *, account_id: int, data: SiteIn, now: datetime, actor: Actor) -> Site:
+    acc = get_account(session, account_id=account_id)
+    site = _new_site(session, account_id=acc.id, data=data, now=now)
+    events.record(session, now=now, actor=actor, entity_type="site", entity_id=site.id, account_id=acc.id, action="created", after=data.model_dump())
+    return site
+
+
+def add_contact(session: Session, *, account_id: int, data: ContactIn, now: datetime, actor: Actor) -> Contact:
+    acc = get_account(session, account_id=account_id)
+    c = Contact(account_id=acc.id, **data.model_dump())
+    session.add(c)
+    session.flush()
+    events.record(session, now=now, actor=actor, entity_type="contact", entity_id=c.id, account_id=acc.id, action="created", after=data.model_dump())
+    return c
+
+
+def add_memo(session: Session, *, account_id: int, data: MemoIn, now: datetime, actor: Actor) -> Memo:
+    """Add a memo (never edited afterwards). Raises AccountNotFound."""
+    acc = get_account(session, account_id=account_id)
+    memo = Memo(account_id=acc.id, created_at=now, author=actor.name, category=data.category, body=data.body)
+    session.add(memo)
+    session.flush()
+    events.record(session, now=now, actor=actor, entity_type="memo", entity_id=memo.id, account_id=acc.id, action="added", after={"category": data.category, "body": data.body[:500]})
+    return memo
+
+
+def get_site(session: Session, *, site_id: int, account_id: int | None = None) -> Site:
+    site = session.get(Site, site_id)
+    if site is None or (account_id is not None and site.account_id != account_id):
+        raise NotFound(f"site {site_id} not found" + (f" on account {account_id}" if account_id else ""), field="site_id")
+    return site
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+def account_dict(a: Account) -> dict[str, Any]:
+    return {
+        "id": a.id, "account_number": a.account_number, "name": a.name, "kind": a.kind, "status": a.status,
+        "segment_code": a.segment_code, "value_tier_code": a.value_tier_code, "currency": a.currency, "email": a.email,
+        "phone": a.phone, "billing_line1": a.billing_line1, "billing_line2": a.billing_line2, "billing_suburb": a.billing_suburb,
+        "billing_city": a.billing_city, "billing_province": a.billing_province, "billing_postal_code": a.billing_postal_code,
+        "billing_country": a.billing_country, "payment_terms_days": a.payment_terms_days, "bill_cycle_day": a.bill_cycle_day,
+        "vat_number": a.vat_number, "party_id": a.party_id, "created_at": a.created_at, "updated_at": a.updated_at, "version": a.version,
+        "allowed_actions": list(ACCOUNT_TRANSITIONS[AccountStatus(a.status)]),
+    }
+
+
+def site_dict(s: Site) -> dict[str, Any]:
+    return {
+        "id": s.id, "account_id": s.account_id, "label": s.label, "line1": s.line1, "line2": s.line2, "suburb": s.suburb,
+        "city": s.city, "province": s.province, "postal_code": s.postal_code, "country": s.country, "latitude": s.latitude,
+        "longitude": s.longitude, "fno_coverage": list(s.fno_coverage or []),
+        "address": ", ".join(p for p in (s.line1, s.line2, s.suburb, s.city, s.postal_code) if p),
+    }
+
+
+def search_accounts(
+    session: Session, *, q: str | None = None, status: str | None = None, kind: str | None = None, segment: str | None = None,
+    value_tier: str | None = None, page: int = 1, page_size: int = 50,
+) -> dict[str, Any]:
+    """Search by name, account number, email, phone or site address, with filters and paging."""
+    page = max(1, page)
+    page_size = max(1, min(page_size, 200))
+    query = select(Account)
+    if q:
+        term = q.strip()
+        like = f"%{term.lower()}%"
+        conds = [func.lower(Account.name).like(like), Account.account_number == term, func.lower(Account.email).like(like)]
+        digits = re.sub(r"\D", "", term)
+        if len(digits) >= 6:
+            conds.append(Account.phone.like(f"%{digits[-9:]}"))
+        site_match = select(Site.account_id).where(or_(func.lower(Site.line1).like(like), func.lower(Site.suburb).like(like)))
+        conds.append(Account.id.in_(site_match))
+        query = query.where(or_(*conds))
+    for col, val in ((Account.status, status), (Account.kind, kind), (Account.segment_code, segment), (Account.value_tier_code, value_tier)):
+        if val:
+            query = query.where(col == val)
+    rows = session.execute(query.order_by(Account.name, Account.id).limit(page_size + 1).offset((page - 1) * page_size)).scalars().all()
+    has_next = len(rows) > page_size
+    return {"items": [account_dict(a) for a in rows[:page_size]], "page": page, "page_size": page_size, "has_next": has_next}
+
+
+def account_360(session: Session, *, account_id: int, memo_limit: int = 50, timeline_limit: int = 50) -> dict[str, Any]:
+    """Everything the account page shows from the customers area. Raises AccountNotFound."""
+    acc = get_account(session, account_id=account_id)
+    sites = session.execute(select(Site).where(Site.account_id == acc.id).order_by(Site.id)).scalars()
+    contacts = session.execute(select(Contact).where(Contact.account_id == acc.id).order_by(Contact.id)).scalars()
+    memos = session.execute(select(Memo).where(Memo.account_id == acc.id).order_by(Memo.id.desc()).limit(memo_limit)).scalars()
+    tier = session.get(ValueTier, acc.value_tier_code)
+    segment = session.get(Segment, acc.segment_code)
+    return {
+        "account": account_dict(acc) | {"value_tier_name": tier.name if tier else acc.value_tier_code, "segment_name": segment.name if segment else acc.segment_code},
+        "sites": [site_dict(s) for s in sites],
+        "contacts": [{"id": c.id, "name": c.name, "role": c.role, "email": c.email, "phone": c.phone, "is_primary": c.is_primary} for c in contacts],
+        "memos": [{"id": m.id, "created_at": m.created_at, "author": m.author, "category": m.category, "body": m.body} for m in memos],
+        "timeline": events.account_timeline(session, account_id=acc.id, limit=timeline_limit),
+    }
+
+
+def reference_data(session: Session) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "segments": [{"code": s.code, "name": s.name} for s in session.execute(select(Segment).order_by(Segment.name)).scalars()],
+        "value_tiers": [{"code": t.code, "name": t.name, "rank": t.rank} for t in session.execute(select(ValueTier).order_by(ValueTier.rank)).scalars()],
+    }
+
+
+# --- duplicates ----------------------------------------------------------------------------------
+
+def _norm(s: str | None) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", (s or "").lower()).strip()
+
+
+def find_duplicates(session: Session, *, threshold: float = 88.0, limit: int = 200, account_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Likely duplicate accounts for clean-up: rapidfuzz over name + address + phone, blocked by postal code
+    or phone so the work grows with block sizes, not the square of all accounts."""
+    q = select(Account.id, Account.account_number, Account.name, Account.phone, Account.email, Account.billing_line1, Account.billing_postal_code)
+    if account_ids:
+        q = q.where(Account.id.in_(account_ids))
+    rows = session.execute(q).all()
+    blocks: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        if r.billing_postal_code:
+            blocks["pc:" + r.billing_postal_code].append(r)
+        if r.phone:
+            blocks["ph:" + r.phone[-9:]].append(r)
+        if r.email:
+            blocks["em:" + r.email.lower()].append(r)
+    seen: set[tuple[int, int]] = set()
+    out: list[dict[str, Any]] = []
+    for members in blocks.values():
+        if len(members) < 2 or len(members) > 500:
+            continue
+        for i, a in enumerate(members):
+            for b in members[i + 1:]:
+                key = (min(a.id, b.id), max(a.id, b.id))
+                if key in seen:
+                    continue
+                name = fuzz.token_sort_ratio(_norm(a.name), _norm(b.name))
+                addr = fuzz.token_set_ratio(_norm(a.billing_line1), _norm(b.billing_line1)) if a.billing_line1 and b.billing_line1 else 0
+                phone = 100.0 if a.phone and a.phone == b.phone else 0.0
+                email = 100.0 if a.email and b.email and a.email.lower() == b.email.lower() else 0.0
+                score = 0.5 * name + 0.3 * max(addr, email) + 0.2 * phone
+                if name >= 80 and (addr >= 85 or phone or email) and score >= threshold * 0.8:
+                    seen.add(key)
+                    out.append({
+                        "score": round(score, 1),
+                        "a": {"id": a.id, "account_number": a.account_number, "name": a.name, "phone": a.phone, "address": a.billing_line1},
+                        "b": {"id": b.id, "account_number": b.account_number, "name": b.name, "phone": b.phone, "address": b.billing_line1},
+                        "why": {"name": round(name, 1), "address": round(addr, 1), "phone_match": bool(phone), "email_match": bool(email)},
+                    })
+    out.sort(key=lambda d: -d["score"])
+    return out[:limit]

@@ -1,0 +1,6 @@
+"""Imports every area's tables so `Base.metadata` is complete (Alembic, create_all, admin)."""
+
+from opsline.core import events, jobs  # noqa: F401
+from opsline.customers import models as customers_models  # noqa: F401
+from opsline.users import models as users_models  # noqa: F401
+from opsline.api import idempotency  # noqa: F401

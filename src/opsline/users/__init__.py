@@ -1,0 +1,1 @@
+"""Staff users, roles and permissions, and API clients (system tokens)."""

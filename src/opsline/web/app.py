@@ -1,0 +1,94 @@
+"""The FastAPI app factory: pages, REST API, admin, static assets, metrics, and the in-process worker."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
+from starlette.middleware.sessions import SessionMiddleware
+
+from opsline.api import problems
+from opsline.config import Settings, get_settings
+from opsline.core.jobs import Worker
+from opsline.db.session import make_engine, make_sessionmaker
+from opsline.jobs_registry import build_registry
+from opsline.web.security import BodySizeLimit, check_csrf
+
+log = logging.getLogger("opsline.web")
+
+API_DESCRIPTION = """Opsline REST API. Resources follow TM Forum Open API shapes (TMF629 Customer, TMF666 Account ...).
+Authenticate with `Authorization: Bearer <token>` (create one with `opsline api-client create`).
+POST requests accept an `Idempotency-Key` header; repeating a key with the same body replays the first answer.
+Errors are `application/problem+json` (RFC 9457)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_app(*, settings: Settings | None = None, engine: Engine | None = None, clock: Callable[[], datetime] | None = None, start_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    registry = build_registry()
+    clock = clock or _utc_now
+    run_worker = settings.worker_in_process if start_worker is None else start_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if run_worker:
+            worker = Worker(factory, registry, worker_id=f"web-{socket.gethostname()}", clock=clock)
+            worker.start_thread()
+        app.state.worker = worker
+        yield
+        if worker:
+            worker.stop()
+
+    app = FastAPI(
+        title="Opsline API", version="4.0.0", description=API_DESCRIPTION, lifespan=lifespan,
+        dependencies=[Depends(check_csrf)], docs_url="/api/docs", redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = factory
+    app.state.clock = clock
+    app.state.registry = registry
+
+    problems.install(app)
+
+    from opsline.customers import api as customers_api, views as customers_views
+    from opsline.web import auth, pages
+
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+    app.include_router(customers_views.router)
+    app.include_router(customers_api.router)
+
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+
+    from opsline.web.admin import mount_admin
+
+    mount_admin(app, engine=engine, secret_key=settings.secret_key)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    # Middleware order: outermost last. Size limit runs before anything reads the body.
+    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, max_age=settings.session_max_age_seconds, same_site="lax", session_cookie="opsline_session")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app

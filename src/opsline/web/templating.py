@@ -1,0 +1,70 @@
+"""Jinja2 environment, formatting filters, and the render helper every page uses."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from opsline.core.money import Money
+from opsline.users.roles import ROLE_LABELS, Role, allowed
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+# Desks: (label, url, permission). The desk switcher shows those the user's roles allow.
+DESKS: tuple[tuple[str, str, str], ...] = (
+    ("Customers", "/accounts", "customers.view"),
+    ("Work queue", "/jobs", "jobs.view"),
+)
+
+
+def fmt_dt(value: Any, tz: str = "Africa/Johannesburg") -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def fmt_money(value: Any, currency: str | None = None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Money):
+        return str(value)
+    if isinstance(value, int) and currency:
+        return str(Money.from_minor(value, currency))
+    if isinstance(value, (Decimal, str)) and currency:
+        return str(Money.of(value, currency))
+    return str(value)
+
+
+templates.env.filters["dt"] = fmt_dt
+templates.env.filters["money"] = fmt_money
+templates.env.globals["ROLE_LABELS"] = {r.value: label for r, label in ROLE_LABELS.items()}
+
+
+def render(request: Request, template: str, context: dict[str, Any], *, status_code: int = 200, principal: Any = None) -> HTMLResponse:
+    tz = request.app.state.settings.timezone
+    desks = []
+    if principal is not None:
+        desks = [{"label": label, "url": url, "active": request.url.path.startswith(url)} for label, url, perm in DESKS if allowed(principal.roles, perm)]
+        if Role.ADMIN.value in principal.roles:
+            desks.append({"label": "Admin", "url": "/admin/", "active": False})
+    ctx = {"request": request, "principal": principal, "desks": desks, "tz": tz, "csrf_token": request.session.get("csrf", "")}
+    ctx.update(context)
+    return templates.TemplateResponse(request, template, ctx, status_code=status_code)
+
+
+def render_error(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    return templates.TemplateResponse(request, "error.html", {"request": request, "principal": None, "desks": [], "status": status, "title": title, "detail": detail, "csrf_token": ""}, status_code=status)

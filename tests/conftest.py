@@ -1,0 +1,269 @@
+"""Shared fixtures: a migrated database per test on SQLite and (when OPSLINE_TEST_POSTGRES_URL is set) PostgreSQL,
+a fixed clock, an app client signed in as a given role, and a live server for browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from opsline.config import Settings
+from opsline.core.events import Actor
+from opsline.db.migrate import upgrade
+from opsline.db.session import make_engine, make_sessionmaker
+from opsline.seed import seed_reference
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)  # Monday 09:00 in Johannesburg
+PG_URL = os.environ.get("OPSLINE_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def _worker_id(config: pytest.Config) -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("tmpl") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with make_sessionmaker(engine).begin() as s:
+        seed_reference(s, now=NOW)
+    engine.dispose()
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def pg_engine(request: pytest.FixtureRequest) -> Iterator[Engine | None]:
+    if not PG_URL:
+        yield None
+        return
+    url = make_url(PG_URL)
+    dbname = f"{url.database}_{_worker_id(request.config)}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{dbname}"'))
+    engine = make_engine(url.set(database=dbname).render_as_string(hide_password=False))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    with engine.begin() as conn:
+        tables = [r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
+        conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path, sqlite_template: str, pg_engine: Engine | None) -> Iterator[Engine]:
+    """A migrated, seeded, empty database; parametrised over SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(sqlite_template, path)
+        eng = make_engine(f"sqlite:///{path}")
+        yield eng
+        eng.dispose()
+        return
+    assert pg_engine is not None
+    _truncate_all(pg_engine)
+    with make_sessionmaker(pg_engine).begin() as s:
+        seed_reference(s, now=NOW)
+    yield pg_engine
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    s = factory()
+    try:
+        yield s
+    finally:
+        s.rollback()
+        s.close()
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture
+def actor() -> Actor:
+    return Actor(name="tester", roles=frozenset({"admin"}))
+
+
+def test_settings(engine: Engine) -> Settings:
+    return Settings(database_url=engine.url.render_as_string(hide_password=False), secret_key="test-secret-key-0123456789", worker_in_process=False)
+
+
+class Clock:
+    """A controllable clock for the app under test."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def app(engine: Engine, clock: Clock):  # type: ignore[no-untyped-def]
+    from opsline.web.app import create_app
+
+    return create_app(settings=test_settings(engine), engine=engine, clock=clock, start_worker=False)
+
+
+@pytest.fixture
+def make_user(factory: sessionmaker[Session]) -> Callable[..., str]:
+    """Create a staff user with the given roles; returns the username (password 'password123')."""
+    from opsline.users.service import create_user
+
+    counter = iter(range(1, 10_000))
+
+    def make(*roles: str, username: str | None = None) -> str:
+        name = username or f"user{next(counter)}"
+        with factory.begin() as s:
+            create_user(s, username=name, full_name=name.title(), email=f"{name}@example.test", password="password123", roles=list(roles) or ["admin"], now=NOW, actor=Actor.system("test"))
+        return name
+
+    return make
+
+
+@pytest.fixture
+def client_as(app, make_user):  # type: ignore[no-untyped-def]
+    """`client_as("debtors_clerk")` → a TestClient signed in with that role, CSRF header set."""
+    from fastapi.testclient import TestClient
+
+    clients = []
+
+    def make(*roles: str):  # type: ignore[no-untyped-def]
+        username = make_user(*roles)
+        c = TestClient(app, raise_server_exceptions=True)
+        c.__enter__()
+        clients.append(c)
+        c.get("/login")
+        r = c.post("/login", data={"username": username, "password": "password123", "csrf_token": "x"}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        c.headers["X-CSRF-Token"] = csrf_of(c)
+        c.username = username  # type: ignore[attr-defined]
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+def csrf_of(client) -> str:  # type: ignore[no-untyped-def]
+    """Read the CSRF token the server put in the signed session cookie (via a page that embeds it)."""
+    import re
+
+    page = client.get("/jobs")
+    m = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text)
+    assert m, "no CSRF token on page"
+    return m.group(1)
+
+
+@pytest.fixture
+def api_token(factory: sessionmaker[Session]) -> Callable[..., dict[str, str]]:
+    """`api_token("admin")` → headers with a bearer token for a new API client with those roles."""
+    from opsline.users.service import create_api_client
+
+    counter = iter(range(1, 10_000))
+
+    def make(*roles: str) -> dict[str, str]:
+        with factory.begin() as s:
+            _, tok = create_api_client(s, name=f"system{next(counter)}", roles=list(roles) or ["admin"], now=NOW, actor=Actor.system("test"))
+        return {"Authorization": f"Bearer {tok}"}
+
+    return make
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(tmp_path, sqlite_template: str):  # type: ignore[no-untyped-def]
+    """The real app on a real port (uvicorn in a thread) over a fresh SQLite database with demo data."""
+    import uvicorn
+
+    from opsline.demo import run_demo
+    from opsline.web.app import create_app
+
+    path = tmp_path / "live.db"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    run_demo(engine, accounts=60, now=NOW)
+    settings = Settings(database_url=f"sqlite:///{path}", secret_key="test-secret-key-0123456789", worker_in_process=True)
+    app = create_app(settings=settings, engine=engine, start_worker=True)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 15
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "live server did not start"
+    yield {"url": f"http://127.0.0.1:{port}", "engine": engine}
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; `make test` installs it with apt-get")
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live_server):  # type: ignore[no-untyped-def]
+    ctx = browser.new_context(base_url=live_server["url"])
+    pg = ctx.new_page()
+    pg.set_default_timeout(10_000)
+    yield pg
+    ctx.close()
+
+
+def sign_in(page, username: str, password: str = "opsline-demo") -> None:  # type: ignore[no-untyped-def]
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")

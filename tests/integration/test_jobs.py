@@ -1,0 +1,105 @@
+"""The job table: outbox semantics, retries with backoff, leases, idempotency keys, per-account serial keys."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from opsline.core import events
+from opsline.core.events import Actor, AuditEvent
+from opsline.core.jobs import Job, Registry, Worker, claim, enqueue, run_claimed
+
+
+def _registry(calls: list, fail_times: int = 0) -> Registry:
+    reg = Registry()
+    state = {"fails": fail_times}
+
+    @reg.register("test.echo")
+    def echo(session, payload, now):  # type: ignore[no-untyped-def]
+        if state["fails"] > 0:
+            state["fails"] -= 1
+            raise RuntimeError("partner down")
+        calls.append(payload["n"])
+        events.record(session, now=now, actor=Actor.system("test"), entity_type="test", entity_id=payload["n"], action="echoed")
+        return {"ok": payload["n"]}
+
+    return reg
+
+
+def test_job_enqueued_in_a_rolled_back_transaction_never_runs(factory, now):
+    s = factory()
+    enqueue(s, kind="test.echo", payload={"n": 1}, now=now)
+    s.rollback()
+    s.close()
+    calls: list = []
+    assert Worker(factory, _registry(calls), worker_id="w", clock=lambda: now).drain() == 0
+    assert calls == []
+
+
+def test_repeated_idempotency_key_enqueues_one_job(factory, now):
+    with factory.begin() as s:
+        enqueue(s, kind="test.echo", payload={"n": 1}, now=now, idempotency_key="k1")
+        enqueue(s, kind="test.echo", payload={"n": 1}, now=now, idempotency_key="k1")
+    with factory() as s:
+        assert len(s.execute(select(Job)).scalars().all()) == 1
+
+
+def test_failed_job_is_retried_with_backoff_then_succeeds(factory, now):
+    calls: list = []
+    reg = _registry(calls, fail_times=1)
+    with factory.begin() as s:
+        enqueue(s, kind="test.echo", payload={"n": 7}, now=now)
+    w = Worker(factory, reg, worker_id="w", clock=lambda: now)
+    assert w.drain() == 1
+    with factory() as s:
+        job = s.execute(select(Job)).scalar_one()
+        assert job.state == "queued" and job.attempts == 1 and "partner down" in job.last_error
+        assert job.run_at > now
+    assert w.drain() == 0  # not due yet
+    later = Worker(factory, reg, worker_id="w", clock=lambda: now + timedelta(minutes=1))
+    assert later.drain() == 1
+    assert calls == [7]
+    with factory() as s:
+        assert s.execute(select(Job.state)).scalar_one() == "done"
+
+
+def test_job_dies_after_max_attempts(factory, now):
+    reg = _registry([], fail_times=99)
+    with factory.begin() as s:
+        enqueue(s, kind="test.echo", payload={"n": 1}, now=now, max_attempts=2)
+    t = now
+    for _ in range(3):
+        Worker(factory, reg, worker_id="w", clock=lambda: t).drain()
+        t = t + timedelta(hours=2)
+    with factory() as s:
+        assert s.execute(select(Job.state)).scalar_one() == "dead"
+
+
+def test_crashed_workers_job_is_reclaimed_after_its_lease(factory, now):
+    calls: list = []
+    reg = _registry(calls)
+    with factory.begin() as s:
+        enqueue(s, kind="test.echo", payload={"n": 3}, now=now)
+    crashed = claim(factory, worker_id="crashed", now=now, lease=timedelta(minutes=5))
+    assert crashed is not None
+    assert claim(factory, worker_id="other", now=now + timedelta(minutes=1)) is None
+    job = claim(factory, worker_id="other", now=now + timedelta(minutes=6))
+    assert job is not None and job.attempts == 2
+    assert run_claimed(factory, reg, job, worker_id="other", now=now + timedelta(minutes=6))
+    # the crashed worker waking up cannot complete the job a second time
+    assert not run_claimed(factory, reg, crashed, worker_id="crashed", now=now + timedelta(minutes=7))
+    # handlers run at least once; their database effects commit exactly once
+    with factory() as s:
+        assert len(s.execute(select(AuditEvent).where(AuditEvent.action == "echoed")).scalars().all()) == 1
+
+
+def test_jobs_with_the_same_serial_key_run_one_at_a_time_in_order(factory, now):
+    with factory.begin() as s:
+        enqueue(s, kind="test.echo", payload={"n": 1}, now=now, serial_key="account:1")
+        enqueue(s, kind="test.echo", payload={"n": 2}, now=now, serial_key="account:1")
+        enqueue(s, kind="test.echo", payload={"n": 3}, now=now, serial_key="account:2")
+    first = claim(factory, worker_id="a", now=now)
+    second = claim(factory, worker_id="b", now=now)
+    third = claim(factory, worker_id="c", now=now)
+    assert first is not None and first.payload["n"] == 1
+    assert second is not None and second.payload["n"] == 3  # account:1's second job waits
+    assert third is None
