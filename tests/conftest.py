@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from opsline.config import Settings
 from opsline.core.events import Actor
-from opsline.db.migrate import upgrade
 from opsline.db.session import make_engine, make_sessionmaker
 from opsline.seed import seed_reference
 
@@ -35,7 +34,7 @@ def _worker_id(config: pytest.Config) -> str:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("tmpl") / "template.db"
     engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
+    create_schema(engine)
     with make_sessionmaker(engine).begin() as s:
         seed_reference(s, now=NOW)
     engine.dispose()
@@ -54,12 +53,20 @@ def pg_engine(request: pytest.FixtureRequest) -> Iterator[Engine | None]:
         c.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{dbname}"'))
     engine = make_engine(url.set(database=dbname).render_as_string(hide_password=False))
-    upgrade(engine)
+    create_schema(engine)
     yield engine
     engine.dispose()
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
     admin.dispose()
+
+
+def create_schema(engine: Engine) -> None:
+    """Tables straight from the models (fast; tests/integration/test_migrations.py checks the migrations match)."""
+    import opsline.models  # noqa: F401
+    from opsline.db.base import metadata
+
+    metadata.create_all(engine)
 
 
 def _truncate_all(engine: Engine) -> None:

@@ -153,7 +153,15 @@ def client_create(name: str, roles: Annotated[str, typer.Option(help="Comma-sepa
     console.print(f"token for {name}: [bold]{token}[/bold]")
 
 
-# Area commands are registered here (each area keeps its command functions in its own cli.py).
+def _add_area_commands() -> None:
+    from opsline.areas import load_areas
+
+    for area in load_areas():
+        if area.cli is not None:
+            area.cli(app)
+
+
+_add_area_commands()
 
 
 if __name__ == "__main__":

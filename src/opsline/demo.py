@@ -247,12 +247,10 @@ def add_memos_and_duplicates(ctx: DemoContext) -> None:
 
 
 def demo_steps() -> list[tuple[str, Callable[[DemoContext], None]]]:
-    """Demo steps in order; each area appends its own (catalog, orders, billing, cases ...)."""
-    return [
-        ("users", add_users),
-        ("customers", load_customers),
-        ("memos", add_memos_and_duplicates),
-    ]
+    """Every area's demo steps, in area order (customers before catalog before orders ...)."""
+    from opsline.areas import load_areas
+
+    return [step for area in load_areas() for step in area.demo_steps]
 
 
 def run_demo(engine: Engine, *, accounts: int, now: datetime, seed: int = 20261123, progress: ProgressLike | None = None, steps: list[str] | None = None) -> dict[str, int]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from opsline.areas import load_areas
 from opsline.core.jobs import Registry
 
 
 def build_registry() -> Registry:
     registry = Registry()
-    # Each area with background work exposes `register_jobs(registry)`; add new areas here.
+    for area in load_areas():
+        if area.register_jobs is not None:
+            area.register_jobs(registry)
     return registry

@@ -24,8 +24,10 @@ def seed_customers(session: Session, *, now: datetime) -> None:
 
 
 def seeders() -> list[Callable[..., None]]:
-    """Reference-data seeders in dependency order; areas add theirs here."""
-    return [seed_customers]
+    """Reference-data seeders of every area, in area order."""
+    from opsline.areas import load_areas
+
+    return [a.seed for a in load_areas() if a.seed is not None]
 
 
 def seed_reference(session: Session, *, now: datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from functools import lru_cache
 
 
 class Role(enum.StrEnum):
@@ -62,7 +63,19 @@ def allowed(roles: frozenset[str] | set[str], permission: str) -> bool:
     """Admins may do everything; unknown permissions are denied."""
     if Role.ADMIN.value in roles:
         return True
-    granted = PERMISSIONS.get(permission)
+    granted = all_permissions().get(permission)
     if granted is None:
         return False
-    return any(r in roles for r in (g.value for g in granted))
+    return any(r in roles for r in granted)
+
+
+@lru_cache(maxsize=1)
+def all_permissions() -> dict[str, frozenset[str]]:
+    """The permissions above plus those each area declares."""
+    from opsline.areas import load_areas
+
+    merged: dict[str, set[str]] = {k: {r.value for r in v} for k, v in PERMISSIONS.items()}
+    for area in load_areas():
+        for perm, roles in area.permissions.items():
+            merged.setdefault(perm, set()).update(str(r) for r in roles)
+    return {k: frozenset(v) for k, v in merged.items()}

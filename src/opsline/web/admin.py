@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette_admin.contrib.sqla import Admin, ModelView
 
-from opsline.customers.models import Segment, ValueTier
 from opsline.users.models import User
 
 
@@ -36,11 +35,10 @@ class ReferenceView(ModelView):
 
 
 def reference_views() -> list[ModelView]:
-    """Every reference-data table an operator may edit. Areas add their views here."""
-    return [
-        ReferenceView(Segment, icon="fa fa-tags", display_name="Segments"),
-        ReferenceView(ValueTier, icon="fa fa-star", display_name="Value tiers"),
-    ]
+    """Every area's reference-data views (catalog, tax rates, SLA policies ...)."""
+    from opsline.areas import load_areas
+
+    return [v for a in load_areas() if a.admin_views for v in a.admin_views()]
 
 
 def mount_admin(app, *, engine: Engine, secret_key: str) -> None:  # type: ignore[no-untyped-def]

@@ -66,13 +66,14 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
 
     problems.install(app)
 
-    from opsline.customers import api as customers_api, views as customers_views
+    from opsline.areas import load_areas
     from opsline.web import auth, pages
 
     app.include_router(auth.router)
     app.include_router(pages.router)
-    app.include_router(customers_views.router)
-    app.include_router(customers_api.router)
+    for area in load_areas():
+        for router in area.routers() if area.routers else []:
+            app.include_router(router)
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 

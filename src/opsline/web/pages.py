@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from opsline.core.errors import NotAuthenticated
 from opsline.core.jobs import Job, stuck_jobs
 from opsline.web.deps import DB, Now, Principal, get_principal, require
-from opsline.web.templating import DESKS, render
+from opsline.web.templating import desks, render
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/", response_model=None)
 def home(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> RedirectResponse:
-    for _label, url, perm in DESKS:
+    for _label, url, perm in desks():
         if principal.can(perm):
             return RedirectResponse(url, status_code=303)
     raise NotAuthenticated("no desk for your roles")

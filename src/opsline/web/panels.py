@@ -21,6 +21,7 @@ class Panel:
 
 
 def account_panels() -> list[Panel]:
-    """The panels in page order. Areas add theirs here."""
-    panels: list[Panel] = []
-    return panels
+    """Every area's panels, in area order."""
+    from opsline.areas import load_areas
+
+    return [p for a in load_areas() if a.panels for p in a.panels()]

@@ -18,11 +18,11 @@ from opsline.users.roles import ROLE_LABELS, Role, allowed
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
-# Desks: (label, url, permission). The desk switcher shows those the user's roles allow.
-DESKS: tuple[tuple[str, str, str], ...] = (
-    ("Customers", "/accounts", "customers.view"),
-    ("Work queue", "/jobs", "jobs.view"),
-)
+def desks() -> list[tuple[str, str, str]]:
+    """Desks (label, url, permission) from every area, then the background-work page."""
+    from opsline.areas import load_areas
+
+    return [d for a in load_areas() for d in a.desks] + [("Background work", "/jobs", "jobs.view")]
 
 
 def fmt_dt(value: Any, tz: str = "Africa/Johannesburg") -> str:
@@ -58,7 +58,7 @@ def render(request: Request, template: str, context: dict[str, Any], *, status_c
     tz = request.app.state.settings.timezone
     desks = []
     if principal is not None:
-        desks = [{"label": label, "url": url, "active": request.url.path.startswith(url)} for label, url, perm in DESKS if allowed(principal.roles, perm)]
+        desks = [{"label": label, "url": url, "active": request.url.path.startswith(url)} for label, url, perm in desks() if allowed(principal.roles, perm)]
         if Role.ADMIN.value in principal.roles:
             desks.append({"label": "Admin", "url": "/admin/", "active": False})
     ctx = {"request": request, "principal": principal, "desks": desks, "tz": tz, "csrf_token": request.session.get("csrf", "")}
