@@ -274,3 +274,26 @@ def sign_in(page, username: str, password: str = "opsline-demo") -> None:  # typ
     page.fill("#password", password)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+def run_schemathesis(app, headers: dict[str, str], path_regex: str, *, max_examples: int = 15) -> int:  # type: ignore[no-untyped-def]
+    """Call every operation under `path_regex` with generated data from our /openapi.json;
+    assert no 5xx and that successful bodies match their documented schema. Returns the operation count."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [r.ok() for r in schema.include(path_regex=path_regex).get_all_operations()]
+    assert operations, f"no operations match {path_regex}"
+    for operation in operations:
+
+        @settings(max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+        @given(case=operation.as_strategy())
+        def check(case):  # type: ignore[no-untyped-def]
+            response = case.call(headers=headers)
+            case.validate_response(response, checks=[not_a_server_error] + ([response_schema_conformance] if response.status_code < 400 else []))
+
+        check()
+    return len(operations)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import Response
+from typing import Annotated
+
+from fastapi import Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -60,3 +62,8 @@ def dump(model: BaseModel) -> dict[str, Any]:
 
 
 PAGE_LIMIT_MAX = 1000
+
+# Shared parameter types: bounded so nonsense never reaches the database (SQLite INTEGER is 64-bit).
+ResourceId = Annotated[int, Path(ge=1, le=2**53, description="Resource id")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")]
+Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX, description="Items per page")]

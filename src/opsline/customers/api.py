@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from opsline.api.idempotency import run_idempotent
-from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, RelatedParty, TimePeriod, TMFModel, dump, page_headers
+from opsline.api.tmf import Characteristic, Limit, Offset, ResourceId, RelatedParty, TimePeriod, TMFModel, dump, page_headers
 from opsline.customers import service
 from opsline.customers.models import Account
 from opsline.customers.schemas import AccountIn, AccountUpdate
@@ -148,7 +148,7 @@ def _fields_from_tmf(body: CustomerCreate | CustomerUpdate) -> dict[str, Any]:
 @router.get(CUSTOMER_BASE, response_model=list[Customer], response_model_by_alias=True, response_model_exclude_none=True)
 def list_customers(
     db: DB, response: Response, principal: Annotated[Principal, Depends(require("customers.view"))],
-    name: str | None = None, status: str | None = None, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
+    name: str | None = None, status: str | None = None, offset: Offset = 0, limit: Limit = 50,
 ) -> list[Customer]:
     page_size = limit
     page = offset // page_size + 1
@@ -160,7 +160,7 @@ def list_customers(
 
 
 @router.get(CUSTOMER_BASE + "/{id}", response_model=Customer, response_model_by_alias=True, response_model_exclude_none=True)
-def get_customer(id: int, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))]) -> Customer:
+def get_customer(id: ResourceId, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))]) -> Customer:
     return customer_out(service.get_account(db, account_id=id))
 
 
@@ -183,7 +183,7 @@ def create_customer(
 
 @router.patch(CUSTOMER_BASE + "/{id}", response_model=Customer, response_model_by_alias=True, response_model_exclude_none=True)
 def patch_customer(
-    id: int, body: CustomerUpdate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("customers.edit"))],
+    id: ResourceId, body: CustomerUpdate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("customers.edit"))],
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> Customer:
     acc = service.get_account(db, account_id=id)
@@ -196,7 +196,7 @@ def patch_customer(
 @router.get(ACCOUNT_BASE, response_model=list[BillingAccount], response_model_by_alias=True, response_model_exclude_none=True)
 def list_billing_accounts(
     db: DB, response: Response, principal: Annotated[Principal, Depends(require("customers.view"))],
-    name: str | None = None, state: str | None = None, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
+    name: str | None = None, state: str | None = None, offset: Offset = 0, limit: Limit = 50,
 ) -> list[BillingAccount]:
     res = service.search_accounts(db, q=name, status=state, page=offset // limit + 1, page_size=limit)
     accounts = [service.get_account(db, account_id=i["id"]) for i in res["items"]]
@@ -205,5 +205,5 @@ def list_billing_accounts(
 
 
 @router.get(ACCOUNT_BASE + "/{id}", response_model=BillingAccount, response_model_by_alias=True, response_model_exclude_none=True)
-def get_billing_account(id: int, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))]) -> BillingAccount:
+def get_billing_account(id: ResourceId, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))]) -> BillingAccount:
     return billing_account_out(service.get_account(db, account_id=id))

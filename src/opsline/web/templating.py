@@ -56,12 +56,12 @@ templates.env.globals["ROLE_LABELS"] = {r.value: label for r, label in ROLE_LABE
 
 def render(request: Request, template: str, context: dict[str, Any], *, status_code: int = 200, principal: Any = None) -> HTMLResponse:
     tz = request.app.state.settings.timezone
-    desks = []
+    nav = []
     if principal is not None:
-        desks = [{"label": label, "url": url, "active": request.url.path.startswith(url)} for label, url, perm in desks() if allowed(principal.roles, perm)]
+        nav = [{"label": label, "url": url, "active": request.url.path.startswith(url)} for label, url, perm in desks() if allowed(principal.roles, perm)]
         if Role.ADMIN.value in principal.roles:
-            desks.append({"label": "Admin", "url": "/admin/", "active": False})
-    ctx = {"request": request, "principal": principal, "desks": desks, "tz": tz, "csrf_token": request.session.get("csrf", "")}
+            nav.append({"label": "Admin", "url": "/admin/", "active": False})
+    ctx = {"request": request, "principal": principal, "desks": nav, "tz": tz, "csrf_token": request.session.get("csrf", "")}
     ctx.update(context)
     return templates.TemplateResponse(request, template, ctx, status_code=status_code)
 

@@ -1,0 +1,175 @@
+"""Invoice lifecycle (one transition table) and the read side of invoices: lists, detail, lines with explanations."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from opsline.core import events
+from opsline.core.errors import NotFound, TransitionNotAllowed
+from opsline.core.events import Actor
+
+
+class InvoiceState(enum.StrEnum):
+    DRAFT = "draft"
+    NEW = "new"
+    ON_HOLD = "onHold"
+    VALIDATED = "validated"
+    SENT = "sent"
+    PARTIALLY_PAID = "partiallyPaid"
+    SETTLED = "settled"
+
+
+# state -> {action: next state}. Finalisation (draft -> new) belongs to the bill run; payments drive the paid states.
+TRANSITIONS: dict[str, dict[str, str]] = {
+    InvoiceState.NEW: {"hold": InvoiceState.ON_HOLD, "validate": InvoiceState.VALIDATED, "send": InvoiceState.SENT},
+    InvoiceState.ON_HOLD: {"release": InvoiceState.NEW},
+    InvoiceState.VALIDATED: {"hold": InvoiceState.ON_HOLD, "send": InvoiceState.SENT},
+    InvoiceState.SENT: {"part_pay": InvoiceState.PARTIALLY_PAID, "settle": InvoiceState.SETTLED},
+    InvoiceState.PARTIALLY_PAID: {"settle": InvoiceState.SETTLED, "reopen": InvoiceState.SENT},
+    InvoiceState.SETTLED: {"reopen": InvoiceState.SENT},
+}
+# What a person may do from the UI or the API PATCH; the rest happen through delivery and payments.
+MANUAL_ACTIONS = {"hold", "release", "validate"}
+ACTION_LABELS = {"hold": "Put on hold", "release": "Release hold", "validate": "Validate", "send": "Mark sent", "part_pay": "Part-paid", "settle": "Settled", "reopen": "Reopen"}
+
+
+class InvoiceTransitionNotAllowed(TransitionNotAllowed):
+    pass
+
+
+def _models():  # the bill-run models live in the parent package
+    from opsline.billing import models as m
+
+    return m
+
+
+def allowed_actions(state: str, *, manual_only: bool = False) -> list[str]:
+    acts = list(TRANSITIONS.get(state, {}))
+    return [a for a in acts if a in MANUAL_ACTIONS] if manual_only else acts
+
+
+def get_invoice_row(session: Session, *, invoice_id: int, lock: bool = False) -> Any:
+    """The invoice ORM row. Raises NotFound."""
+    m = _models()
+    q = select(m.Invoice).where(m.Invoice.id == invoice_id)
+    if lock:
+        q = q.with_for_update()
+    inv = session.execute(q).scalar_one_or_none()
+    if inv is None:
+        raise NotFound(f"invoice {invoice_id} does not exist")
+    return inv
+
+
+def transition(session: Session, *, invoice_id: int, action: str, now: datetime, actor: Actor, reason: str | None = None, manual: bool = False) -> list[str]:
+    """Move an invoice along its lifecycle; returns the actions allowed next.
+    Raises NotFound, InvoiceTransitionNotAllowed (unknown action from this state, or a draft)."""
+    inv = get_invoice_row(session, invoice_id=invoice_id, lock=True)
+    nexts = TRANSITIONS.get(inv.state, {})
+    if action not in nexts or (manual and action not in MANUAL_ACTIONS):
+        raise InvoiceTransitionNotAllowed(
+            f"invoice {inv.number or inv.id} is {inv.state}; '{action}' is not allowed (allowed: {', '.join(allowed_actions(inv.state, manual_only=manual)) or 'none'})",
+            field="state",
+        )
+    before = inv.state
+    inv.state = str(nexts[action])
+    session.flush()
+    events.record(session, now=now, actor=actor, entity_type="invoice", entity_id=inv.id, action=action, account_id=inv.account_id, reason=reason,
+                  before={"state": before}, after={"state": inv.state})
+    return allowed_actions(inv.state)
+
+
+def transition_to(session: Session, *, invoice_id: int, state: str, now: datetime, actor: Actor, reason: str | None = None, manual: bool = True) -> list[str]:
+    """Transition by target state (the TMF PATCH shape). Raises as `transition`."""
+    inv = get_invoice_row(session, invoice_id=invoice_id)
+    if inv.state == state:
+        return allowed_actions(inv.state)
+    action = next((a for a, s in TRANSITIONS.get(inv.state, {}).items() if s == state), f"to:{state}")
+    return transition(session, invoice_id=invoice_id, action=action, now=now, actor=actor, reason=reason, manual=manual)
+
+
+def invoice_dict(inv: Any) -> dict[str, Any]:
+    return {
+        "id": inv.id, "account_id": inv.account_id, "bill_run_id": inv.bill_run_id, "kind": inv.kind, "period_start": inv.period_start,
+        "period_end": inv.period_end, "number": inv.number, "state": inv.state, "currency": inv.currency, "subtotal_minor": inv.subtotal_minor,
+        "tax_minor": inv.tax_minor, "total_minor": inv.total_minor, "issued_at": inv.issued_at, "due_date": inv.due_date, "created_at": inv.created_at,
+        "version": inv.version,
+    }
+
+
+def line_dict(ln: Any) -> dict[str, Any]:
+    return {
+        "id": ln.id, "invoice_id": ln.invoice_id, "account_id": ln.account_id, "product_id": ln.product_id, "offering_id": ln.offering_id,
+        "price_id": ln.price_id, "kind": ln.kind, "description": ln.description, "period_start": ln.period_start, "period_end": ln.period_end,
+        "quantity": ln.quantity, "unit_amount_minor": ln.unit_amount_minor, "amount_minor": ln.amount_minor, "tax_rate_code": ln.tax_rate_code,
+        "tax_minor": ln.tax_minor, "total_minor": ln.total_minor, "currency": ln.currency, "explanation": ln.explanation,
+    }
+
+
+def list_invoices(
+    session: Session, *, account_id: int | None = None, state: str | None = None, issued_from: date | None = None, issued_to: date | None = None,
+    period_start: date | None = None, finalised_only: bool = False, offset: int = 0, limit: int = 50,
+) -> dict[str, Any]:
+    """A page of invoices (newest first) with the account name, and the total count for the filters."""
+    from opsline.customers.models import Account
+
+    m = _models()
+    inv = m.Invoice
+    conds = []
+    if account_id is not None:
+        conds.append(inv.account_id == account_id)
+    if state:
+        conds.append(inv.state == state)
+    if finalised_only:
+        conds.append(inv.number.is_not(None))
+    if period_start:
+        conds.append(inv.period_start == period_start)
+    if issued_from:
+        conds.append(inv.issued_at >= datetime.combine(issued_from, datetime.min.time()).astimezone())
+    if issued_to:
+        conds.append(inv.issued_at < datetime.combine(issued_to, datetime.min.time()).astimezone())
+    total = session.execute(select(func.count()).select_from(inv).where(*conds)).scalar_one()
+    rows = session.execute(
+        select(inv, Account.name, Account.account_number).join(Account, Account.id == inv.account_id).where(*conds).order_by(inv.id.desc()).offset(offset).limit(limit)
+    ).all()
+    items = [invoice_dict(r[0]) | {"account_name": r[1], "account_number": r[2]} for r in rows]
+    return {"items": items, "total": total, "offset": offset, "limit": limit}
+
+
+def get_invoice(session: Session, *, invoice_id: int) -> dict[str, Any]:
+    """An invoice with its lines. Raises NotFound."""
+    m = _models()
+    inv = get_invoice_row(session, invoice_id=invoice_id)
+    lines = session.execute(select(m.InvoiceLine).where(m.InvoiceLine.invoice_id == invoice_id).order_by(m.InvoiceLine.id)).scalars()
+    return invoice_dict(inv) | {"lines": [line_dict(ln) for ln in lines], "actions": allowed_actions(inv.state)}
+
+
+def list_lines(session: Session, *, invoice_id: int | None = None, account_id: int | None = None, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    """Invoice lines of finalised invoices (the TMF AppliedCustomerBillingRate), optionally for one invoice or account."""
+    m = _models()
+    q = select(m.InvoiceLine, m.Invoice.issued_at, m.Invoice.number).join(m.Invoice, m.Invoice.id == m.InvoiceLine.invoice_id)
+    if invoice_id is not None:
+        q = q.where(m.InvoiceLine.invoice_id == invoice_id)
+    if account_id is not None:
+        q = q.where(m.InvoiceLine.account_id == account_id)
+    rows = session.execute(q.order_by(m.InvoiceLine.id).offset(offset).limit(limit)).all()
+    return [line_dict(r[0]) | {"issued_at": r[1], "invoice_number": r[2]} for r in rows]
+
+
+def get_line(session: Session, *, line_id: int) -> dict[str, Any]:
+    """One invoice line. Raises NotFound."""
+    m = _models()
+    row = session.execute(select(m.InvoiceLine, m.Invoice.issued_at, m.Invoice.number).join(m.Invoice, m.Invoice.id == m.InvoiceLine.invoice_id).where(m.InvoiceLine.id == line_id)).first()
+    if row is None:
+        raise NotFound(f"invoice line {line_id} does not exist")
+    return line_dict(row[0]) | {"issued_at": row[1], "invoice_number": row[2]}
+
+
+def tax_rates(session: Session) -> dict[str, Any]:
+    """Tax rate code -> rate (Decimal) and name."""
+    m = _models()
+    return {t.code: {"rate": t.rate, "name": t.name} for t in session.execute(select(m.TaxRate)).scalars()}

@@ -1,0 +1,5 @@
+"""catalog views routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""inventory api routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""inventory views routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""orders api routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""orders views routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
