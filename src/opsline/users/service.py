@@ -58,6 +58,7 @@ def authenticate(session: Session, *, username: str, password: str, now: datetim
     except (VerificationError, InvalidHashError) as exc:
         raise NotAuthenticated("wrong username or password") from exc
     user.last_login_at = now
+    events.record(session, now=now, actor=Actor(name=user.username, user_id=user.id), entity_type="user", entity_id=user.id, action="signed_in")
     return user
 
 
