@@ -121,7 +121,7 @@ class ContractTerm(Base):
 
     __table_args__ = (
         CheckConstraint("customer_kind IN ('consumer','juristic')", name="customer_kind"),
-        UniqueConstraint("months", "customer_kind", name="months_kind"),
+        UniqueConstraint("months", "customer_kind"),
     )
 
     def __str__(self) -> str:
@@ -141,5 +141,5 @@ class OfferingEquipment(Base):
 
     __table_args__ = (
         CheckConstraint("owner IN ('fno','isp_loaned','customer_owned')", name="owner"),
-        UniqueConstraint("offering_id", "equipment_offering_id", name="offering_equipment"),
+        UniqueConstraint("offering_id", "equipment_offering_id"),
     )

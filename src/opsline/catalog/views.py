@@ -1,5 +1,36 @@
-"""catalog views routes."""
+"""Catalog page: offerings with the prices valid on a date, filterable by kind and partner."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from opsline.catalog import service
+from opsline.web.deps import DB, Now, Principal, require
+from opsline.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+View = Annotated[Principal, Depends(require("catalog.view"))]
+KINDS = ("fibre", "mobile", "b2b_link", "service", "equipment")
+
+
+@router.get("/catalog", response_class=HTMLResponse)
+def catalog_page(request: Request, db: DB, now: Now, principal: View, kind: str = "", partner: str = "", q: str = "", on: str = "") -> HTMLResponse:
+    from opsline.orders.service import local_date
+
+    try:
+        day = date.fromisoformat(on) if on else local_date(now)
+    except ValueError:
+        day = local_date(now)
+    rows = service.list_offerings(db, on=day, kind=kind or None, partner_code=partner or None, q=q or None, active=None, limit=500)
+    partners = sorted({o["partner_code"] for o in service.list_offerings(db, on=None, active=None, limit=1000) if o["partner_code"]})
+    return render(request, "catalog/catalog.html", {"offerings": rows, "filters": {"kind": kind, "partner": partner, "q": q, "on": day.isoformat()}, "kinds": KINDS, "partners": partners}, principal=principal)
+
+
+@router.get("/catalog/{offering_id}", response_class=HTMLResponse)
+def offering_page(request: Request, offering_id: int, db: DB, now: Now, principal: View) -> HTMLResponse:
+    o = service.offering_detail(db, offering_id=offering_id, on=None)
+    return render(request, "catalog/offering.html", {"o": o}, principal=principal)

@@ -80,7 +80,7 @@ class Quote(Base):
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         CheckConstraint("state IN ('inProgress','pending','approved','accepted','rejected','cancelled')", name="state"),
-        UniqueConstraint("account_id", "external_id", name="account_external"),
+        UniqueConstraint("account_id", "external_id"),
     )
 
 
@@ -126,7 +126,7 @@ class ProductOrder(Base):
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         CheckConstraint(f"state IN ({_ORDER_STATES})", name="state"),
-        UniqueConstraint("account_id", "external_id", name="account_external"),
+        UniqueConstraint("account_id", "external_id"),
         Index("ix_product_order_state_created", "state", "created_at"),
         Index("ix_product_order_account", "account_id", "id"),
     )

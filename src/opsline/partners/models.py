@@ -104,7 +104,7 @@ class PartnerServiceOrder(Base):
     id: Mapped[IdPk]
     partner_code: Mapped[str] = mapped_column(String(30), ForeignKey("partner.code"))
     account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
-    product_id: Mapped[int] = mapped_column(BigInteger)
+    product_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("product.id"))
     order_item_id: Mapped[int | None] = mapped_column(BigInteger)
     site_id: Mapped[int | None] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(10))

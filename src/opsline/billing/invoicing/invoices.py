@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,14 +14,7 @@ from opsline.core.errors import NotFound, TransitionNotAllowed
 from opsline.core.events import Actor
 
 
-class InvoiceState(enum.StrEnum):
-    DRAFT = "draft"
-    NEW = "new"
-    ON_HOLD = "onHold"
-    VALIDATED = "validated"
-    SENT = "sent"
-    PARTIALLY_PAID = "partiallyPaid"
-    SETTLED = "settled"
+from opsline.billing.models import InvoiceState  # noqa: E402  (the state column and its CHECK belong to the bill-run tables)
 
 
 # state -> {action: next state}. Finalisation (draft -> new) belongs to the bill run; payments drive the paid states.
@@ -36,6 +29,9 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 # What a person may do from the UI or the API PATCH; the rest happen through delivery and payments.
 MANUAL_ACTIONS = {"hold", "release", "validate"}
 ACTION_LABELS = {"hold": "Put on hold", "release": "Release hold", "validate": "Validate", "send": "Mark sent", "part_pay": "Part-paid", "settle": "Settled", "reopen": "Reopen"}
+
+
+SAST = ZoneInfo("Africa/Johannesburg")
 
 
 class InvoiceTransitionNotAllowed(TransitionNotAllowed):
@@ -80,6 +76,12 @@ def transition(session: Session, *, invoice_id: int, action: str, now: datetime,
     session.flush()
     events.record(session, now=now, actor=actor, entity_type="invoice", entity_id=inv.id, action=action, account_id=inv.account_id, reason=reason,
                   before={"state": before}, after={"state": inv.state})
+    if action == "release":
+        # delivery skipped held invoices; a released one is sent now (the delivery record still stops a second send)
+        from opsline.core import jobs
+
+        jobs.enqueue(session, kind="invoicing.email_invoice", payload={"invoice_id": inv.id}, now=now,
+                     idempotency_key=f"invoicing.email_invoice:{inv.id}:release:{now.isoformat()}", serial_key=f"invoice:{inv.id}")
     return allowed_actions(inv.state)
 
 
@@ -129,9 +131,9 @@ def list_invoices(
     if period_start:
         conds.append(inv.period_start == period_start)
     if issued_from:
-        conds.append(inv.issued_at >= datetime.combine(issued_from, datetime.min.time()).astimezone())
+        conds.append(inv.issued_at >= datetime.combine(issued_from, datetime.min.time()).replace(tzinfo=SAST))
     if issued_to:
-        conds.append(inv.issued_at < datetime.combine(issued_to, datetime.min.time()).astimezone())
+        conds.append(inv.issued_at < datetime.combine(issued_to, datetime.min.time()).replace(tzinfo=SAST))
     total = session.execute(select(func.count()).select_from(inv).where(*conds)).scalar_one()
     rows = session.execute(
         select(inv, Account.name, Account.account_number).join(Account, Account.id == inv.account_id).where(*conds).order_by(inv.id.desc()).offset(offset).limit(limit)
@@ -146,6 +148,16 @@ def get_invoice(session: Session, *, invoice_id: int) -> dict[str, Any]:
     inv = get_invoice_row(session, invoice_id=invoice_id)
     lines = session.execute(select(m.InvoiceLine).where(m.InvoiceLine.invoice_id == invoice_id).order_by(m.InvoiceLine.id)).scalars()
     return invoice_dict(inv) | {"lines": [line_dict(ln) for ln in lines], "actions": allowed_actions(inv.state)}
+
+
+def lines_by_invoice(session: Session, *, invoice_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Invoice id -> its lines, in one query (list pages and the TMF list avoid one query per invoice)."""
+    m = _models()
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in invoice_ids}
+    if invoice_ids:
+        for ln in session.execute(select(m.InvoiceLine).where(m.InvoiceLine.invoice_id.in_(invoice_ids)).order_by(m.InvoiceLine.id)).scalars():
+            out[ln.invoice_id].append(line_dict(ln))
+    return out
 
 
 def list_lines(session: Session, *, invoice_id: int | None = None, account_id: int | None = None, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:

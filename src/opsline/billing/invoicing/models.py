@@ -217,4 +217,21 @@ class UsageRejected(Base):
     rejected_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_usage_rejected_file", "source_file", "source_line"),)
+    __table_args__ = (Index("ix_usage_rejected_file", "source_file", "source_line"), Index("ix_usage_rejected_external_id", "external_id"))
+
+
+class RerateAdjustment(Base):
+    """What re-rating already corrected on a finalised invoice (signed, ex tax: - credited, + debited), so a re-run corrects only what is left."""
+
+    __tablename__ = "rerate_adjustment"
+
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    invoice_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("invoice.id"), index=True)
+    invoice_line_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("invoice_line.id"))
+    product_id: Mapped[int | None] = mapped_column(BigInteger)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    credit_note_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("credit_note.id"))
+    debit_invoice_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("invoice.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

@@ -1,0 +1,474 @@
+"""Bill runs: start (sharded into jobs), set-based shard computation, review, four-eyes approval, gapless finalise, rollback."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from opsline.billing import charges
+from opsline.billing.charges import STAGE, dialect_of
+from opsline.billing.models import BillingCycle, BillRun, BillRunShard, BillRunState
+from opsline.billing.service import invoice_number_prefix, reserve_invoice_numbers, setting
+from opsline.core import events, jobs
+from opsline.core.errors import Conflict, NotFound, PermissionDenied, TransitionNotAllowed
+from opsline.core.events import Actor
+from opsline.users.roles import allowed
+
+SHARD_JOB = "billing.shard"
+RENDER_JOB = "invoicing.render_pdf"
+EMAIL_JOB = "invoicing.email_invoice"
+
+S = BillRunState
+# state -> {action: next state}; the one transition table of a bill run
+TRANSITIONS: dict[str, dict[str, str]] = {
+    S.DRAFT_RUNNING: {"complete": S.DRAFT, "fail": S.FAILED, "rollback": S.ROLLED_BACK},
+    S.DRAFT: {"review": S.REVIEW, "rollback": S.ROLLED_BACK},
+    S.REVIEW: {"approve": S.APPROVED, "rollback": S.ROLLED_BACK},
+    S.APPROVED: {"finalise": S.FINALISED, "rollback": S.ROLLED_BACK},
+    S.FINALISING: {"finalise": S.FINALISED},
+    S.FAILED: {"rollback": S.ROLLED_BACK},
+    S.FINALISED: {},
+    S.ROLLED_BACK: {},
+}
+SYSTEM_ACTIONS = {"complete", "fail"}
+ACTION_LABELS = {"review": "Open review", "approve": "Approve", "finalise": "Finalise and issue", "rollback": "Roll back draft"}
+
+
+class UnableToStartBillRun(Conflict):
+    pass
+
+
+class BillRunActionNotAllowed(TransitionNotAllowed):
+    pass
+
+
+class ApprovalNotAllowed(PermissionDenied):
+    pass
+
+
+def allowed_actions(run: BillRun) -> list[str]:
+    """User actions available from the run's state (dry runs are never approved or finalised)."""
+    acts = [a for a in TRANSITIONS.get(run.state, {}) if a not in SYSTEM_ACTIONS]
+    if run.dry_run:
+        acts = [a for a in acts if a not in ("approve", "finalise")]
+    return acts
+
+
+def transition(session: Session, run: BillRun, action: str, *, now: datetime, actor: Actor, reason: str | None = None) -> list[str]:
+    """Validate and apply `action`, record the event; returns the actions allowed next. Raises BillRunActionNotAllowed."""
+    nxt = TRANSITIONS.get(run.state, {}).get(action)
+    if nxt is None or (run.dry_run and action in ("approve", "finalise")):
+        if run.state == S.FINALISED and action == "finalise":
+            raise BillRunActionNotAllowed(f"bill run {run.id} is already finalised", field="state")
+        if run.state == S.FINALISED:
+            raise BillRunActionNotAllowed(f"bill run {run.id} is finalised; its invoices are issued and can only be corrected with credit notes", field="state")
+        why = " (a dry run is only for review; roll it back and start a real run)" if run.dry_run else ""
+        raise BillRunActionNotAllowed(f"cannot {action} bill run {run.id} while it is {run.state}{why}", field="state")
+    before = run.state
+    run.state = nxt
+    events.record(session, now=now, actor=actor, entity_type="bill_run", entity_id=run.id, action=action, reason=reason, before={"state": before}, after={"state": nxt})
+    return allowed_actions(run)
+
+
+def add_months(d: date, n: int) -> date:
+    m = d.month - 1 + n
+    y = d.year + m // 12
+    m = m % 12 + 1
+    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
+
+
+def get_run(session: Session, *, bill_run_id: int, lock: bool = False) -> BillRun:
+    q = select(BillRun).where(BillRun.id == bill_run_id)
+    if lock and dialect_of(session).pg:
+        q = q.with_for_update()
+    run = session.execute(q).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"bill run {bill_run_id} not found")
+    return run
+
+
+def start_bill_run(session: Session, *, cycle_date: date, now: datetime, actor: Actor, dry_run: bool = False, shards: int | None = None) -> BillRun:
+    """Create a bill run for the period [cycle_date, cycle_date + 1 month) of accounts whose bill day is cycle_date's day,
+    and enqueue its shard jobs. Raises UnableToStartBillRun (unknown bill day, a live run for the cycle exists or is finalised)."""
+    if not allowed(actor.roles, "billing.run"):
+        raise PermissionDenied("your role does not allow 'billing.run'")
+    days = set(session.execute(select(BillingCycle.bill_day)).scalars())
+    if cycle_date.day not in days:
+        raise UnableToStartBillRun(f"{cycle_date.isoformat()} is not a bill day; bill days are {', '.join(str(d) for d in sorted(days))}", field="cycle_date")
+    existing = session.execute(select(BillRun).where(BillRun.cycle_date == cycle_date, BillRun.state != S.ROLLED_BACK)).scalars().first()
+    if existing is not None:
+        if existing.state == S.FINALISED:
+            raise UnableToStartBillRun(f"the {cycle_date.isoformat()} cycle is already finalised (bill run {existing.id}); correct it with credit notes", field="cycle_date")
+        raise UnableToStartBillRun(f"bill run {existing.id} for {cycle_date.isoformat()} is {existing.state}; finish or roll it back first", field="cycle_date")
+    n = max(1, min(64, shards or int(setting(session, "bill_run_shards", 8))))
+    lo, hi = session.execute(text("SELECT MIN(id), MAX(id) FROM account WHERE bill_cycle_day = :d"), {"d": cycle_date.day}).one()
+    lo = int(lo or 0)
+    hi = int(hi or 0) + 1
+    width = max(1, -(-(hi - lo) // n))
+    ranges = [(lo + i * width, min(hi, lo + (i + 1) * width)) for i in range(n) if lo + i * width < hi] or [(0, 1)]
+    run = BillRun(cycle_date=cycle_date, period_start=cycle_date, period_end=add_months(cycle_date, 1), state=S.DRAFT_RUNNING, dry_run=dry_run,
+                  shard_count=len(ranges), shards_done=0, accounts_count=0, lines_count=0, subtotal_minor=0, tax_minor=0, total_minor=0,
+                  currency="ZAR", created_at=now, created_by=actor.name)
+    session.add(run)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise UnableToStartBillRun(f"another bill run for {cycle_date.isoformat()} was just started", field="cycle_date") from exc
+    for i, (a, b) in enumerate(ranges):
+        session.add(BillRunShard(bill_run_id=run.id, shard_no=i, account_from=a, account_to=b, state="queued"))
+        jobs.enqueue(session, kind=SHARD_JOB, payload={"bill_run_id": run.id, "shard_no": i}, now=now, idempotency_key=f"billrun:{run.id}:shard:{i}", priority=50)
+    session.flush()
+    events.record(session, now=now, actor=actor, entity_type="bill_run", entity_id=run.id, action="started",
+                  after={"cycle_date": cycle_date.isoformat(), "dry_run": dry_run, "shards": len(ranges), "state": run.state})
+    return run
+
+
+def _clear_shard(session: Session, run_id: int, lo: int, hi: int) -> None:
+    """Undo a shard's earlier draft (a re-run recomputes it from scratch, so nothing is ever duplicated)."""
+    sel = "SELECT id FROM invoice WHERE bill_run_id = :run AND account_id >= :lo AND account_id < :hi AND state = 'draft'"
+    p = {"run": run_id, "lo": lo, "hi": hi}
+    session.execute(text(f"UPDATE usage_record SET invoice_id = NULL WHERE state = 'rated' AND invoice_id IN ({sel})"), p)
+    session.execute(text(f"UPDATE pending_charge SET invoice_id = NULL WHERE state = 'pending' AND invoice_id IN ({sel})"), p)
+    session.execute(text(f"DELETE FROM invoice_line WHERE invoice_id IN ({sel})"), p)
+    session.execute(text("DELETE FROM invoice WHERE bill_run_id = :run AND account_id >= :lo AND account_id < :hi AND state = 'draft'"), p)
+
+
+def run_shard(session: Session, *, bill_run_id: int, shard_no: int, now: datetime) -> dict[str, Any]:
+    """Compute one shard's draft invoices and lines with set-based SQL. Idempotent: a re-run replaces the shard's draft.
+
+    Does nothing (and says so) when the run is no longer computing its draft (rolled back, approved ...)."""
+    dia = dialect_of(session)
+    q = select(BillRun).where(BillRun.id == bill_run_id)
+    if dia.pg:
+        q = q.with_for_update(key_share=True, read=True)  # FOR KEY SHARE: shards run side by side, rollback/finalise wait for them
+    run = session.execute(q).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"bill run {bill_run_id} not found")
+    if run.state not in (S.DRAFT_RUNNING, S.DRAFT):
+        return {"skipped": run.state}
+    shard = session.execute(select(BillRunShard).where(BillRunShard.bill_run_id == bill_run_id, BillRunShard.shard_no == shard_no)).scalar_one()
+    lo, hi = shard.account_from, shard.account_to
+    was_done = shard.state == "done"
+    old = (shard.accounts_count, shard.lines_count, shard.subtotal_minor, shard.tax_minor, shard.total_minor)
+    if was_done:
+        _clear_shard(session, run.id, lo, hi)
+    prev_start = add_months(run.period_start, -1)
+    if dia.pg:
+        session.execute(text("SET LOCAL work_mem = '64MB'"))  # the per-account aggregate and joins stay in memory
+    charges.create_stage(session, dia)
+    charges.stage_lines(session, lo=lo, hi=hi, bill_day=run.cycle_date.day, period_start=run.period_start, period_end=run.period_end,
+                        prev_start=prev_start, charge_suspended=setting(session, "suspension_policy", "charge") != "no_charge", now=now)
+    p = {"run": run.id, "ps": dia.bind_date(run.period_start), "pe": dia.bind_date(run.period_end), "now": dia.bind_ts(now)}
+    session.execute(text(charges.invoices_from_stage_sql(dia)), p)
+    session.execute(text(charges.lines_from_stage_sql(dia)), {"run": run.id, "ps": p["ps"], "lo": lo, "hi": hi})
+    inv_of = "(SELECT i.id FROM invoice i WHERE i.account_id = {t}.account_id AND i.period_start = " + dia.d("ps") + " AND i.kind = 'cycle' AND i.bill_run_id = :run)"
+    session.execute(text(f"UPDATE pending_charge SET invoice_id = {inv_of.format(t='pending_charge')} WHERE id IN (SELECT pending_charge_id FROM {STAGE} WHERE pending_charge_id IS NOT NULL)"),
+                    {"run": run.id, "ps": p["ps"]})
+    session.execute(text(
+        f"UPDATE usage_record SET invoice_id = {inv_of.format(t='usage_record')} WHERE state = 'rated' AND invoice_id IS NULL AND rated_amount_minor IS NOT NULL "
+        "AND started_at < :ps_ts AND account_id >= :lo AND account_id < :hi AND tax_rate_code IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM account a WHERE a.id = usage_record.account_id AND a.bill_cycle_day = :day AND a.currency = usage_record.currency)"),
+        {"run": run.id, "ps": p["ps"], "lo": lo, "hi": hi, "day": run.cycle_date.day,
+         "ps_ts": dia.bind_ts(datetime.combine(run.period_start, datetime.min.time(), tzinfo=now.tzinfo))})
+    tot = session.execute(text(
+        f"SELECT COUNT(*) AS n, COUNT(DISTINCT account_id) AS a, COALESCE(SUM(amount_minor), 0) AS sub, "
+        f"COALESCE(SUM({charges.tax_expr('amount_minor', 'tax_bp')}), 0) AS tax FROM {STAGE}")).one()
+    charges.drop_stage(session, dia)
+    new = (int(tot.a), int(tot.n), int(tot.sub), int(tot.tax), int(tot.sub) + int(tot.tax))
+    session.execute(text(
+        "UPDATE bill_run_shard SET state = 'done', accounts_count = :a, lines_count = :n, subtotal_minor = :s, tax_minor = :t, total_minor = :tt, finished_at = :now "
+        "WHERE bill_run_id = :run AND shard_no = :no"),
+        {"a": new[0], "n": new[1], "s": new[2], "t": new[3], "tt": new[4], "now": dia.bind_ts(now), "run": run.id, "no": shard_no})
+    inc = 0 if was_done else 1
+    # Increments, not recounts: concurrent shards serialise on this row and each adds its own figures.
+    session.execute(text(
+        "UPDATE bill_run SET shards_done = shards_done + :inc, accounts_count = accounts_count + :da, lines_count = lines_count + :dn, "
+        "subtotal_minor = subtotal_minor + :ds, tax_minor = tax_minor + :dt, total_minor = total_minor + :dtt WHERE id = :run"),
+        {"inc": inc, "da": new[0] - old[0], "dn": new[1] - old[1], "ds": new[2] - old[2], "dt": new[3] - old[3], "dtt": new[4] - old[4], "run": run.id})
+    session.expire(run)
+    run = session.get(BillRun, bill_run_id)
+    assert run is not None
+    if run.state == S.DRAFT_RUNNING and run.shards_done >= run.shard_count:
+        transition(session, run, "complete", now=now, actor=Actor.system("billrun"), reason=f"all {run.shard_count} shards computed")
+    return {"bill_run_id": run.id, "shard_no": shard_no, "accounts": new[0], "lines": new[1]}
+
+
+def shard_job(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Job handler for "billing.shard"."""
+    return run_shard(session, bill_run_id=int(payload["bill_run_id"]), shard_no=int(payload["shard_no"]), now=now)
+
+
+def open_review(session: Session, *, bill_run_id: int, now: datetime, actor: Actor) -> BillRun:
+    """Move a computed draft into review. Raises BillRunActionNotAllowed."""
+    run = get_run(session, bill_run_id=bill_run_id, lock=True)
+    transition(session, run, "review", now=now, actor=actor)
+    return run
+
+
+def approve_bill_run(session: Session, *, bill_run_id: int, now: datetime, actor: Actor, reason: str | None = None) -> BillRun:
+    """Approve a reviewed run (permission billing.approve; four-eyes: not by the person who started it).
+    Raises ApprovalNotAllowed, BillRunActionNotAllowed."""
+    run = get_run(session, bill_run_id=bill_run_id, lock=True)
+    if not allowed(actor.roles, "billing.approve"):
+        raise ApprovalNotAllowed("your role does not allow 'billing.approve'")
+    if actor.name == run.created_by:
+        raise ApprovalNotAllowed(f"bill run {run.id} was started by {actor.name}; another person must approve it (four-eyes)")
+    transition(session, run, "approve", now=now, actor=actor, reason=reason)
+    run.approved_at = now
+    run.approved_by = actor.name
+    return run
+
+
+def finalise_bill_run(session: Session, *, bill_run_id: int, now: datetime, actor: Actor) -> BillRun:
+    """Issue an approved run: gapless numbers (one statement), state new, due dates, ledger entries, PDF and e-mail jobs,
+    usage and queued charges marked billed. Raises BillRunActionNotAllowed (not approved, already finalised)."""
+    dia = dialect_of(session)
+    run = get_run(session, bill_run_id=bill_run_id, lock=True)
+    if not allowed(actor.roles, "billing.run") and not allowed(actor.roles, "billing.approve"):
+        raise PermissionDenied("your role does not allow finalising bill runs")
+    transition(session, run, "finalise", now=now, actor=actor)
+    prefix = invoice_number_prefix(session, now=now)
+    pending = int(session.execute(text("SELECT COUNT(*) FROM invoice WHERE bill_run_id = :run AND state = 'draft'"), {"run": run.id}).scalar_one())
+    base = reserve_invoice_numbers(session, prefix=prefix, count=pending)
+    issue = now.date()
+    p = {"run": run.id, "base": base, "prefix": prefix + "-", "now": dia.bind_ts(now), "issue": dia.bind_date(issue)}
+    res = session.execute(text(f"""
+        UPDATE invoice SET number = :prefix || {dia.pad8(':base + x.rn - 1')}, state = 'new', issued_at = :now,
+               due_date = {dia.add_days(dia.d('issue'), 'x.terms')}, version = invoice.version + 1
+        FROM (SELECT i2.id AS iid, ROW_NUMBER() OVER (ORDER BY i2.account_id, i2.id) AS rn, a.payment_terms_days AS terms
+              FROM invoice i2 JOIN account a ON a.id = i2.account_id WHERE i2.bill_run_id = :run AND i2.state = 'draft') x
+        WHERE invoice.id = x.iid"""), p)
+    count = res.rowcount or 0
+    if count != pending:  # cannot happen while the run row is locked; refuse rather than leave a gap
+        raise Conflict(f"bill run {run.id} changed while finalising ({count} of {pending} invoices numbered); try again")
+    session.execute(text(f"""
+        INSERT INTO ledger_entry (account_id, kind, ref_type, ref_id, amount_minor, currency, posted_at, due_date, description)
+        SELECT account_id, 'invoice', 'invoice', id, total_minor, currency, :now, due_date, 'Invoice ' || number
+        FROM invoice WHERE bill_run_id = :run"""), {"run": run.id, "now": p["now"]})
+    for kind, prio in ((RENDER_JOB, 120), (EMAIL_JOB, 130)):
+        session.execute(text(f"""
+            INSERT INTO job (kind, payload, state, priority, run_at, created_at, attempts, max_attempts, idempotency_key, serial_key)
+            SELECT CAST(:kind AS VARCHAR(80)), {dia.json_invoice('id')}, 'queued', :prio, :now, :now, 0, 8, CAST(:kind2 AS VARCHAR(80)) || ':' || CAST(id AS TEXT), 'invoice:' || CAST(id AS TEXT)
+            FROM invoice WHERE bill_run_id = :run ORDER BY id"""), {"kind": kind, "kind2": kind, "prio": prio, "now": p["now"], "run": run.id})
+    # one account-timeline event per issued invoice, written set-based like everything else here
+    obj = "jsonb_build_object" if dia.pg else "json_object"
+    session.execute(text(f"""
+        INSERT INTO audit_event (occurred_at, actor, entity_type, entity_id, account_id, action, reason, after)
+        SELECT :now, :actor, 'invoice', CAST(id AS TEXT), account_id, 'issued', 'bill run ' || CAST(bill_run_id AS TEXT),
+               {obj}('number', number, 'total_minor', total_minor, 'currency', currency, 'due_date', CAST(due_date AS TEXT))
+        FROM invoice WHERE bill_run_id = :run"""), {"now": p["now"], "actor": actor.name, "run": run.id})
+    sel = "SELECT id FROM invoice WHERE bill_run_id = :run"
+    session.execute(text(f"UPDATE usage_record SET state = 'billed' WHERE state = 'rated' AND invoice_id IN ({sel})"), {"run": run.id})
+    session.execute(text(f"UPDATE pending_charge SET state = 'billed' WHERE state = 'pending' AND invoice_id IN ({sel})"), {"run": run.id})
+    run.finalised_at = now
+    events.record(session, now=now, actor=actor, entity_type="bill_run", entity_id=run.id, action="issued",
+                  after={"invoices": count, "first_number": f"{prefix}-{base:08d}" if count else None, "last_number": f"{prefix}-{base + count - 1:08d}" if count else None})
+    return run
+
+
+def rollback_bill_run(session: Session, *, bill_run_id: int, now: datetime, actor: Actor, reason: str | None = None) -> BillRun:
+    """Delete a draft run's invoices and lines (set-based), free its usage and queued charges. Raises BillRunActionNotAllowed after finalise."""
+    run = get_run(session, bill_run_id=bill_run_id, lock=True)
+    if not allowed(actor.roles, "billing.run") and not allowed(actor.roles, "billing.approve"):
+        raise PermissionDenied("your role does not allow rolling back bill runs")
+    transition(session, run, "rollback", now=now, actor=actor, reason=reason)
+    sel = "SELECT id FROM invoice WHERE bill_run_id = :run AND state = 'draft'"
+    p = {"run": run.id}
+    session.execute(text(f"UPDATE usage_record SET invoice_id = NULL WHERE state = 'rated' AND invoice_id IN ({sel})"), p)
+    session.execute(text(f"UPDATE pending_charge SET invoice_id = NULL WHERE state = 'pending' AND invoice_id IN ({sel})"), p)
+    session.execute(text(f"DELETE FROM invoice_line WHERE invoice_id IN ({sel})"), p)
+    session.execute(text("DELETE FROM invoice WHERE bill_run_id = :run AND state = 'draft'"), p)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------- queries
+
+def run_summary(run: BillRun) -> dict[str, Any]:
+    return {
+        "id": run.id, "cycle_date": run.cycle_date, "period_start": run.period_start, "period_end": run.period_end,
+        "period_last_day": run.period_end - timedelta(days=1), "state": run.state, "dry_run": run.dry_run,
+        "shard_count": run.shard_count, "shards_done": run.shards_done,
+        "percent": int(100 * run.shards_done / run.shard_count) if run.shard_count else 100,
+        "accounts_count": run.accounts_count, "lines_count": run.lines_count, "subtotal_minor": run.subtotal_minor, "tax_minor": run.tax_minor,
+        "total_minor": run.total_minor, "currency": run.currency, "created_at": run.created_at, "created_by": run.created_by,
+        "approved_at": run.approved_at, "approved_by": run.approved_by, "finalised_at": run.finalised_at, "error": run.error,
+        "actions": allowed_actions(run), "running": run.state == S.DRAFT_RUNNING,
+    }
+
+
+def list_runs(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
+    runs = session.execute(select(BillRun).order_by(BillRun.cycle_date.desc(), BillRun.id.desc()).limit(limit)).scalars()
+    return [run_summary(r) for r in runs]
+
+
+def bill_run_detail(session: Session, *, bill_run_id: int) -> dict[str, Any]:
+    return run_summary(get_run(session, bill_run_id=bill_run_id))
+
+
+def review(session: Session, *, bill_run_id: int, limit: int = 100) -> dict[str, Any]:
+    """What a billing analyst checks before approving: totals by offering, segment and account kind; each account's change
+    against last period with variance flags over the threshold; exceptions (currency mismatches, accounts without lines,
+    negative invoices)."""
+    dia = dialect_of(session)
+    run = get_run(session, bill_run_id=bill_run_id)
+    threshold = Decimal(str(setting(session, "variance_threshold_percent", 20)))
+    prev = add_months(run.period_start, -1)
+    p: dict[str, Any] = {"run": run.id}
+    by_offering = session.execute(text("""
+        SELECT COALESCE(o.name, CASE l.kind WHEN 'usage' THEN 'Usage' WHEN 'one_off' THEN 'One-off charges' ELSE 'Other' END) AS name, l.kind, l.currency,
+               COUNT(*) AS lines, SUM(l.amount_minor) AS amount, SUM(l.tax_minor) AS tax, SUM(l.total_minor) AS total
+        FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id LEFT JOIN product_offering o ON o.id = l.offering_id
+        WHERE i.bill_run_id = :run GROUP BY 1, l.kind, l.currency ORDER BY 7 DESC"""), p).mappings().all()
+    by_group = {}
+    for col in ("segment_code", "kind"):
+        by_group[col] = session.execute(text(f"""
+            SELECT a.{col} AS name, i.currency, COUNT(*) AS invoices, SUM(i.subtotal_minor) AS amount, SUM(i.tax_minor) AS tax, SUM(i.total_minor) AS total
+            FROM invoice i JOIN account a ON a.id = i.account_id WHERE i.bill_run_id = :run GROUP BY a.{col}, i.currency ORDER BY 6 DESC"""), p).mappings().all()
+    pp = {"run": run.id, "prev": dia.bind_date(prev), "thr": float(threshold)}
+    flag = "(pv.total_minor IS NULL OR (pv.total_minor = 0 AND i.total_minor <> 0) OR ABS(i.total_minor - pv.total_minor) * 100.0 > :thr * ABS(pv.total_minor))"
+    diff_from = f"""FROM invoice i JOIN account a ON a.id = i.account_id
+        LEFT JOIN invoice pv ON pv.account_id = i.account_id AND pv.kind = 'cycle' AND pv.period_start = {dia.d('prev')}
+        WHERE i.bill_run_id = :run"""
+    diff_stats = session.execute(text(f"SELECT COUNT(*) AS n, SUM(CASE WHEN {flag} THEN 1 ELSE 0 END) AS flagged, "
+                                      f"SUM(CASE WHEN pv.id IS NULL THEN 1 ELSE 0 END) AS new_accounts {diff_from}"), pp).one()
+    diff = session.execute(text(f"""
+        SELECT i.id AS invoice_id, i.account_id, a.account_number, a.name, i.currency, i.total_minor, pv.total_minor AS previous_minor,
+               i.total_minor - COALESCE(pv.total_minor, 0) AS change_minor, {flag} AS flagged
+        {diff_from} ORDER BY CASE WHEN {flag} THEN 0 ELSE 1 END, ABS(i.total_minor - COALESCE(pv.total_minor, 0)) DESC, i.account_id LIMIT :lim"""),
+        pp | {"lim": limit}).mappings().all()
+    diffs = []
+    for r in diff:
+        d = dict(r)
+        d["flagged"] = bool(d["flagged"])
+        prevv = d["previous_minor"]
+        d["change_percent"] = None if not prevv else round(100 * (d["total_minor"] - prevv) / abs(prevv), 1)
+        diffs.append(d)
+    dropped = session.execute(text(f"""
+        SELECT COUNT(*) FROM invoice pv WHERE pv.kind = 'cycle' AND pv.period_start = {dia.d('prev')} AND pv.state <> 'draft'
+          AND NOT EXISTS (SELECT 1 FROM invoice i WHERE i.bill_run_id = :run AND i.account_id = pv.account_id)"""), pp).scalar_one()
+    rp = {"run": run.id, "day": run.cycle_date.day, "ps": dia.bind_date(run.period_start), "pe": dia.bind_date(run.period_end)}
+    mismatch_sql = f"""FROM product p JOIN account a ON a.id = p.account_id
+        JOIN price pr ON pr.offering_id = p.offering_id AND pr.kind = 'recurring' AND pr.valid_from <= {dia.d('ps')} AND (pr.valid_to IS NULL OR pr.valid_to > {dia.d('ps')})
+        JOIN product_offering o ON o.id = p.offering_id
+        WHERE a.bill_cycle_day = :day AND pr.currency <> a.currency AND p.start_date IS NOT NULL AND p.start_date < {dia.d('pe')}
+          AND (p.end_date IS NULL OR p.end_date > {dia.d('ps')}) AND p.state IN ('active','suspended','pendingTerminate','terminated')"""
+    mismatches = session.execute(text(f"SELECT a.id AS account_id, a.account_number, a.name, a.currency AS account_currency, p.id AS product_id, "
+                                      f"o.name AS offering, pr.currency AS price_currency {mismatch_sql} ORDER BY a.id LIMIT :lim"), rp | {"lim": limit}).mappings().all()
+    mismatch_count = session.execute(text(f"SELECT COUNT(*) {mismatch_sql}"), rp).scalar_one()
+    no_lines_sql = """FROM account a WHERE a.bill_cycle_day = :day AND a.status = 'active'
+        AND NOT EXISTS (SELECT 1 FROM invoice i WHERE i.bill_run_id = :run AND i.account_id = a.id)"""
+    no_lines = session.execute(text(f"SELECT a.id AS account_id, a.account_number, a.name {no_lines_sql} ORDER BY a.id LIMIT :lim"), {"run": run.id, "day": run.cycle_date.day, "lim": limit}).mappings().all()
+    no_lines_count = session.execute(text(f"SELECT COUNT(*) {no_lines_sql}"), {"run": run.id, "day": run.cycle_date.day}).scalar_one()
+    negative = session.execute(text("""SELECT i.id AS invoice_id, i.account_id, a.account_number, a.name, i.total_minor, i.currency
+        FROM invoice i JOIN account a ON a.id = i.account_id WHERE i.bill_run_id = :run AND i.total_minor < 0 ORDER BY i.total_minor LIMIT :lim"""),
+        {"run": run.id, "lim": limit}).mappings().all()
+    return {
+        "threshold": threshold,
+        "previous_period_start": prev,
+        "by_offering": [dict(r) for r in by_offering],
+        "by_segment": [dict(r) for r in by_group["segment_code"]],
+        "by_account_kind": [dict(r) for r in by_group["kind"]],
+        "diff": diffs,
+        "diff_count": int(diff_stats.n or 0),
+        "flagged_count": int(diff_stats.flagged or 0),
+        "new_accounts": int(diff_stats.new_accounts or 0),
+        "dropped_accounts": int(dropped or 0),
+        "exceptions": {
+            "currency_mismatch": [dict(r) for r in mismatches], "currency_mismatch_count": int(mismatch_count),
+            "no_lines": [dict(r) for r in no_lines], "no_lines_count": int(no_lines_count),
+            "negative": [dict(r) for r in negative], "negative_count": len(negative),
+        },
+    }
+
+
+def invoice_count(session: Session, *, bill_run_id: int) -> int:
+    from opsline.billing.models import Invoice
+
+    return int(session.execute(select(func.count()).select_from(Invoice).where(Invoice.bill_run_id == bill_run_id)).scalar_one())
+
+
+def drain_shards(factory: Any, *, now: datetime, worker_id: str = "billrun-local", threads: int = 1, on_shard: Any = None) -> int:
+    """Run queued bill-run shard jobs through the job table in this process (the same path the workers take).
+    `threads` > 1 claims shards in parallel (useful on PostgreSQL). Returns how many shard jobs ran."""
+    import threading
+
+    from opsline.jobs_registry import build_registry
+
+    registry = build_registry()
+    ran = [0]
+    lock = threading.Lock()
+
+    def loop(wid: str) -> None:
+        while True:
+            job = jobs.claim(factory, worker_id=wid, now=now, kinds=[SHARD_JOB])
+            if job is None:
+                return
+            ok = jobs.run_claimed(factory, registry, job, worker_id=wid, now=now)
+            with lock:
+                ran[0] += 1
+            if on_shard is not None:
+                on_shard(job, ok)
+            if not ok:
+                return
+
+    if threads <= 1:
+        loop(worker_id)
+    else:
+        ts = [threading.Thread(target=loop, args=(f"{worker_id}-{i}",)) for i in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    return ran[0]
+
+
+def demo_bill_runs(ctx: Any) -> None:
+    """Demo: finalised runs for last month's bill days and a draft for this month's 1st, through the real services."""
+    from datetime import timezone
+
+    from opsline.db.session import make_sessionmaker
+
+    factory = make_sessionmaker(ctx.engine)
+    starter = Actor(name="billing", roles=frozenset({"billing_analyst"}))
+    approver = Actor(name="debtorsmgr", roles=frozenset({"debtors_manager"}))
+    this_month = ctx.now.date().replace(day=1)
+    last_month = add_months(this_month, -1)
+    with factory() as s:
+        days = sorted(set(s.execute(select(BillingCycle.bill_day)).scalars()))
+    finalised = 0
+    for day in days:
+        cycle = last_month.replace(day=day)
+        at = datetime.combine(cycle, datetime.min.time(), tzinfo=timezone.utc).replace(hour=4)
+        with factory.begin() as s:
+            if s.execute(select(BillRun.id).where(BillRun.cycle_date == cycle, BillRun.state != S.ROLLED_BACK)).first():
+                continue
+            rid = start_bill_run(s, cycle_date=cycle, now=at, actor=starter).id
+        drain_shards(factory, now=at)
+        with factory.begin() as s:
+            open_review(s, bill_run_id=rid, now=at, actor=starter)
+            approve_bill_run(s, bill_run_id=rid, now=at + timedelta(hours=2), actor=approver)
+            finalise_bill_run(s, bill_run_id=rid, now=at + timedelta(hours=3), actor=approver)
+            # Last month's invoices went out last month: no e-mails to demo customers now, and no burst of PDF renders
+            # holding the demo database (the invoicing pages render a PDF on demand).
+            for kind in (RENDER_JOB, EMAIL_JOB):
+                s.execute(text(
+                    "UPDATE job SET state = 'done', finished_at = :now, last_error = NULL WHERE state = 'queued' AND kind = :kind AND idempotency_key IN "
+                    "(SELECT :kind2 || ':' || CAST(id AS TEXT) FROM invoice WHERE bill_run_id = :run)"),
+                    {"now": dialect_of(s).bind_ts(ctx.now), "kind": kind, "kind2": kind, "run": rid})
+            finalised += 1
+    with factory.begin() as s:
+        exists = s.execute(select(BillRun.id).where(BillRun.cycle_date == this_month, BillRun.state != S.ROLLED_BACK)).first()
+        if not exists:
+            start_bill_run(s, cycle_date=this_month, now=ctx.now, actor=starter)
+    drain_shards(factory, now=ctx.now)
+    with factory() as s:
+        ctx.counts["bill_runs_finalised"] = finalised
+        ctx.counts["invoices"] = int(s.execute(text("SELECT COUNT(*) FROM invoice")).scalar_one())
+        ctx.counts["invoice_lines"] = int(s.execute(text("SELECT COUNT(*) FROM invoice_line")).scalar_one())

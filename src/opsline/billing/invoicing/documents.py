@@ -1,0 +1,260 @@
+"""Invoice and statement PDFs (WeasyPrint from Jinja2 HTML), invoice email delivery (SMTP), and xlsx/csv exports."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import smtplib
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsline.billing.invoicing import invoices as inv_svc
+from opsline.billing.invoicing.models import CompanyProfile, InvoiceDelivery, InvoiceDocument
+from opsline.billing.invoicing.statements import SAST, account_row, balance_at, statement
+from opsline.billing.models import InvoiceState, LedgerEntry
+from opsline.core import events
+from opsline.core.errors import InvalidInput, NotFound
+from opsline.core.events import Actor
+from opsline.core.money import Money
+from opsline.web.templating import fmt_dt
+
+_env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "pdf_templates")), autoescape=select_autoescape(["html"]))
+
+
+def _money(minor: Any, currency: str = "ZAR") -> str:
+    if minor is None:
+        return ""
+    return f"{Money.from_minor(int(minor), currency).amount:,.2f}".replace(",", " ")
+
+
+_env.filters["m"] = _money
+_env.filters["d"] = lambda v: v.astimezone(SAST).strftime("%d %b %Y") if isinstance(v, datetime) else (v.strftime("%d %b %Y") if isinstance(v, date) else "")
+_env.filters["dt"] = fmt_dt
+# periods are stored half-open; customers read the last day billed
+_env.filters["dlast"] = lambda v: (v - timedelta(days=1)).strftime("%d %b %Y") if isinstance(v, date) else ""
+
+
+class UnableToRenderInvoice(InvalidInput):
+    title = "Unable to render invoice"
+    type_slug = "unable-to-render-invoice"
+
+
+def company_profile(session: Session) -> dict[str, Any]:
+    p = session.execute(select(CompanyProfile).order_by(CompanyProfile.code).limit(1)).scalar_one_or_none()
+    if p is None:
+        raise NotFound("no company profile is set up (seed reference data)")
+    return {c.key: getattr(p, c.key) for c in CompanyProfile.__table__.columns}
+
+
+def invoice_context(session: Session, *, invoice_id: int) -> dict[str, Any]:
+    """Everything the tax invoice prints. Raises NotFound, UnableToRenderInvoice (a draft has no number yet)."""
+    inv = inv_svc.get_invoice(session, invoice_id=invoice_id)
+    if inv["number"] is None:
+        raise UnableToRenderInvoice(f"invoice {invoice_id} is a draft; it gets a PDF when finalised", field="invoice_id")
+    rates = inv_svc.tax_rates(session)
+    vat: dict[str, dict[str, Any]] = {}
+    for ln in inv["lines"]:
+        v = vat.setdefault(ln["tax_rate_code"], {"code": ln["tax_rate_code"], "name": rates.get(ln["tax_rate_code"], {}).get("name", ln["tax_rate_code"]),
+                                                 "rate": (Decimal(rates.get(ln["tax_rate_code"], {}).get("rate") or 0) * 100).quantize(Decimal("0.01")), "taxable_minor": 0, "tax_minor": 0})
+        v["taxable_minor"] += ln["amount_minor"]
+        v["tax_minor"] += ln["tax_minor"]
+    issued = inv["issued_at"] or inv["created_at"]
+    brought_forward = balance_at(session, account_id=inv["account_id"], before=issued, exclude_ref=("invoice", invoice_id))
+    return {"company": company_profile(session), "account": account_row(session, account_id=inv["account_id"]), "invoice": inv, "vat": list(vat.values()),
+            "brought_forward_minor": brought_forward, "amount_due_minor": brought_forward + inv["total_minor"], "currency": inv["currency"]}
+
+
+def _pdf(html: str) -> bytes:
+    from weasyprint import HTML
+
+    return HTML(string=html).write_pdf()
+
+
+def render_invoice_pdf(session: Session, *, invoice_id: int) -> bytes:
+    """The tax invoice as PDF bytes (not stored). Raises as invoice_context."""
+    return _pdf(_env.get_template("invoice.html").render(**invoice_context(session, invoice_id=invoice_id)))
+
+
+def store_invoice_pdf(session: Session, *, invoice_id: int, now: datetime) -> InvoiceDocument:
+    """Render and store the invoice PDF once (idempotent: an existing document is returned unchanged). Raises as invoice_context."""
+    doc = session.execute(select(InvoiceDocument).where(InvoiceDocument.invoice_id == invoice_id)).scalar_one_or_none()
+    if doc is not None:
+        return doc
+    content = render_invoice_pdf(session, invoice_id=invoice_id)
+    inv = inv_svc.get_invoice_row(session, invoice_id=invoice_id)
+    doc = InvoiceDocument(invoice_id=invoice_id, account_id=inv.account_id, content=content, sha256=hashlib.sha256(content).hexdigest(), size_bytes=len(content), rendered_at=now)
+    session.add(doc)
+    session.flush()
+    return doc
+
+
+def invoice_pdf(session: Session, *, invoice_id: int, now: datetime) -> tuple[str, bytes]:
+    """(file name, PDF bytes) of an invoice, rendering and storing it on demand."""
+    doc = store_invoice_pdf(session, invoice_id=invoice_id, now=now)
+    inv = inv_svc.get_invoice_row(session, invoice_id=invoice_id)
+    return f"{inv.number}.pdf", doc.content
+
+
+def statement_pdf(session: Session, *, account_id: int, date_from: date | None, date_to: date | None, now: datetime) -> bytes:
+    ctx = statement(session, account_id=account_id, date_from=date_from, date_to=date_to, now=now)
+    return _pdf(_env.get_template("statement.html").render(company=company_profile(session), now=now, **ctx))
+
+
+def email_invoice(session: Session, *, invoice_id: int, now: datetime, actor: Actor, smtp_host: str, smtp_port: int, mail_from: str) -> dict[str, Any]:
+    """Email the invoice PDF to the account once (an `invoice_delivery` row guards against a second send) and mark it sent.
+    An invoice on hold, or an account without an email address, is skipped. Raises NotFound, smtplib errors (the job retries)."""
+    inv = inv_svc.get_invoice_row(session, invoice_id=invoice_id, lock=True)
+    prior = session.execute(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice_id, InvoiceDelivery.channel == "email")).scalar_one_or_none()
+    if prior is not None and prior.state == "sent":
+        return {"skipped": "already sent", "delivery_id": prior.id}
+    if inv.state == InvoiceState.ON_HOLD or inv.number is None:
+        return {"skipped": f"invoice is {inv.state}"}
+    acc = account_row(session, account_id=inv.account_id)
+    if not acc["email"]:
+        return {"skipped": "account has no email address"}
+    name, pdf = invoice_pdf(session, invoice_id=invoice_id, now=now)
+    company = company_profile(session)
+    msg = EmailMessage()
+    msg["Subject"] = f"Tax invoice {inv.number} from {company['name']}"
+    msg["From"] = mail_from
+    msg["To"] = acc["email"]
+    msg["Message-ID"] = make_msgid(domain="opsline.example")
+    msg.set_content(
+        f"Dear {acc['name']},\n\nPlease find attached tax invoice {inv.number} for {Money.from_minor(inv.total_minor, inv.currency)}, due {inv.due_date}.\n"
+        f"Pay to {company['bank_name']}, account {company['bank_account_number']}, branch {company['bank_branch_code']}, reference {acc['account_number']}.\n\n"
+        f"Kind regards\n{company['name']}\n"
+    )
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=name)
+    if prior is None:
+        prior = InvoiceDelivery(invoice_id=invoice_id, account_id=inv.account_id, channel="email", recipient=acc["email"], state="sent", sent_at=now, message_id=msg["Message-ID"])
+        session.add(prior)
+        session.flush()  # the unique (invoice, channel) row claims the send before the mail leaves
+    else:
+        prior.state, prior.sent_at, prior.message_id = "sent", now, msg["Message-ID"]
+    with smtplib.SMTP(smtp_host, smtp_port, timeout=20) as smtp:
+        smtp.send_message(msg)
+    if inv.state in (InvoiceState.NEW, InvoiceState.VALIDATED):
+        inv_svc.transition(session, invoice_id=invoice_id, action="send", now=now, actor=actor, reason=f"emailed to {acc['email']}")
+    events.record(session, now=now, actor=actor, entity_type="invoice", entity_id=invoice_id, action="emailed", account_id=inv.account_id, after={"to": acc["email"]})
+    return {"sent_to": acc["email"], "delivery_id": prior.id}
+
+
+def email_claim_outcome(session: Session, *, claim_id: int, now: datetime, smtp_host: str, smtp_port: int, mail_from: str) -> dict[str, Any]:
+    """Tell the customer the outcome of a claim (and why). Raises NotFound, smtplib errors."""
+    from opsline.billing.invoicing.claims import get_claim
+
+    c = get_claim(session, claim_id=claim_id)
+    acc = account_row(session, account_id=c["account_id"])
+    if not acc["email"]:
+        return {"skipped": "account has no email address"}
+    inv = inv_svc.get_invoice_row(session, invoice_id=c["invoice_id"])
+    company = company_profile(session)
+    outcome = {"upheld": "upheld", "partiallyUpheld": "partially upheld", "rejected": "not upheld"}.get(c["state"], c["state"])
+    msg = EmailMessage()
+    msg["Subject"] = f"Your billing query {c['id']} on invoice {inv.number}: {outcome}"
+    msg["From"] = mail_from
+    msg["To"] = acc["email"]
+    body = f"Dear {acc['name']},\n\nWe have reviewed your query about invoice {inv.number} ({Money.from_minor(c['disputed_minor'], c['currency'])} disputed).\nOutcome: {outcome}.\nReason: {c['outcome_reason']}\n"
+    if c["upheld_minor"]:
+        body += f"A credit of {Money.from_minor(c['upheld_minor'], c['currency'])} has been applied to your account.\n"
+    msg.set_content(body + f"\nKind regards\n{company['name']}\n")
+    with smtplib.SMTP(smtp_host, smtp_port, timeout=20) as smtp:
+        smtp.send_message(msg)
+    return {"sent_to": acc["email"]}
+
+
+# ------------------------------------------------------------------------------------------------ exports
+
+INVOICE_COLUMNS = ["number", "account_number", "account_name", "kind", "state", "period_start", "period_end", "issued_at", "due_date", "currency", "subtotal", "tax", "total"]
+LINE_COLUMNS = ["invoice_number", "line_id", "kind", "description", "period_start", "period_end", "quantity", "unit_amount", "amount_excl_tax", "tax_rate", "tax", "total", "currency", "explanation"]
+
+
+def _invoice_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
+    def major(v: int, c: str) -> Decimal:
+        return Money.from_minor(v, c).amount
+
+    return [[i["number"], i["account_number"], i["account_name"], i["kind"], i["state"], i["period_start"], i["period_end"],
+             i["issued_at"].astimezone(SAST).strftime("%Y-%m-%d %H:%M") if i["issued_at"] else "", i["due_date"], i["currency"],
+             major(i["subtotal_minor"], i["currency"]), major(i["tax_minor"], i["currency"]), major(i["total_minor"], i["currency"])] for i in items]
+
+
+def _line_rows(inv: dict[str, Any]) -> list[list[Any]]:
+    return [[inv["number"], ln["id"], ln["kind"], ln["description"], ln["period_start"], ln["period_end"], ln["quantity"],
+             Money.from_minor(ln["unit_amount_minor"], ln["currency"]).amount, Money.from_minor(ln["amount_minor"], ln["currency"]).amount, ln["tax_rate_code"],
+             Money.from_minor(ln["tax_minor"], ln["currency"]).amount, Money.from_minor(ln["total_minor"], ln["currency"]).amount, ln["currency"], ln["explanation"]]
+            for ln in inv["lines"]]
+
+
+def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for r in rows:
+        w.writerow(["" if v is None else v for v in r])
+    return buf.getvalue().encode("utf-8-sig")
+
+
+def _xlsx(sheet: str, header: list[str], rows: list[list[Any]], money_cols: set[int]) -> bytes:
+    import xlsxwriter
+
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
+    ws = wb.add_worksheet(sheet[:31])
+    bold = wb.add_format({"bold": True, "bg_color": "#E8EEF4"})
+    money = wb.add_format({"num_format": "#,##0.00"})
+    ws.write_row(0, 0, header, bold)
+    for r, row in enumerate(rows, start=1):
+        for c, v in enumerate(row):
+            if v is None:
+                continue
+            if isinstance(v, Decimal):
+                ws.write_number(r, c, float(v), money if c in money_cols else None)
+            elif isinstance(v, (date, datetime)):
+                ws.write_string(r, c, v.isoformat())
+            else:
+                ws.write(r, c, v)
+    ws.autofilter(0, 0, max(1, len(rows)), len(header) - 1)
+    ws.freeze_panes(1, 0)
+    ws.set_column(0, len(header) - 1, 16)
+    wb.close()
+    return buf.getvalue()
+
+
+def export_invoices(session: Session, *, fmt: str, max_rows: int = 100_000, **filters: Any) -> tuple[str, str, bytes]:
+    """(file name, media type, bytes) of the invoices matching `filters` (as list_invoices). Raises InvalidInput for an unknown format."""
+    items = inv_svc.list_invoices(session, limit=max_rows, **filters)["items"]
+    rows = _invoice_rows(items)
+    if fmt == "csv":
+        return "invoices.csv", "text/csv; charset=utf-8", _csv(INVOICE_COLUMNS, rows)
+    if fmt == "xlsx":
+        return "invoices.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _xlsx("Invoices", INVOICE_COLUMNS, rows, {10, 11, 12})
+    raise InvalidInput(f"format '{fmt}' is not csv or xlsx", field="format")
+
+
+def export_invoice_lines(session: Session, *, invoice_id: int, fmt: str) -> tuple[str, str, bytes]:
+    """(file name, media type, bytes) of one invoice's lines. Raises NotFound, InvalidInput."""
+    inv = inv_svc.get_invoice(session, invoice_id=invoice_id)
+    rows = _line_rows(inv)
+    stem = inv["number"] or f"draft-{invoice_id}"
+    if fmt == "csv":
+        return f"{stem}-lines.csv", "text/csv; charset=utf-8", _csv(LINE_COLUMNS, rows)
+    if fmt == "xlsx":
+        return f"{stem}-lines.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _xlsx("Lines", LINE_COLUMNS, rows, {7, 8, 10, 11})
+    raise InvalidInput(f"format '{fmt}' is not csv or xlsx", field="format")
+
+
+def ledger_for_invoice(session: Session, *, invoice_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(select(LedgerEntry).where(LedgerEntry.ref_type == "invoice", LedgerEntry.ref_id == invoice_id)).scalars()
+    return [{"id": e.id, "kind": e.kind, "amount_minor": e.amount_minor, "posted_at": e.posted_at} for e in rows]
+
+
+__all__ = ["company_profile", "email_invoice", "export_invoice_lines", "export_invoices", "invoice_pdf", "render_invoice_pdf", "statement_pdf", "store_invoice_pdf"]

@@ -1,0 +1,1 @@
+"""Second-line support cases (TMF621 trouble tickets): queues, notes, hand-offs, FCR, escalations."""

@@ -1,0 +1,72 @@
+"""Cases area wiring."""
+
+from __future__ import annotations
+
+from opsline.areas import Area
+from opsline.cases import models  # noqa: F401  (tables)
+
+
+def _routers() -> list:
+    from opsline.cases import api, views
+
+    return [views.router, api.router]
+
+
+def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases import jobs
+
+    jobs.register(registry)
+
+
+def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases.seed import seed_cases_reference
+
+    seed_cases_reference(session, now=now)
+
+
+def _panels() -> list:
+    from opsline.cases.views import cases_panel
+
+    return [cases_panel()]
+
+
+def _admin_views() -> list:
+    from opsline.cases.models import CaseCategory, CaseSetting, PriorityRule, Queue, QueueMember
+    from opsline.web.admin import ReferenceView
+
+    return [
+        ReferenceView(CaseCategory, icon="fa fa-folder", display_name="Case categories"),
+        ReferenceView(Queue, icon="fa fa-inbox", display_name="Case queues"),
+        ReferenceView(QueueMember, icon="fa fa-users", display_name="Queue members"),
+        ReferenceView(PriorityRule, icon="fa fa-sort", display_name="Case priority rules"),
+        ReferenceView(CaseSetting, icon="fa fa-sliders", display_name="Case settings"),
+    ]
+
+
+def _cli(app) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases.cli import add_commands
+
+    add_commands(app)
+
+
+def _lazy(name: str):  # type: ignore[no-untyped-def]
+    def step(ctx) -> None:  # type: ignore[no-untyped-def]
+        from opsline.cases import demo
+
+        getattr(demo, name)(ctx)
+
+    return step
+
+
+AREA = Area(
+    name="cases",
+    order=60,
+    routers=_routers,
+    register_jobs=_register_jobs,
+    seed=_seed,
+    demo_steps=(("case_queues", _lazy("setup_queues")), ("cases", _lazy("load_cases"))),
+    desks=(("Support", "/cases", "cases.view"),),
+    panels=_panels,
+    admin_views=_admin_views,
+    cli=_cli,
+)

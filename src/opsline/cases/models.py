@@ -1,0 +1,289 @@
+"""Tables for second-line support cases (TMF621 trouble tickets), queues, notes, history, retention and sales leads."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opsline.db.base import Base, IdPk, JSONType, append_only
+
+
+class CaseState(enum.StrEnum):
+    ACKNOWLEDGED = "acknowledged"
+    IN_PROGRESS = "inProgress"
+    PENDING = "pending"
+    HELD = "held"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+OPEN_STATES = (CaseState.ACKNOWLEDGED, CaseState.IN_PROGRESS, CaseState.PENDING, CaseState.HELD)
+CHANNELS = ("call", "email", "web", "campaign", "front_line_escalation", "partner")
+NOTE_VISIBILITY = ("internal", "customer", "originating_agent")
+LINK_TYPES = ("account", "invoice", "order", "product", "partner_ticket", "cancellation")
+ASSIGNMENT = ("manual", "round_robin", "least_loaded")
+
+
+def _in(col: str, values: tuple[str, ...] | type[enum.StrEnum]) -> str:
+    return f"{col} IN (" + ",".join(f"'{v}'" for v in values) + ")"
+
+
+class CaseCategory(Base):
+    """Reference data: what a case is about; its default priority and queue, and the skill it needs."""
+
+    __tablename__ = "case_category"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    default_priority: Mapped[int] = mapped_column(Integer, default=3)
+    default_queue_code: Mapped[str | None] = mapped_column(String(40))
+    required_skills: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    retention: Mapped[bool] = mapped_column(Boolean, default=False)  # "wants to cancel": retention offers apply
+
+    __table_args__ = (CheckConstraint("default_priority BETWEEN 1 AND 4", name="default_priority"),)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Queue(Base):
+    """A team's work queue; `calendar_code` names the SLA engine's business calendar for its clocks."""
+
+    __tablename__ = "queue"
+    id: Mapped[IdPk]
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    is_escalation: Mapped[bool] = mapped_column(Boolean, default=False)
+    manager_user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff_user.id"))
+    assignment: Mapped[str] = mapped_column(String(20), default="manual")
+    skills: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    calendar_code: Mapped[str | None] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    rr_last_user_id: Mapped[int | None] = mapped_column(BigInteger)  # round-robin pointer (last assigned member)
+
+    __table_args__ = (CheckConstraint(_in("assignment", ASSIGNMENT), name="assignment"),)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QueueMember(Base):
+    __tablename__ = "queue_member"
+    id: Mapped[IdPk]
+    queue_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("queue.id"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("staff_user.id"))
+    skills: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (UniqueConstraint("queue_id", "user_id", name="queue_user"), Index("ix_queue_member_user", "user_id"))
+
+
+class PriorityRule(Base):
+    """Reference data: priority adjustment (negative = more urgent) for a value tier and/or category (null = any)."""
+
+    __tablename__ = "priority_rule"
+    id: Mapped[IdPk]
+    value_tier_code: Mapped[str | None] = mapped_column(String(30), ForeignKey("value_tier.code"))
+    category_code: Mapped[str | None] = mapped_column(String(40), ForeignKey("case_category.code"))
+    adjust: Mapped[int] = mapped_column(Integer, default=-1)
+    description: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CaseSetting(Base):
+    """Reference data: operator-tunable case settings (auto-close days, FCR window, escalation queue ...)."""
+
+    __tablename__ = "case_setting"
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(300))
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
+class SupportCase(Base):
+    __tablename__ = "support_case"
+
+    id: Mapped[IdPk]
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"))
+    category_code: Mapped[str] = mapped_column(String(40), ForeignKey("case_category.code"))
+    channel: Mapped[str] = mapped_column(String(30), default="call")
+    subject: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default=CaseState.ACKNOWLEDGED)
+    priority: Mapped[int] = mapped_column(Integer, default=3)
+    value_tier_code: Mapped[str | None] = mapped_column(String(30))
+    queue_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("queue.id"))
+    assignee_user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff_user.id"))
+    originating_agent: Mapped[str | None] = mapped_column(String(200))
+    contact_email: Mapped[str | None] = mapped_column(String(200))
+    contact_phone: Mapped[str | None] = mapped_column(String(30))
+    litigation_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    brand_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str | None] = mapped_column(String(120))
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(120))
+    closed_at: Mapped[datetime | None]
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    fcr_candidate: Mapped[bool] = mapped_column(Boolean, default=False)  # resolved within the opening interaction
+    first_contact_resolution: Mapped[bool | None] = mapped_column(Boolean)  # decided after the reopen window
+    ever_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    ever_handed_off: Mapped[bool] = mapped_column(Boolean, default=False)
+    pending_reason: Mapped[str | None] = mapped_column(Text)
+    held_reason: Mapped[str | None] = mapped_column(Text)
+    third_party_partner_code: Mapped[str | None] = mapped_column(String(40))
+    resolution: Mapped[str | None] = mapped_column(Text)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    sla_policy_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        CheckConstraint(_in("state", CaseState), name="state"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint("priority BETWEEN 1 AND 4", name="priority"),
+        Index("ix_support_case_account", "account_id", "id"),
+        Index("ix_support_case_queue_state", "queue_id", "state"),
+        Index("ix_support_case_assignee_state", "assignee_user_id", "state"),
+        Index("ix_support_case_state", "state", "priority"),
+    )
+
+
+class CaseEvent(Base):
+    """The case's state history, replayed by the SLA engine: one row per change of state/queue/priority/assignee."""
+
+    __tablename__ = "case_event"
+
+    id: Mapped[IdPk]
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("support_case.id"))
+    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(20))
+    from_value: Mapped[str | None] = mapped_column(String(200))
+    to_value: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(120))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('opened','state','queue','priority','assignee','first_response','note','reopened','policy')", name="kind"),
+        Index("ix_case_event_case", "case_id", "id"),
+    )
+
+
+append_only(CaseEvent.__table__, "case_event is append-only")
+
+
+class CaseNote(Base):
+    __tablename__ = "case_note"
+
+    id: Mapped[IdPk]
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("support_case.id"))
+    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"))
+    at: Mapped[datetime]
+    author: Mapped[str] = mapped_column(String(200))
+    visibility: Mapped[str] = mapped_column(String(20), default="internal")
+    direction: Mapped[str] = mapped_column(String(10), default="out")  # 'in' = from the customer
+    body: Mapped[str] = mapped_column(Text)
+    email_message_id: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (
+        CheckConstraint(_in("visibility", NOTE_VISIBILITY), name="visibility"),
+        CheckConstraint("direction IN ('in','out')", name="direction"),
+        Index("ix_case_note_case", "case_id", "id"),
+        Index("ix_case_note_message", "email_message_id"),
+    )
+
+
+class CaseAttachment(Base):
+    __tablename__ = "case_attachment"
+
+    id: Mapped[IdPk]
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("support_case.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[datetime]
+    uploaded_by: Mapped[str] = mapped_column(String(120))
+
+    __table_args__ = (CheckConstraint("size <= 5242880", name="size"),)
+
+
+class CaseLink(Base):
+    __tablename__ = "case_link"
+
+    id: Mapped[IdPk]
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("support_case.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"))
+    target_type: Mapped[str] = mapped_column(String(30))
+    target_id: Mapped[str | None] = mapped_column(String(60))
+    target_ref: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+
+    __table_args__ = (CheckConstraint(_in("target_type", LINK_TYPES), name="target_type"),)
+
+
+class SalesLead(Base):
+    __tablename__ = "sales_lead"
+
+    id: Mapped[IdPk]
+    case_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("support_case.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"), index=True)
+    product_interest: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default="new")
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("state IN ('new','qualified','won','lost')", name="state"),)
+
+
+class RetentionOffer(Base):
+    __tablename__ = "retention_offer"
+
+    id: Mapped[IdPk]
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("support_case.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"), index=True)
+    offer: Mapped[str] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(120))
+
+    __table_args__ = (CheckConstraint("outcome IN ('offer_made','accepted','declined')", name="outcome"),)
+
+
+class CaseEmail(Base):
+    """Outbound email outbox: one row per message; the 'cases.send_email' job sends it once."""
+
+    __tablename__ = "case_email"
+
+    id: Mapped[IdPk]
+    case_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("support_case.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"))
+    purpose: Mapped[str] = mapped_column(String(40))
+    to_addr: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("state IN ('queued','sent')", name="state"),)

@@ -1,0 +1,210 @@
+"""Catalog queries: offerings with the prices valid on a date, price summaries with VAT, bundled equipment,
+contract terms and early-termination charges."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, table, column
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from opsline.catalog.models import ContractTerm, OfferingEquipment, Price, PriceKind, ProductOffering
+from opsline.core.errors import InvalidInput, NotFound
+from opsline.core.money import Money
+
+
+class OfferingNotFound(NotFound):
+    pass
+
+
+class PriceNotValid(InvalidInput):
+    title = "No valid price"
+    type_slug = "price-not-valid"
+
+
+class UnknownTaxRate(InvalidInput):
+    pass
+
+
+def get_offering(session: Session, *, offering_id: int) -> ProductOffering:
+    """Raises OfferingNotFound."""
+    o = session.get(ProductOffering, offering_id) if 0 < offering_id < 2**62 else None
+    if o is None:
+        raise OfferingNotFound(f"product offering {offering_id} does not exist", field="productOffering.id")
+    return o
+
+
+def get_offering_by_code(session: Session, *, code: str) -> ProductOffering:
+    """Raises OfferingNotFound."""
+    o = session.execute(select(ProductOffering).where(ProductOffering.code == code)).scalar_one_or_none()
+    if o is None:
+        raise OfferingNotFound(f"product offering '{code}' does not exist", field="productOffering.id")
+    return o
+
+
+def _valid_on(on: date):  # type: ignore[no-untyped-def]
+    return and_(Price.valid_from <= on, or_(Price.valid_to.is_(None), Price.valid_to > on))
+
+
+def prices_on(session: Session, *, offering_ids: list[int], on: date | None) -> dict[int, list[Price]]:
+    """Prices per offering valid on `on` (all prices when `on` is None), ordered by kind and id."""
+    q = select(Price).where(Price.offering_id.in_(offering_ids)).order_by(Price.offering_id, Price.kind, Price.id)
+    if on is not None:
+        q = q.where(_valid_on(on))
+    out: dict[int, list[Price]] = {i: [] for i in offering_ids}
+    for p in session.execute(q).scalars():
+        out[p.offering_id].append(p)
+    return out
+
+
+def price_dict(p: Price) -> dict[str, Any]:
+    return {
+        "id": p.id, "offering_id": p.offering_id, "kind": p.kind, "name": p.name, "amount_minor": p.amount_minor, "currency": p.currency,
+        "tax_rate_code": p.tax_rate_code, "charge_event": p.charge_event, "usage_type": p.usage_type,
+        "included_quantity": p.included_quantity, "unit": p.unit, "valid_from": p.valid_from, "valid_to": p.valid_to,
+        "etc_fraction": p.etc_fraction, "etc_cap_months": p.etc_cap_months, "applies_to": p.applies_to,
+    }
+
+
+def offering_dict(o: ProductOffering, prices: list[Price] | None = None) -> dict[str, Any]:
+    d = {
+        "id": o.id, "code": o.code, "name": o.name, "kind": o.kind, "partner_code": o.partner_code, "download_mbps": o.download_mbps,
+        "upload_mbps": o.upload_mbps, "contract_months": o.contract_months, "description": o.description, "active": o.active,
+        "created_at": o.created_at, "equipment_kind": o.equipment_kind, "customer_kind": o.customer_kind, "sla_template_code": o.sla_template_code,
+    }
+    if prices is not None:
+        d["prices"] = [price_dict(p) for p in prices]
+        rec = [p for p in prices if p.kind == PriceKind.RECURRING]
+        d["recurring_minor"] = sum(p.amount_minor for p in rec) if rec else None
+        d["one_off_minor"] = sum(p.amount_minor for p in prices if p.kind == PriceKind.ONE_OFF and p.charge_event in ("installation", "activation", "router"))
+        d["currency"] = prices[0].currency if prices else None
+    return d
+
+
+def list_offerings(
+    session: Session, *, on: date | None, kind: str | None = None, partner_code: str | None = None, q: str | None = None,
+    active: bool | None = True, offset: int = 0, limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Offerings with the prices valid on `on` embedded, filtered and paged (one query for offerings, one for prices)."""
+    query = select(ProductOffering)
+    if kind:
+        query = query.where(ProductOffering.kind == kind)
+    if partner_code:
+        query = query.where(ProductOffering.partner_code == partner_code)
+    if active is not None:
+        query = query.where(ProductOffering.active == active)
+    if q:
+        like = f"%{q.strip().lower()}%"
+        query = query.where(or_(func.lower(ProductOffering.name).like(like), func.lower(ProductOffering.code).like(like)))
+    rows = list(session.execute(query.order_by(ProductOffering.kind, ProductOffering.partner_code, ProductOffering.download_mbps, ProductOffering.code).offset(offset).limit(limit)).scalars())
+    prices = prices_on(session, offering_ids=[o.id for o in rows], on=on)
+    return [offering_dict(o, prices[o.id]) for o in rows]
+
+
+def offering_detail(session: Session, *, offering_id: int, on: date | None) -> dict[str, Any]:
+    """One offering with prices (valid on `on`, or all when None) and bundled equipment. Raises OfferingNotFound."""
+    o = get_offering(session, offering_id=offering_id)
+    d = offering_dict(o, prices_on(session, offering_ids=[o.id], on=on)[o.id])
+    d["equipment"] = bundled_equipment(session, offering_id=o.id)
+    return d
+
+
+def bundled_equipment(session: Session, *, offering_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(OfferingEquipment, ProductOffering).join(ProductOffering, ProductOffering.id == OfferingEquipment.equipment_offering_id)
+        .where(OfferingEquipment.offering_id == offering_id).order_by(OfferingEquipment.id)
+    ).all()
+    return [{"offering_id": eo.id, "code": eo.code, "name": eo.name, "equipment_kind": eo.equipment_kind, "owner": link.owner, "quantity": link.quantity} for link, eo in rows]
+
+
+_TAX = table("tax_rate", column("code"), column("rate"), column("valid_from"), column("valid_to"))
+
+
+def tax_rate(session: Session, *, code: str, on: date) -> Decimal:
+    """The rate (e.g. Decimal('0.15')) for a tax code on a date, from billing's tax_rate table. Raises UnknownTaxRate."""
+    try:
+        with session.begin_nested():
+            row = session.execute(
+                select(_TAX.c.rate).where(_TAX.c.code == code, _TAX.c.valid_from <= on, or_(_TAX.c.valid_to.is_(None), _TAX.c.valid_to > on))
+            ).first()
+    except DBAPIError as exc:  # the billing area's table is not installed
+        raise UnknownTaxRate(f"tax rate '{code}' is not configured (no tax_rate table)", field="tax_rate_code") from exc
+    if row is None:
+        raise UnknownTaxRate(f"tax rate '{code}' is not configured for {on.isoformat()}", field="tax_rate_code")
+    rate = Decimal(str(row[0]))
+    return rate / 100 if rate > 1 else rate
+
+
+def tax_on(amount_minor: int, rate: Decimal) -> int:
+    """VAT on an amount in minor units, rounded half-up to the minor unit."""
+    return int((Decimal(amount_minor) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def price_summary(session: Session, *, offering_id: int, on: date, quantity: int = 1, include_router: bool = True) -> dict[str, Any]:
+    """Recurring and one-off charges (excl. and incl. VAT) of an offering on a date, from its price rows.
+    Raises OfferingNotFound; PriceNotValid when a sellable offering has no recurring price on that date."""
+    o = get_offering(session, offering_id=offering_id)
+    prices = prices_on(session, offering_ids=[o.id], on=on)[o.id]
+    recurring = [p for p in prices if p.kind == PriceKind.RECURRING]
+    if o.kind != "equipment" and not recurring:
+        raise PriceNotValid(f"offering {o.code} has no price valid on {on.isoformat()}", field="requestedStartDate")
+    one_off_events = {"installation", "activation"} | ({"router"} if include_router else set())
+    one_off = [p for p in prices if p.kind == PriceKind.ONE_OFF and p.charge_event in one_off_events]
+    if o.kind == "equipment":
+        one_off = [p for p in prices if p.kind == PriceKind.ONE_OFF and p.charge_event in ("router", "activation")]
+    currency = (recurring or one_off or prices)[0].currency if (recurring or one_off or prices) else "ZAR"
+    rates: dict[str, Decimal] = {}
+
+    def taxed(ps: list[Price]) -> tuple[int, int]:
+        net = tax = 0
+        for p in ps:
+            if p.tax_rate_code not in rates:
+                rates[p.tax_rate_code] = tax_rate(session, code=p.tax_rate_code, on=on)
+            amount = p.amount_minor * quantity
+            net += amount
+            tax += tax_on(amount, rates[p.tax_rate_code])
+        return net, tax
+
+    r_net, r_tax = taxed(recurring)
+    o_net, o_tax = taxed(one_off)
+    return {
+        "offering_id": o.id, "currency": currency, "recurring_minor": r_net, "recurring_tax_minor": r_tax, "one_off_minor": o_net, "one_off_tax_minor": o_tax,
+        "lines": [price_dict(p) for p in recurring + one_off],
+    }
+
+
+def contract_term_for(session: Session, *, months: int, juristic: bool) -> ContractTerm | None:
+    return session.execute(select(ContractTerm).where(ContractTerm.months == months, ContractTerm.customer_kind == ("juristic" if juristic else "consumer"))).scalar_one_or_none()
+
+
+def early_termination_charge(session: Session, *, offering_id: int, juristic: bool, termination_date: date, contract_end_date: date | None, on: date) -> Money | None:
+    """The early-termination charge for ending a fixed-term product on `termination_date` (exclusive end), or None when
+    there is none: fraction x remaining months' recurring charge, capped at `etc_cap_months`, plus any fixed amount.
+    Rules are the offering's 'early_termination' price rows for consumers or juristic persons. Raises OfferingNotFound."""
+    if contract_end_date is None or termination_date >= contract_end_date:
+        return None
+    o = get_offering(session, offering_id=offering_id)
+    prices = prices_on(session, offering_ids=[o.id], on=on)[o.id]
+    who = "juristic" if juristic else "consumer"
+    rules = [p for p in prices if p.kind == PriceKind.EARLY_TERMINATION and p.applies_to in (who, "all")]
+    recurring = [p for p in prices if p.kind == PriceKind.RECURRING]
+    if not rules or not recurring:
+        return None
+    months = (contract_end_date.year - termination_date.year) * 12 + contract_end_date.month - termination_date.month
+    if contract_end_date.day > termination_date.day:
+        months += 1
+    months = max(months, 0)
+    monthly = sum(p.amount_minor for p in recurring)
+    total_minor = 0
+    for rule in rules:
+        m = min(months, rule.etc_cap_months) if rule.etc_cap_months else months
+        total_minor += rule.amount_minor + int((Decimal(monthly * m) * (rule.etc_fraction or Decimal(0))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return Money.from_minor(total_minor, recurring[0].currency) if total_minor else None
+
+
+def offering_choices(session: Session, *, on: date) -> list[dict[str, Any]]:
+    """Active sellable offerings (not equipment) with their current recurring price, for order forms."""
+    return [o for o in list_offerings(session, on=on, limit=1000) if o["kind"] != "equipment"]

@@ -1,5 +1,0 @@
-"""inventory views routes."""
-
-from fastapi import APIRouter
-
-router = APIRouter()

@@ -1,0 +1,74 @@
+"""TMF641 Service Ordering: our outbound orders to partners (read-only, for inspection) and the partners' webhook."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from opsline.api.problems import PROBLEM
+from opsline.api.tmf import PAGE_LIMIT_MAX, Note, dump, page_headers
+from opsline.partners import service
+from opsline.partners.adapters import SIGNATURE_HEADER
+from opsline.partners.schemas import CallbackAck, ServiceOrderItemOut, ServiceOrderOut
+from opsline.web.deps import DB, Now, Principal, require
+
+router = APIRouter(tags=["TMF641 Service Ordering"])
+
+BASE = "/api/serviceOrdering/v4/serviceOrder"
+View = Annotated[Principal, Depends(require("partners.view"))]
+MAX_ID = 2**62
+PartnerCode = Annotated[str, Path(min_length=1, max_length=30, pattern=r"^[a-z0-9_-]+$")]
+
+
+def service_order_out(o: dict) -> ServiceOrderOut:  # type: ignore[type-arg]
+    chars = [{"name": "opslineProductId", "value": str(o["product_id"])}, {"name": "deliveryState", "value": o["delivery"]},
+             {"name": "deliveryAttempts", "value": o["attempts"]}]
+    if o["last_error"]:
+        chars.append({"name": "lastError", "value": o["last_error"]})
+    if o["partner_ref"]:
+        chars.append({"name": "partnerOrderId", "value": o["partner_ref"]})
+    notes = [Note(id=str(m["id"]), author=f"{m['direction']}:{m['kind']}", date=m["at"], text=f"{m['outcome']}{': ' + m['note'] if m['note'] else ''}") for m in o["messages"]]
+    return ServiceOrderOut(
+        id=str(o["id"]), href=f"{BASE}/{o['id']}", externalId=o["external_ref"], state=o["state"], description=o["reason"],
+        orderDate=o["created_at"].isoformat(), requestedStartDate=o["requested_date"].isoformat(), requestedCompletionDate=o["requested_date"].isoformat(),
+        expectedCompletionDate=o["due_date"].isoformat(), completionDate=o["confirmed_date"].isoformat() if o["confirmed_date"] else None,
+        relatedParty=[{"id": o["partner_code"], "name": o["partner_name"], "role": "provider", "@referredType": "Organization"},
+                      {"id": str(o["account_id"]), "role": "endCustomerAccount", "@referredType": "BillingAccount"}],
+        serviceOrderItem=[ServiceOrderItemOut(id="1", action=o["action"], state=o["state"], service={"id": str(o["product_id"]), "@referredType": "Service"})],
+        note=notes, characteristic=chars,
+    )
+
+
+@router.get(BASE, response_model=list[ServiceOrderOut], response_model_by_alias=True, response_model_exclude_none=True)
+def list_service_orders(response: Response, db: DB, now: Now, principal: View, state: Annotated[str | None, Query(max_length=30)] = None, partner: Annotated[str | None, Query(max_length=30)] = None,
+                        late: bool = False, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100) -> list[ServiceOrderOut]:
+    """Our outbound service orders, newest first (filters: state, partner code, late vs the partner's SLA)."""
+    page_size = limit
+    res = service.list_service_orders(db, now=now, state=state, partner_code=partner, late=late, page=offset // page_size + 1, page_size=page_size)
+    page_headers(response, count=res["total"])
+    return [service_order_out(o) for o in res["items"]]
+
+
+@router.get(BASE + "/{service_order_id}", response_model=ServiceOrderOut, response_model_by_alias=True, response_model_exclude_none=True)
+def get_service_order(service_order_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, principal: View) -> ServiceOrderOut:
+    """One outbound service order with every message exchanged (as notes)."""
+    return service_order_out(service.get_service_order(db, service_order_id=service_order_id, now=now))
+
+
+@router.post("/api/partners/callback/{partner_code}", response_model=CallbackAck, status_code=200,
+             responses={202: {"model": CallbackAck, "description": "Ignored (duplicate or out of order) and logged"},
+                        401: {"description": "Bad signature"}, 404: {"description": "Unknown partner or service order (logged)"}})
+async def partner_callback(partner_code: PartnerCode, request: Request, db: DB, now: Now) -> JSONResponse:
+    """A partner's TMF641 ServiceOrderStateChangeEvent. Authenticated by `X-Opsline-Signature: sha256=<HMAC-SHA256 of the body
+    with the partner's webhook secret>` (or `Authorization: Bearer <webhook secret>`)."""
+    raw = await request.body()
+    res = service.receive_callback(db, partner_code=partner_code, raw_body=raw, signature=request.headers.get(SIGNATURE_HEADER),
+                                   authorization=request.headers.get("authorization"), now=now)
+    if res["outcome"] == "unknown":
+        body = {"type": "https://opsline.dev/problems/not-found", "title": "Not found", "status": 404, "detail": res["detail"], "instance": request.url.path}
+        return JSONResponse(body, status_code=404, media_type=PROBLEM)
+    so = service.get_service_order(db, service_order_id=res["service_order_id"], now=now)
+    ack = CallbackAck(outcome=res["outcome"], detail=res["detail"], externalId=so["external_ref"], state=res["state"])
+    return JSONResponse(dump(ack), status_code=200 if res["outcome"] == "applied" else 202)

@@ -1,0 +1,202 @@
+"""Read-side of the partners area: service-order lists with delivery (job) state, the desk summary, the account panel."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from opsline.core.jobs import Job, JobState
+from opsline.customers.models import Account
+from opsline.partners.dates import local_date
+from opsline.partners.models import Partner, PartnerMessage, PartnerServiceOrder
+
+OPEN_STATES = ("acknowledged", "held", "inProgress")
+DELIVERY_FILTERS = ("pending", "retrying", "dead", "stuck", "delivered")
+
+
+def _delivery_state(delivered_at: datetime | None, job_state: str | None, job_attempts: int | None) -> str:
+    if delivered_at is not None:
+        return "delivered"
+    if job_state is None:
+        return "not queued"
+    if job_state == JobState.DEAD:
+        return "dead"
+    if job_state == JobState.RUNNING:
+        return "sending"
+    if job_state == JobState.QUEUED:
+        return "retrying" if (job_attempts or 0) > 0 else "pending"
+    return "not sent"
+
+
+def _base_query():  # type: ignore[no-untyped-def]
+    return (
+        select(PartnerServiceOrder, Partner.name.label("partner_name"), Job.state.label("job_state"), Job.attempts.label("job_attempts"),
+               Job.last_error.label("job_error"), Job.run_at.label("job_run_at"), Job.id.label("job_id"),
+               Account.account_number.label("account_number"), Account.name.label("account_name"))
+        .join(Partner, Partner.code == PartnerServiceOrder.partner_code)
+        .join(Account, Account.id == PartnerServiceOrder.account_id)
+        .outerjoin(Job, Job.idempotency_key == PartnerServiceOrder.external_ref)
+    )
+
+
+def _row_dict(row: Any, today: date | None = None) -> dict[str, Any]:
+    so: PartnerServiceOrder = row[0]
+    delivery = _delivery_state(so.delivered_at, row.job_state, row.job_attempts)
+    open_ = so.state in OPEN_STATES
+    last_error = so.last_error or (row.job_error if delivery != "delivered" else None)
+    return {
+        "id": so.id, "external_ref": so.external_ref, "partner_ref": so.partner_ref, "partner_code": so.partner_code, "partner_name": row.partner_name,
+        "account_id": so.account_id, "account_number": row.account_number, "account_name": row.account_name, "product_id": so.product_id, "order_item_id": so.order_item_id, "site_id": so.site_id, "action": so.action,
+        "state": so.state, "state_reason": so.state_reason, "reason": so.reason, "requested_date": so.requested_date, "due_date": so.due_date,
+        "confirmed_date": so.confirmed_date, "attempts": max(so.attempts or 0, row.job_attempts or 0) if delivery != "delivered" else so.attempts,
+        "last_error": last_error, "delivered_at": so.delivered_at, "created_at": so.created_at, "updated_at": so.updated_at,
+        "delivery": delivery, "job_id": row.job_id, "job_state": row.job_state, "next_attempt_at": row.job_run_at if delivery == "retrying" else None,
+        "open": open_, "late": bool(open_ and today is not None and so.due_date < today),
+        "can_retry": so.delivered_at is None and so.state == "acknowledged" and delivery in ("dead", "retrying", "not queued"),
+        "can_cancel": so.delivered_at is None and so.state == "acknowledged",
+        "messages": [],
+    }
+
+
+def _attach_messages(session: Session, orders: list[dict[str, Any]], *, limit_per_order: int | None = None) -> list[dict[str, Any]]:
+    ids = [o["id"] for o in orders]
+    if not ids:
+        return orders
+    rows = session.execute(select(PartnerMessage).where(PartnerMessage.service_order_id.in_(ids)).order_by(PartnerMessage.service_order_id, PartnerMessage.sequence, PartnerMessage.id)).scalars()
+    by: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for m in rows:
+        by[m.service_order_id].append(message_dict(m))  # type: ignore[index]
+    for o in orders:
+        msgs = by.get(o["id"], [])
+        o["messages"] = msgs[-limit_per_order:] if limit_per_order else msgs
+    return orders
+
+
+def message_dict(m: PartnerMessage) -> dict[str, Any]:
+    return {"id": m.id, "service_order_id": m.service_order_id, "account_id": m.account_id, "partner_code": m.partner_code, "direction": m.direction,
+            "at": m.at, "kind": m.kind, "outcome": m.outcome, "note": m.note, "body": m.body, "sequence": m.sequence}
+
+
+def service_orders_for_product(session: Session, *, product_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every service order for one installed product, oldest first, with its messages."""
+    rows = session.execute(_base_query().where(PartnerServiceOrder.product_id == product_id).order_by(PartnerServiceOrder.id)).all()
+    today = local_date(now) if now else None
+    return _attach_messages(session, [_row_dict(r, today) for r in rows])
+
+
+def service_orders_for_order(session: Session, *, order_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every service order raised for a product order's items, oldest first, with its messages."""
+    from opsline.db.base import metadata
+
+    items = metadata.tables.get("product_order_item")
+    if items is None:
+        return []
+    item_ids = select(items.c.id).where(items.c.order_id == order_id).scalar_subquery()
+    rows = session.execute(_base_query().where(PartnerServiceOrder.order_item_id.in_(item_ids)).order_by(PartnerServiceOrder.id)).all()
+    today = local_date(now) if now else None
+    return _attach_messages(session, [_row_dict(r, today) for r in rows])
+
+
+def get_service_order(session: Session, *, service_order_id: int, now: datetime) -> dict[str, Any]:
+    """One order with all its messages. Raises ServiceOrderNotFound."""
+    from opsline.partners.service import ServiceOrderNotFound
+
+    row = session.execute(_base_query().where(PartnerServiceOrder.id == service_order_id)).first()
+    if row is None:
+        raise ServiceOrderNotFound(f"service order {service_order_id} not found")
+    return _attach_messages(session, [_row_dict(row, local_date(now))])[0]
+
+
+def list_service_orders(
+    session: Session, *, now: datetime, state: str | None = None, partner_code: str | None = None, late: bool = False, delivery: str | None = None,
+    account_id: int | None = None, q: str | None = None, page: int = 1, page_size: int = 50,
+) -> dict[str, Any]:
+    """Service orders, newest first, filtered by state ('open' for any open state), partner, late vs SLA, delivery state."""
+    page = max(1, page)
+    page_size = max(1, min(page_size, 500))
+    today = local_date(now)
+    conds = []
+    if state == "open":
+        conds.append(PartnerServiceOrder.state.in_(OPEN_STATES))
+    elif state:
+        conds.append(PartnerServiceOrder.state == state)
+    if partner_code:
+        conds.append(PartnerServiceOrder.partner_code == partner_code)
+    if late:
+        conds += [PartnerServiceOrder.state.in_(OPEN_STATES), PartnerServiceOrder.due_date < today]
+    if account_id:
+        conds.append(PartnerServiceOrder.account_id == account_id)
+    if q:
+        term = q.strip()
+        conds.append(or_(PartnerServiceOrder.external_ref == term.upper(), PartnerServiceOrder.partner_ref == term))
+    undelivered = and_(PartnerServiceOrder.delivered_at.is_(None), PartnerServiceOrder.state == "acknowledged")
+    if delivery == "delivered":
+        conds.append(PartnerServiceOrder.delivered_at.is_not(None))
+    elif delivery == "pending":
+        conds += [undelivered, Job.state == JobState.QUEUED.value, Job.attempts == 0]
+    elif delivery == "retrying":
+        conds += [undelivered, Job.state == JobState.QUEUED.value, Job.attempts > 0]
+    elif delivery == "dead":
+        conds += [undelivered, Job.state == JobState.DEAD.value]
+    elif delivery == "stuck":
+        conds += [undelivered, or_(Job.state == JobState.DEAD.value, and_(Job.state == JobState.QUEUED.value, Job.attempts > 0))]
+    base = _base_query().where(*conds)
+    total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    rows = session.execute(base.order_by(PartnerServiceOrder.id.desc()).offset((page - 1) * page_size).limit(page_size)).all()
+    return {"items": [_row_dict(r, today) for r in rows], "total": total, "page": page, "page_size": page_size, "pages": max(1, -(-total // page_size))}
+
+
+def desk_summary(session: Session, *, now: datetime) -> dict[str, Any]:
+    """Per partner: open, late (past SLA due date), stuck deliveries, completed and rejected in the last 30 days. One query each."""
+    today = local_date(now)
+    is_open = PartnerServiceOrder.state.in_(OPEN_STATES)
+    counts = session.execute(
+        select(
+            PartnerServiceOrder.partner_code,
+            func.sum(case((is_open, 1), else_=0)).label("open"),
+            func.sum(case((and_(is_open, PartnerServiceOrder.due_date < today), 1), else_=0)).label("late"),
+            func.sum(case((PartnerServiceOrder.state == "completed", 1), else_=0)).label("completed"),
+            func.sum(case((PartnerServiceOrder.state == "rejected", 1), else_=0)).label("rejected"),
+            func.count().label("total"),
+        ).group_by(PartnerServiceOrder.partner_code)
+    ).all()
+    stuck = dict(session.execute(
+        select(PartnerServiceOrder.partner_code, func.count())
+        .join(Job, Job.idempotency_key == PartnerServiceOrder.external_ref)
+        .where(PartnerServiceOrder.delivered_at.is_(None), PartnerServiceOrder.state == "acknowledged",
+               or_(Job.state == JobState.DEAD.value, and_(Job.state == JobState.QUEUED.value, Job.attempts > 0)))
+        .group_by(PartnerServiceOrder.partner_code)
+    ).all())
+    by = {r.partner_code: r for r in counts}
+    partners = []
+    fno_first = sorted(session.execute(select(Partner)).scalars(), key=lambda p: (p.kind != "fno", p.kind, p.name))
+    for p in fno_first:
+        r = by.get(p.code)
+        partners.append({
+            "code": p.code, "name": p.name, "kind": p.kind, "adapter": p.adapter, "simulator_outage": p.simulator_outage, "active": p.active,
+            "activation_sla_days": p.activation_sla_days, "deactivation_sla_days": p.deactivation_sla_days,
+            "open": int(r.open or 0) if r else 0, "late": int(r.late or 0) if r else 0, "completed": int(r.completed or 0) if r else 0,
+            "rejected": int(r.rejected or 0) if r else 0, "total": int(r.total or 0) if r else 0, "stuck": int(stuck.get(p.code, 0)),
+        })
+    totals = {k: sum(p[k] for p in partners) for k in ("open", "late", "stuck", "completed", "rejected", "total")}
+    return {"partners": partners, "totals": totals}
+
+
+def account_partner_orders(session: Session, *, account_id: int, now: datetime, limit: int = 20) -> dict[str, Any]:
+    """The account 360 'Partner orders' panel: the account's latest service orders and their recent messages."""
+    rows = session.execute(_base_query().where(PartnerServiceOrder.account_id == account_id).order_by(PartnerServiceOrder.id.desc()).limit(limit)).all()
+    orders = _attach_messages(session, [_row_dict(r, local_date(now)) for r in rows], limit_per_order=6)
+    return {"orders": orders, "open_count": sum(1 for o in orders if o["open"])}
+
+
+def recent_messages(session: Session, *, partner_code: str | None = None, outcome: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    q = select(PartnerMessage)
+    if partner_code:
+        q = q.where(PartnerMessage.partner_code == partner_code)
+    if outcome:
+        q = q.where(PartnerMessage.outcome == outcome)
+    return [message_dict(m) for m in session.execute(q.order_by(PartnerMessage.id.desc()).limit(limit)).scalars()]

@@ -1,0 +1,401 @@
+"""Partner operations: partners as data, outbound TMF641 service orders, delivery through adapters, partner callbacks,
+and the queries behind the Partners desk, the account 360 panel and the orders area."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from opsline.core import events, jobs
+from opsline.core.errors import InvalidInput, NotAuthenticated, NotFound, TransitionNotAllowed
+from opsline.core.events import Actor
+from opsline.core.ids import reference
+from opsline.partners.adapters import Adapter, AdapterUnavailable, HttpAdapter, verify_signature
+from opsline.partners.dates import add_business_days, local_date
+from opsline.partners.models import AdapterKind, Partner, PartnerKind, PartnerMessage, PartnerServiceOrder, ServiceOrderState
+from opsline.partners.tmf641 import build_service_order, parse_state_change
+
+DELIVER_JOB = "partners.deliver"
+ACTIONS = ("add", "modify", "delete")
+S = ServiceOrderState
+
+# state -> {action: next state}. Partner events name the target state; staff act by action name.
+TRANSITIONS: dict[str, dict[str, str]] = {
+    S.ACKNOWLEDGED: {"hold": S.HELD, "start": S.IN_PROGRESS, "complete": S.COMPLETED, "fail": S.FAILED, "reject": S.REJECTED, "cancel": S.CANCELLED},
+    S.HELD: {"start": S.IN_PROGRESS, "complete": S.COMPLETED, "fail": S.FAILED, "reject": S.REJECTED, "cancel": S.CANCELLED},
+    S.IN_PROGRESS: {"hold": S.HELD, "complete": S.COMPLETED, "fail": S.FAILED, "cancel": S.CANCELLED},
+    S.COMPLETED: {},
+    S.FAILED: {},
+    S.REJECTED: {},
+    S.CANCELLED: {},
+}
+OPEN_STATES = (S.ACKNOWLEDGED.value, S.HELD.value, S.IN_PROGRESS.value)
+# the states the orders area hears about
+NOTIFY_STATES = (S.IN_PROGRESS.value, S.COMPLETED.value, S.FAILED.value, S.REJECTED.value)
+
+
+class PartnerNotFound(NotFound):
+    pass
+
+
+class ServiceOrderNotFound(NotFound):
+    pass
+
+
+class UnableToSubmitServiceOrder(InvalidInput):
+    pass
+
+
+class ServiceOrderTransitionNotAllowed(TransitionNotAllowed):
+    pass
+
+
+class RetryNotAllowed(TransitionNotAllowed):
+    pass
+
+
+class InvalidCallbackSignature(NotAuthenticated):
+    title = "Invalid signature"
+    type_slug = "invalid-signature"
+
+
+class UnableToReadCallback(InvalidInput):
+    pass
+
+
+# --- partners -------------------------------------------------------------------------------------
+
+_PARTNER_FIELDS = (
+    "code", "name", "kind", "active", "contact_email", "contact_phone", "escalation_name", "escalation_email", "escalation_phone",
+    "activation_sla_days", "deactivation_sla_days", "fault_restore_hours", "currency", "monthly_line_cost_minor", "late_deactivation_cost_minor",
+    "late_deactivation_period", "collection_fee_minor", "notice_cutoff_day", "notice_days", "notice_rule", "adapter", "base_url", "timeout_seconds",
+    "simulator_mode", "simulator_outage", "simulator_reject_percent", "simulator_progress_seconds", "simulator_complete_seconds",
+)
+
+
+def partner_dict(p: Partner) -> dict[str, Any]:
+    d = {f: getattr(p, f) for f in _PARTNER_FIELDS}
+    d["commission_percent"] = float(p.commission_percent or 0)
+    d["has_webhook_secret"] = bool(p.webhook_secret)
+    return d
+
+
+def _partner(session: Session, code: str) -> Partner:
+    p = session.get(Partner, code)
+    if p is None:
+        raise PartnerNotFound(f"unknown partner '{code}'", field="partner_code")
+    return p
+
+
+def get_partner(session: Session, *, code: str) -> dict[str, Any]:
+    """A partner's settings (SLA targets, fees, notice rules, contacts, integration; never its secrets). Raises PartnerNotFound."""
+    return partner_dict(_partner(session, code))
+
+
+def list_partners(session: Session, *, kind: str | None = None) -> list[dict[str, Any]]:
+    q = select(Partner).order_by(Partner.kind, Partner.name)
+    if kind:
+        q = q.where(Partner.kind == kind)
+    return [partner_dict(p) for p in session.execute(q).scalars()]
+
+
+def set_simulator_outage(session: Session, *, code: str, outage: bool, now: datetime, actor: Actor, reason: str) -> dict[str, Any]:
+    """Put a simulated partner into (or out of) outage mode. Raises PartnerNotFound, InvalidInput (not simulated / no reason)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is required", field="reason")
+    p = _partner(session, code)
+    if p.adapter != AdapterKind.SIMULATOR:
+        raise InvalidInput(f"{p.name} is not simulated; outage mode only applies to the built-in simulator", field="code")
+    before = p.simulator_outage
+    p.simulator_outage = outage
+    events.record(session, now=now, actor=actor, entity_type="partner", entity_id=p.code, action="simulator_outage_on" if outage else "simulator_outage_off",
+                  reason=reason, before={"simulator_outage": before}, after={"simulator_outage": outage})
+    return partner_dict(p)
+
+
+# --- service orders ------------------------------------------------------------------------------
+
+def _site(session: Session, site_id: int | None, account_id: int) -> dict[str, Any] | None:
+    if site_id is None:
+        return None
+    from opsline.customers import service as customers
+
+    try:
+        return customers.site_dict(customers.get_site(session, site_id=site_id, account_id=account_id))
+    except NotFound as exc:
+        raise UnableToSubmitServiceOrder(f"site {site_id} is not a site of account {account_id}", field="site_id") from exc
+
+
+def submit_service_order(
+    session: Session, *, partner_code: str, action: str, account_id: int, product_id: int, site_id: int | None, requested_date: date,
+    reason: str, now: datetime, actor: Actor, order_item_id: int | None = None,
+) -> int:
+    """Create an outbound service order (state acknowledged, delivery pending) and enqueue its delivery in the caller's
+    transaction. Returns its id. Raises PartnerNotFound, UnableToSubmitServiceOrder (bad action, partner not an FNO,
+    inactive partner, unknown account or site)."""
+    if action not in ACTIONS:
+        raise UnableToSubmitServiceOrder(f"action must be one of {', '.join(ACTIONS)}, not '{action}'", field="action")
+    partner = _partner(session, partner_code)
+    if partner.kind != PartnerKind.FNO:
+        raise UnableToSubmitServiceOrder(f"{partner.name} is a {partner.kind.replace('_', ' ')}, not a network operator; service orders go to FNOs", field="partner_code")
+    if not partner.active:
+        raise UnableToSubmitServiceOrder(f"{partner.name} is not active", field="partner_code")
+    from opsline.customers import service as customers
+
+    try:
+        customers.get_account(session, account_id=account_id)
+    except NotFound as exc:
+        raise UnableToSubmitServiceOrder(f"account {account_id} not found", field="account_id") from exc
+    _site(session, site_id, account_id)
+    today = local_date(now)
+    sla = partner.deactivation_sla_days if action == "delete" else partner.activation_sla_days
+    due = max(requested_date, add_business_days(today, sla))
+    so = PartnerServiceOrder(
+        partner_code=partner.code, account_id=account_id, product_id=product_id, order_item_id=order_item_id, site_id=site_id, action=action,
+        state=S.ACKNOWLEDGED.value, external_ref=f"pending-{secrets.token_hex(8)}", requested_date=requested_date, due_date=due,
+        reason=reason, attempts=0, created_at=now, updated_at=now,
+    )
+    session.add(so)
+    session.flush()
+    so.external_ref = reference("OPS-SO-", so.id, width=6)
+    session.flush()
+    events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=account_id, action="submitted", reason=reason,
+                  after={"partner": partner.code, "action": action, "product_id": product_id, "requested_date": requested_date.isoformat(), "external_ref": so.external_ref})
+    jobs.enqueue(session, kind=DELIVER_JOB, payload={"service_order_id": so.id}, now=now, idempotency_key=so.external_ref, serial_key=f"product:{product_id}")
+    return so.id
+
+
+def _next_sequence(session: Session, service_order_id: int | None) -> int:
+    if service_order_id is None:
+        return 0
+    return int(session.execute(select(func.coalesce(func.max(PartnerMessage.sequence), 0)).where(PartnerMessage.service_order_id == service_order_id)).scalar_one()) + 1
+
+
+def _log(session: Session, *, partner_code: str, so: PartnerServiceOrder | None, direction: str, kind: str, body: dict[str, Any], now: datetime,
+         outcome: str = "applied", note: str | None = None) -> PartnerMessage:
+    m = PartnerMessage(partner_code=partner_code, service_order_id=so.id if so else None, account_id=so.account_id if so else None, direction=direction,
+                       at=now, kind=kind, outcome=outcome, note=note, body=json.loads(json.dumps(body, default=str)), sequence=_next_sequence(session, so.id if so else None))
+    session.add(m)
+    session.flush()
+    return m
+
+
+def transition(session: Session, *, so: PartnerServiceOrder, action: str, now: datetime, actor: Actor, reason: str | None = None,
+               confirmed_date: date | None = None) -> list[str]:
+    """Apply a lifecycle action to a service order, record the event, tell the orders area. Returns the next allowed actions.
+    Raises ServiceOrderTransitionNotAllowed."""
+    allowed = TRANSITIONS[S(so.state)]
+    if action not in allowed:
+        raise ServiceOrderTransitionNotAllowed(f"cannot {action} a service order that is {so.state}; allowed: {', '.join(allowed) or 'none'}")
+    before = {"state": so.state, "confirmed_date": so.confirmed_date.isoformat() if so.confirmed_date else None}
+    so.state = allowed[action]
+    if confirmed_date is not None:
+        so.confirmed_date = confirmed_date
+    if reason:
+        so.state_reason = reason
+    so.updated_at = now
+    session.flush()
+    events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id, action=action, reason=reason,
+                  before=before, after={"state": so.state, "confirmed_date": so.confirmed_date.isoformat() if so.confirmed_date else None})
+    if so.state in NOTIFY_STATES:
+        from opsline.orders import service as orders_service  # lazy: orders calls us too
+
+        orders_service.on_partner_order_update(session, service_order_id=so.id, product_id=so.product_id, action=so.action, state=so.state,
+                                               confirmed_date=so.confirmed_date, reason=so.state_reason, now=now, actor=actor)
+    return list(TRANSITIONS[S(so.state)])
+
+
+_ACTION_FOR_STATE = {S.HELD: "hold", S.IN_PROGRESS: "start", S.COMPLETED: "complete", S.FAILED: "fail", S.REJECTED: "reject", S.CANCELLED: "cancel"}
+
+
+def _locked(session: Session, service_order_id: int) -> PartnerServiceOrder | None:
+    return session.execute(select(PartnerServiceOrder).where(PartnerServiceOrder.id == service_order_id).with_for_update()).scalar_one_or_none()
+
+
+def order_payload(session: Session, *, so: PartnerServiceOrder) -> dict[str, Any]:
+    """The TMF641 body we send for this order."""
+    from opsline.customers import service as customers
+
+    site = _site(session, so.site_id, so.account_id) if so.site_id else None
+    account = customers.get_account(session, account_id=so.account_id)
+    line_ref = _line_ref(session, so.product_id)
+    return build_service_order(external_ref=so.external_ref, partner_code=so.partner_code, action=so.action, requested_date=so.requested_date,
+                               product_id=so.product_id, line_ref=line_ref, site=site, account_number=account.account_number, reason=so.reason, created_at=so.created_at)
+
+
+def _line_ref(session: Session, product_id: int) -> str | None:
+    from opsline.db.base import metadata
+
+    product = metadata.tables.get("product")
+    if product is None or "partner_line_ref" not in product.c:
+        return None
+    return session.execute(select(product.c.partner_line_ref).where(product.c.id == product_id)).scalar_one_or_none()
+
+
+def adapter_for(session: Session, *, partner: Partner, now: datetime, site: dict[str, Any] | None = None) -> Adapter:
+    if partner.adapter == AdapterKind.HTTP:
+        return HttpAdapter(base_url=partner.base_url or "", auth_token=partner.auth_token, timeout_seconds=partner.timeout_seconds, signing_secret=partner.webhook_secret)
+    from opsline.partners.simulator import SimulatorAdapter
+
+    return SimulatorAdapter(session, partner=partner, now=now, coverage=list(site["fno_coverage"]) if site and site.get("fno_coverage") else None)
+
+
+def _delivery_job(session: Session, external_ref: str) -> jobs.Job | None:
+    return session.execute(select(jobs.Job).where(jobs.Job.idempotency_key == external_ref)).scalar_one_or_none()
+
+
+def deliver(session: Session, *, service_order_id: int, now: datetime, actor: Actor | None = None) -> dict[str, Any]:
+    """Send one service order through its partner's adapter (the `partners.deliver` job). Safe to run again: an order
+    already delivered, cancelled or answered is left alone. Raises AdapterUnavailable (the job retries with backoff)."""
+    actor = actor or Actor.system("partners.deliver")
+    so = _locked(session, service_order_id)
+    if so is None:
+        return {"skipped": "no such service order"}
+    if so.delivered_at is not None or so.state != S.ACKNOWLEDGED:
+        return {"skipped": f"already {'delivered' if so.delivered_at else so.state}"}
+    partner = _partner(session, so.partner_code)
+    payload = order_payload(session, so=so)
+    site = _site(session, so.site_id, so.account_id) if so.site_id else None
+    job = _delivery_job(session, so.external_ref)
+    result = adapter_for(session, partner=partner, now=now, site=site).submit(payload)  # raises AdapterUnavailable: rolled back, retried
+    so.attempts = job.attempts if job is not None else so.attempts + 1
+    so.last_error = None
+    so.delivered_at = now
+    so.updated_at = now
+    if result.partner_ref:
+        so.partner_ref = result.partner_ref
+    _log(session, partner_code=so.partner_code, so=so, direction="out", kind="serviceOrder.create", body=payload, now=now, outcome="sent")
+    _log(session, partner_code=so.partner_code, so=so, direction="in", kind="serviceOrder.response", body=result.response or {"state": result.state}, now=now,
+         note=result.reason)
+    events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id, action="delivered",
+                  after={"partner_ref": so.partner_ref, "attempts": so.attempts, "accepted": result.accepted})
+    if not result.accepted:
+        transition(session, so=so, action="reject", now=now, actor=actor, reason=result.reason or "rejected by partner")
+    elif result.state in _ACTION_FOR_STATE and result.state != so.state:
+        transition(session, so=so, action=_ACTION_FOR_STATE[S(result.state)], now=now, actor=actor, reason=result.reason)
+    return {"service_order_id": so.id, "partner_ref": so.partner_ref, "state": so.state}
+
+
+def apply_partner_event(session: Session, *, partner_code: str, event: dict[str, Any], now: datetime, actor: Actor) -> dict[str, Any]:
+    """Apply a TMF641 ServiceOrderStateChangeEvent from a partner (webhook or simulator). Every event is logged; unknown orders,
+    duplicates and out-of-order states are logged as ignored and change nothing. Returns {"outcome": "applied" | "ignored" |
+    "unknown", "detail", "service_order_id", "state"}. Raises UnableToReadCallback for a malformed event."""
+    try:
+        ev = parse_state_change(event)
+    except ValueError as exc:
+        raise UnableToReadCallback(str(exc), field="event") from exc
+    conds = []
+    if ev["partner_ref"]:
+        conds.append(PartnerServiceOrder.partner_ref == ev["partner_ref"])
+    if ev["external_ref"]:
+        conds.append(PartnerServiceOrder.external_ref == ev["external_ref"])
+    found = session.execute(select(PartnerServiceOrder.id).where(PartnerServiceOrder.partner_code == partner_code, or_(*conds)).order_by(PartnerServiceOrder.id).limit(1)).scalar_one_or_none()
+    kind = str(event.get("eventType"))
+    if found is None:
+        detail = f"no service order with id {ev['partner_ref']!r} / externalId {ev['external_ref']!r} for {partner_code}"
+        _log(session, partner_code=partner_code, so=None, direction="in", kind=kind, body=event, now=now, outcome="ignored", note=detail)
+        return {"outcome": "unknown", "detail": detail, "service_order_id": None, "state": None}
+    so = _locked(session, found)
+    assert so is not None
+    target = ev["state"]
+    if target == so.state:
+        note = f"duplicate: already {so.state}"
+    elif target == S.ACKNOWLEDGED or _ACTION_FOR_STATE.get(S(target)) not in TRANSITIONS[S(so.state)]:
+        note = f"out of order: {target} after {so.state}"
+    else:
+        note = None
+    if note is not None:
+        _log(session, partner_code=partner_code, so=so, direction="in", kind=kind, body=event, now=now, outcome="ignored", note=note)
+        return {"outcome": "ignored", "detail": note, "service_order_id": so.id, "state": so.state}
+    if so.partner_ref is None and ev["partner_ref"]:
+        so.partner_ref = ev["partner_ref"]
+    if so.delivered_at is None:
+        # The partner has the order although our delivery never saw an answer (e.g. a timeout after they received it).
+        so.delivered_at = now
+    _log(session, partner_code=partner_code, so=so, direction="in", kind=kind, body=event, now=now, outcome="applied", note=ev["reason"])
+    confirmed = ev["completion_date"] if target == S.COMPLETED else None
+    if target == S.COMPLETED and confirmed is None:
+        confirmed = local_date(now)
+    transition(session, so=so, action=_ACTION_FOR_STATE[S(target)], now=now, actor=actor, reason=ev["reason"], confirmed_date=confirmed)
+    return {"outcome": "applied", "detail": f"{so.external_ref} is now {so.state}", "service_order_id": so.id, "state": so.state}
+
+
+def receive_callback(session: Session, *, partner_code: str, raw_body: bytes, signature: str | None, authorization: str | None, now: datetime) -> dict[str, Any]:
+    """A partner's webhook: check the signature (HMAC-SHA256 of the body with the partner's webhook secret, or the secret as a
+    bearer token), then apply the event. Raises PartnerNotFound, InvalidCallbackSignature, UnableToReadCallback."""
+    partner = _partner(session, partner_code)
+    if not verify_signature(partner.webhook_secret, raw_body, signature=signature, authorization=authorization):
+        raise InvalidCallbackSignature("the callback signature does not match this partner's webhook secret")
+    try:
+        event = json.loads(raw_body or b"null")
+    except ValueError as exc:
+        raise UnableToReadCallback("body is not valid JSON", field="body") from exc
+    return apply_partner_event(session, partner_code=partner.code, event=event, now=now, actor=Actor(name=f"partner:{partner.code}"))
+
+
+def simulate(session: Session, *, partner_code: str, event: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The `partners.simulate` job: the simulated partner sends one callback. Raises AdapterUnavailable in outage mode (retried)."""
+    partner = _partner(session, partner_code)
+    if partner.simulator_outage:
+        raise AdapterUnavailable(f"{partner.name} (simulated) is in outage; callback delayed")
+    return apply_partner_event(session, partner_code=partner.code, event=event, now=now, actor=Actor.system(f"simulator:{partner.code}"))
+
+
+def cancel_service_order(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str) -> list[str]:
+    """Cancel an order the partner has not yet received. Raises ServiceOrderNotFound, InvalidInput (no reason), ServiceOrderTransitionNotAllowed."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is required", field="reason")
+    so = _locked(session, service_order_id)
+    if so is None:
+        raise ServiceOrderNotFound(f"service order {service_order_id} not found")
+    if so.delivered_at is not None:
+        raise ServiceOrderTransitionNotAllowed(f"{so.external_ref} was already delivered to {so.partner_code}; ask the partner to cancel it")
+    return transition(session, so=so, action="cancel", now=now, actor=actor, reason=reason)
+
+
+def retry_delivery(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str = "retry requested") -> None:
+    """Re-queue a dead or retrying delivery to run now. Raises ServiceOrderNotFound, RetryNotAllowed (already delivered / not stuck)."""
+    so = session.get(PartnerServiceOrder, service_order_id)
+    if so is None:
+        raise ServiceOrderNotFound(f"service order {service_order_id} not found")
+    if so.delivered_at is not None or so.state != S.ACKNOWLEDGED:
+        raise RetryNotAllowed(f"{so.external_ref} needs no delivery (it is {so.state}{', delivered' if so.delivered_at else ''})")
+    job = _delivery_job(session, so.external_ref)
+    if job is None:
+        jobs.enqueue(session, kind=DELIVER_JOB, payload={"service_order_id": so.id}, now=now, idempotency_key=so.external_ref, serial_key=f"product:{so.product_id}")
+        before = {"job": None}
+    elif job.state == jobs.JobState.RUNNING:
+        raise RetryNotAllowed(f"{so.external_ref} is being delivered right now")
+    else:
+        before = {"job_state": job.state, "job_attempts": job.attempts}
+        session.execute(update(jobs.Job).where(jobs.Job.id == job.id).values(state=jobs.JobState.QUEUED.value, run_at=now, attempts=0, finished_at=None, lease_until=None, locked_by=None))
+    so.updated_at = now
+    events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id, action="delivery_retried",
+                  reason=reason, before=before, after={"job_state": "queued"})
+
+
+def register_jobs(registry: jobs.Registry) -> None:
+    @registry.register(DELIVER_JOB)
+    def _deliver(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return deliver(session, service_order_id=int(payload["service_order_id"]), now=now)
+
+    @registry.register("partners.simulate")
+    def _simulate(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return simulate(session, partner_code=str(payload["partner_code"]), event=dict(payload["event"]), now=now)
+
+
+# --- queries (re-exported so other areas need only `opsline.partners.service`) ---------------------
+from opsline.partners.queries import (  # noqa: E402,F401
+    account_partner_orders,
+    desk_summary,
+    get_service_order,
+    list_service_orders,
+    recent_messages,
+    service_orders_for_order,
+    service_orders_for_product,
+)

@@ -1,0 +1,1 @@
+"""SLA policies, business calendars, clocks (per metric, per team, third party), warnings, breaches."""

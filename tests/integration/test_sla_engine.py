@@ -1,0 +1,225 @@
+"""SLA engine against a real database: policy matching, exact recalculation, warnings, breaches and causes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from opsline.cases.models import CaseEvent, Queue, SupportCase
+from opsline.core.errors import InvalidInput, NotFound
+from opsline.core.jobs import Job
+from opsline.sla import service
+from opsline.sla.models import BusinessCalendarRow, SlaBreach, SlaClock, SlaNotification, SlaPolicy, SlaWarning
+
+SAST = ZoneInfo("Africa/Johannesburg")
+
+
+def at(*a: int) -> datetime:
+    return datetime(*a, tzinfo=SAST)
+
+
+@pytest.fixture
+def queues(session):  # type: ignore[no-untyped-def]
+    rows = {}
+    for code, name in (("billing", "Billing"), ("technical", "Technical"), ("escalations", "Escalations")):
+        q = session.execute(select(Queue).where(Queue.code == code)).scalar_one_or_none()
+        if q is None:
+            q = Queue(code=code, name=name, is_escalation=code == "escalations", assignment="manual", skills=[], active=True)
+            session.add(q)
+        q.name, q.calendar_code = name, None
+        rows[code] = q
+    session.flush()
+    return rows
+
+
+_seq = iter(range(1, 100_000))
+
+
+def make_case(session, queues, *, opened: datetime, events=(), priority: int = 3, category: str = "billing_account", state: str = "acknowledged", queue: str = "billing", tier: str | None = None) -> int:  # type: ignore[no-untyped-def]
+    """A case row plus its event history, written the way the cases service writes them."""
+    n = next(_seq)
+    c = SupportCase(reference=f"CS-T{n:05d}", category_code=category, channel="call", subject="Slow line", state=state, priority=priority, value_tier_code=tier,
+                    queue_id=queues[queue].id, opened_at=opened, updated_at=opened, reopen_count=0)
+    session.add(c)
+    session.flush()
+    session.add(CaseEvent(case_id=c.id, at=opened, kind="opened", to_value="acknowledged", actor="t", data={"queue": queues[queue].code, "priority": priority}))
+    for when, kind, fv, tv, data in events:
+        session.add(CaseEvent(case_id=c.id, at=when, kind=kind, from_value=fv, to_value=tv, actor="t", data=data))
+    session.flush()
+    return c.id
+
+
+def clock(session, case_id: int, metric: str) -> SlaClock:  # type: ignore[no-untyped-def]
+    return session.execute(select(SlaClock).where(SlaClock.case_id == case_id, SlaClock.metric == metric)).scalars().one()
+
+
+def test_most_specific_policy_wins_and_ties_go_to_the_lowest_id(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    plain = make_case(session, queues, opened=now - timedelta(hours=1), priority=2)
+    vip = make_case(session, queues, opened=now - timedelta(hours=1), priority=2, tier="vip")
+    complaint = make_case(session, queues, opened=now - timedelta(hours=1), priority=2, category="complaint")
+    service.recalculate(session, case_ids=[plain, vip, complaint], now=now, reason="test", actor=actor)
+    name = {p.id: p.name for p in session.execute(select(SlaPolicy)).scalars()}
+    policy_of = dict(session.execute(select(SupportCase.id, SupportCase.sla_policy_id)).all())
+    assert name[policy_of[plain]] == "Default P2"
+    assert name[policy_of[vip]] in ("VIP", "Default P2")  # both match one criterion: the lower id wins
+    first = min((p.id for p in session.execute(select(SlaPolicy).where(SlaPolicy.name.in_(["VIP", "Default P2"]))).scalars()))
+    assert policy_of[vip] == first
+    a = service.create_policy(session, fields={"name": "VIP P2", "value_tier_code": "vip", "priority": 2, "first_response_minutes": 10, "resolution_minutes": 120, "calendar_code": "za-support"}, now=now, actor=actor)
+    service.recalculate(session, case_ids=[vip], now=now, reason="new policy", actor=actor)
+    assert session.get(SupportCase, vip).sla_policy_id == a
+    assert name[session.get(SupportCase, complaint).sla_policy_id] == "ICASA complaint"
+    assert clock(session, complaint, "first_response").target_seconds == 48 * 3600
+    # the change of policy is part of the case's history
+    assert session.execute(select(func.count()).select_from(CaseEvent).where(CaseEvent.case_id == vip, CaseEvent.kind == "policy")).scalar_one() == 2
+
+
+def test_raising_priority_mid_case_gives_the_deadline_of_a_case_that_always_had_it(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    opened = at(2026, 11, 20, 10, 0)
+    raised = make_case(session, queues, opened=opened, priority=1, events=[(at(2026, 11, 20, 15, 0), "priority", "3", "1", None)])
+    always = make_case(session, queues, opened=opened, priority=1)
+    service.recalculate(session, case_ids=[raised, always], now=now, reason="test", actor=actor)
+    for metric in ("first_response", "resolution"):
+        a, b = clock(session, raised, metric), clock(session, always, metric)
+        assert (a.due_at, a.elapsed_seconds, a.state, a.target_seconds) == (b.due_at, b.elapsed_seconds, b.state, b.target_seconds)
+    assert clock(session, raised, "resolution").target_seconds == 4 * 3600
+
+
+def test_adding_a_holiday_moves_the_due_time_as_if_it_had_always_been_there(session, queues, now, actor, factory) -> None:  # type: ignore[no-untyped-def]
+    opened = now - timedelta(hours=1)  # Monday 08:00 SAST
+    case_id = make_case(session, queues, opened=opened, priority=4)
+    service.recalculate(session, case_ids=[case_id], now=now, reason="test", actor=actor)
+    before = clock(session, case_id, "resolution").due_at
+    jobs = service.update_calendar(session, code="za-support", add_closures=["2026-11-25"], now=now, actor=actor, reason="office closed for strike")
+    assert jobs == 1
+    assert session.execute(select(Job.kind).where(Job.kind == "sla.recalculate")).scalars().all() == ["sla.recalculate"]
+    job = session.execute(select(Job).where(Job.kind == "sla.recalculate")).scalars().one()
+    service.run_recalculate_job(session, job.payload, now)
+    after = clock(session, case_id, "resolution").due_at
+    expected = service.get_calendar(session, code="za-support").add(opened, timedelta(hours=40))
+    assert after == expected and after - before >= timedelta(days=1)
+
+
+def test_recomputing_twice_yields_identical_rows(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    ids = [make_case(session, queues, opened=now - timedelta(days=d), events=[(now - timedelta(days=d) + timedelta(hours=2), "queue", "billing", "technical", None)]) for d in range(1, 5)]
+    service.recalculate(session, case_ids=ids, now=now, reason="first", actor=actor)
+    first = service.stored_clocks(session, case_ids=ids)
+    breaches = session.execute(select(SlaBreach.id, SlaBreach.due_at).order_by(SlaBreach.id)).all()
+    counts = service.recalculate(session, case_ids=ids, now=now, reason="second", actor=actor)
+    assert service.stored_clocks(session, case_ids=ids) == first
+    assert session.execute(select(SlaBreach.id, SlaBreach.due_at).order_by(SlaBreach.id)).all() == breaches
+    assert counts["breaches"] == 0 and counts["warnings"] == 0 and counts["policy_changes"] == 0
+
+
+def test_on_case_changed_matches_batch_recalculation(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    ids = [make_case(session, queues, opened=now - timedelta(hours=h), events=[(now - timedelta(hours=h) + timedelta(minutes=30), "state", "acknowledged", "held", {"partner_code": "openserve"})]) for h in range(2, 30, 1)]
+    service.recalculate(session, case_ids=ids, now=now, reason="batch", actor=actor)
+    batch = [{k: v for k, v in r.items() if k not in ("id", "computed_at")} for r in service.stored_clocks(session, case_ids=ids)]
+    for cid in ids:
+        service.on_case_changed(session, case_id=cid, now=now)
+    single = [{k: v for k, v in r.items() if k not in ("id", "computed_at")} for r in service.stored_clocks(session, case_ids=ids)]
+    assert single == batch
+    tp = [c for c in service.case_clocks(session, case_id=ids[0], now=now) if c["metric"] == "third_party"]
+    assert tp and tp[0]["partner"] == "openserve"
+
+
+def test_scan_records_each_warning_once_and_escalates(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    case_id = make_case(session, queues, opened=now - timedelta(minutes=20), priority=1)  # P1: first response 30 min
+    service.recalculate(session, case_ids=[case_id], now=now - timedelta(minutes=10), reason="t", actor=actor)
+    assert session.execute(select(SlaWarning.threshold).where(SlaWarning.case_id == case_id)).scalars().all() == []
+    service.scan(session, now=now)  # 20 business minutes of 30 = 66%
+    thresholds = sorted(session.execute(select(SlaWarning.threshold).where(SlaWarning.case_id == case_id, SlaWarning.metric == "first_response")).scalars())
+    assert thresholds == [50]
+    service.scan(session, now=now + timedelta(seconds=30))
+    service.scan(session, now=now + timedelta(minutes=15))  # 35 minutes: 75 and 100 crossed, breach recorded
+    thresholds = sorted(session.execute(select(SlaWarning.threshold).where(SlaWarning.case_id == case_id, SlaWarning.metric == "first_response")).scalars())
+    assert thresholds == [50, 75, 100]
+    assert session.execute(select(func.count()).select_from(SlaNotification).where(SlaNotification.case_id == case_id)).scalar_one() >= 1
+    breach = session.execute(select(SlaBreach).where(SlaBreach.case_id == case_id, SlaBreach.metric == "first_response")).scalars().one()
+    assert breach.due_at == now + timedelta(minutes=10)
+    # the 75% step of the P1 policy reassigns to the escalations queue through the cases service
+    assert session.get(SupportCase, case_id).queue_id == queues["escalations"].id
+
+
+def test_setting_a_breach_cause_records_who_and_why(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    case_id = make_case(session, queues, opened=now - timedelta(days=10), priority=1)
+    service.recalculate(session, case_ids=[case_id], now=now, reason="t", actor=actor)
+    breach = session.execute(select(SlaBreach).where(SlaBreach.case_id == case_id, SlaBreach.metric == "resolution")).scalars().one()
+    service.set_breach_cause(session, breach_id=breach.id, cause_code="waiting_on_fno", note="Openserve fault ticket", now=now, actor=actor)
+    session.refresh(breach)
+    assert (breach.cause_code, breach.set_by, breach.set_at) == ("waiting_on_fno", "tester", now)
+
+
+def test_an_unknown_breach_cause_is_refused_and_nothing_changes(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    case_id = make_case(session, queues, opened=now - timedelta(days=10), priority=1)
+    service.recalculate(session, case_ids=[case_id], now=now, reason="t", actor=actor)
+    breach = session.execute(select(SlaBreach).where(SlaBreach.case_id == case_id)).scalars().first()
+    with pytest.raises(InvalidInput, match="unknown breach cause 'gremlins'"):
+        service.set_breach_cause(session, breach_id=breach.id, cause_code="gremlins", note=None, now=now, actor=actor)
+    session.refresh(breach)
+    assert breach.cause_code is None and breach.set_by is None
+    with pytest.raises(NotFound):
+        service.set_breach_cause(session, breach_id=999_999, cause_code="other", note=None, now=now, actor=actor)
+
+
+def test_breach_report_groups_by_cause_and_team_with_overrun_hours(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    a = make_case(session, queues, opened=now - timedelta(days=6), priority=1)
+    b = make_case(session, queues, opened=now - timedelta(days=6), priority=1, queue="technical")
+    service.recalculate(session, case_ids=[a, b], now=now, reason="t", actor=actor)
+    for bid in session.execute(select(SlaBreach.id).where(SlaBreach.case_id == a)).scalars():
+        service.set_breach_cause(session, breach_id=bid, cause_code="capacity", note=None, now=now, actor=actor)
+    report = service.breach_report(session, since=now - timedelta(days=30), until=now + timedelta(seconds=1))
+    causes = {r["cause_code"]: r for r in report["by_cause"]}
+    n_a = session.execute(select(func.count()).select_from(SlaBreach).where(SlaBreach.case_id == a)).scalar_one()
+    assert causes["capacity"]["count"] == n_a and causes[None]["count"] == report["total"] - n_a
+    teams = {r["team"]: r for r in report["by_team"]}
+    assert {"Billing", "Technical"} <= set(teams)
+    assert teams["Billing"]["overrun_hours"] > 0
+    assert report["total"] == sum(r["count"] for r in report["by_team"])
+
+
+def test_overlapping_shifts_are_refused_and_the_calendar_is_unchanged(session, now, actor) -> None:  # type: ignore[no-untyped-def]
+    before = dict(session.get(BusinessCalendarRow, "za-support").data)
+    bad = before | {"week": {"0": [["08:00", "13:00"], ["12:00", "17:00"]]}}
+    with pytest.raises(InvalidInput, match="overlapping shifts"):
+        service.update_calendar(session, code="za-support", data=bad, now=now, actor=actor, reason="t")
+    session.expire_all()
+    assert session.get(BusinessCalendarRow, "za-support").data == before
+    with pytest.raises(InvalidInput, match="overlapping shifts"):
+        service.create_calendar(session, code="bad", name="Bad", data=bad, now=now, actor=actor)
+    assert session.get(BusinessCalendarRow, "bad") is None
+
+
+def test_a_policy_naming_an_unknown_category_or_queue_is_refused(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    n = session.execute(select(func.count()).select_from(SlaPolicy)).scalar_one()
+    with pytest.raises(InvalidInput, match="unknown case category 'nope'"):
+        service.create_policy(session, fields={"name": "X", "category_code": "nope", "calendar_code": "za-support"}, now=now, actor=actor)
+    with pytest.raises(InvalidInput, match="unknown queue 'ghosts'"):
+        service.create_policy(session, fields={"name": "Y", "calendar_code": "za-support", "escalations": [{"at": 75, "action": "reassign", "queue_code": "ghosts"}]}, now=now, actor=actor)
+    with pytest.raises(InvalidInput, match="unknown business calendar"):
+        service.create_policy(session, fields={"name": "Z", "calendar_code": "mars"}, now=now, actor=actor)
+    assert session.execute(select(func.count()).select_from(SlaPolicy)).scalar_one() == n
+
+
+def test_breach_risk_is_high_for_an_overdue_case_and_low_for_a_fresh_one(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    history = [make_case(session, queues, opened=now - timedelta(days=20 + i), state="resolved", events=[(now - timedelta(days=20 + i) + timedelta(hours=2 + i % 5), "state", "acknowledged", "resolved", None)]) for i in range(12)]
+    fresh = make_case(session, queues, opened=now - timedelta(minutes=5), priority=4)
+    late = make_case(session, queues, opened=now - timedelta(days=10), priority=4)
+    service.recalculate(session, case_ids=history + [fresh, late], now=now, reason="t", actor=actor)
+    risk = service.breach_risk(session, case_ids=[fresh, late], now=now)
+    assert 0.0 <= risk[fresh] < 0.5 and risk[late] == 1.0
+
+
+def test_cases_service_changes_recompute_the_clocks_in_the_same_transaction(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases import service as cases
+    from opsline.cases.schemas import CaseIn
+
+    c = cases.open_case(session, data=CaseIn(category_code="billing_account", subject="Wrong invoice", queue_code="billing"), now=now, actor=actor)
+    fr = clock(session, c.id, "first_response")
+    assert fr.state == "running" and fr.started_at == now
+    cases.change_priority(session, case_id=c.id, priority=1, now=now + timedelta(minutes=5), actor=actor, reason="customer is a hospital")
+    session.expire_all()
+    assert clock(session, c.id, "first_response").target_seconds == 30 * 60
+    assert session.get(SupportCase, c.id).sla_policy_id == session.execute(select(SlaPolicy.id).where(SlaPolicy.name == "Default P1")).scalar_one()
