@@ -8,12 +8,16 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# The operator's business timezone when nothing more specific (site, queue calendar) applies.
+DEFAULT_TIMEZONE = "Africa/Johannesburg"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPSLINE_", env_file=".env", extra="ignore")
 
     database_url: str = Field(default="sqlite:///opsline.db", description="SQLAlchemy URL; postgresql+psycopg://... in production")
     secret_key: str = Field(default="change-me-in-production-opsline-secret", min_length=16)
-    timezone: str = "Africa/Johannesburg"
+    timezone: str = DEFAULT_TIMEZONE
     currency: str = Field(default="ZAR", min_length=3, max_length=3)
     session_max_age_seconds: int = 8 * 3600
     max_request_bytes: int = 1_000_000

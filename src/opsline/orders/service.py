@@ -8,6 +8,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from opsline.config import DEFAULT_TIMEZONE
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -23,7 +25,7 @@ from opsline.inventory.models import Equipment, EquipmentState, Product, Product
 from opsline.orders.models import ItemAction, ItemState, OrderState, ProductOrder, ProductOrderItem, Quote, QuoteItem, QuoteState
 from opsline.orders.schemas import OrderIn, OrderItemIn, QuoteIn
 
-LOCAL_TZ = ZoneInfo("Africa/Johannesburg")
+LOCAL_TZ = ZoneInfo(DEFAULT_TIMEZONE)
 OS = OrderState
 IS = ItemState
 

@@ -6,9 +6,11 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from opsline.config import DEFAULT_TIMEZONE
+
 import holidays as holidays_lib
 
-LOCAL_TZ = ZoneInfo("Africa/Johannesburg")
+LOCAL_TZ = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 @lru_cache(maxsize=32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from opsline.config import DEFAULT_TIMEZONE
 from typing import Any, Sequence
 
 from sqlalchemy import func, select
@@ -54,7 +56,7 @@ def business_days_after(now: datetime, days: int) -> date:
     """The date `days` South African business days (weekdays, not public holidays) after `now` (SA local date)."""
     import holidays as holidays_lib
 
-    d = now.astimezone(ZoneInfo("Africa/Johannesburg")).date()
+    d = now.astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date()
     za = holidays_lib.country_holidays("ZA", years=range(d.year, d.year + 2))
     n = 0
     while n < days:

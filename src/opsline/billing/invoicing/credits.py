@@ -8,6 +8,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
+from opsline.config import DEFAULT_TIMEZONE
+
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -20,7 +22,7 @@ from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.money import Money
 
-SAST = ZoneInfo("Africa/Johannesburg")
+SAST = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 class UnableToCredit(InvalidInput):

@@ -6,6 +6,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from opsline.config import DEFAULT_TIMEZONE
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -31,7 +33,7 @@ MANUAL_ACTIONS = {"hold", "release", "validate"}
 ACTION_LABELS = {"hold": "Put on hold", "release": "Release hold", "validate": "Validate", "send": "Mark sent", "part_pay": "Part-paid", "settle": "Settled", "reopen": "Reopen"}
 
 
-SAST = ZoneInfo("Africa/Johannesburg")
+SAST = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 class InvoiceTransitionNotAllowed(TransitionNotAllowed):

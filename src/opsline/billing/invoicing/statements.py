@@ -6,6 +6,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from opsline.config import DEFAULT_TIMEZONE
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -14,7 +16,7 @@ from opsline.billing.models import LedgerEntry
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.customers.models import Account
 
-SAST = ZoneInfo("Africa/Johannesburg")
+SAST = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def account_row(session: Session, *, account_id: int) -> dict[str, Any]:

@@ -312,7 +312,9 @@ def usage_totals(session: Session, *, account_id: int, start: date, end: date) -
 
 from zoneinfo import ZoneInfo  # noqa: E402
 
-_SAST = ZoneInfo("Africa/Johannesburg")
+from opsline.config import DEFAULT_TIMEZONE  # noqa: E402
+
+_SAST = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def list_rejected(session: Session, *, source_file: str | None = None, open_only: bool = True, limit: int = 500) -> list[dict[str, Any]]:
