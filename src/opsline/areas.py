@@ -1,5 +1,6 @@
 """Area discovery. Each business area declares what it plugs in (routers, jobs, seeds, demo steps, desks,
-account-page panels, admin views, CLI commands, permissions) in `<area>/area.py` as `AREA = Area(...)`.
+account-page panels, admin views, CLI commands, permissions, lifecycles, the domain events it publishes, its
+subscribers to other areas' events, and the cards it puts on desk home pages) in `<area>/area.py` as `AREA = Area(...)`.
 The app, worker, CLI and demo read this one list, so adding an area never means editing shared wiring."""
 
 from __future__ import annotations
@@ -26,6 +27,26 @@ class Area:
     admin_views: Callable[[], list[Any]] | None = None  # -> list[starlette_admin ModelView]
     cli: Callable[[Any], None] | None = None  # (typer.Typer) -> None: adds commands
     permissions: dict[str, set[str]] = field(default_factory=dict)  # permission -> role names
+    lifecycles: tuple[Any, ...] = ()  # opsline.core.lifecycle.Lifecycle declarations (their events are declared too)
+    events: tuple[str, ...] = ()  # other domain events this area publishes, e.g. "case.changed"
+    subscribers: tuple[Any, ...] = ()  # opsline.core.domain_events.Subscriber
+    home: Callable[..., list["HomeCard"]] | None = None  # home(session, *, now, actor, tz) -> cards for desk home pages
+
+
+@dataclass(frozen=True)
+class HomeCard:
+    """One tile on a desk's home page: the work waiting, as a number that links to the list behind it.
+    `desks` are role names (see users.roles.Role) whose home shows the card; admin sees every desk."""
+
+    desks: tuple[str, ...]
+    title: str
+    count: int | str
+    href: str  # the list behind the number (every number is a link)
+    permission: str  # shown only to users who may open href
+    hint: str = ""  # e.g. "oldest 3 d 4 h", "12 at risk"
+    tone: str = "normal"  # normal | warn | danger
+    chart: dict[str, Any] | None = None  # a Chart.js config {"type", "data": {"labels", "datasets"}, "options"}
+    order: int = 100
 
 
 @lru_cache(maxsize=1)

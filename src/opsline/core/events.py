@@ -20,6 +20,11 @@ class Actor:
     user_id: int | None = None
     roles: frozenset[str] = field(default_factory=frozenset)
 
+    @property
+    def is_system(self) -> bool:
+        """The worker, scheduler or a partner callback acting, not a person."""
+        return self.name.startswith("system:")
+
     @classmethod
     def system(cls, what: str = "system") -> "Actor":
         return cls(name=f"system:{what}", roles=frozenset({"admin"}))
