@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 from typing import Annotated, Callable, Iterator
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from opsline.core.localtime import zone
 from opsline.core.errors import NotAuthenticated, PermissionDenied
 from opsline.core.events import Actor
 from opsline.users import service as users
@@ -30,6 +32,11 @@ def get_db(request: Request) -> Iterator[Session]:
 
 def get_now(request: Request) -> datetime:
     return request.app.state.clock()
+
+
+def get_tz(request: Request) -> ZoneInfo:
+    """The operator's timezone (OPSLINE_TIMEZONE), passed into services like `now`."""
+    return zone(request.app.state.settings.timezone)
 
 
 @dataclass(frozen=True)
@@ -82,3 +89,4 @@ def require(permission: str) -> Callable[..., Principal]:
 
 DB = Annotated[Session, Depends(get_db)]
 Now = Annotated[datetime, Depends(get_now)]
+Tz = Annotated[ZoneInfo, Depends(get_tz)]
