@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from opsline.core.calendar import CalendarIndex
+
 from opsline.sla.clocks import Event, IndexOps, PolicyTargets, ScalarOps, epoch, evaluate, replay
 from opsline.sla.policies import CALENDARS, calendar_from_row
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         plans.extend(ps)
         owners.extend([k] * len(ps))
     start = min(datetime.fromtimestamp(p.started_s, UTC) for p in plans) - timedelta(days=1)
-    ops = IndexOps(calendar.index(start=start, end=now + timedelta(days=120)), calendar)
+    ops = IndexOps(CalendarIndex.build(calendar, start=start, end=now + timedelta(days=120)), calendar)
     clocks = evaluate(plans, ops, now_s=epoch(now))
     ours_s = timer.perf_counter() - t0
 

@@ -417,7 +417,7 @@ def test_the_index_computes_many_deadlines_at_once():
 
 def test_the_index_refuses_answers_past_its_range():
     calendar = za_split_shift_calendar()
-    index = calendar.index(start=datetime(2026, 4, 1, tzinfo=SAST), end=datetime(2026, 4, 3, tzinfo=SAST))
+    index = CalendarIndex.build(calendar, start=datetime(2026, 4, 1, tzinfo=SAST), end=datetime(2026, 4, 3, tzinfo=SAST))
     inside = np.array([_seconds(datetime(2026, 4, 1, 9, tzinfo=SAST))])
     with pytest.raises(OutsideCalendarRange):
         index.add_seconds(inside, np.array([100 * 3600]))
@@ -429,7 +429,7 @@ def test_the_index_refuses_answers_past_its_range():
 
 def test_the_index_rejects_non_integer_instants_and_negative_durations():
     calendar = za_split_shift_calendar()
-    index = calendar.index(start=datetime(2026, 4, 1, tzinfo=SAST), end=datetime(2026, 5, 1, tzinfo=SAST))
+    index = CalendarIndex.build(calendar, start=datetime(2026, 4, 1, tzinfo=SAST), end=datetime(2026, 5, 1, tzinfo=SAST))
     start = _seconds(datetime(2026, 4, 1, 9, tzinfo=SAST))
     with pytest.raises(TypeError):
         index.add_seconds(np.array([start + 0.5]), np.array([60]))
@@ -439,7 +439,7 @@ def test_the_index_rejects_non_integer_instants_and_negative_durations():
 
 def test_the_index_arrays_are_read_only_epoch_seconds():
     calendar = za_split_shift_calendar()
-    index = calendar.index(start=datetime(2026, 4, 1, tzinfo=SAST), end=datetime(2026, 4, 2, tzinfo=SAST))
+    index = CalendarIndex.build(calendar, start=datetime(2026, 4, 1, tzinfo=SAST), end=datetime(2026, 4, 2, tzinfo=SAST))
     assert index.opens.tolist() == [_seconds(datetime(2026, 4, 1, 8, tzinfo=SAST)), _seconds(datetime(2026, 4, 1, 13, tzinfo=SAST))]
     assert index.cumulative.tolist() == [4 * 3600, 8 * 3600]
     with pytest.raises(ValueError):
@@ -556,3 +556,48 @@ def test_intervals_sum_to_the_business_time_between(name, start, span):
     assert sum((hi - lo for lo, hi in pieces), timedelta(0)) == calendar.between(start, end)
     assert all(lo.tzinfo == UTC and start <= lo < hi <= end for lo, hi in pieces)
     assert all(earlier[1] < later[0] for earlier, later in zip(pieces, pieces[1:]))
+
+
+# -- business days (the one function) and memoised calendars ------------------------------------------------------
+
+from opsline.core.calendar import add_business_days, calendar_from_data, index_around, is_business_day  # noqa: E402
+
+
+@pytest.mark.parametrize("start, days, expected", [
+    (date(2026, 11, 23), 1, date(2026, 11, 24)),   # Monday -> Tuesday
+    (date(2026, 11, 27), 1, date(2026, 11, 30)),   # Friday -> Monday
+    (date(2026, 12, 15), 1, date(2026, 12, 17)),   # 16 December is the Day of Reconciliation
+    (date(2026, 12, 24), 1, date(2026, 12, 28)),   # Christmas and the Day of Goodwill, then the weekend
+    (date(2028, 2, 28), 1, date(2028, 2, 29)),     # 29 February counts like any other weekday
+    (date(2026, 1, 31), 0, date(2026, 2, 2)),      # a Saturday month end rolls forward with days=0
+    (date(2026, 11, 23), 0, date(2026, 11, 23)),
+    (date(2026, 11, 23), 20, date(2026, 12, 22)),  # CPA s14 notice: 20 business days, 16 December skipped
+])
+def test_business_days_skip_weekends_and_public_holidays(start, days, expected):
+    assert add_business_days(start, days, holiday_country="ZA") == expected
+
+
+def test_business_days_without_a_holiday_country_skip_only_weekends():
+    assert add_business_days(date(2026, 12, 15), 1, holiday_country=None) == date(2026, 12, 16)
+    assert not is_business_day(date(2026, 12, 16), holiday_country="ZA")
+
+
+def test_business_days_refuse_bad_input():
+    with pytest.raises(ValueError, match="negative"):
+        add_business_days(date(2026, 11, 23), -1, holiday_country="ZA")
+    with pytest.raises(InvalidCalendar, match="unknown holiday country"):
+        add_business_days(date(2026, 11, 23), 1, holiday_country="XX")
+    with pytest.raises(InvalidCalendar, match="without business days"):
+        add_business_days(date(2026, 11, 23), 1, holiday_country=None, weekend=range(7))
+
+
+def test_a_memoised_calendar_and_index_are_built_once_per_definition_and_change_with_it():
+    data = {"timezone": "Africa/Johannesburg", "holiday_country": "ZA", "week": {str(d): [["08:00", "17:00"]] for d in range(5)}, "closures": []}
+    at = datetime(2026, 11, 23, 7, tzinfo=UTC)
+    assert calendar_from_data(data) is calendar_from_data(dict(data))
+    idx = index_around(data, at)
+    assert idx is index_around(data, at + timedelta(hours=1))
+    assert idx.start <= at - timedelta(days=370) and idx.end >= at + timedelta(days=400)
+    edited = data | {"closures": ["2026-11-24"]}
+    assert calendar_from_data(edited) is not calendar_from_data(data)
+    assert calendar_from_data(edited).between(at, at + timedelta(days=2)) == timedelta(hours=9)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsline.core.calendar import BusinessCalendar
+from opsline.core.calendar import BusinessCalendar, CalendarIndex
 from opsline.sla.clocks import Event, PolicyTargets, compute_clocks, epoch
 from opsline.sla.policies import CALENDARS
 
@@ -152,7 +152,7 @@ def test_vectorised_index_and_scalar_calendar_give_identical_clocks() -> None:
     ]
     now = at(2026, 5, 4, 12, 0)
     scalar = compute_clocks(events, policy(), SUPPORT, now, initial_queue="1")
-    index = SUPPORT.index(start=at(2026, 4, 20, 0, 0), end=at(2026, 5, 10, 0, 0))
+    index = CalendarIndex.build(SUPPORT, start=at(2026, 4, 20, 0, 0), end=at(2026, 5, 10, 0, 0))
     vector = compute_clocks(events, policy(), index, now, fallback_calendar=SUPPORT, initial_queue="1")
     assert scalar == vector
 

@@ -1,124 +1,20 @@
-"""Business calendars (shifts, public holidays, closures) and SLA clock maths, scalar and vectorised."""
+"""`BusinessCalendar`: when a team works (weekly shifts in a timezone, less public holidays and closures), scalar maths."""
 
 from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
-import numpy as np
 
-__all__ = [
-    "BusinessCalendar",
-    "CalendarIndex",
-    "InvalidCalendar",
-    "OutsideCalendarRange",
-    "Shift",
-    "standard_week",
-]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
-_MICROSECOND = timedelta(microseconds=1)
-_US = 1_000_000
-# How many consecutive days without working time `add`/`next_open` search before giving up,
-# so a calendar closed for good fails loudly instead of looping for ever.
-_MAX_CLOSED_DAYS = 3660
-
-
-class InvalidCalendar(ValueError):
-    """A calendar definition or an argument given to it is unusable.
-
-    Raised for overlapping shifts, shifts that end at or before they start, an unknown
-    timezone or holiday country/subdivision, naive datetimes, and malformed stored data.
-    """
-
-
-class OutsideCalendarRange(ValueError):
-    """A `CalendarIndex` was asked about an instant outside the range it was built for."""
-
-
-@dataclass(frozen=True)
-class Shift:
-    """Working hours within one local day: ``[start, end)`` in wall-clock time.
-
-    ``end == time(0, 0)`` means 24:00 (the end of the day), so ``Shift(time(0), time(0))`` is
-    the whole day. A shift never crosses midnight: a night desk 22:00-02:00 is two shifts,
-    22:00-24:00 on one weekday and 00:00-02:00 on the next (they join into one interval).
-
-    Raises InvalidCalendar if ``end <= start`` (other than the 24:00 end), if either time
-    carries a tzinfo, or is not a whole second.
-    """
-
-    start: time
-    end: time
-
-    def __post_init__(self) -> None:
-        for value in (self.start, self.end):
-            if not isinstance(value, time):
-                raise InvalidCalendar(f"shift bounds must be datetime.time, got {value!r}")
-            if value.tzinfo is not None:
-                raise InvalidCalendar("shift bounds are local wall-clock times; drop the tzinfo")
-            if value.microsecond:
-                raise InvalidCalendar("shift bounds must be whole seconds")
-        if self.end_seconds <= self.start_seconds:
-            raise InvalidCalendar(f"shift ends at or before it starts: {self.start}-{self.end}")
-
-    @property
-    def start_seconds(self) -> int:
-        return self.start.hour * 3600 + self.start.minute * 60 + self.start.second
-
-    @property
-    def end_seconds(self) -> int:
-        """Seconds after local midnight; 86400 for an end of 24:00."""
-        if self.end == time(0, 0):
-            return 86400
-        return self.end.hour * 3600 + self.end.minute * 60 + self.end.second
-
-    @property
-    def duration(self) -> timedelta:
-        """Nominal length (wall clock); a DST change on the day makes the real length differ."""
-        return timedelta(seconds=self.end_seconds - self.start_seconds)
-
-
-def standard_week(
-    *, days: Iterable[int] = range(5), shifts: Sequence[Shift] = (Shift(time(8), time(17)),)
-) -> dict[int, tuple[Shift, ...]]:
-    """A week with the same shifts on each of ``days`` (0=Monday); default Mon-Fri 08:00-17:00."""
-    return {int(day): tuple(shifts) for day in days}
-
-
-def _require_aware(value: datetime, name: str) -> None:
-    if not isinstance(value, datetime):
-        raise InvalidCalendar(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidCalendar(f"{name} is a naive datetime; pass a timezone-aware one")
-
-
-def _epoch_seconds(value: datetime) -> int:
-    return (value - _EPOCH) // _SECOND
-
-
-def _epoch_micros(value: datetime) -> int:
-    return (value - _EPOCH) // _MICROSECOND
-
-
-def _time_to_text(value: time, *, is_end: bool) -> str:
-    if is_end and value == time(0, 0):
-        return "24:00"
-    return value.strftime("%H:%M:%S" if value.second else "%H:%M")
-
-
-def _time_from_text(text: str) -> time:
-    if text in ("24:00", "24:00:00"):
-        return time(0, 0)
-    return time.fromisoformat(text)
-
+from opsline.core.calendar.base import (
+    _EPOCH, _MAX_CLOSED_DAYS, _MICROSECOND, _US, InvalidCalendar, Shift, _epoch_micros, _epoch_seconds, _require_aware, _time_from_text,
+    _time_to_text,
+)
 
 class BusinessCalendar:
     """When a team works: weekly shifts in a timezone, less public holidays and closures.
@@ -453,114 +349,3 @@ class BusinessCalendar:
             if lo < hi:
                 out.append((_EPOCH + timedelta(microseconds=lo), _EPOCH + timedelta(microseconds=hi)))
         return out
-
-    def index(self, *, start: datetime, end: datetime) -> CalendarIndex:
-        """Shorthand for `CalendarIndex.build(self, start=start, end=end)`."""
-        return CalendarIndex.build(self, start=start, end=end)
-
-
-class CalendarIndex:
-    """A calendar's working intervals over [start, end) as numpy arrays, for bulk SLA maths.
-
-    All instants are int64 UTC epoch seconds; all durations int64 seconds. Built once, it
-    answers millions of `add`/`between` queries with two `np.searchsorted` calls and no
-    Python loop per element.
-    """
-
-    def __init__(self, *, start_s: int, end_s: int, intervals: Sequence[tuple[int, int]]) -> None:
-        # A zero-length sentinel at start_s keeps every lookup index >= 0 without branches.
-        pairs = np.array([(start_s, start_s), *intervals], dtype=np.int64).reshape(-1, 2)
-        self._start_s, self._end_s = int(start_s), int(end_s)
-        self._opens = np.ascontiguousarray(pairs[:, 0])
-        self._closes = np.ascontiguousarray(pairs[:, 1])
-        self._lengths = self._closes - self._opens
-        self._cum_after = np.cumsum(self._lengths)  # business seconds up to each close
-        self._cum_before = self._cum_after - self._lengths  # business seconds up to each open
-        for array in (self._opens, self._closes, self._lengths, self._cum_after, self._cum_before):
-            array.flags.writeable = False
-
-    @classmethod
-    def build(cls, calendar: BusinessCalendar, *, start: datetime, end: datetime) -> CalendarIndex:
-        """Precompute `calendar`'s working intervals in [start, end) (whole seconds, floored).
-
-        Raises InvalidCalendar for naive datetimes or end <= start.
-        """
-        _require_aware(start, "start")
-        _require_aware(end, "end")
-        start_s, end_s = _epoch_seconds(start), _epoch_seconds(end)
-        if end_s <= start_s:
-            raise InvalidCalendar("index end must be after its start")
-        return cls(start_s=start_s, end_s=end_s, intervals=calendar._epoch_intervals(start_s, end_s))
-
-    @property
-    def start(self) -> datetime:
-        return _EPOCH + timedelta(seconds=self._start_s)
-
-    @property
-    def end(self) -> datetime:
-        return _EPOCH + timedelta(seconds=self._end_s)
-
-    @property
-    def opens(self) -> np.ndarray:
-        """Epoch seconds at which each working interval opens (read-only)."""
-        return self._opens[1:]
-
-    @property
-    def closes(self) -> np.ndarray:
-        """Epoch seconds at which each working interval closes (read-only)."""
-        return self._closes[1:]
-
-    @property
-    def cumulative(self) -> np.ndarray:
-        """Prefix sum: business seconds from the index start to each close (read-only)."""
-        return self._cum_after[1:]
-
-    def _instants(self, values: Any, name: str) -> np.ndarray:
-        array = np.asarray(values)
-        if not np.issubdtype(array.dtype, np.integer):
-            raise TypeError(f"{name} must be integer epoch seconds, got dtype {array.dtype}")
-        array = array.astype(np.int64, copy=False)
-        if array.size and (array.min() < self._start_s or array.max() > self._end_s):
-            raise OutsideCalendarRange(f"{name} fall outside the index range {self.start}..{self.end}")
-        return array
-
-    def _business_seconds(self, ts: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(self._opens, ts, side="right") - 1
-        return self._cum_before[i] + np.minimum(ts - self._opens[i], self._lengths[i])
-
-    def business_seconds_at(self, ts: Any) -> np.ndarray:
-        """Business seconds from the index start up to each instant in `ts`.
-
-        Raises OutsideCalendarRange for instants outside [start, end]; TypeError for non-integers.
-        """
-        return self._business_seconds(self._instants(ts, "ts"))
-
-    def between_seconds(self, starts: Any, ends: Any) -> np.ndarray:
-        """Business seconds in [start, end) per pair; 0 where end <= start.
-
-        Raises OutsideCalendarRange for instants outside [start, end]; TypeError for non-integers.
-        """
-        starts, ends = self._instants(starts, "starts"), self._instants(ends, "ends")
-        return np.maximum(self._business_seconds(ends) - self._business_seconds(starts), 0)
-
-    def add_seconds(self, starts: Any, durations: Any) -> np.ndarray:
-        """Epoch seconds at which each duration of business time has elapsed since its start.
-
-        Same rules as `BusinessCalendar.add` (a duration of 0 gives the next open instant).
-        Raises OutsideCalendarRange for starts outside the range or results past its end;
-        ValueError for negative durations; TypeError for non-integers.
-        """
-        starts = self._instants(starts, "starts")
-        durations = np.asarray(durations)
-        if not np.issubdtype(durations.dtype, np.integer):
-            raise TypeError(f"durations must be integer seconds, got dtype {durations.dtype}")
-        durations = durations.astype(np.int64, copy=False)
-        if durations.size and durations.min() < 0:
-            raise ValueError("durations must not be negative")
-        target = self._business_seconds(starts) + durations
-        # Interval where the target is reached: first whose close covers it; for a zero
-        # duration the first that still has time after it (so a close rolls to the next open).
-        j = np.searchsorted(self._cum_after, target + (durations == 0), side="left")
-        if j.size and j.max() >= len(self._cum_after):
-            raise OutsideCalendarRange(f"a result falls past the index end {self.end}")
-        return self._opens[j] + (target - self._cum_before[j])
