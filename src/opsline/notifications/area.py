@@ -4,8 +4,61 @@ from __future__ import annotations
 
 from opsline.areas import Area
 from opsline.notifications import models  # noqa: F401  (tables)
+from opsline.notifications.models import MESSAGE
+
+
+def _routers() -> list:
+    from opsline.notifications import views
+
+    return [views.router]
+
+
+def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
+    from opsline.notifications import delivery
+
+    delivery.register(registry)
+
+
+def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.notifications.seed import seed_notifications
+
+    seed_notifications(session, now=now)
+
+
+def _panels() -> list:
+    from opsline.notifications.views import messages_panel
+
+    return [messages_panel()]
+
+
+def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.notifications.queries import home_cards
+
+    return home_cards(session, now=now, actor=actor, tz=tz)
+
+
+def _admin_views() -> list:
+    from opsline.notifications.models import ContactRule
+    from opsline.web.admin import ReferenceView
+
+    return [ReferenceView(ContactRule, icon="fa fa-bell-slash", display_name="Contact caps and quiet hours")]
+
+
+_STAFF = {"cancellations_coordinator", "second_line_agent", "debtors_clerk", "debtors_manager", "billing_analyst", "service_manager"}
 
 AREA = Area(
     name="notifications",
     order=15,  # before every area that sends messages
+    register_jobs=_register_jobs,
+    seed=_seed,
+    desks=(("Messages", "/notifications/messages", "notifications.view"),),
+    admin_views=_admin_views,
+    permissions={
+        "notifications.view": set(_STAFF),
+        "notifications.preferences": set(_STAFF),
+        "notifications.approve": {"service_manager", "debtors_manager"},
+        "notifications.templates": {"service_manager"},
+        "notifications.manage": {"service_manager"},
+    },
+    lifecycles=(MESSAGE,),
 )
