@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from opsline.core.events import Actor, AuditEvent
 from opsline.core.jobs import Job
+from opsline.core.errors import InvalidInput
 from opsline.core.lifecycle import ActionNotPermitted, FourEyesRequired, ReasonRequired
 from opsline.core.localtime import zone
 from opsline.customers import service as customers
@@ -49,3 +50,155 @@ def test_a_template_referring_to_an_unknown_variable_is_a_clear_error_and_nothin
         service.send(session, event="case.acknowledged", account_id=acc.id, context={"summary": "no reference given"}, now=now, actor=actor)
     assert "'reference' is undefined" in err.value.detail and err.value.status == 422
     assert (_count(session, Message), _count(session, Job), _count(session, AuditEvent)) == before
+
+
+def test_the_account_language_picks_the_template_and_an_unknown_language_falls_back_to_english(session, now, actor):
+    acc = _account(session, now, actor)
+    service.ensure_template(session, event="generic.notice", channel="email", language="af", subject="{{ subject }}",
+                            body="Beste {{ account.name }},\n\n{{ body }}\n", now=now)
+    service.set_language(session, account_id=acc.id, language="af", now=now, actor=actor)
+    af = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "S", "body": "B"},
+                                           now=now, actor=actor))
+    assert af.language == "af" and af.body.startswith("Beste Thandi Nkosi")
+    service.set_language(session, account_id=acc.id, language="zu", now=now, actor=actor)
+    en = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "S", "body": "B"},
+                                           now=now, actor=actor))
+    assert en.language == "en" and en.body.startswith("Dear Thandi Nkosi")
+
+
+def test_an_event_without_a_template_is_a_clear_error_and_nothing_is_written(session, now, actor):
+    acc = _account(session, now, actor)
+    with pytest.raises(service.NoTemplate) as err:
+        service.send(session, event="no.such.event", account_id=acc.id, context={}, now=now, actor=actor)
+    assert "no.such.event" in err.value.detail
+    assert _count(session, Message) == 0
+
+
+def test_an_sms_to_an_account_that_opted_out_is_refused_and_nothing_is_sent(session, now, actor):
+    acc = _account(session, now, actor)
+    service.set_preference(session, account_id=acc.id, channel="sms", category="collections", opted_out=True, now=now, actor=actor,
+                           reason="customer asked")
+    before = (_count(session, Message), _count(session, Job))
+    with pytest.raises(service.RecipientOptedOut) as err:
+        service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "x", "body": "Please pay"}, now=now,
+                     actor=actor, channel="sms", category="collections")
+    assert err.value.status == 409 and "opted out of collections messages by sms" in err.value.detail
+    assert (_count(session, Message), _count(session, Job)) == before
+    # the opt-out is per channel and category: an email about collections, and a service SMS, still go
+    service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "x", "body": "y"}, now=now, actor=actor,
+                 channel="email", category="collections")
+    sms = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "x", "body": "Outage fixed"},
+                                            now=now, actor=actor, channel="sms", category="service"))
+    assert sms.to_addr == "+27825551234" and sms.body == "Outage fixed"
+    prefs = service.preferences(session, account_id=acc.id)
+    row = next(r for r in prefs["rows"] if r["category"] == "collections")
+    assert row["channels"] == {"email": True, "sms": False}
+
+
+def test_unknown_channel_or_category_is_refused(session, now, actor):
+    acc = _account(session, now, actor)
+    with pytest.raises(InvalidInput):
+        service.send(session, event="generic.notice", account_id=acc.id, context={}, now=now, actor=actor, channel="fax")
+    with pytest.raises(InvalidInput):
+        service.set_preference(session, account_id=acc.id, channel="sms", category="gossip", opted_out=True, now=now, actor=actor)
+    assert _count(session, Message) == 0
+
+
+def test_an_account_without_an_address_gets_a_visible_suppressed_message_not_an_error(session, now, actor):
+    acc = _account(session, now, actor, email=None)
+    msg = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "s", "body": "b"},
+                                            now=now, actor=actor))
+    assert msg.state == MessageState.SUPPRESSED and "no email address" in msg.last_error
+    assert _count(session, Job) == 0
+
+
+def test_a_repeated_idempotency_key_returns_the_first_message(session, now, actor):
+    acc = _account(session, now, actor)
+    kw = dict(event="case.acknowledged", account_id=acc.id, context={"reference": "CS-1", "summary": "s"}, now=now, actor=actor,
+              idempotency_key="case:1:ack")
+    first = service.send(session, **kw)
+    assert service.send(session, **kw) == first
+    assert _count(session, Message) == 1
+
+
+def test_a_collections_message_in_quiet_hours_is_scheduled_for_08_00_operator_time(session, now, actor):
+    acc = _account(session, now, actor)
+    evening = datetime(2026, 11, 23, 19, 30, tzinfo=timezone.utc)  # 21:30 in Johannesburg
+    mid = service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "Arrears", "body": "Please pay"},
+                       now=evening, actor=actor, category="collections", tz=TZ)
+    msg = session.get(Message, mid)
+    assert msg.state == MessageState.QUEUED
+    assert msg.run_at == datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc)  # 08:00 next morning
+    assert "quiet hours 20:00-08:00" in msg.schedule_note
+    job = session.execute(select(Job).where(Job.kind == "notifications.deliver")).scalar_one()
+    assert job.run_at == msg.run_at
+    # a service message is not held by the collections rules
+    svc = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "s", "body": "b"},
+                                            now=evening, actor=actor, tz=TZ))
+    assert svc.run_at == evening and svc.schedule_note is None
+
+
+def test_a_fourth_collections_contact_in_a_week_is_scheduled_when_the_cap_allows_it(session, now, actor):
+    acc = _account(session, now, actor)
+    ctx = {"subject": "Arrears", "body": "Please pay"}
+    times = [now + timedelta(days=d) for d in (0, 1, 2)]  # Mon, Tue, Wed 09:00 local
+    for t in times:
+        m = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context=ctx, now=t, actor=actor,
+                                              category="collections", tz=TZ))
+        assert m.run_at == t
+    fourth = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context=ctx, now=times[2] + timedelta(hours=1),
+                                               actor=actor, category="collections", tz=TZ))
+    assert fourth.state == MessageState.QUEUED  # scheduled, not dropped
+    assert fourth.run_at == times[0] + timedelta(days=7)
+    assert "contact cap 3 per 7 d" in fourth.schedule_note
+    # another account is not affected by this account's contacts
+    other = _account(session, now, actor, name="Other Person", email="other@example.co.za", phone="082 555 9999")
+    o = session.get(Message, service.send(session, event="generic.notice", account_id=other.id, context=ctx, now=times[2], actor=actor,
+                                          category="collections", tz=TZ))
+    assert o.run_at == times[2]
+
+
+def test_a_held_message_needs_a_second_person_with_the_approve_permission(session, now, actor):
+    acc = _account(session, now, actor)
+    writer = Actor(name="agent.smith", roles=frozenset({"service_manager"}))
+    mid = service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "Your complaint", "body": "Formal reply"},
+                       now=now, actor=writer, needs_approval=True, subject_ref="case:7")
+    msg = session.get(Message, mid)
+    assert msg.state == MessageState.AWAITING_APPROVAL
+    assert _count(session, Job) == 0  # nothing goes before sign-off
+    with pytest.raises(FourEyesRequired):
+        service.approve(session, message_id=mid, now=now, actor=writer, tz=TZ)
+    assert msg.state == MessageState.AWAITING_APPROVAL and _count(session, Job) == 0
+    clerk = Actor(name="clerk", roles=frozenset({"debtors_clerk"}))
+    with pytest.raises(ActionNotPermitted):
+        service.approve(session, message_id=mid, now=now, actor=clerk, tz=TZ)
+    legal = Actor(name="legal.lee", roles=frozenset({"debtors_manager"}))
+    later = now + timedelta(hours=2)
+    service.approve(session, message_id=mid, now=later, actor=legal, tz=TZ)
+    assert msg.state == MessageState.QUEUED and msg.decided_by == "legal.lee" and msg.run_at == later
+    assert session.execute(select(Job.run_at).where(Job.kind == "notifications.deliver")).scalar_one() == later
+
+
+def test_rejecting_a_held_message_needs_a_reason_and_it_is_never_sent(session, now, actor):
+    acc = _account(session, now, actor)
+    mid = service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "s", "body": "b"}, now=now,
+                       actor=Actor(name="writer", roles=frozenset({"second_line_agent"})), needs_approval=True)
+    legal = Actor(name="legal", roles=frozenset({"service_manager"}))
+    with pytest.raises(ReasonRequired):
+        service.reject(session, message_id=mid, reason=" ", now=now, actor=legal)
+    assert session.get(Message, mid).state == MessageState.AWAITING_APPROVAL
+    service.reject(session, message_id=mid, reason="admits liability", now=now, actor=legal)
+    assert session.get(Message, mid).state == MessageState.REJECTED and _count(session, Job) == 0
+
+
+def test_every_message_is_on_the_account_timeline_with_its_rendered_text(session, now, actor):
+    from opsline.core import events
+
+    acc = _account(session, now, actor)
+    mid = service.send(session, event="case.acknowledged", account_id=acc.id, context={"reference": "CS-000777", "summary": "Router dead"},
+                       now=now, actor=actor)
+    session.flush()
+    entry = next(e for e in events.account_timeline(session, account_id=acc.id) if e["entity_type"] == "message")
+    assert entry["entity_id"] == str(mid) and entry["action"] == "queue"
+    assert entry["after"]["subject"] == "We have received your complaint (CS-000777)"
+    assert "Router dead" in entry["after"]["body"] and entry["after"]["to"] == "thandi@example.co.za"

@@ -49,9 +49,11 @@ _STAFF = {"cancellations_coordinator", "second_line_agent", "debtors_clerk", "de
 AREA = Area(
     name="notifications",
     order=15,  # before every area that sends messages
+    routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
     desks=(("Messages", "/notifications/messages", "notifications.view"),),
+    panels=_panels,
     admin_views=_admin_views,
     permissions={
         "notifications.view": set(_STAFF),
@@ -61,4 +63,5 @@ AREA = Area(
         "notifications.manage": {"service_manager"},
     },
     lifecycles=(MESSAGE,),
+    home=_home,
 )
