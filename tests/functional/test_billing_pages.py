@@ -83,7 +83,7 @@ def test_the_starter_cannot_approve_but_a_second_person_can_and_finalise(client_
     billrun.drain_shards(factory, now=now)
     assert starter.post(f"/billing/runs/{rid}/action", data={"action": "review"}, follow_redirects=False).status_code == 303
     r = starter.post(f"/billing/runs/{rid}/action", data={"action": "approve"})
-    assert r.status_code == 403 and "four-eyes" in r.text
+    assert r.status_code == 403 and "second person" in r.text
     with factory() as s:
         assert s.get(BillRun, rid).state == "review"
     approver = client_as("debtors_manager")

@@ -17,8 +17,8 @@ from opsline.billing.invoicing.samples import make_account, make_finalised_invoi
 from opsline.billing.models import Invoice
 from opsline.billing.models import InvoiceLine as InvoiceLineModel
 
-BILL = "/api/customerBillManagement/v4/customerBill"
-RATE = "/api/customerBillManagement/v4/appliedCustomerBillingRate"
+BILL = "/tmf-api/customerBillManagement/v4/customerBill"
+RATE = "/tmf-api/customerBillManagement/v4/appliedCustomerBillingRate"
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_a_second_line_agent_may_read_bills_but_not_change_them(app, api_token, 
 
 
 def test_tmf678_endpoints_conform_to_their_openapi_schema(app, api_token, invoice):  # type: ignore[no-untyped-def]
-    n = run_schemathesis(app, api_token("admin"), r"^/api/customerBillManagement/", max_examples=8)
+    n = run_schemathesis(app, api_token("admin"), r"^/tmf-api/customerBillManagement/", max_examples=8)
     assert n == 6
 
 

@@ -178,20 +178,36 @@ def test_suspended_products_follow_the_suspension_policy(factory, now, policy, b
         assert "suspended" in lines[0].explanation
 
 
-def test_vat_is_rounded_half_up_per_line_and_invoice_totals_are_the_sum_of_lines(factory, now):
+def test_vat_is_rounded_once_per_invoice_and_spread_over_lines_by_largest_remainder(factory, now):
     with factory.begin() as s:
         acc = make_account(s, now)
-        for amount in (10010, 10030, 333):  # VAT 1501.5 -> 1502, 1504.5 -> 1505, 49.95 -> 50
+        for amount in (10010, 10030, 333):  # exact VAT 1501.5 + 1504.5 + 49.95 = 3055.95 -> 3056 (per line it would be 3057)
             off = make_offering(s, monthly_minor=amount)
             make_product(s, now, account_id=acc, offering_id=off, start=date(2026, 1, 1))
     run_draft(factory, now)
     lines = lines_of(factory, acc)
-    assert sorted(l.tax_minor for l in lines) == [50, 1502, 1505]
+    # floors 1501, 1504, 49 (3054); the two cents left go to the largest remainders (.95, then the first .5)
+    assert sorted(l.tax_minor for l in lines) == [50, 1502, 1504]
     with factory() as s:
         inv = s.execute(select(Invoice).where(Invoice.account_id == acc)).scalar_one()
     assert inv.subtotal_minor == sum(l.amount_minor for l in lines)
     assert inv.tax_minor == sum(l.tax_minor for l in lines)
     assert inv.total_minor == sum(l.total_minor for l in lines) == inv.subtotal_minor + inv.tax_minor
+
+
+def test_a_hundred_lines_of_three_cents_carry_forty_five_cents_of_vat(factory, now):
+    with factory.begin() as s:
+        acc = make_account(s, now)
+        off = make_offering(s, monthly_minor=3)
+        for _ in range(100):
+            make_product(s, now, account_id=acc, offering_id=off, start=date(2026, 1, 1))
+    run_draft(factory, now)
+    lines = lines_of(factory, acc)
+    assert len(lines) == 100 and sum(l.tax_minor for l in lines) == 45
+    assert sorted({l.tax_minor for l in lines}) == [0, 1]
+    with factory() as s:
+        inv = s.execute(select(Invoice).where(Invoice.account_id == acc)).scalar_one()
+    assert (inv.subtotal_minor, inv.tax_minor, inv.total_minor) == (300, 45, 345)
 
 
 def test_arrears_catch_up_bills_products_activated_after_last_months_run(factory, now):
@@ -347,7 +363,7 @@ def test_the_creator_cannot_approve_their_own_run(factory, now):
     rid = run_draft(factory, now, actor=creator)
     with factory.begin() as s:
         billrun.open_review(s, bill_run_id=rid, now=now, actor=creator)
-    with factory.begin() as s, pytest.raises(OpslineError, match="four-eyes"):
+    with factory.begin() as s, pytest.raises(OpslineError, match="second person"):
         billrun.approve_bill_run(s, bill_run_id=rid, now=now, actor=creator)
     assert _state(factory, rid) == ("review", 1)
 

@@ -6,6 +6,9 @@ from datetime import date
 
 from opsline.areas import Area
 from opsline.billing import models  # noqa: F401  (tables)
+from opsline.billing import suspension
+from opsline.billing.models import BILL_RUN, INVOICE
+from opsline.core.domain_events import Subscriber
 
 TAX_RATES = [
     ("VAT15", "VAT 15%", "0.1500", "ZA", date(2018, 4, 1), None),
@@ -18,7 +21,8 @@ CYCLES = [
     ("monthly-25", 25, 30, "Billed on the 25th for the 25th to the 24th in advance"),
 ]
 SETTINGS = [
-    ("suspension_policy", "charge", "str", "Bill suspended products: 'charge' or 'no_charge'"),
+    ("suspension_policy", "charge", "str", "Bill suspended products and accounts: 'charge' (as normal) or 'no_charge' (no recurring charge for suspended days)"),
+    ("reconnection_fee_policy", "charge", "str", "On reconnection after suspension: 'charge' the catalogue's reconnection fee or 'waive' it"),
     ("variance_threshold_percent", "20", "decimal", "Flag an account in review when its invoice moved more than this percent from last period"),
     ("proration_basis", "days_in_month", "str", "Pro-rata basis: days in the billed period"),
     ("bill_run_shards", "8", "int", "How many jobs a bill run is split into (by account-id range)"),
@@ -85,6 +89,12 @@ def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
     demo_bill_runs(ctx)
 
 
+def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.billing import home
+
+    return home.cards(session, now=now, actor=actor, tz=tz)
+
+
 AREA = Area(
     name="billing",
     order=60,
@@ -96,4 +106,10 @@ AREA = Area(
     panels=_panels,
     admin_views=_admin_views,
     cli=_cli,
+    lifecycles=(BILL_RUN, INVOICE),
+    subscribers=(
+        Subscriber("billing.account_suspended", "account.suspended", suspension.on_account_suspended),
+        Subscriber("billing.account_reconnected", "account.active", suspension.on_account_active),
+    ),
+    home=_home,
 )

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from opsline.billing import charges
 from opsline.billing.charges import STAGE, dialect_of
-from opsline.billing.models import BillingCycle, BillRun, BillRunShard, BillRunState
+from opsline.billing.models import BILL_RUN, BillingCycle, BillRun, BillRunShard, BillRunState
 from opsline.billing.service import invoice_number_prefix, reserve_invoice_numbers, setting
-from opsline.core import events, jobs
+from opsline.core import events, jobs, lifecycle
 from opsline.core.errors import Conflict, NotFound, PermissionDenied, TransitionNotAllowed
 from opsline.core.events import Actor
 from opsline.users.roles import allowed
@@ -25,19 +25,7 @@ RENDER_JOB = "invoicing.render_pdf"
 EMAIL_JOB = "invoicing.email_invoice"
 
 S = BillRunState
-# state -> {action: next state}; the one transition table of a bill run
-TRANSITIONS: dict[str, dict[str, str]] = {
-    S.DRAFT_RUNNING: {"complete": S.DRAFT, "fail": S.FAILED, "rollback": S.ROLLED_BACK},
-    S.DRAFT: {"review": S.REVIEW, "rollback": S.ROLLED_BACK},
-    S.REVIEW: {"approve": S.APPROVED, "rollback": S.ROLLED_BACK},
-    S.APPROVED: {"finalise": S.FINALISED, "rollback": S.ROLLED_BACK},
-    S.FINALISING: {"finalise": S.FINALISED},
-    S.FAILED: {"rollback": S.ROLLED_BACK},
-    S.FINALISED: {},
-    S.ROLLED_BACK: {},
-}
-SYSTEM_ACTIONS = {"complete", "fail"}
-ACTION_LABELS = {"review": "Open review", "approve": "Approve", "finalise": "Finalise and issue", "rollback": "Roll back draft"}
+USER_ONLY_REAL = ("approve", "finalise")  # a dry run is only for review: never approved or finalised
 
 
 class UnableToStartBillRun(Conflict):
@@ -48,32 +36,27 @@ class BillRunActionNotAllowed(TransitionNotAllowed):
     pass
 
 
-class ApprovalNotAllowed(PermissionDenied):
-    pass
-
-
-def allowed_actions(run: BillRun) -> list[str]:
+def allowed_actions(run: BillRun, *, actor: Actor | None = None) -> list[str]:
     """User actions available from the run's state (dry runs are never approved or finalised)."""
-    acts = [a for a in TRANSITIONS.get(run.state, {}) if a not in SYSTEM_ACTIONS]
+    acts = BILL_RUN.allowed_actions(run.state, actor=actor)
     if run.dry_run:
-        acts = [a for a in acts if a not in ("approve", "finalise")]
+        acts = [a for a in acts if a not in USER_ONLY_REAL]
     return acts
 
 
 def transition(session: Session, run: BillRun, action: str, *, now: datetime, actor: Actor, reason: str | None = None) -> list[str]:
-    """Validate and apply `action`, record the event; returns the actions allowed next. Raises BillRunActionNotAllowed."""
-    nxt = TRANSITIONS.get(run.state, {}).get(action)
-    if nxt is None or (run.dry_run and action in ("approve", "finalise")):
-        if run.state == S.FINALISED and action == "finalise":
-            raise BillRunActionNotAllowed(f"bill run {run.id} is already finalised", field="state")
-        if run.state == S.FINALISED:
-            raise BillRunActionNotAllowed(f"bill run {run.id} is finalised; its invoices are issued and can only be corrected with credit notes", field="state")
-        why = " (a dry run is only for review; roll it back and start a real run)" if run.dry_run else ""
-        raise BillRunActionNotAllowed(f"cannot {action} bill run {run.id} while it is {run.state}{why}", field="state")
-    before = run.state
-    run.state = nxt
-    events.record(session, now=now, actor=actor, entity_type="bill_run", entity_id=run.id, action=action, reason=reason, before={"state": before}, after={"state": nxt})
-    return allowed_actions(run)
+    """Apply `action` through the bill-run lifecycle; returns the actions allowed next. Raises BillRunActionNotAllowed
+    (finalised, dry run, not allowed from this state) and the lifecycle's ActionNotPermitted / FourEyesRequired."""
+    if run.state == S.FINALISED and action in BILL_RUN.actions():
+        why = "already finalised" if action == "finalise" else "finalised; its invoices are issued and can only be corrected with credit notes"
+        raise BillRunActionNotAllowed(f"bill run {run.id} is {why}", field="state")
+    if run.dry_run and action in USER_ONLY_REAL:
+        raise BillRunActionNotAllowed(f"cannot {action} bill run {run.id}: a dry run is only for review; roll it back and start a real run", field="state")
+    try:
+        lifecycle.transition(session, BILL_RUN, run, action, now=now, actor=actor, reason=reason)
+    except TransitionNotAllowed as exc:
+        raise BillRunActionNotAllowed(exc.detail, field="state", extra=exc.extra) from exc
+    return allowed_actions(run, actor=actor)
 
 
 def add_months(d: date, n: int) -> date:
@@ -214,12 +197,8 @@ def open_review(session: Session, *, bill_run_id: int, now: datetime, actor: Act
 
 def approve_bill_run(session: Session, *, bill_run_id: int, now: datetime, actor: Actor, reason: str | None = None) -> BillRun:
     """Approve a reviewed run (permission billing.approve; four-eyes: not by the person who started it).
-    Raises ApprovalNotAllowed, BillRunActionNotAllowed."""
+    Raises ActionNotPermitted, FourEyesRequired, BillRunActionNotAllowed."""
     run = get_run(session, bill_run_id=bill_run_id, lock=True)
-    if not allowed(actor.roles, "billing.approve"):
-        raise ApprovalNotAllowed("your role does not allow 'billing.approve'")
-    if actor.name == run.created_by:
-        raise ApprovalNotAllowed(f"bill run {run.id} was started by {actor.name}; another person must approve it (four-eyes)")
     transition(session, run, "approve", now=now, actor=actor, reason=reason)
     run.approved_at = now
     run.approved_by = actor.name
@@ -231,8 +210,6 @@ def finalise_bill_run(session: Session, *, bill_run_id: int, now: datetime, acto
     usage and queued charges marked billed. Raises BillRunActionNotAllowed (not approved, already finalised)."""
     dia = dialect_of(session)
     run = get_run(session, bill_run_id=bill_run_id, lock=True)
-    if not allowed(actor.roles, "billing.run") and not allowed(actor.roles, "billing.approve"):
-        raise PermissionDenied("your role does not allow finalising bill runs")
     transition(session, run, "finalise", now=now, actor=actor)
     prefix = invoice_number_prefix(session, now=now)
     pending = int(session.execute(text("SELECT COUNT(*) FROM invoice WHERE bill_run_id = :run AND state = 'draft'"), {"run": run.id}).scalar_one())
@@ -276,8 +253,6 @@ def finalise_bill_run(session: Session, *, bill_run_id: int, now: datetime, acto
 def rollback_bill_run(session: Session, *, bill_run_id: int, now: datetime, actor: Actor, reason: str | None = None) -> BillRun:
     """Delete a draft run's invoices and lines (set-based), free its usage and queued charges. Raises BillRunActionNotAllowed after finalise."""
     run = get_run(session, bill_run_id=bill_run_id, lock=True)
-    if not allowed(actor.roles, "billing.run") and not allowed(actor.roles, "billing.approve"):
-        raise PermissionDenied("your role does not allow rolling back bill runs")
     transition(session, run, "rollback", now=now, actor=actor, reason=reason)
     sel = "SELECT id FROM invoice WHERE bill_run_id = :run AND state = 'draft'"
     p = {"run": run.id}
@@ -286,6 +261,18 @@ def rollback_bill_run(session: Session, *, bill_run_id: int, now: datetime, acto
     session.execute(text(f"DELETE FROM invoice_line WHERE invoice_id IN ({sel})"), p)
     session.execute(text("DELETE FROM invoice WHERE bill_run_id = :run AND state = 'draft'"), p)
     return run
+
+
+def act(session: Session, *, bill_run_id: int, action: str, now: datetime, actor: Actor, reason: str | None = None) -> BillRun:
+    """The one entry point for a person's button on a bill run (review, approve, finalise, rollback).
+    Raises BillRunActionNotAllowed (unknown action or not allowed now) and what the action itself raises."""
+    handlers = {"review": open_review, "approve": approve_bill_run, "finalise": finalise_bill_run, "rollback": rollback_bill_run}
+    fn = handlers.get(action)
+    if fn is None:
+        raise BillRunActionNotAllowed(f"'{action}' is not an action of a bill run", field="action")
+    if action in ("approve", "rollback"):
+        return fn(session, bill_run_id=bill_run_id, now=now, actor=actor, reason=reason)
+    return fn(session, bill_run_id=bill_run_id, now=now, actor=actor)
 
 
 # ---------------------------------------------------------------------------------------------- queries

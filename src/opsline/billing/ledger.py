@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Iterable
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from opsline.billing.models import LedgerEntry, LedgerKind
@@ -46,3 +46,14 @@ def post_rows(session: Session, rows: Iterable[dict[str, Any]]) -> int:
 def balance_minor(session: Session, *, account_id: int) -> int:
     return int(session.execute(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0))
                                .where(LedgerEntry.account_id == account_id)).scalar_one())
+
+
+LEDGER_COLUMNS = ("account_id", "kind", "ref_type", "ref_id", "amount_minor", "currency", "posted_at", "due_date", "description")
+
+
+def post_select(session: Session, *, select_sql: str, params: dict[str, Any]) -> int:
+    """Set-based posting straight from a SELECT (a bill run posts a million invoices without a Python row loop).
+    `select_sql` must return the LEDGER_COLUMNS in that order; rows of zero are left out. Returns the rows posted."""
+    cols = ", ".join(LEDGER_COLUMNS)
+    res = session.execute(text(f"INSERT INTO ledger_entry ({cols}) SELECT {cols} FROM ({select_sql}) x WHERE x.amount_minor <> 0"), params)
+    return int(res.rowcount or 0)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsline.core.lifecycle import Lifecycle
 from opsline.db.base import Base, IdPk, JSONType
 
 
@@ -31,7 +32,51 @@ class InvoiceState(enum.StrEnum):
     VALIDATED = "validated"
     SENT = "sent"
     PARTIALLY_PAID = "partiallyPaid"
-    SETTLED = "settled"
+    PAID = "paid"
+
+
+R = BillRunState
+BILL_RUN = Lifecycle(
+    name="bill_run",
+    states=BillRunState,
+    transitions={
+        R.DRAFT_RUNNING: {"complete": R.DRAFT, "fail": R.FAILED, "rollback": R.ROLLED_BACK},
+        R.DRAFT: {"review": R.REVIEW, "rollback": R.ROLLED_BACK},
+        R.REVIEW: {"approve": R.APPROVED, "rollback": R.ROLLED_BACK},
+        R.APPROVED: {"finalise": R.FINALISED, "rollback": R.ROLLED_BACK},
+        R.FINALISING: {"finalise": R.FINALISED},
+        R.FAILED: {"rollback": R.ROLLED_BACK},
+        R.FINALISED: {},
+        R.ROLLED_BACK: {},
+    },
+    system_actions={"complete", "fail"},
+    permissions={"review": "billing.approve", "approve": "billing.approve", "finalise": "billing.approve", "rollback": "billing.approve"},
+    four_eyes={"approve": "created_by"},
+    labels={"review": "Open review", "approve": "Approve", "finalise": "Finalise and issue", "rollback": "Roll back draft"},
+    initial=R.DRAFT_RUNNING,
+)
+
+I = InvoiceState
+_PAYABLE = {"part_pay": I.PARTIALLY_PAID, "settle": I.PAID}
+# Finalisation (draft -> new) belongs to the bill run; delivery sends; payments drive the paid states (system actions).
+INVOICE = Lifecycle(
+    name="invoice",
+    states=InvoiceState,
+    transitions={
+        I.DRAFT: {"finalise": I.NEW},
+        I.NEW: {"hold": I.ON_HOLD, "validate": I.VALIDATED, "send": I.SENT, **_PAYABLE},
+        I.ON_HOLD: {"release": I.NEW, **_PAYABLE},
+        I.VALIDATED: {"hold": I.ON_HOLD, "send": I.SENT, **_PAYABLE},
+        I.SENT: dict(_PAYABLE),
+        I.PARTIALLY_PAID: {"settle": I.PAID, "reopen": I.SENT},
+        I.PAID: {"reopen": I.SENT},
+    },
+    system_actions={"send", "part_pay", "settle", "reopen"},
+    permissions={"hold": "billing.approve", "release": "billing.approve", "validate": "billing.approve"},
+    labels={"hold": "Put on hold", "release": "Release hold", "validate": "Validate", "send": "Mark sent", "part_pay": "Part-paid",
+            "settle": "Paid", "reopen": "Reopen", "finalise": "Finalise"},
+    initial=I.DRAFT,
+)
 
 
 class InvoiceKind(enum.StrEnum):
@@ -131,7 +176,7 @@ class BillRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        CheckConstraint(_in("state", BillRunState), name="state"),
+        BILL_RUN.check(),
         Index("uq_bill_run_cycle_live", "cycle_date", unique=True, postgresql_where=text("state <> 'rolled_back'"), sqlite_where=text("state <> 'rolled_back'")),
     )
 
@@ -181,7 +226,7 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "period_start", "kind", name="uq_invoice_account_period_kind"),
         Index("uq_invoice_number", "number", unique=True, postgresql_where=text("number IS NOT NULL"), sqlite_where=text("number IS NOT NULL")),
-        CheckConstraint(_in("state", InvoiceState), name="state"),
+        INVOICE.check(),
         CheckConstraint(_in("kind", InvoiceKind), name="kind"),
     )
 
@@ -212,6 +257,7 @@ class InvoiceLine(Base):
 
     __table_args__ = (
         CheckConstraint(_in("kind", LineKind), name="kind"),
+        Index("ix_invoice_line_product", "product_id"),
         Index("ix_invoice_line_invoice", "invoice_id"),
         Index("ix_invoice_line_account", "account_id"),
     )
@@ -313,3 +359,21 @@ class PendingCharge(Base):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     __table_args__ = (CheckConstraint("state IN ('pending','billed','cancelled')", name="state"), Index("ix_pending_charge_account_state", "account_id", "state"))
+
+
+class AccountSuspension(Base):
+    """When an account was suspended and reconnected (from the account lifecycle's events): the bill run follows the
+    `suspension_policy` over these days; `resumed_on` is NULL while the account is still suspended. Dates are local."""
+
+    __tablename__ = "billing_suspension"
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    suspended_on: Mapped[date] = mapped_column(Date)
+    resumed_on: Mapped[date | None] = mapped_column(Date)
+    suspended_at: Mapped[datetime]
+    resumed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("resumed_on IS NULL OR resumed_on >= suspended_on", name="dates"),
+        Index("ix_billing_suspension_account", "account_id", "suspended_on"),
+    )

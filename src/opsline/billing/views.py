@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
 from opsline.billing import billrun
+from opsline.billing.models import BILL_RUN
 from opsline.billing.service import AGEING_BUCKETS, BUCKET_LABELS, account_balance, ageing, recent_invoices
 from opsline.core.errors import OpslineError
 from opsline.web.deps import DB, Now, Principal, require
@@ -56,7 +57,7 @@ def _detail_ctx(db: Session, bill_run_id: int) -> dict[str, Any]:
     rev = None
     if run["state"] in ("draft", "review", "approved", "finalised"):
         rev = billrun.review(db, bill_run_id=bill_run_id, limit=50)
-    return {"run": run, "review": rev, "labels": billrun.ACTION_LABELS}
+    return {"run": run, "review": rev, "labels": dict(BILL_RUN.labels)}
 
 
 @router.get("/billing/runs/{bill_run_id}", response_class=HTMLResponse)
@@ -77,21 +78,7 @@ def run_progress(request: Request, bill_run_id: int, db: DB, principal: View, wa
 def run_action(request: Request, bill_run_id: int, db: DB, now: Now, principal: View, action: Annotated[str, Form()],
                reason: Annotated[str, Form()] = "") -> HTMLResponse | RedirectResponse:
     try:
-        if action == "approve":
-            if not principal.can("billing.approve"):
-                raise billrun.ApprovalNotAllowed("your role does not allow 'billing.approve'")
-            billrun.approve_bill_run(db, bill_run_id=bill_run_id, now=now, actor=principal.actor, reason=reason or None)
-        else:
-            if not principal.can("billing.run") and not principal.can("billing.approve"):
-                raise billrun.BillRunActionNotAllowed("your role does not allow changing bill runs")
-            if action == "review":
-                billrun.open_review(db, bill_run_id=bill_run_id, now=now, actor=principal.actor)
-            elif action == "finalise":
-                billrun.finalise_bill_run(db, bill_run_id=bill_run_id, now=now, actor=principal.actor)
-            elif action == "rollback":
-                billrun.rollback_bill_run(db, bill_run_id=bill_run_id, now=now, actor=principal.actor, reason=reason or None)
-            else:
-                raise billrun.BillRunActionNotAllowed(f"unknown action '{action}'")
+        billrun.act(db, bill_run_id=bill_run_id, action=action, now=now, actor=principal.actor, reason=reason or None)
     except OpslineError as exc:
         db.rollback()
         return render(request, "billing/run_detail.html", _detail_ctx(db, bill_run_id) | {"error": exc.detail}, principal=principal, status_code=exc.status)

@@ -19,7 +19,11 @@ from opsline.web.deps import DB, Now, Principal, require
 
 router = APIRouter(tags=["TMF678 Customer Bill"])
 
-BASE = "/api/customerBillManagement/v4"
+BASE = "/tmf-api/customerBillManagement/v4"
+ACCOUNT_BASE = "/tmf-api/accountManagement/v4/billingAccount"
+# the invoice lifecycle calls a fully paid invoice "paid"; TMF678 names that state "settled"
+TO_TMF_STATE = {"paid": "settled"}
+FROM_TMF_STATE = {v: k for k, v in TO_TMF_STATE.items()}
 BILL = BASE + "/customerBill"
 RATE = BASE + "/appliedCustomerBillingRate"
 View = Annotated[Principal, Depends(require("billing.view"))]
@@ -128,13 +132,13 @@ def bill_out(inv: dict[str, Any], rates: dict[str, Any], credited_minor: int) ->
         taxes[ln["tax_rate_code"]] = taxes.get(ln["tax_rate_code"], 0) + ln["tax_minor"]
     docs = [BillDocument(id=str(inv["id"]), href=f"/billing/invoices/{inv['id']}/pdf", name=f"{inv['number']}.pdf")] if inv["number"] else []
     return CustomerBill(
-        id=str(inv["id"]), href=f"{BILL}/{inv['id']}", billNo=inv["number"], billDate=inv["issued_at"], state=inv["state"],
+        id=str(inv["id"]), href=f"{BILL}/{inv['id']}", billNo=inv["number"], billDate=inv["issued_at"], state=TO_TMF_STATE.get(inv["state"], inv["state"]),
         runType="onCycle" if inv["kind"] == "cycle" else "offCycle", paymentDueDate=_at(inv["due_date"]),
         billingPeriod=TimePeriod(startDateTime=_at(inv["period_start"]), endDateTime=_at(inv["period_end"])),
         amountDue=_m(inv["total_minor"], cur), remainingAmount=_m(inv["total_minor"] - credited_minor, cur),
         taxExcludedAmount=_m(inv["subtotal_minor"], cur), taxIncludedAmount=_m(inv["total_minor"], cur),
         taxItem=[TaxItem(taxCategory=c, taxRate=_rate(rates, c), taxAmount=_m(t, cur)) for c, t in taxes.items()],
-        billingAccount=AccountRef(id=str(inv["account_id"]), href=f"/api/accountManagement/v4/billingAccount/{inv['account_id']}"),
+        billingAccount=AccountRef(id=str(inv["account_id"]), href=f"{ACCOUNT_BASE}/{inv['account_id']}"),
         billDocument=docs, appliedBillingRate=[BillRef(id=str(ln["id"]), href=f"{RATE}/{ln['id']}") for ln in inv.get("lines", [])],
     )
 
@@ -149,7 +153,7 @@ def rate_out(ln: dict[str, Any], rates: dict[str, Any]) -> AppliedCustomerBillin
         appliedTax=[AppliedTax(taxCategory=ln["tax_rate_code"], taxRate=_rate(rates, ln["tax_rate_code"]), taxAmount=_m(ln["tax_minor"], cur))],
         taxExcludedAmount=_m(ln["amount_minor"], cur), taxIncludedAmount=_m(ln["total_minor"], cur),
         bill=BillRef(id=str(ln["invoice_id"]), href=f"{BILL}/{ln['invoice_id']}"),
-        billingAccount=AccountRef(id=str(ln["account_id"]), href=f"/api/accountManagement/v4/billingAccount/{ln['account_id']}"),
+        billingAccount=AccountRef(id=str(ln["account_id"]), href=f"{ACCOUNT_BASE}/{ln['account_id']}"),
         product=ProductRef(id=str(ln["product_id"])) if ln["product_id"] else None, characteristic=chars,
     )
 
@@ -168,7 +172,7 @@ def list_bills(
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
 ) -> list[CustomerBill]:
     """Finalised invoices, newest first. Filters: billingAccount.id, state, billDate.gte / billDate.lt (dates)."""
-    res = invoices.list_invoices(db, account_id=billing_account_id, state=state, issued_from=bill_date_gte, issued_to=bill_date_lt, finalised_only=True, offset=offset, limit=limit)
+    res = invoices.list_invoices(db, account_id=billing_account_id, state=FROM_TMF_STATE.get(state, state) if state else None, issued_from=bill_date_gte, issued_to=bill_date_lt, finalised_only=True, offset=offset, limit=limit)
     rates = invoices.tax_rates(db)
     page_headers(response, count=res["total"])
     ids = [i["id"] for i in res["items"]]

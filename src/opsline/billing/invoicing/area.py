@@ -6,6 +6,18 @@ from typing import Any
 
 from opsline.areas import Area
 from opsline.billing.invoicing import models  # noqa: F401  (tables)
+from opsline.billing.invoicing import invoices
+from opsline.billing.invoicing.models import CLAIM, CREDIT_NOTE
+from opsline.core.domain_events import Subscriber
+
+
+def _settled(session, event, now):  # type: ignore[no-untyped-def]
+    invoices.follow_payment(session, invoice_id=int(event.payload["id"]), action="settle", now=event.occurred_at, actor=event.actor)
+
+
+def _reopened(session, event, now):  # type: ignore[no-untyped-def]
+    invoices.follow_payment(session, invoice_id=int(event.payload["id"]), action="reopen", now=event.occurred_at, actor=event.actor)
+
 
 COMPANY = dict(
     code="default", name="Opsline Demo ISP (Pty) Ltd", registration_number="2019/123456/07", vat_number="4123456789",
@@ -92,4 +104,10 @@ AREA = Area(
     panels=_panels,
     admin_views=_admin_views,
     cli=_cli,
+    lifecycles=(CLAIM, CREDIT_NOTE),
+    subscribers=(
+        # payments publishes these (and declares them); the invoice follows in the same transaction
+        Subscriber("invoicing.invoice_settled", "payments.invoice_settled", _settled),
+        Subscriber("invoicing.invoice_reopened", "payments.invoice_reopened", _reopened),
+    ),
 )

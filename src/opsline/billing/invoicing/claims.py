@@ -3,10 +3,7 @@ Open claims hold their disputed amount out of dunning (`disputed_amount`, `dispu
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
-
-from opsline.config import DEFAULT_TIMEZONE
+from datetime import date, datetime
 from typing import Any, Sequence
 
 from sqlalchemy import func, select
@@ -14,23 +11,19 @@ from sqlalchemy.orm import Session
 
 from opsline.billing.invoicing.credits import CreditItem, creditable_by_line, issue_credit_note
 from opsline.billing.invoicing.invoices import InvoiceState, get_invoice_row
-from opsline.billing.invoicing.models import OPEN_CLAIM_STATES, BillingClaim, BillingClaimLine, ClaimAttachment, ClaimState, CompanyProfile
+from opsline.billing.invoicing.models import CLAIM, OPEN_CLAIM_STATES, BillingClaim, BillingClaimLine, ClaimAttachment, ClaimState, CompanyProfile
 from opsline.billing.models import InvoiceLine
-from opsline.core import events, jobs
+from opsline.config import DEFAULT_TIMEZONE
+from opsline.core import events, jobs, lifecycle
+from opsline.core.calendar.days import add_business_days
 from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion, TransitionNotAllowed
 from opsline.core.events import Actor
+from opsline.core.localtime import local_date, zone
 from opsline.core.money import Money, allocate_minor
 
 CHANNELS = ("phone", "email", "web", "walk_in", "letter", "api")
 
-# state -> {action: next state}
-TRANSITIONS: dict[str, dict[str, str]] = {
-    ClaimState.SUBMITTED: {"review": ClaimState.IN_REVIEW, "uphold": ClaimState.UPHELD, "partially_uphold": ClaimState.PARTIALLY_UPHELD,
-                           "reject": ClaimState.REJECTED, "withdraw": ClaimState.WITHDRAWN},
-    ClaimState.IN_REVIEW: {"uphold": ClaimState.UPHELD, "partially_uphold": ClaimState.PARTIALLY_UPHELD, "reject": ClaimState.REJECTED, "withdraw": ClaimState.WITHDRAWN},
-}
 DECIDING = {"uphold", "partially_uphold", "reject"}
-ACTION_LABELS = {"review": "Start review", "uphold": "Uphold", "partially_uphold": "Partially uphold", "reject": "Reject", "withdraw": "Withdrawn by customer"}
 
 
 class UnableToRaiseClaim(InvalidInput):
@@ -52,22 +45,13 @@ class UnableToDecideClaim(InvalidInput):
     type_slug = "unable-to-decide-claim"
 
 
-def business_days_after(now: datetime, days: int) -> date:
-    """The date `days` South African business days (weekdays, not public holidays) after `now` (SA local date)."""
-    import holidays as holidays_lib
-
-    d = now.astimezone(ZoneInfo(DEFAULT_TIMEZONE)).date()
-    za = holidays_lib.country_holidays("ZA", years=range(d.year, d.year + 2))
-    n = 0
-    while n < days:
-        d += timedelta(days=1)
-        if d.weekday() < 5 and d not in za:
-            n += 1
-    return d
+def business_days_after(now: datetime, days: int, *, country: str | None, tz: str | None = None) -> date:
+    """The date `days` business days (weekdays, not the country's public holidays) after `now`'s local date."""
+    return add_business_days(local_date(now, zone(tz or DEFAULT_TIMEZONE)), days, holiday_country=country)
 
 
-def allowed_actions(state: str) -> list[str]:
-    return list(TRANSITIONS.get(state, {}))
+def allowed_actions(state: str, *, actor: Actor | None = None) -> list[str]:
+    return CLAIM.allowed_actions(state, actor=actor)
 
 
 def _profile(session: Session) -> CompanyProfile | None:
@@ -85,7 +69,7 @@ def open_disputed_by_line(session: Session, *, invoice_id: int, exclude_claim_id
 
 def raise_claim(
     session: Session, *, invoice_id: int, lines: Sequence[tuple[int, Money]], reason: str, channel: str, now: datetime, actor: Actor,
-    attachments: Sequence[tuple[str, str, bytes]] = (), owner: str | None = None,
+    attachments: Sequence[tuple[str, str, bytes]] = (), owner: str | None = None, tz: str | None = None,
 ) -> BillingClaim:
     """Raise a claim disputing amounts (tax-inclusive) on lines of a finalised invoice; SLA due date from the company profile
     (business days). Raises NotFound, UnableToRaiseClaim (no reason/lines, draft invoice, unknown channel, attachment too big),
@@ -129,7 +113,7 @@ def raise_claim(
                 f"in open claims {Money.from_minor(disputed.get(ln.id, 0), ln.currency)}); {amount} is too much", field="amount", extra={"invoice_line_id": ln.id})
         items.append((ln, minor))
     sla_days = profile.claim_sla_business_days if profile else 10
-    due = business_days_after(now, sla_days)
+    due = business_days_after(now, sla_days, country=profile.country if profile else None, tz=tz)
     claim = BillingClaim(account_id=inv.account_id, invoice_id=inv.id, state=ClaimState.SUBMITTED, reason=reason, channel=channel, owner=owner,
                          currency=inv.currency, disputed_minor=sum(m for _, m in items), raised_at=now, raised_by=actor.name, due_date=due)
     session.add(claim)
@@ -155,13 +139,13 @@ def transition_claim(
         raise NotFound(f"claim {claim_id} does not exist")
     if version is not None and version != claim.version:
         raise StaleVersion(f"claim {claim_id} was changed by someone else; reload and try again")
-    nexts = TRANSITIONS.get(claim.state, {})
-    if action not in nexts:
-        raise ClaimTransitionNotAllowed(f"claim {claim_id} is {claim.state}; '{action}' is not allowed (allowed: {', '.join(nexts) or 'none'})", field="action")
+    target = CLAIM.target(claim.state, action)
+    if target is None:
+        raise ClaimTransitionNotAllowed(f"claim {claim_id} is {claim.state}; '{action}' is not allowed "
+                                        f"(allowed: {', '.join(allowed_actions(claim.state)) or 'none'})", field="action")
     reason = (reason or "").strip() or None
     if action in DECIDING and not reason:
         raise UnableToDecideClaim("say why (the customer is told)", field="reason")
-    before = {"state": claim.state}
     upheld_minor: int | None = None
     if action == "uphold":
         upheld_minor = claim.disputed_minor
@@ -171,28 +155,28 @@ def transition_claim(
         upheld_minor = upheld.rounded().minor
         if not 0 < upheld_minor < claim.disputed_minor:
             raise UnableToDecideClaim(f"a partial uphold must be more than zero and less than the disputed {Money.from_minor(claim.disputed_minor, claim.currency)}", field="upheld")
+    if action == "review" and not claim.owner:
+        claim.owner = actor.name
+    # the lifecycle checks permission first: nothing (no credit note) is written for an actor who may not decide
+    nxt = lifecycle.transition(session, CLAIM, claim, action, now=now, actor=actor, reason=reason,
+                               details={"upheld_minor": upheld_minor or 0} if action in DECIDING else None)
     if upheld_minor:
         cl = list(session.execute(select(BillingClaimLine).where(BillingClaimLine.claim_id == claim.id).order_by(BillingClaimLine.id)).scalars())
         parts = allocate_minor(upheld_minor, [c.disputed_minor for c in cl])
         cn = issue_credit_note(session, invoice_id=claim.invoice_id, items=[CreditItem(c.invoice_line_id, p) for c, p in zip(cl, parts) if p > 0],
-                               reason=f"Claim {claim.id} {nexts[action]}: {reason}", now=now, actor=actor, source="claim", idempotency_key=f"claim:{claim.id}")
+                               reason=f"Claim {claim.id} {target}: {reason}", now=now, actor=actor, source="claim", idempotency_key=f"claim:{claim.id}")
         claim.credit_note_id = cn.id
         claim.upheld_minor = upheld_minor
     if action in DECIDING:
         claim.decided_at = now
-        claim.outcome = str(nexts[action])
+        claim.outcome = str(target)
         claim.outcome_reason = reason
         if action == "reject":
             claim.upheld_minor = 0
-    if action == "review" and not claim.owner:
-        claim.owner = actor.name
-    claim.state = str(nexts[action])
     session.flush()
-    events.record(session, now=now, actor=actor, entity_type="billing_claim", entity_id=claim.id, action=action, account_id=claim.account_id, reason=reason,
-                  before=before, after={"state": claim.state, "upheld_minor": claim.upheld_minor, "credit_note_id": claim.credit_note_id})
     if action in DECIDING:
         jobs.enqueue(session, kind="invoicing.email_claim_outcome", payload={"claim_id": claim.id}, now=now, idempotency_key=f"claim-outcome:{claim.id}")
-    return allowed_actions(claim.state)
+    return nxt
 
 
 def claim_dict(c: BillingClaim, *, now: datetime | None = None) -> dict[str, Any]:

@@ -1,39 +1,23 @@
-"""Invoice lifecycle (one transition table) and the read side of invoices: lists, detail, lines with explanations."""
+"""Invoice lifecycle (declared in billing.models.INVOICE) and the read side of invoices: lists, detail, lines with explanations."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from opsline.config import DEFAULT_TIMEZONE
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from opsline.core import events
+from opsline.billing import models as _billing_models
+from opsline.billing.models import INVOICE, InvoiceState
+from opsline.core import jobs, lifecycle
 from opsline.core.errors import NotFound, TransitionNotAllowed
 from opsline.core.events import Actor
+from opsline.config import DEFAULT_TIMEZONE
+from opsline.core.localtime import zone
 
-
-from opsline.billing.models import InvoiceState  # noqa: E402  (the state column and its CHECK belong to the bill-run tables)
-
-
-# state -> {action: next state}. Finalisation (draft -> new) belongs to the bill run; payments drive the paid states.
-TRANSITIONS: dict[str, dict[str, str]] = {
-    InvoiceState.NEW: {"hold": InvoiceState.ON_HOLD, "validate": InvoiceState.VALIDATED, "send": InvoiceState.SENT},
-    InvoiceState.ON_HOLD: {"release": InvoiceState.NEW},
-    InvoiceState.VALIDATED: {"hold": InvoiceState.ON_HOLD, "send": InvoiceState.SENT},
-    InvoiceState.SENT: {"part_pay": InvoiceState.PARTIALLY_PAID, "settle": InvoiceState.SETTLED},
-    InvoiceState.PARTIALLY_PAID: {"settle": InvoiceState.SETTLED, "reopen": InvoiceState.SENT},
-    InvoiceState.SETTLED: {"reopen": InvoiceState.SENT},
-}
-# What a person may do from the UI or the API PATCH; the rest happen through delivery and payments.
-MANUAL_ACTIONS = {"hold", "release", "validate"}
-ACTION_LABELS = {"hold": "Put on hold", "release": "Release hold", "validate": "Validate", "send": "Mark sent", "part_pay": "Part-paid", "settle": "Settled", "reopen": "Reopen"}
-
-
-SAST = ZoneInfo(DEFAULT_TIMEZONE)
+# What a person may do from the UI or the API PATCH; the rest happen through delivery and payments (system actions).
+MANUAL_ACTIONS = INVOICE.actions() - set(INVOICE.system_actions) - {"finalise"}
 
 
 class InvoiceTransitionNotAllowed(TransitionNotAllowed):
@@ -41,13 +25,11 @@ class InvoiceTransitionNotAllowed(TransitionNotAllowed):
 
 
 def _models():  # the bill-run models live in the parent package
-    from opsline.billing import models as m
-
-    return m
+    return _billing_models
 
 
 def allowed_actions(state: str, *, manual_only: bool = False) -> list[str]:
-    acts = list(TRANSITIONS.get(state, {}))
+    acts = INVOICE.allowed_actions(state, include_system=not manual_only)
     return [a for a in acts if a in MANUAL_ACTIONS] if manual_only else acts
 
 
@@ -64,35 +46,42 @@ def get_invoice_row(session: Session, *, invoice_id: int, lock: bool = False) ->
 
 
 def transition(session: Session, *, invoice_id: int, action: str, now: datetime, actor: Actor, reason: str | None = None, manual: bool = False) -> list[str]:
-    """Move an invoice along its lifecycle; returns the actions allowed next.
-    Raises NotFound, InvoiceTransitionNotAllowed (unknown action from this state, or a draft)."""
+    """Move an invoice along its lifecycle (core.lifecycle); returns the actions allowed next.
+    Raises NotFound, InvoiceTransitionNotAllowed (not allowed from this state, a system action asked for by a person,
+    or `manual` and not a manual action), ActionNotPermitted."""
     inv = get_invoice_row(session, invoice_id=invoice_id, lock=True)
-    nexts = TRANSITIONS.get(inv.state, {})
-    if action not in nexts or (manual and action not in MANUAL_ACTIONS):
+    if manual and action not in MANUAL_ACTIONS:
         raise InvoiceTransitionNotAllowed(
-            f"invoice {inv.number or inv.id} is {inv.state}; '{action}' is not allowed (allowed: {', '.join(allowed_actions(inv.state, manual_only=manual)) or 'none'})",
-            field="state",
-        )
-    before = inv.state
-    inv.state = str(nexts[action])
+            f"invoice {inv.number or inv.id} is {inv.state}; '{action}' is not allowed (allowed: {', '.join(allowed_actions(inv.state, manual_only=True)) or 'none'})",
+            field="state")
+    try:
+        lifecycle.transition(session, INVOICE, inv, action, now=now, actor=actor, reason=reason, label=f"invoice {inv.number or inv.id}")
+    except TransitionNotAllowed as exc:
+        raise InvoiceTransitionNotAllowed(exc.detail, field="state", extra=exc.extra) from exc
     session.flush()
-    events.record(session, now=now, actor=actor, entity_type="invoice", entity_id=inv.id, action=action, account_id=inv.account_id, reason=reason,
-                  before={"state": before}, after={"state": inv.state})
     if action == "release":
         # delivery skipped held invoices; a released one is sent now (the delivery record still stops a second send)
-        from opsline.core import jobs
-
         jobs.enqueue(session, kind="invoicing.email_invoice", payload={"invoice_id": inv.id}, now=now,
                      idempotency_key=f"invoicing.email_invoice:{inv.id}:release:{now.isoformat()}", serial_key=f"invoice:{inv.id}")
-    return allowed_actions(inv.state)
+    return allowed_actions(inv.state, manual_only=manual)
+
+
+def follow_payment(session: Session, *, invoice_id: int, action: str, now: datetime, actor: Actor) -> None:
+    """Move an invoice to paid (`settle`) or back to sent (`reopen`) when payments says so; a repeat is a no-op.
+    Raises NotFound, InvoiceTransitionNotAllowed (e.g. settling a draft: the payment must roll back)."""
+    inv = get_invoice_row(session, invoice_id=invoice_id, lock=True)
+    target = InvoiceState.PAID if action == "settle" else InvoiceState.SENT
+    if inv.state == target or (action == "reopen" and inv.state not in (InvoiceState.PAID, InvoiceState.PARTIALLY_PAID)):
+        return
+    transition(session, invoice_id=invoice_id, action=action, now=now, actor=actor if actor.is_system else Actor.system("payments"))
 
 
 def transition_to(session: Session, *, invoice_id: int, state: str, now: datetime, actor: Actor, reason: str | None = None, manual: bool = True) -> list[str]:
     """Transition by target state (the TMF PATCH shape). Raises as `transition`."""
     inv = get_invoice_row(session, invoice_id=invoice_id)
     if inv.state == state:
-        return allowed_actions(inv.state)
-    action = next((a for a, s in TRANSITIONS.get(inv.state, {}).items() if s == state), f"to:{state}")
+        return allowed_actions(inv.state, manual_only=manual)
+    action = next((a for a, s in INVOICE.transitions.get(inv.state, {}).items() if str(s) == state), f"to:{state}")
     return transition(session, invoice_id=invoice_id, action=action, now=now, actor=actor, reason=reason, manual=manual)
 
 
@@ -116,7 +105,7 @@ def line_dict(ln: Any) -> dict[str, Any]:
 
 def list_invoices(
     session: Session, *, account_id: int | None = None, state: str | None = None, issued_from: date | None = None, issued_to: date | None = None,
-    period_start: date | None = None, finalised_only: bool = False, offset: int = 0, limit: int = 50,
+    period_start: date | None = None, finalised_only: bool = False, offset: int = 0, limit: int = 50, tz: str | None = None,
 ) -> dict[str, Any]:
     """A page of invoices (newest first) with the account name, and the total count for the filters."""
     from opsline.customers.models import Account
@@ -133,9 +122,9 @@ def list_invoices(
     if period_start:
         conds.append(inv.period_start == period_start)
     if issued_from:
-        conds.append(inv.issued_at >= datetime.combine(issued_from, datetime.min.time()).replace(tzinfo=SAST))
+        conds.append(inv.issued_at >= datetime.combine(issued_from, datetime.min.time()).replace(tzinfo=zone(tz or DEFAULT_TIMEZONE)))
     if issued_to:
-        conds.append(inv.issued_at < datetime.combine(issued_to, datetime.min.time()).replace(tzinfo=SAST))
+        conds.append(inv.issued_at < datetime.combine(issued_to, datetime.min.time()).replace(tzinfo=zone(tz or DEFAULT_TIMEZONE)))
     total = session.execute(select(func.count()).select_from(inv).where(*conds)).scalar_one()
     rows = session.execute(
         select(inv, Account.name, Account.account_number).join(Account, Account.id == inv.account_id).where(*conds).order_by(inv.id.desc()).offset(offset).limit(limit)
@@ -149,7 +138,7 @@ def get_invoice(session: Session, *, invoice_id: int) -> dict[str, Any]:
     m = _models()
     inv = get_invoice_row(session, invoice_id=invoice_id)
     lines = session.execute(select(m.InvoiceLine).where(m.InvoiceLine.invoice_id == invoice_id).order_by(m.InvoiceLine.id)).scalars()
-    return invoice_dict(inv) | {"lines": [line_dict(ln) for ln in lines], "actions": allowed_actions(inv.state)}
+    return invoice_dict(inv) | {"lines": [line_dict(ln) for ln in lines], "actions": allowed_actions(inv.state, manual_only=True)}
 
 
 def lines_by_invoice(session: Session, *, invoice_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

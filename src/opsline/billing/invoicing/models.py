@@ -8,6 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsline.core.lifecycle import Lifecycle
 from opsline.db.base import Base, IdPk
 
 
@@ -80,6 +81,10 @@ class CreditNoteState(enum.StrEnum):
     ISSUED = "issued"
 
 
+# A credit note is born issued (numbered, posted) and never changes: corrections are new documents.
+CREDIT_NOTE = Lifecycle(name="credit_note", states=CreditNoteState, transitions={CreditNoteState.ISSUED: {}}, initial=CreditNoteState.ISSUED)
+
+
 class CreditNoteSequence(Base):
     """Gapless credit-note numbers per year: the row is locked while a number is taken."""
 
@@ -108,7 +113,7 @@ class CreditNote(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
 
     __table_args__ = (
-        CheckConstraint("state IN ('issued')", name="state"),
+        CREDIT_NOTE.check(),
         CheckConstraint("source IN ('manual','claim','rerate')", name="source"),
         CheckConstraint("total_minor > 0", name="total_positive"),
         Index("ix_credit_note_account", "account_id", "id"),
@@ -141,6 +146,22 @@ class ClaimState(enum.StrEnum):
 
 OPEN_CLAIM_STATES = (ClaimState.SUBMITTED.value, ClaimState.IN_REVIEW.value)
 
+C = ClaimState
+_DECISIONS = {"uphold": C.UPHELD, "partially_uphold": C.PARTIALLY_UPHELD, "reject": C.REJECTED, "withdraw": C.WITHDRAWN}
+CLAIM = Lifecycle(
+    name="claim",
+    states=ClaimState,
+    transitions={
+        C.SUBMITTED: {"review": C.IN_REVIEW, **_DECISIONS},
+        C.IN_REVIEW: dict(_DECISIONS),
+        C.UPHELD: {}, C.PARTIALLY_UPHELD: {}, C.REJECTED: {}, C.WITHDRAWN: {},
+    },
+    permissions={"review": "claims.decide", "uphold": "claims.decide", "partially_uphold": "claims.decide", "reject": "claims.decide"},
+    needs_reason={"uphold", "partially_uphold", "reject"},
+    labels={"review": "Start review", "uphold": "Uphold", "partially_uphold": "Partially uphold", "reject": "Reject", "withdraw": "Withdrawn by customer"},
+    initial=C.SUBMITTED,
+)
+
 
 class BillingClaim(Base):
     """A customer's dispute of invoice lines. Open claims hold their disputed amount out of dunning."""
@@ -168,7 +189,7 @@ class BillingClaim(Base):
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
-        CheckConstraint("state IN ('submitted','inReview','upheld','partiallyUpheld','rejected','withdrawn')", name="state"),
+        CLAIM.check(),
         CheckConstraint("disputed_minor > 0", name="disputed_positive"),
         Index("ix_billing_claim_account_state", "account_id", "state"),
     )

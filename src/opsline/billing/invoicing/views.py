@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from opsline.billing.invoicing import claims as cl
 from opsline.billing.invoicing import credits as cr
-from opsline.billing.invoicing import documents, invoices, statements, usage
-from opsline.billing.invoicing.models import OPEN_CLAIM_STATES
+from opsline.billing.invoicing import detail, documents, invoices, statements, usage
+from opsline.billing.invoicing.models import CLAIM, OPEN_CLAIM_STATES
 from opsline.core.errors import InvalidInput, OpslineError
 from opsline.core.money import Money
 from opsline.web.deps import DB, Now, Principal, require
@@ -57,16 +57,7 @@ def invoice_export(fmt: str, db: DB, principal: View, state: str = "", account: 
 
 
 def _detail_ctx(db: Session, invoice_id: int, now: datetime) -> dict[str, Any]:
-    inv = invoices.get_invoice(db, invoice_id=invoice_id)
-    creditable = cr.creditable_by_line(db, invoice_id=invoice_id)
-    disputed = cl.open_disputed_by_line(db, invoice_id=invoice_id)
-    for ln in inv["lines"]:
-        ln["creditable_minor"] = creditable.get(ln["id"], 0)
-        ln["disputed_minor"] = disputed.get(ln["id"], 0)
-        ln["usage"] = usage.usage_for_line(db, invoice_id=invoice_id, product_id=ln["product_id"], limit=50) if ln["kind"] == "usage" else []
-    return {"invoice": inv, "account": statements.account_row(db, account_id=inv["account_id"]), "credit_notes": cr.list_credit_notes(db, invoice_id=invoice_id),
-            "claims": cl.list_claims(db, invoice_id=invoice_id, now=now), "manual_actions": invoices.allowed_actions(inv["state"], manual_only=True),
-            "action_labels": invoices.ACTION_LABELS, "channels": cl.CHANNELS, "claim_labels": cl.ACTION_LABELS}
+    return detail.invoice_detail(db, invoice_id=invoice_id, now=now)
 
 
 def _detail(request: Request, db: Session, principal: Principal, invoice_id: int, now: datetime, *, error: str | None = None, ok: str | None = None, status: int = 200) -> HTMLResponse:
@@ -156,7 +147,7 @@ def claim_list(request: Request, db: DB, now: Now, principal: View, open: str = 
 def claim_page(request: Request, claim_id: int, db: DB, now: Now, principal: View, error: str | None = None, status: int = 200) -> HTMLResponse:
     c = cl.get_claim(db, claim_id=claim_id, now=now)
     inv = invoices.get_invoice_row(db, invoice_id=c["invoice_id"])
-    return render(request, "invoicing/claim.html", {"claim": c, "invoice_number": inv.number, "labels": cl.ACTION_LABELS, "error": error,
+    return render(request, "invoicing/claim.html", {"claim": c, "invoice_number": inv.number, "labels": dict(CLAIM.labels), "error": error,
                                                     "account": statements.account_row(db, account_id=c["account_id"])}, principal=principal, status_code=status)
 
 
