@@ -22,7 +22,7 @@ def test_pages_redirect_to_sign_in_and_api_answers_401_problem_json(app):
     c = TestClient(app)
     r = c.get("/accounts", headers={"accept": "text/html"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
-    r = c.get("/api/customerManagement/v4/customer")
+    r = c.get("/tmf-api/customerManagement/v4/customer")
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["title"] == "Not authenticated"
@@ -34,16 +34,16 @@ def test_wrong_password_shows_an_error_and_sets_no_session(app, make_user):
     c.get("/login")
     r = c.post("/login", data={"username": "bilal", "password": "wrong-password"})
     assert r.status_code == 401 and "wrong username or password" in r.text
-    assert c.get("/api/customerManagement/v4/customer").status_code == 401
+    assert c.get("/tmf-api/customerManagement/v4/customer").status_code == 401
 
 
 def test_expired_session_must_sign_in_again(app, client_as, clock):
     from datetime import timedelta
 
     c = client_as("second_line_agent")
-    assert c.get("/api/customerManagement/v4/customer").status_code == 200
+    assert c.get("/tmf-api/customerManagement/v4/customer").status_code == 200
     clock.at = clock.at + timedelta(hours=9)
-    r = c.get("/api/customerManagement/v4/customer")
+    r = c.get("/tmf-api/customerManagement/v4/customer")
     assert r.status_code == 401 and "expired" in r.json()["detail"]
 
 
@@ -73,7 +73,7 @@ def test_a_role_without_the_permission_gets_403(client_as, factory, now, actor):
     c = client_as("debtors_clerk")
     r = c.get("/accounts/new")
     assert r.status_code == 403
-    r = c.post("/api/customerManagement/v4/customer", json={"name": "New Co"})
+    r = c.post("/tmf-api/customerManagement/v4/customer", json={"name": "New Co"})
     assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
     with factory() as s:
         assert s.execute(select(func.count()).select_from(Account)).scalar_one() == 0
@@ -107,7 +107,7 @@ def test_edit_with_a_stale_version_is_409_and_keeps_the_data(client_as, factory,
 
 def test_oversized_payload_is_413_problem_json(client_as):
     c = client_as("admin")
-    r = c.post("/api/customerManagement/v4/customer", content=b"x" * 1_100_000, headers={"content-type": "application/json"})
+    r = c.post("/tmf-api/customerManagement/v4/customer", content=b"x" * 1_100_000, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["title"] == "Payload too large"
 
 

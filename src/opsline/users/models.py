@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.db.base import Base, IdPk, JSONType
@@ -40,3 +40,39 @@ class ApiClient(Base):
     roles: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+
+
+class StaffSession(Base):
+    """A signed-in staff session kept on the server: the browser holds only a random token whose hash is stored
+    here, so a session can be listed, expired and revoked (sign-out really ends it) and nothing about the user
+    travels in the cookie."""
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[IdPk]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+class SignInAttempt(Base):
+    """One password sign-in attempt, kept server-side so repeated failures for a username from one address
+    (and from one address overall) are slowed down across every web process."""
+
+    __tablename__ = "sign_in_attempt"
+
+    id: Mapped[IdPk]
+    username: Mapped[str] = mapped_column(String(60))
+    ip: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[datetime]
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_sign_in_attempt_user_ip", "username", "ip", "attempted_at"),
+        Index("ix_sign_in_attempt_ip", "ip", "attempted_at"),
+    )

@@ -54,6 +54,7 @@ PERMISSIONS: dict[str, set[Role]] = {
     "sla.view": ALL_STAFF,
     "sla.manage": {Role.SERVICE_MANAGER},
     "jobs.view": ALL_STAFF,
+    "desks.view": ALL_STAFF,  # a desk home page; which desks a user may open follows their roles (web/desk.py)
     "admin.reference_data": set(),
     "admin.users": set(),
 }

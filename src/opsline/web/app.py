@@ -14,14 +14,14 @@ from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
-from starlette.middleware.sessions import SessionMiddleware
 
 from opsline.api import problems
 from opsline.config import Settings, get_settings
 from opsline.core.jobs import Worker
 from opsline.db.session import make_engine, make_sessionmaker
 from opsline.jobs_registry import build_registry
-from opsline.web.security import BodySizeLimit, check_csrf
+from opsline.web.deps import public
+from opsline.web.security import BodySizeLimit, SecurityHeaders, check_csrf
 
 log = logging.getLogger("opsline.web")
 
@@ -67,10 +67,11 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     problems.install(app)
 
     from opsline.areas import load_areas
-    from opsline.web import auth, pages
+    from opsline.web import auth, desk, pages
 
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(desk.router)
     for area in load_areas():
         for router in area.routers() if area.routers else []:
             app.include_router(router)
@@ -79,17 +80,18 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
 
     from opsline.web.admin import mount_admin
 
-    mount_admin(app, engine=engine, secret_key=settings.secret_key)
+    mount_admin(app, engine=engine, secret_key=settings.secret_key, clock=clock)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False, dependencies=[Depends(public("load-balancer health check"))])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(public("Prometheus scrape; keep it on the internal network"))])
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
-    # Middleware order: outermost last. Size limit runs before anything reads the body.
-    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, max_age=settings.session_max_age_seconds, same_site="lax", session_cookie="opsline_session")
+    # Middleware order: outermost last. Size limit runs before anything reads the body; headers go on every answer.
+    # Staff sessions are server-side (users/sessions.py), so there is no session middleware.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

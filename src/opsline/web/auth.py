@@ -1,43 +1,70 @@
-"""Sign-in and sign-out pages (session cookie; rotated CSRF token per sign-in)."""
+"""Sign-in and sign-out pages: rate-limited password check, a new server-side session (and CSRF token) per sign-in."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from opsline.core.errors import NotAuthenticated
-from opsline.core.ids import token
-from opsline.users import service as users
-from opsline.web.deps import DB, Now
+from opsline.core.errors import NotAuthenticated, PermissionDenied
+from opsline.users import sessions, signin
+from opsline.web.deps import DB, Now, public, session_token
 from opsline.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
 
 def _safe_next(nxt: str | None) -> str:
-    return nxt if nxt and nxt.startswith("/") and not nxt.startswith("//") else "/"
+    return nxt if nxt and nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt else "/"
 
 
-@router.get("/login", response_class=HTMLResponse)
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/login", response_class=HTMLResponse, dependencies=[Depends(public("the sign-in form"))])
 def login_page(request: Request, next: str | None = None) -> HTMLResponse:
-    request.session.setdefault("csrf", token())
     return render(request, "login.html", {"next": _safe_next(next), "error": None})
 
 
-@router.post("/login", response_model=None)
-def login(request: Request, db: DB, now: Now, username: Annotated[str, Form()], password: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> HTMLResponse | RedirectResponse:
+@router.post("/login", response_model=None, dependencies=[Depends(public("signing in"))])
+def login(request: Request, db: DB, now: Now, username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=1000)],
+          next: Annotated[str, Form(max_length=2000)] = "/") -> HTMLResponse | RedirectResponse:
+    ctx = {"next": _safe_next(next), "username": username}
     try:
-        user = users.authenticate(db, username=username.strip(), password=password, now=now)
+        user = signin.sign_in(db, username=username, password=password, ip=client_ip(request), now=now)
+    except signin.TooManySignInAttempts as exc:
+        page = render(request, "login.html", ctx | {"error": exc.detail}, status_code=429)
+        page.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return page
     except NotAuthenticated as exc:
-        return render(request, "login.html", {"next": _safe_next(next), "error": exc.detail, "username": username}, status_code=401)
-    request.session.clear()
-    request.session.update({"uid": user.id, "iat": now.timestamp(), "csrf": token()})
-    return RedirectResponse(_safe_next(next), status_code=303)
+        return render(request, "login.html", ctx | {"error": exc.detail}, status_code=401)
+    previous = session_token(request)
+    if previous:  # whatever this browser held before is ended, never promoted
+        sessions.end_session(db, token=previous, now=now)
+    max_age = request.app.state.settings.session_max_age_seconds
+    _, tok = sessions.start_session(db, user_id=user.id, now=now, max_age_seconds=max_age, ip=client_ip(request),
+                                    user_agent=request.headers.get("user-agent"))
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(sessions.COOKIE_NAME, tok, max_age=max_age, httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/")
+    return response
 
 
-@router.post("/logout")
-def logout(request: Request) -> RedirectResponse:
-    request.session.clear()
-    return RedirectResponse("/login", status_code=303)
+@router.post("/logout", response_model=None, dependencies=[Depends(public("signing out ends only the caller's own session"))])
+def logout(request: Request, db: DB, now: Now) -> RedirectResponse:
+    """End this browser's session. A live session must send its CSRF token (no cross-site sign-outs)."""
+    tok = session_token(request)
+    try:
+        active = sessions.load_session(db, token=tok, now=now)
+    except NotAuthenticated:
+        active = None
+    if active is not None:
+        sent = getattr(request.state, "csrf_sent", "") or ""
+        if not sent or not hmac.compare_digest(sent, active.csrf_token):
+            raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
+        sessions.end_session(db, token=tok, now=now)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(sessions.COOKIE_NAME, path="/")
+    return response

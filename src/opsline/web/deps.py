@@ -1,7 +1,8 @@
-"""FastAPI dependencies shared by pages and API routers: database session, clock, principal, permissions."""
+"""FastAPI dependencies shared by pages and API routers: database session, clock, timezone, principal, permissions."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -11,10 +12,13 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from opsline.core.localtime import zone
-from opsline.core.errors import NotAuthenticated, PermissionDenied
+from opsline.core.errors import PermissionDenied
 from opsline.core.events import Actor
 from opsline.users import service as users
+from opsline.users import sessions
 from opsline.users.roles import allowed
+
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -52,31 +56,32 @@ class Principal:
         return allowed(self.roles, permission)
 
 
-def get_principal(request: Request, db: Annotated[Session, Depends(get_db)], now: Annotated[datetime, Depends(get_now)]) -> Principal:
-    """A staff user from the session cookie, or a system from a bearer token. Raises NotAuthenticated."""
+def session_token(request: Request) -> str:
+    """The opaque server-side session token from the cookie ("" when there is none)."""
+    return request.cookies.get(sessions.COOKIE_NAME, "")
+
+
+def get_principal(request: Request, db: Annotated[Session, Depends(get_db, scope="function")], now: Annotated[datetime, Depends(get_now)]) -> Principal:
+    """A staff user from the server-side session named by the cookie, or a system from a bearer token.
+    Unsafe requests on a cookie session must echo the session's CSRF token (see security.check_csrf).
+    Raises NotAuthenticated (no, unknown, revoked or expired session) or PermissionDenied (CSRF)."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         client = users.client_for_token(db, token=auth[7:].strip())
         roles = frozenset(client.roles)
         return Principal(Actor(name=f"api:{client.name}", roles=roles), None, client.name, roles, "token")
-    uid = request.session.get("uid")
-    issued = request.session.get("iat")
-    if not uid or issued is None:
-        raise NotAuthenticated("please sign in")
-    if now.timestamp() - float(issued) > request.app.state.settings.session_max_age_seconds:
-        request.session.clear()
-        raise NotAuthenticated("your session has expired; please sign in again")
-    try:
-        user = users.get_user(db, user_id=int(uid))
-    except Exception as exc:
-        request.session.clear()
-        raise NotAuthenticated("please sign in") from exc
-    roles = frozenset(user.roles)
-    return Principal(Actor(name=user.username, user_id=user.id, roles=roles), user.id, user.full_name, roles, "session", request.session.get("csrf"))
+    active = sessions.load_session(db, token=session_token(request), now=now)
+    if request.method in UNSAFE:
+        sent = getattr(request.state, "csrf_sent", None) or ""
+        if not sent or not hmac.compare_digest(sent, active.csrf_token):
+            raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
+    request.state.csrf_token = active.csrf_token
+    return Principal(Actor(name=active.username, user_id=active.user_id, roles=active.roles), active.user_id, active.full_name, active.roles, "session", active.csrf_token)
 
 
 def require(permission: str) -> Callable[..., Principal]:
-    """Dependency factory: the principal, after checking it holds `permission` (403 otherwise)."""
+    """Dependency factory: the principal, after checking it holds `permission` (403 otherwise).
+    The permission is kept on the dependency so the route table can be checked (tests/functional/test_web_permission_matrix.py)."""
 
     def dep(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if not principal.can(permission):
@@ -84,9 +89,21 @@ def require(permission: str) -> Callable[..., Principal]:
         return principal
 
     dep.__name__ = f"require_{permission.replace('.', '_')}"
+    dep.permission = permission  # type: ignore[attr-defined]
     return dep
 
 
-DB = Annotated[Session, Depends(get_db)]
+def public(reason: str) -> Callable[[], None]:
+    """Marks a route as deliberately open to anyone (sign-in, health, metrics); `reason` says why."""
+
+    def dep() -> None:
+        return None
+
+    dep.__name__ = "public"
+    dep.public = reason  # type: ignore[attr-defined]
+    return dep
+
+
+DB = Annotated[Session, Depends(get_db, scope="function")]  # commits before the response is sent
 Now = Annotated[datetime, Depends(get_now)]
 Tz = Annotated[ZoneInfo, Depends(get_tz)]

@@ -12,8 +12,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from opsline.config import DEFAULT_TIMEZONE
 from opsline.core.money import Money
 from opsline.users.roles import ROLE_LABELS, Role, allowed
+from opsline.web.timeline import display_money, present_event
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
@@ -25,7 +27,7 @@ def desks() -> list[tuple[str, str, str]]:
     return [d for a in load_areas() for d in a.desks] + [("Background work", "/jobs", "jobs.view")]
 
 
-def fmt_dt(value: Any, tz: str = "Africa/Johannesburg") -> str:
+def fmt_dt(value: Any, tz: str = DEFAULT_TIMEZONE) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, str):
@@ -50,7 +52,24 @@ def fmt_money(value: Any, currency: str | None = None) -> str:
 
 
 templates.env.filters["dt"] = fmt_dt
+def fmt_money_display(value: Any, currency: str | None = None) -> str:
+    """Money for people: `R 5,175.00` from a Money or from minor units with their currency."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, Money):
+        return display_money(value)
+    if isinstance(value, int) and currency:
+        return display_money(Money.from_minor(value, currency))
+    return fmt_money(value, currency)
+
+
+def timeline_entry(event: dict[str, Any], currency: str | None = None) -> dict[str, Any]:
+    return present_event(event, currency=currency)
+
+
 templates.env.filters["money"] = fmt_money
+templates.env.filters["money_display"] = fmt_money_display
+templates.env.filters["timeline_entry"] = timeline_entry
 templates.env.globals["ROLE_LABELS"] = {r.value: label for r, label in ROLE_LABELS.items()}
 
 
@@ -61,10 +80,13 @@ def render(request: Request, template: str, context: dict[str, Any], *, status_c
         nav = [{"label": label, "url": url, "active": request.url.path.startswith(url)} for label, url, perm in desks() if allowed(principal.roles, perm)]
         if Role.ADMIN.value in principal.roles:
             nav.append({"label": "Admin", "url": "/admin/", "active": False})
-    ctx = {"request": request, "principal": principal, "desks": nav, "tz": tz, "csrf_token": request.session.get("csrf", "")}
+        nav.insert(0, {"label": "My desk", "url": "/desk", "active": request.url.path.startswith("/desk")})
+    csrf = getattr(principal, "csrf_token", None) or ""
+    ctx = {"request": request, "principal": principal, "desks": nav, "tz": tz, "csrf_token": csrf}
     ctx.update(context)
     return templates.TemplateResponse(request, template, ctx, status_code=status_code)
 
 
 def render_error(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
-    return templates.TemplateResponse(request, "error.html", {"request": request, "principal": None, "desks": [], "status": status, "title": title, "detail": detail, "csrf_token": ""}, status_code=status)
+    return templates.TemplateResponse(request, "error.html", {"request": request, "principal": None, "desks": [], "tz": request.app.state.settings.timezone,
+                                                              "status": status, "title": title, "detail": detail, "csrf_token": ""}, status_code=status)
