@@ -202,3 +202,52 @@ def test_every_message_is_on_the_account_timeline_with_its_rendered_text(session
     assert entry["entity_id"] == str(mid) and entry["action"] == "queue"
     assert entry["after"]["subject"] == "We have received your complaint (CS-000777)"
     assert "Router dead" in entry["after"]["body"] and entry["after"]["to"] == "thandi@example.co.za"
+
+
+def test_home_cards_count_messages_awaiting_approval_and_failures(session, now, actor):
+    from opsline.notifications.delivery import deliver_message
+    from opsline.notifications.channels import DeliveryFailed
+    from opsline.notifications.queries import home_cards
+
+    class Down:
+        def send(self, *, to: str, body: str, reference: str) -> str:
+            raise DeliveryFailed("down")
+
+    acc = _account(session, now, actor)
+    writer = Actor(name="w", roles=frozenset({"second_line_agent"}))
+    service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "a", "body": "b"}, now=now - timedelta(hours=30),
+                 actor=writer, needs_approval=True)
+    bad = service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "", "body": "b"}, now=now, actor=actor, channel="sms")
+    deliver_message(session, message_id=bad, now=now, gateway=Down(), max_attempts=1)
+    cards = {c.title: c for c in home_cards(session, now=now, actor=actor, tz=TZ)}
+    waiting = cards["Messages awaiting approval"]
+    assert waiting.count == 1 and waiting.hint == "oldest 1 d 6 h" and waiting.href == "/notifications/approvals"
+    assert set(waiting.desks) == {"service_manager", "debtors_manager"}
+    failed = cards["Failed and undeliverable messages"]
+    assert failed.count == 1 and failed.tone == "danger" and failed.desks == ("admin",)
+    assert failed.href == "/notifications/messages?state=problem" and failed.chart["type"] == "bar"
+
+
+def test_an_edited_template_must_render_with_its_sample_and_a_stale_edit_is_refused(session, now, actor):
+    from opsline.core.errors import StaleVersion
+    from opsline.notifications.models import MessageTemplate
+
+    tpl = session.execute(select(MessageTemplate).where(MessageTemplate.event == "case.acknowledged", MessageTemplate.channel == "sms")).scalar_one()
+    with pytest.raises(service.TemplateRenderError):
+        service.update_template(session, template_id=tpl.id, subject="", body="Ref {{ referense }}", sample_context=None, version=1, now=now, actor=actor)
+    with pytest.raises(service.TemplateRenderError):
+        service.update_template(session, template_id=tpl.id, subject="", body="Ref {{ reference ", sample_context=None, version=1, now=now, actor=actor)
+    assert tpl.version == 1 and "{{ reference }}" in tpl.body
+    service.update_template(session, template_id=tpl.id, subject="", body="Ref {{ reference }} logged.", sample_context=None, version=1, now=now, actor=actor)
+    assert tpl.version == 2
+    with pytest.raises(StaleVersion):
+        service.update_template(session, template_id=tpl.id, subject="", body="x", sample_context=None, version=1, now=now, actor=actor)
+    assert service.preview(session, template_id=tpl.id)["body"] == "Ref CS-000123 logged."
+
+
+def test_templates_cannot_reach_python_internals(session, now, actor):
+    service.ensure_template(session, event="test.evil", channel="sms", language="en", subject="",
+                            body="{{ account.__class__.__mro__[1].__subclasses__() }}", now=now)
+    acc = _account(session, now, actor)
+    with pytest.raises(service.TemplateRenderError):
+        service.send(session, event="test.evil", account_id=acc.id, context={}, now=now, actor=actor, channel="sms")

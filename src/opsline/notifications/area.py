@@ -37,6 +37,12 @@ def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
     return home_cards(session, now=now, actor=actor, tz=tz)
 
 
+def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.notifications.demo import load_messages
+
+    load_messages(ctx)
+
+
 def _admin_views() -> list:
     from opsline.notifications.models import ContactRule
     from opsline.web.admin import ReferenceView
@@ -52,6 +58,7 @@ AREA = Area(
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
+    demo_steps=(("messages", _demo),),
     desks=(("Messages", "/notifications/messages", "notifications.view"),),
     panels=_panels,
     admin_views=_admin_views,
