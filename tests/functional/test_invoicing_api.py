@@ -15,6 +15,7 @@ from conftest import NOW, free_port, run_schemathesis
 from opsline.billing.invoicing.models import InvoiceDelivery, InvoiceDocument
 from opsline.billing.invoicing.samples import make_account, make_finalised_invoice
 from opsline.billing.models import Invoice
+from opsline.notifications.models import Message, MessageAttachment
 from opsline.billing.models import InvoiceLine as InvoiceLineModel
 
 BILL = "/tmf-api/customerBillManagement/v4/customerBill"
@@ -127,7 +128,7 @@ class _Sink:
         return "250 OK"
 
 
-def test_the_email_job_sends_the_invoice_once_over_smtp_and_marks_it_sent(factory, invoice, monkeypatch):  # type: ignore[no-untyped-def]
+def test_the_email_job_sends_the_invoice_once_through_notifications_over_smtp_and_marks_it_sent(factory, invoice, monkeypatch):  # type: ignore[no-untyped-def]
     from aiosmtpd.controller import Controller
 
     from opsline.config import get_settings
@@ -146,7 +147,7 @@ def test_the_email_job_sends_the_invoice_once_over_smtp_and_marks_it_sent(factor
                 jobs.enqueue(s, kind=kind, payload={"invoice_id": invoice["invoice_id"]}, now=NOW, idempotency_key=f"{kind}:{invoice['invoice_id']}")
             jobs.enqueue(s, kind="invoicing.email_invoice", payload={"invoice_id": invoice["invoice_id"]}, now=NOW, idempotency_key="again")
         worker = jobs.Worker(factory, build_registry(), worker_id="t", clock=lambda: NOW)
-        assert worker.drain() == 3
+        assert worker.drain() == 4  # render, email (queues one notification), the repeat (skipped), the delivery
     finally:
         ctl.stop()
         get_settings.cache_clear()
@@ -157,6 +158,10 @@ def test_the_email_job_sends_the_invoice_once_over_smtp_and_marks_it_sent(factor
     with factory() as s:
         assert s.get(Invoice, invoice["invoice_id"]).state == "sent"
         assert s.execute(select(func.count()).select_from(InvoiceDelivery)).scalar_one() == 1
+        msg_row = s.execute(select(Message)).scalar_one()
+        assert (msg_row.event, msg_row.category, msg_row.state, msg_row.subject_ref) == ("invoice.issued", "billing", "sent", f"invoice:{invoice['invoice_id']}")
+        att = s.execute(select(MessageAttachment)).scalar_one()
+        assert (att.ref_table, att.ref_column, att.data) == ("invoice_document", "content", None)
         states = s.execute(select(jobs.Job.state)).scalars().all()
     assert set(states) == {"done"}
 

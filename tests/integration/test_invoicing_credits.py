@@ -98,12 +98,42 @@ def test_a_repeated_idempotency_key_returns_the_first_credit_note(session, now, 
     assert session.execute(select(func.count()).select_from(CreditNote)).scalar_one() == 1
 
 
-def test_invoice_lifecycle_allows_hold_and_release_but_not_settling_a_new_invoice(session, now, actor, invoice):  # type: ignore[no-untyped-def]
+def test_invoice_lifecycle_allows_hold_and_release_but_a_person_cannot_settle(session, now, actor, invoice):  # type: ignore[no-untyped-def]
     assert service.transition(session, invoice_id=invoice["invoice_id"], action="hold", now=now, actor=actor, manual=True) == ["release"]
     assert "validate" in service.transition(session, invoice_id=invoice["invoice_id"], action="release", now=now, actor=actor, manual=True)
-    with pytest.raises(InvoiceTransitionNotAllowed, match="'settle' is not allowed"):
+    with pytest.raises(InvoiceTransitionNotAllowed, match="done by the system, not by a person"):
         service.transition(session, invoice_id=invoice["invoice_id"], action="settle", now=now, actor=actor)
+    with pytest.raises(InvoiceTransitionNotAllowed, match="not allowed"):
+        service.transition(session, invoice_id=invoice["invoice_id"], action="settle", now=now, actor=actor, manual=True)
     assert session.get(Invoice, invoice["invoice_id"]).state == "new"
+
+
+def test_payments_settling_and_reopening_an_invoice_moves_it_to_paid_and_back_in_the_same_transaction(session, now, invoice):  # type: ignore[no-untyped-def]
+    from opsline.core import domain_events
+    from opsline.core.events import Actor, AuditEvent
+
+    payments = Actor.system("payments")
+    payload = {"id": invoice["invoice_id"], "account_id": invoice["account_id"]}
+    domain_events.publish(session, "payments.invoice_settled", payload, now=now, actor=payments)
+    assert session.get(Invoice, invoice["invoice_id"]).state == "paid"
+    domain_events.publish(session, "payments.invoice_settled", payload, now=now, actor=payments)  # a repeat changes nothing
+    domain_events.publish(session, "payments.invoice_reopened", payload, now=now, actor=payments)
+    assert session.get(Invoice, invoice["invoice_id"]).state == "sent"
+    acts = session.execute(select(AuditEvent.action).where(AuditEvent.entity_type == "invoice", AuditEvent.entity_id == str(invoice["invoice_id"]))
+                           .order_by(AuditEvent.id)).scalars().all()
+    assert acts[-2:] == ["settle", "reopen"] and acts.count("settle") == 1
+
+
+def test_settling_a_draft_invoice_is_refused_and_the_payment_must_roll_back(session, now, invoice):  # type: ignore[no-untyped-def]
+    from opsline.core import domain_events
+    from opsline.core.events import Actor
+
+    session.get(Invoice, invoice["invoice_id"]).state = "draft"
+    session.flush()
+    with pytest.raises(InvoiceTransitionNotAllowed):
+        domain_events.publish(session, "payments.invoice_settled", {"id": invoice["invoice_id"], "account_id": invoice["account_id"]},
+                              now=now, actor=Actor.system("payments"))
+    assert session.get(Invoice, invoice["invoice_id"]).state == "draft"
 
 
 def test_upheld_claim_issues_a_linked_credit_note_and_lowers_the_balance(session, now, actor, invoice):  # type: ignore[no-untyped-def]

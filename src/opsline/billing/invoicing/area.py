@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from opsline.areas import Area
 from opsline.billing.invoicing import models  # noqa: F401  (tables)
@@ -28,22 +27,18 @@ COMPANY = dict(
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.billing.invoicing.documents import ensure_templates
     from opsline.billing.invoicing.models import CompanyProfile
 
     if session.get(CompanyProfile, COMPANY["code"]) is None:
         session.add(CompanyProfile(**COMPANY))
+    ensure_templates(session, now=now)
 
 
 def _routers() -> list:
     from opsline.billing.invoicing import api, views
 
     return [views.router, api.router]
-
-
-def _settings() -> Any:
-    from opsline.config import get_settings
-
-    return get_settings()
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
@@ -57,14 +52,11 @@ def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
 
     @registry.register("invoicing.email_invoice")
     def email_invoice(session, payload, now):  # type: ignore[no-untyped-def]
-        s = _settings()
-        return documents.email_invoice(session, invoice_id=int(payload["invoice_id"]), now=now, actor=Actor.system("invoice-mailer"),
-                                       smtp_host=s.smtp_host, smtp_port=s.smtp_port, mail_from=s.mail_from)
+        return documents.email_invoice(session, invoice_id=int(payload["invoice_id"]), now=now, actor=Actor.system("invoice-mailer"))
 
     @registry.register("invoicing.email_claim_outcome")
     def email_claim_outcome(session, payload, now):  # type: ignore[no-untyped-def]
-        s = _settings()
-        return documents.email_claim_outcome(session, claim_id=int(payload["claim_id"]), now=now, smtp_host=s.smtp_host, smtp_port=s.smtp_port, mail_from=s.mail_from)
+        return documents.email_claim_outcome(session, claim_id=int(payload["claim_id"]), now=now, actor=Actor.system("claims"))
 
 
 def _panels() -> list:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import smtplib
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsline.billing.invoicing import invoices as inv_svc
-from opsline.billing.invoicing.models import CompanyProfile, InvoiceDelivery, InvoiceDocument
+from opsline.billing.invoicing.models import BillingClaim, CompanyProfile, InvoiceDelivery, InvoiceDocument
 from opsline.billing.invoicing.statements import SAST, account_row, balance_at, statement
 from opsline.billing.models import InvoiceState, LedgerEntry
 from opsline.core import events
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.money import Money
+from opsline.notifications import service as notifications
 from opsline.web.templating import fmt_dt
 
 _env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "pdf_templates")), autoescape=select_autoescape(["html"]))
@@ -46,6 +44,13 @@ _env.filters["dlast"] = lambda v: (v - timedelta(days=1)).strftime("%d %b %Y") i
 class UnableToRenderInvoice(InvalidInput):
     title = "Unable to render invoice"
     type_slug = "unable-to-render-invoice"
+
+
+def claim_row(session: Session, *, claim_id: int) -> BillingClaim:
+    c = session.get(BillingClaim, claim_id)
+    if c is None:
+        raise NotFound(f"claim {claim_id} does not exist")
+    return c
 
 
 def company_profile(session: Session) -> dict[str, Any]:
@@ -109,10 +114,35 @@ def statement_pdf(session: Session, *, account_id: int, date_from: date | None, 
     return _pdf(_env.get_template("statement.html").render(company=company_profile(session), now=now, **ctx))
 
 
-def email_invoice(session: Session, *, invoice_id: int, now: datetime, actor: Actor, smtp_host: str, smtp_port: int, mail_from: str) -> dict[str, Any]:
-    """Email the invoice PDF to the account once (an `invoice_delivery` row guards against a second send) and mark it sent.
-    An invoice on hold, or an account without an email address, is skipped. Raises NotFound, smtplib errors (the job retries)."""
-    inv = inv_svc.get_invoice_row(session, invoice_id=invoice_id, lock=True)
+INVOICE_EVENT = "invoice.issued"
+CLAIM_EVENT = "claim.decided"
+TEMPLATES = (
+    (INVOICE_EVENT, "Tax invoice {{ invoice.number }} from {{ company.name }}",
+     "Dear {{ account.name }},\n\nPlease find attached tax invoice {{ invoice.number }} for {{ invoice.total }}, due {{ invoice.due_date }}.\n"
+     "Pay to {{ company.bank_name }}, account {{ company.bank_account_number }}, branch {{ company.bank_branch_code }}, "
+     "reference {{ account.account_number }}.\n\nKind regards\n{{ company.name }}\n",
+     "The tax invoice email (the PDF is attached)"),
+    (CLAIM_EVENT, "Your billing query {{ claim.id }} on invoice {{ invoice.number }}: {{ claim.outcome }}",
+     "Dear {{ account.name }},\n\nWe have reviewed your query about invoice {{ invoice.number }} ({{ claim.disputed }} disputed).\n"
+     "Outcome: {{ claim.outcome }}.\nReason: {{ claim.reason }}\n"
+     "{% if claim.credited %}A credit of {{ claim.credited }} has been applied to your account.\n{% endif %}"
+     "\nKind regards\n{{ company.name }}\n",
+     "The outcome of a billing claim, with the reason"),
+)
+
+
+def ensure_templates(session: Session, *, now: datetime) -> None:
+    """Seed the invoicing message templates (idempotent; an operator's edits are kept)."""
+    for event, subject, body, desc in TEMPLATES:
+        notifications.ensure_template(session, event=event, channel="email", language="en", subject=subject, body=body, now=now, description=desc)
+
+
+def email_invoice(session: Session, *, invoice_id: int, now: datetime, actor: Actor) -> dict[str, Any]:
+    """Send the invoice email with its PDF through the notifications service, once (an `invoice_delivery` row and the
+    message's idempotency key guard against a second send), and mark the invoice sent. The PDF is rendered before the
+    first write, so a worker holds no write lock while rendering. An invoice on hold or not finalised is skipped.
+    Raises NotFound, and what notifications.send raises (the job retries)."""
+    inv = inv_svc.get_invoice_row(session, invoice_id=invoice_id)
     prior = session.execute(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice_id, InvoiceDelivery.channel == "email")).scalar_one_or_none()
     if prior is not None and prior.state == "sent":
         return {"skipped": "already sent", "delivery_id": prior.id}
@@ -121,55 +151,41 @@ def email_invoice(session: Session, *, invoice_id: int, now: datetime, actor: Ac
     acc = account_row(session, account_id=inv.account_id)
     if not acc["email"]:
         return {"skipped": "account has no email address"}
-    name, pdf = invoice_pdf(session, invoice_id=invoice_id, now=now)
+    doc = store_invoice_pdf(session, invoice_id=invoice_id, now=now)  # renders first, then one short write
     company = company_profile(session)
-    msg = EmailMessage()
-    msg["Subject"] = f"Tax invoice {inv.number} from {company['name']}"
-    msg["From"] = mail_from
-    msg["To"] = acc["email"]
-    msg["Message-ID"] = make_msgid(domain="opsline.example")
-    msg.set_content(
-        f"Dear {acc['name']},\n\nPlease find attached tax invoice {inv.number} for {Money.from_minor(inv.total_minor, inv.currency)}, due {inv.due_date}.\n"
-        f"Pay to {company['bank_name']}, account {company['bank_account_number']}, branch {company['bank_branch_code']}, reference {acc['account_number']}.\n\n"
-        f"Kind regards\n{company['name']}\n"
-    )
-    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=name)
+    ctx = {"invoice": {"id": inv.id, "number": inv.number, "total": str(Money.from_minor(inv.total_minor, inv.currency)),
+                       "due_date": inv.due_date.isoformat() if inv.due_date else ""},
+           "company": {k: company[k] for k in ("name", "bank_name", "bank_account_number", "bank_branch_code")}}
+    message_id = notifications.send(
+        session, event=INVOICE_EVENT, account_id=inv.account_id, context=ctx, now=now, actor=actor, to=acc["email"], category="billing",
+        subject_ref=f"invoice:{inv.id}", idempotency_key=f"invoice-email:{inv.id}",
+        attachments=[notifications.Attachment(filename=f"{inv.number}.pdf", content_type="application/pdf", ref=("invoice_document", "content", doc.id))])
     if prior is None:
-        prior = InvoiceDelivery(invoice_id=invoice_id, account_id=inv.account_id, channel="email", recipient=acc["email"], state="sent", sent_at=now, message_id=msg["Message-ID"])
+        prior = InvoiceDelivery(invoice_id=invoice_id, account_id=inv.account_id, channel="email", recipient=acc["email"], state="sent", sent_at=now,
+                                message_id=f"message:{message_id}")
         session.add(prior)
-        session.flush()  # the unique (invoice, channel) row claims the send before the mail leaves
     else:
-        prior.state, prior.sent_at, prior.message_id = "sent", now, msg["Message-ID"]
-    with smtplib.SMTP(smtp_host, smtp_port, timeout=20) as smtp:
-        smtp.send_message(msg)
+        prior.state, prior.sent_at, prior.message_id = "sent", now, f"message:{message_id}"
+    session.flush()
     if inv.state in (InvoiceState.NEW, InvoiceState.VALIDATED):
-        inv_svc.transition(session, invoice_id=invoice_id, action="send", now=now, actor=actor, reason=f"emailed to {acc['email']}")
-    events.record(session, now=now, actor=actor, entity_type="invoice", entity_id=invoice_id, action="emailed", account_id=inv.account_id, after={"to": acc["email"]})
-    return {"sent_to": acc["email"], "delivery_id": prior.id}
+        inv_svc.transition(session, invoice_id=invoice_id, action="send", now=now, actor=actor if actor.is_system else Actor.system("invoice-mailer"),
+                           reason=f"emailed to {acc['email']}")
+    return {"sent_to": acc["email"], "delivery_id": prior.id, "message_id": message_id}
 
 
-def email_claim_outcome(session: Session, *, claim_id: int, now: datetime, smtp_host: str, smtp_port: int, mail_from: str) -> dict[str, Any]:
-    """Tell the customer the outcome of a claim (and why). Raises NotFound, smtplib errors."""
-    from opsline.billing.invoicing.claims import get_claim
-
-    c = get_claim(session, claim_id=claim_id)
-    acc = account_row(session, account_id=c["account_id"])
-    if not acc["email"]:
-        return {"skipped": "account has no email address"}
-    inv = inv_svc.get_invoice_row(session, invoice_id=c["invoice_id"])
+def email_claim_outcome(session: Session, *, claim_id: int, now: datetime, actor: Actor) -> dict[str, Any]:
+    """Tell the customer the outcome of a claim (and why) through the notifications service, once. Raises NotFound."""
+    c = claim_row(session, claim_id=claim_id)
+    inv = inv_svc.get_invoice_row(session, invoice_id=c.invoice_id)
     company = company_profile(session)
-    outcome = {"upheld": "upheld", "partiallyUpheld": "partially upheld", "rejected": "not upheld"}.get(c["state"], c["state"])
-    msg = EmailMessage()
-    msg["Subject"] = f"Your billing query {c['id']} on invoice {inv.number}: {outcome}"
-    msg["From"] = mail_from
-    msg["To"] = acc["email"]
-    body = f"Dear {acc['name']},\n\nWe have reviewed your query about invoice {inv.number} ({Money.from_minor(c['disputed_minor'], c['currency'])} disputed).\nOutcome: {outcome}.\nReason: {c['outcome_reason']}\n"
-    if c["upheld_minor"]:
-        body += f"A credit of {Money.from_minor(c['upheld_minor'], c['currency'])} has been applied to your account.\n"
-    msg.set_content(body + f"\nKind regards\n{company['name']}\n")
-    with smtplib.SMTP(smtp_host, smtp_port, timeout=20) as smtp:
-        smtp.send_message(msg)
-    return {"sent_to": acc["email"]}
+    outcome = {"upheld": "upheld", "partiallyUpheld": "partially upheld", "rejected": "not upheld"}.get(c.state, c.state)
+    ctx = {"invoice": {"id": inv.id, "number": inv.number},
+           "claim": {"id": c.id, "outcome": outcome, "reason": c.outcome_reason or "", "disputed": str(Money.from_minor(c.disputed_minor, c.currency)),
+                     "credited": str(Money.from_minor(c.upheld_minor, c.currency)) if c.upheld_minor else ""},
+           "company": {"name": company["name"]}}
+    message_id = notifications.send(session, event=CLAIM_EVENT, account_id=c.account_id, context=ctx, now=now, actor=actor, category="billing",
+                                    subject_ref=f"claim:{c.id}", idempotency_key=f"claim-outcome:{c.id}")
+    return {"message_id": message_id}
 
 
 # ------------------------------------------------------------------------------------------------ exports
