@@ -5,15 +5,16 @@ from sqlalchemy import func, select
 
 from opsline.catalog import service as catalog
 from opsline.core.events import Actor
+from opsline.core.localtime import zone
 from opsline.customers import service as customers
 from opsline.customers.schemas import AccountIn, SiteIn
 from opsline.orders import service as orders
 from opsline.orders.models import ProductOrder, ProductOrderItem
 
-ORDERS = "/api/productOrderingManagement/v4/productOrder"
-PRODUCTS = "/api/productInventory/v4/product"
-OFFERINGS = "/api/productCatalogManagement/v4/productOffering"
-QUOTES = "/api/quoteManagement/v4/quote"
+ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
+PRODUCTS = "/tmf-api/productInventory/v4/product"
+OFFERINGS = "/tmf-api/productCatalogManagement/v4/productOffering"
+QUOTES = "/tmf-api/quoteManagement/v4/quote"
 
 
 def _client(app, headers):  # type: ignore[no-untyped-def]
@@ -67,8 +68,8 @@ def test_relocation_over_the_api_links_the_new_product_to_the_one_it_replaces(ap
     order = c.post(ORDERS, json=_body(account_id, offering, site)).json()
     with factory.begin() as s:
         it = s.get(ProductOrderItem, int(order["productOrderItem"][0]["id"]))
-        orders.on_partner_order_update(s, service_order_id=it.partner_service_order_id, product_id=it.result_product_id, action="add", state="completed",
-                                       confirmed_date=now.date(), reason=None, now=now, actor=Actor.system("test"))
+        orders.on_partner_order_update(s, service_order_id=it.partner_service_order_id, order_item_id=it.id, state="completed",
+                                       confirmed_date=now.date(), reason=None, now=now, tz=zone("Africa/Johannesburg"), actor=Actor.system("test"))
         pid = it.result_product_id
     with factory.begin() as s:
         site2 = customers.add_site(s, account_id=account_id, data=SiteIn(label="New", line1="1 Oxford Road", city="Johannesburg", fno_coverage=["vumatel"]), now=now, actor=Actor.system("t")).id
@@ -141,5 +142,5 @@ def test_orders_inventory_and_catalog_endpoints_conform_to_their_openapi_schema(
     from test_api_schema_customers import run_schemathesis
 
     _setup(factory, now)
-    n = run_schemathesis(app, api_token("admin"), r"^/api/(productOrderingManagement|productInventory|productCatalogManagement|quoteManagement)/", max_examples=8)
+    n = run_schemathesis(app, api_token("admin"), r"^/tmf-api/(productOrderingManagement|productInventory|productCatalogManagement|quoteManagement)/", max_examples=8)
     assert n == 12

@@ -146,13 +146,13 @@ def test_a_simulated_outage_needs_a_reason_and_is_audited(client_as, factory, de
 def test_the_tmf641_api_lists_and_shows_our_outbound_orders(app, api_token, delivered):
     client = TestClient(app)
     h = api_token("second_line_agent")
-    r = client.get("/api/serviceOrdering/v4/serviceOrder?partner=openserve", headers=h)
+    r = client.get("/tmf-api/serviceOrdering/v4/serviceOrder?partner=openserve", headers=h)
     assert r.status_code == 200 and r.headers["X-Result-Count"] == "2"
     ids = [o["externalId"] for o in r.json()]
     assert delivered["external_ref"] in ids
-    r = client.get(f"/api/serviceOrdering/v4/serviceOrder/{delivered['id']}", headers=h)
+    r = client.get(f"/tmf-api/serviceOrdering/v4/serviceOrder/{delivered['id']}", headers=h)
     body = r.json()
     assert r.status_code == 200 and body["@type"] == "ServiceOrder" and body["state"] == "acknowledged" and body["serviceOrderItem"][0]["action"] == "modify"
     assert {c["name"]: c["value"] for c in body["characteristic"]}["deliveryState"] == "delivered" and len(body["note"]) == 2
-    assert client.get("/api/serviceOrdering/v4/serviceOrder/999999", headers=h).status_code == 404
-    assert client.get("/api/serviceOrdering/v4/serviceOrder").status_code == 401
+    assert client.get("/tmf-api/serviceOrdering/v4/serviceOrder/999999", headers=h).status_code == 404
+    assert client.get("/tmf-api/serviceOrdering/v4/serviceOrder").status_code == 401

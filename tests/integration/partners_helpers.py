@@ -7,12 +7,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from opsline.catalog.models import ProductOffering
+from opsline.core.localtime import zone
 from opsline.core.jobs import Worker
 from opsline.customers import service as customers
 from opsline.customers.schemas import AccountIn, SiteIn
 from opsline.inventory.models import Product
 from opsline.jobs_registry import build_registry
 from opsline.partners.models import Partner
+
+
+TZ = zone("Africa/Johannesburg")
 
 
 class MovingClock:

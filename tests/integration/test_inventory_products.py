@@ -34,7 +34,7 @@ def test_activation_sets_the_first_billable_day_and_the_contract_end(session, no
 def test_a_terminated_product_cannot_be_reactivated_and_stays_as_it_was(session, now, actor):
     p, _ = _product(session, now, actor)
     service.transition_product(session, product=p, action="activate", now=now, actor=actor, effective_date=date(2026, 1, 1))
-    service.transition_product(session, product=p, action="terminate", now=now, actor=actor, effective_date=date(2026, 6, 1))
+    service.transition_product(session, product=p, action="terminate", now=now, actor=actor, effective_date=date(2026, 6, 1), reason="customer moved abroad")
     with pytest.raises(TransitionNotAllowed) as exc:
         service.transition_product(session, product=p, action="activate", now=now, actor=actor)
     assert "terminated" in exc.value.detail

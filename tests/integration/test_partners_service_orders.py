@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from opsline.core.events import AuditEvent
+from opsline.core.events import Actor, AuditEvent
 from opsline.core.jobs import Job
 from opsline.inventory.models import Product
 from opsline.orders import service as orders
@@ -17,7 +17,14 @@ from opsline.partners import service
 from opsline.partners.models import PartnerMessage, PartnerServiceOrder
 from opsline.partners.tmf641 import state_change_event
 
-from partners_helpers import MovingClock, customer, line, offering_id, tune, worker
+from partners_helpers import TZ, MovingClock, customer, line, offering_id, tune, worker
+
+
+def _item_ids(session, order) -> list[int]:  # type: ignore[no-untyped-def]
+    return list(session.execute(select(ProductOrderItem.id).where(ProductOrderItem.order_id == order.id)).scalars())
+
+
+PARTNER = Actor.system("partner:openserve")
 
 
 def _count(session, model, *where) -> int:  # type: ignore[no-untyped-def]
@@ -40,9 +47,9 @@ def _submit(session, now, actor, product, account, site, **kw):  # type: ignore[
 def test_an_order_placed_with_an_fno_is_delivered_progressed_and_completed_by_the_simulator_activating_the_product(session, factory, now, actor):
     tune(session)
     account_id, site_id = customer(session, now, actor)
-    order = orders.place_order(session, data=OrderIn(account_id=account_id, items=[OrderItemIn(action="add", offering_id=offering_id(session), site_id=site_id)]), now=now, actor=actor)
+    order = orders.place_order(session, data=OrderIn(account_id=account_id, items=[OrderItemIn(action="add", offering_id=offering_id(session), site_id=site_id)]), now=now, tz=TZ, actor=actor)
     session.commit()
-    sos = service.service_orders_for_order(session, order_id=order.id)
+    sos = service.service_orders_for_items(session, order_item_ids=_item_ids(session, order))
     assert len(sos) == 1 and sos[0]["state"] == "acknowledged" and sos[0]["external_ref"].startswith("OPS-SO-")
     product_id = sos[0]["product_id"]
     clock = MovingClock(now)
@@ -74,11 +81,11 @@ def test_an_order_placed_with_an_fno_is_delivered_progressed_and_completed_by_th
 def test_a_rejected_order_fails_the_order_item_with_the_partners_reason(session, factory, now, actor):
     tune(session, simulator_reject_percent=100)
     account_id, site_id = customer(session, now, actor)
-    order = orders.place_order(session, data=OrderIn(account_id=account_id, items=[OrderItemIn(action="add", offering_id=offering_id(session), site_id=site_id)]), now=now, actor=actor)
+    order = orders.place_order(session, data=OrderIn(account_id=account_id, items=[OrderItemIn(action="add", offering_id=offering_id(session), site_id=site_id)]), now=now, tz=TZ, actor=actor)
     session.commit()
     _drain(session, worker(factory, MovingClock(now)))
     session.expire_all()
-    so = service.service_orders_for_order(session, order_id=order.id)[0]
+    so = service.service_orders_for_items(session, order_item_ids=_item_ids(session, order))[0]
     assert so["state"] == "rejected" and so["state_reason"]
     item = session.execute(select(ProductOrderItem).where(ProductOrderItem.order_id == order.id)).scalar_one()
     assert item.state in ("failed", "rejected")
@@ -182,13 +189,13 @@ def test_duplicate_out_of_order_and_unknown_callbacks_are_ignored_and_logged(ses
     confirmed = so.confirmed_date
     events_before = _count(session, AuditEvent)
     late_progress = state_change_event(partner_ref=so.partner_ref, external_ref=so.external_ref, state="inProgress")
-    res = service.apply_partner_event(session, partner_code="openserve", event=late_progress, now=clock.at, actor=actor)
+    res = service.apply_partner_event(session, partner_code="openserve", event=late_progress, now=clock.at, actor=PARTNER)
     assert res["outcome"] == "ignored" and "out of order" in res["detail"]
     dup = state_change_event(partner_ref=so.partner_ref, external_ref=so.external_ref, state="completed", completion_date=date(2027, 1, 1))
-    res = service.apply_partner_event(session, partner_code="openserve", event=dup, now=clock.at, actor=actor)
+    res = service.apply_partner_event(session, partner_code="openserve", event=dup, now=clock.at, actor=PARTNER)
     assert res["outcome"] == "ignored" and "duplicate" in res["detail"]
     unknown = state_change_event(partner_ref="OPE-NOPE", external_ref="OPS-SO-999999", state="completed")
-    res = service.apply_partner_event(session, partner_code="openserve", event=unknown, now=clock.at, actor=actor)
+    res = service.apply_partner_event(session, partner_code="openserve", event=unknown, now=clock.at, actor=PARTNER)
     assert res["outcome"] == "unknown" and res["service_order_id"] is None
     session.commit()
     so = session.get(PartnerServiceOrder, so_id)

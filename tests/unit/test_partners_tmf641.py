@@ -73,9 +73,10 @@ def test_a_signature_is_the_hmac_sha256_of_the_exact_body():
 
 
 def test_business_days_skip_weekends_and_south_african_public_holidays():
-    assert next_business_day(date(2026, 11, 28)) == date(2026, 11, 30)  # Saturday -> Monday
-    assert add_business_days(date(2026, 12, 23), 2) == date(2026, 12, 28)  # 24th, then 25th/26th holidays, weekend -> Mon 28th
-    assert add_business_days(date(2026, 11, 23), 7) == date(2026, 12, 2)
+    assert next_business_day(date(2026, 11, 28), holiday_country="ZA") == date(2026, 11, 30)  # Saturday -> Monday
+    assert add_business_days(date(2026, 12, 23), 2, holiday_country="ZA") == date(2026, 12, 28)  # 24th, then 25th/26th holidays, weekend -> Mon 28th
+    assert add_business_days(date(2026, 11, 23), 7, holiday_country="ZA") == date(2026, 12, 2)
+    assert add_business_days(date(2026, 12, 23), 2, holiday_country=None) == date(2026, 12, 25)  # a partner without holidays
 
 
 def test_the_simulated_partner_reference_is_stable_for_an_external_reference():

@@ -10,10 +10,11 @@ from pydantic import Field
 
 from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, TimePeriod, TMFModel
 from opsline.catalog import service
-from opsline.web.deps import DB, Now, Principal, require
+from opsline.core.localtime import local_date
+from opsline.web.deps import DB, Now, Principal, Tz, require
 
 router = APIRouter(tags=["TMF620 Product Catalog"])
-BASE = "/api/productCatalogManagement/v4/productOffering"
+BASE = "/tmf-api/productCatalogManagement/v4/productOffering"
 MAX_ID = 2**62
 
 
@@ -101,23 +102,19 @@ def offering_out(o: dict[str, Any]) -> ProductOffering:
 
 @router.get(BASE, response_model=list[ProductOffering], response_model_by_alias=True, response_model_exclude_none=True)
 def list_product_offerings(
-    db: DB, now: Now, response: Response, principal: Annotated[Principal, Depends(require("catalog.view"))],
+    db: DB, now: Now, tz: Tz, response: Response, principal: Annotated[Principal, Depends(require("catalog.view"))],
     kind: Annotated[str | None, Query(max_length=20)] = None, partner: Annotated[str | None, Query(max_length=40)] = None,
     name: Annotated[str | None, Query(max_length=100)] = None, priceDate: date | None = None, lifecycleStatus: Annotated[str | None, Query(pattern="^(Launched|Retired)$")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
 ) -> list[ProductOffering]:
     """Offerings with the prices valid on `priceDate` (default today) embedded."""
-    from opsline.orders.service import local_date
-
     active = None if lifecycleStatus is None else lifecycleStatus == "Launched"
-    rows = service.list_offerings(db, on=priceDate or local_date(now), kind=kind, partner_code=partner, q=name, active=active, offset=offset, limit=limit)
+    rows = service.list_offerings(db, on=priceDate or local_date(now, tz), kind=kind, partner_code=partner, q=name, active=active, offset=offset, limit=limit)
     response.headers["X-Result-Count"] = str(len(rows))
     return [offering_out(o) for o in rows]
 
 
 @router.get(BASE + "/{id}", response_model=ProductOffering, response_model_by_alias=True, response_model_exclude_none=True)
-def get_product_offering(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, principal: Annotated[Principal, Depends(require("catalog.view"))], priceDate: date | None = None, allPrices: bool = False) -> ProductOffering:
+def get_product_offering(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("catalog.view"))], priceDate: date | None = None, allPrices: bool = False) -> ProductOffering:
     """One offering with its prices valid on `priceDate` (default today; `allPrices=true` for the full price history) and bundled equipment."""
-    from opsline.orders.service import local_date
-
-    return offering_out(service.offering_detail(db, offering_id=id, on=None if allPrices else (priceDate or local_date(now))))
+    return offering_out(service.offering_detail(db, offering_id=id, on=None if allPrices else (priceDate or local_date(now, tz))))

@@ -118,9 +118,14 @@ class ContractTerm(Base):
     notice_business_days: Mapped[int] = mapped_column(Integer, default=20)
     may_cancel_early: Mapped[bool] = mapped_column(Boolean, default=True)
     description: Mapped[str | None] = mapped_column(Text)
+    # the "reasonable penalty" policy (CPA s14, consumers only): an early-termination fee never exceeds this fraction of
+    # the recurring charges still due to the contract end. None: no cap (juristic persons: the contract decides).
+    penalty_cap_fraction: Mapped[Decimal | None] = mapped_column(Numeric(6, 4))
 
     __table_args__ = (
         CheckConstraint("customer_kind IN ('consumer','juristic')", name="customer_kind"),
+        CheckConstraint("penalty_cap_fraction IS NULL OR (penalty_cap_fraction >= 0 AND penalty_cap_fraction <= 1)", name="penalty_cap_fraction"),
+        CheckConstraint("customer_kind = 'consumer' OR penalty_cap_fraction IS NULL", name="penalty_cap_consumers_only"),
         UniqueConstraint("months", "customer_kind"),
     )
 

@@ -49,6 +49,10 @@ CONTRACT_TERMS = [
 ]
 
 
+# The seeded "reasonable penalty" cap for consumers: at most a fifth of the recurring charges still due (data; edit in /admin).
+CONSUMER_PENALTY_CAP = Decimal("0.20")
+
+
 def _r(rand: int | Decimal) -> int:
     return int(Decimal(rand) * 100)
 
@@ -58,7 +62,8 @@ def seed_catalog(session: Session, *, now: datetime, currency: str = "ZAR") -> N
     existing = set(session.execute(select(ProductOffering.code)).scalars())
     for code, name, months, kind, notice, early, desc in CONTRACT_TERMS:
         if session.execute(select(ContractTerm.id).where(ContractTerm.code == code)).first() is None:
-            session.add(ContractTerm(code=code, name=name, months=months, customer_kind=kind, notice_business_days=notice, may_cancel_early=early, description=desc))
+            session.add(ContractTerm(code=code, name=name, months=months, customer_kind=kind, notice_business_days=notice, may_cancel_early=early, description=desc,
+                                     penalty_cap_fraction=CONSUMER_PENALTY_CAP if kind == "consumer" and months else None))
 
     def offering(code: str, prices: list[dict], **kw: object) -> ProductOffering | None:
         if code in existing:

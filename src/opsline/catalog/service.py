@@ -180,10 +180,24 @@ def contract_term_for(session: Session, *, months: int, juristic: bool) -> Contr
     return session.execute(select(ContractTerm).where(ContractTerm.months == months, ContractTerm.customer_kind == ("juristic" if juristic else "consumer"))).scalar_one_or_none()
 
 
-def early_termination_charge(session: Session, *, offering_id: int, juristic: bool, termination_date: date, contract_end_date: date | None, on: date) -> Money | None:
-    """The early-termination charge for ending a fixed-term product on `termination_date` (exclusive end), or None when
-    there is none: fraction x remaining months' recurring charge, capped at `etc_cap_months`, plus any fixed amount.
-    Rules are the offering's 'early_termination' price rows for consumers or juristic persons. Raises OfferingNotFound."""
+def remaining_months(termination_date: date, contract_end_date: date) -> int:
+    """Whole or part months from `termination_date` up to the contract end (a part month counts as a month)."""
+    months = (contract_end_date.year - termination_date.year) * 12 + contract_end_date.month - termination_date.month
+    if contract_end_date.day > termination_date.day:
+        months += 1
+    return max(months, 0)
+
+
+def early_termination_terms(session: Session, *, offering_id: int, juristic: bool, termination_date: date, contract_end_date: date | None,
+                            on: date) -> dict[str, Any] | None:
+    """The early-termination fee for ending a fixed-term product on `termination_date` (exclusive end), or None when
+    nothing is due (no contract end, ended at or after it, no rule for this kind of customer).
+
+    The offering's 'early_termination' rules (for consumers, juristic persons or all) give the fee: a fixed amount
+    plus `etc_fraction` x the remaining months' recurring charge (months capped at `etc_cap_months`). For consumers the
+    contract term's "reasonable penalty" policy (CPA s14, `penalty_cap_fraction` of the recurring charges still due)
+    caps it. Returns {rule_minor, cap_minor (None: no cap), fee_minor, currency, tax_rate_code, remaining_months,
+    monthly_minor, rules}. Raises OfferingNotFound."""
     if contract_end_date is None or termination_date >= contract_end_date:
         return None
     o = get_offering(session, offering_id=offering_id)
@@ -193,16 +207,28 @@ def early_termination_charge(session: Session, *, offering_id: int, juristic: bo
     recurring = [p for p in prices if p.kind == PriceKind.RECURRING]
     if not rules or not recurring:
         return None
-    months = (contract_end_date.year - termination_date.year) * 12 + contract_end_date.month - termination_date.month
-    if contract_end_date.day > termination_date.day:
-        months += 1
-    months = max(months, 0)
+    months = remaining_months(termination_date, contract_end_date)
     monthly = sum(p.amount_minor for p in recurring)
-    total_minor = 0
+    rule_minor = 0
     for rule in rules:
         m = min(months, rule.etc_cap_months) if rule.etc_cap_months else months
-        total_minor += rule.amount_minor + int((Decimal(monthly * m) * (rule.etc_fraction or Decimal(0))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    return Money.from_minor(total_minor, recurring[0].currency) if total_minor else None
+        rule_minor += rule.amount_minor + int((Decimal(monthly * m) * (rule.etc_fraction or Decimal(0))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    cap_minor = None
+    if not juristic:
+        term = contract_term_for(session, months=o.contract_months, juristic=False)
+        if term is not None and term.penalty_cap_fraction is not None:
+            cap_minor = int((Decimal(monthly * months) * term.penalty_cap_fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    fee = rule_minor if cap_minor is None else min(rule_minor, cap_minor)
+    if fee <= 0:
+        return None
+    return {"rule_minor": rule_minor, "cap_minor": cap_minor, "fee_minor": fee, "currency": recurring[0].currency, "tax_rate_code": rules[0].tax_rate_code,
+            "remaining_months": months, "monthly_minor": monthly, "rules": [r.name for r in rules]}
+
+
+def early_termination_charge(session: Session, *, offering_id: int, juristic: bool, termination_date: date, contract_end_date: date | None, on: date) -> Money | None:
+    """The early-termination fee (see early_termination_terms) as Money, or None. Raises OfferingNotFound."""
+    t = early_termination_terms(session, offering_id=offering_id, juristic=juristic, termination_date=termination_date, contract_end_date=contract_end_date, on=on)
+    return Money.from_minor(t["fee_minor"], t["currency"]) if t else None
 
 
 def offering_choices(session: Session, *, on: date) -> list[dict[str, Any]]:

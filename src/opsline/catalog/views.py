@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from opsline.catalog import service
-from opsline.web.deps import DB, Now, Principal, require
+from opsline.core.localtime import local_date
+from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -18,13 +19,11 @@ KINDS = ("fibre", "mobile", "b2b_link", "service", "equipment")
 
 
 @router.get("/catalog", response_class=HTMLResponse)
-def catalog_page(request: Request, db: DB, now: Now, principal: View, kind: str = "", partner: str = "", q: str = "", on: str = "") -> HTMLResponse:
-    from opsline.orders.service import local_date
-
+def catalog_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, kind: str = "", partner: str = "", q: str = "", on: str = "") -> HTMLResponse:
     try:
-        day = date.fromisoformat(on) if on else local_date(now)
+        day = date.fromisoformat(on) if on else local_date(now, tz)
     except ValueError:
-        day = local_date(now)
+        day = local_date(now, tz)
     rows = service.list_offerings(db, on=day, kind=kind or None, partner_code=partner or None, q=q or None, active=None, limit=500)
     partners = sorted({o["partner_code"] for o in service.list_offerings(db, on=None, active=None, limit=1000) if o["partner_code"]})
     return render(request, "catalog/catalog.html", {"offerings": rows, "filters": {"kind": kind, "partner": partner, "q": q, "on": day.isoformat()}, "kinds": KINDS, "partners": partners}, principal=principal)

@@ -12,12 +12,12 @@ from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Ref, TMFModel
 from opsline.catalog import service as catalog
 from opsline.core.money import Money
 from opsline.inventory import service
-from opsline.orders.service import local_date
-from opsline.web.deps import DB, Now, Principal, require
+from opsline.core.localtime import local_date
+from opsline.web.deps import DB, Now, Principal, Tz, require
 
 router = APIRouter(tags=["TMF637 Product Inventory"])
-BASE = "/api/productInventory/v4/product"
-OFFERING_BASE = "/api/productCatalogManagement/v4/productOffering"
+BASE = "/tmf-api/productInventory/v4/product"
+OFFERING_BASE = "/tmf-api/productCatalogManagement/v4/productOffering"
 MAX_ID = 2**62
 STATES = "^(created|pendingActive|active|suspended|pendingTerminate|terminated)$"
 
@@ -90,7 +90,7 @@ def product_out(p: dict[str, Any], prices: list[Any], equipment: list[dict[str, 
         id=str(p["id"]), href=f"{BASE}/{p['id']}", name=p["offering_name"], status=p["state"], statusReason=p["state_reason"],
         startDate=_dt(p["start_date"]), terminationDate=_dt(p["end_date"]), orderDate=p["created_at"],
         productOffering=Ref(id=str(p["offering_id"]), href=f"{OFFERING_BASE}/{p['offering_id']}", name=p["offering_name"]),
-        billingAccount=Ref(id=str(p["account_id"]), href=f"/api/accountManagement/v4/billingAccount/{p['account_id']}", referred_type="BillingAccount"),
+        billingAccount=Ref(id=str(p["account_id"]), href=f"/tmf-api/accountManagement/v4/billingAccount/{p['account_id']}", referred_type="BillingAccount"),
         place=[Place(id=str(p["site_id"]), name=p["site_address"])] if p["site_id"] else [],
         productPrice=[ProductPrice(name=pr.name, priceType={"recurring": "recurring", "one_off": "oneTime", "usage": "usage"}[pr.kind],
                                    recurringChargePeriod="month" if pr.kind == "recurring" else None,
@@ -99,36 +99,26 @@ def product_out(p: dict[str, Any], prices: list[Any], equipment: list[dict[str, 
         realizingResource=resources,
         productRelationship=[ProductRelationship(relationshipType="replaces", product=Ref(id=str(p["replaces_product_id"]), href=f"{BASE}/{p['replaces_product_id']}"))] if p["replaces_product_id"] else [],
         productCharacteristic=chars,
-        productOrderItem=[{"productOrderId": str(p["order_id"]), "productOrderHref": f"/api/productOrderingManagement/v4/productOrder/{p['order_id']}"}] if p["order_id"] else [],
+        productOrderItem=[{"productOrderId": str(p["order_id"]), "productOrderHref": f"/tmf-api/productOrderingManagement/v4/productOrder/{p['order_id']}"}] if p["order_id"] else [],
     )
 
 
-def _out(db: Any, rows: list[dict[str, Any]], today: date) -> list[Product]:
-    """Each product's current prices (one query) and equipment (one query)."""
-    from sqlalchemy import select
-
-    from opsline.inventory.models import Equipment
-
-    prices = catalog.prices_on(db, offering_ids=sorted({p["offering_id"] for p in rows}), on=today)
-    equipment: dict[int, list[dict[str, Any]]] = {p["id"]: [] for p in rows}
-    if rows:
-        for e in db.execute(select(Equipment).where(Equipment.product_id.in_(list(equipment)))).scalars():
-            equipment[e.product_id].append(service.equipment_dict(e))
-    return [product_out(p, prices.get(p["offering_id"], []), equipment[p["id"]]) for p in rows]
+def _out(rows: list[dict[str, Any]]) -> list[Product]:
+    return [product_out(p, p["prices"], p["equipment"]) for p in rows]
 
 
 @router.get(BASE, response_model=list[Product], response_model_by_alias=True, response_model_exclude_none=True)
 def list_products(
-    db: DB, now: Now, response: Response, principal: Annotated[Principal, Depends(require("inventory.view"))],
+    db: DB, now: Now, tz: Tz, response: Response, principal: Annotated[Principal, Depends(require("inventory.view"))],
     account: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None, status: Annotated[str | None, Query(pattern=STATES)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
 ) -> list[Product]:
     """Installed products, newest first, by billing account and status."""
-    rows = service.list_products(db, account_id=account, state=status, offset=offset, limit=limit)
+    rows = service.products_for_api(db, account_id=account, state=status, offset=offset, limit=limit, on=local_date(now, tz))
     response.headers["X-Result-Count"] = str(len(rows))
-    return _out(db, rows, local_date(now))
+    return _out(rows)
 
 
 @router.get(BASE + "/{id}", response_model=Product, response_model_by_alias=True, response_model_exclude_none=True)
-def get_product(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, principal: Annotated[Principal, Depends(require("inventory.view"))]) -> Product:
-    return _out(db, [service.product_detail(db, product_id=id)], local_date(now))[0]
+def get_product(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("inventory.view"))]) -> Product:
+    return _out(service.products_for_api(db, product_id=id, on=local_date(now, tz)))[0]

@@ -1,7 +1,15 @@
-"""Inventory area wiring: installed products and customer equipment."""
+"""Inventory area wiring: installed products and customer equipment, their lifecycles, and the reaction to the
+account's suspension and reconnection (the account's products follow it)."""
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from opsline.areas import Area
+from opsline.core.domain_events import DomainEvent, Subscriber
 from opsline.inventory import models  # noqa: F401  (tables)
+from opsline.inventory import service
+from opsline.inventory.models import EQUIPMENT, PRODUCT
 
 
 def _routers() -> list:
@@ -11,7 +19,6 @@ def _routers() -> list:
 
 
 def _panels() -> list:
-    from opsline.inventory import service
     from opsline.web.panels import Panel
 
     return [
@@ -26,10 +33,34 @@ def _demo_products(ctx) -> None:  # type: ignore[no-untyped-def]
     load_products(ctx)
 
 
+def _account_id(ev: DomainEvent) -> int:
+    return int(ev.payload.get("account_id") or ev.payload["id"])
+
+
+def _on_account_suspended(session: Session, ev: DomainEvent, now: datetime) -> None:
+    """Suspension for non-payment suspends the account's active products (same transaction: an account is never
+    suspended while its lines stay up)."""
+    why = ev.payload.get("reason") or "account suspended"
+    service.suspend_account_products(session, account_id=_account_id(ev), now=now, actor=ev.actor, reason=f"account suspended: {why}")
+
+
+def _on_account_active(session: Session, ev: DomainEvent, now: datetime) -> None:
+    """Reconnection (account.active with action 'reconnect') resumes the products the suspension suspended."""
+    if ev.payload.get("action") != "reconnect":
+        return
+    why = ev.payload.get("reason") or "account reconnected"
+    service.resume_account_products(session, account_id=_account_id(ev), now=now, actor=ev.actor, reason=f"account reconnected: {why}")
+
+
 AREA = Area(
     name="inventory",
     order=30,
     routers=_routers,
     demo_steps=(("products", _demo_products),),
     panels=_panels,
+    lifecycles=(PRODUCT, EQUIPMENT),
+    subscribers=(
+        Subscriber("inventory.suspend_products_with_account", "account.suspended", _on_account_suspended),
+        Subscriber("inventory.resume_products_with_account", "account.active", _on_account_active),
+    ),
 )

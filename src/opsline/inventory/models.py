@@ -8,6 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsline.core.lifecycle import Lifecycle
 from opsline.db.base import Base, IdPk, append_only
 
 
@@ -28,6 +29,43 @@ class EquipmentState(enum.StrEnum):
     RETURNED = "returned"
     LOST = "lost"
     WRITTEN_OFF = "written_off"
+
+
+PS, ES = ProductState, EquipmentState
+
+# An installed product. 'activate' starts billing (start_date), 'terminate' ends it (end_date, exclusive);
+# 'suspend'/'resume' follow the account (suspension for non-payment) or a fault.
+PRODUCT = Lifecycle(
+    name="product",
+    states=ProductState,
+    initial=PS.CREATED,
+    transitions={
+        PS.CREATED: {"submit": PS.PENDING_ACTIVE, "activate": PS.ACTIVE, "abandon": PS.TERMINATED},
+        PS.PENDING_ACTIVE: {"activate": PS.ACTIVE, "abandon": PS.TERMINATED},
+        PS.ACTIVE: {"suspend": PS.SUSPENDED, "request_termination": PS.PENDING_TERMINATE, "terminate": PS.TERMINATED},
+        PS.SUSPENDED: {"resume": PS.ACTIVE, "request_termination": PS.PENDING_TERMINATE, "terminate": PS.TERMINATED},
+        PS.PENDING_TERMINATE: {"terminate": PS.TERMINATED, "keep": PS.ACTIVE},
+        PS.TERMINATED: {},
+    },
+    needs_reason={"suspend", "terminate", "abandon"},
+    labels={"request_termination": "Request termination", "keep": "Keep (termination withdrawn)"},
+)
+
+EQUIPMENT = Lifecycle(
+    name="equipment",
+    states=EquipmentState,
+    initial=ES.IN_STOCK,
+    transitions={
+        ES.IN_STOCK: {"dispatch": ES.DISPATCHED, "install": ES.INSTALLED, "write_off": ES.WRITTEN_OFF},
+        ES.DISPATCHED: {"install": ES.INSTALLED, "await_return": ES.AWAITING_RETURN, "receive": ES.RETURNED, "lose": ES.LOST},
+        ES.INSTALLED: {"await_return": ES.AWAITING_RETURN, "receive": ES.RETURNED, "lose": ES.LOST},
+        ES.AWAITING_RETURN: {"receive": ES.RETURNED, "lose": ES.LOST, "write_off": ES.WRITTEN_OFF},
+        ES.LOST: {"receive": ES.RETURNED, "write_off": ES.WRITTEN_OFF},
+        ES.RETURNED: {"restock": ES.IN_STOCK, "write_off": ES.WRITTEN_OFF},
+        ES.WRITTEN_OFF: {},
+    },
+    needs_reason={"write_off", "lose"},
+)
 
 
 class Product(Base):
@@ -56,7 +94,7 @@ class Product(Base):
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
-        CheckConstraint("state IN ('created','pendingActive','active','suspended','pendingTerminate','terminated')", name="state"),
+        PRODUCT.check(),
         CheckConstraint("end_date IS NULL OR start_date IS NULL OR end_date >= start_date", name="dates"),
         Index("ix_product_state_account", "state", "account_id"),
         Index("ix_product_account", "account_id"),
@@ -84,7 +122,7 @@ class Equipment(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('router','ont','sim')", name="kind"),
         CheckConstraint("owner IN ('fno','isp_loaned','customer_owned')", name="owner"),
-        CheckConstraint("state IN ('in_stock','dispatched','installed','awaiting_return','returned','lost','written_off')", name="state"),
+        EQUIPMENT.check(),
         Index("ix_equipment_state_kind", "state", "kind"),
     )
 

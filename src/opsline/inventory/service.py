@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from opsline.catalog import service as catalog
 from opsline.catalog.models import ProductOffering
-from opsline.core import events
-from opsline.core.errors import NotFound, TransitionNotAllowed
+from opsline.core import events, lifecycle
+from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.customers.models import Site
-from opsline.inventory.models import Equipment, EquipmentEvent, EquipmentState, Product, ProductState
+from opsline.inventory.models import EQUIPMENT, PRODUCT, Equipment, EquipmentEvent, EquipmentState, Product, ProductState
 
 PS = ProductState
 ES = EquipmentState
@@ -27,29 +29,11 @@ class EquipmentNotFound(NotFound):
     pass
 
 
-class ProductTransitionNotAllowed(TransitionNotAllowed):
-    pass
+class UnableToTerminateProduct(InvalidInput):
+    """A termination that cannot be right: before the product started, or of a product already ended."""
 
-
-PRODUCT_TRANSITIONS: dict[str, dict[str, str]] = {
-    # state -> {action: next state}
-    PS.CREATED: {"submit": PS.PENDING_ACTIVE, "activate": PS.ACTIVE, "abandon": PS.TERMINATED},
-    PS.PENDING_ACTIVE: {"activate": PS.ACTIVE, "abandon": PS.TERMINATED},
-    PS.ACTIVE: {"suspend": PS.SUSPENDED, "request_termination": PS.PENDING_TERMINATE, "terminate": PS.TERMINATED},
-    PS.SUSPENDED: {"resume": PS.ACTIVE, "request_termination": PS.PENDING_TERMINATE, "terminate": PS.TERMINATED},
-    PS.PENDING_TERMINATE: {"terminate": PS.TERMINATED, "keep": PS.ACTIVE},
-    PS.TERMINATED: {},
-}
-
-EQUIPMENT_TRANSITIONS: dict[str, dict[str, str]] = {
-    ES.IN_STOCK: {"dispatch": ES.DISPATCHED, "install": ES.INSTALLED, "write_off": ES.WRITTEN_OFF},
-    ES.DISPATCHED: {"install": ES.INSTALLED, "await_return": ES.AWAITING_RETURN, "receive": ES.RETURNED, "lose": ES.LOST},
-    ES.INSTALLED: {"await_return": ES.AWAITING_RETURN, "receive": ES.RETURNED, "lose": ES.LOST},
-    ES.AWAITING_RETURN: {"receive": ES.RETURNED, "lose": ES.LOST, "write_off": ES.WRITTEN_OFF},
-    ES.LOST: {"receive": ES.RETURNED, "write_off": ES.WRITTEN_OFF},
-    ES.RETURNED: {"restock": ES.IN_STOCK, "write_off": ES.WRITTEN_OFF},
-    ES.WRITTEN_OFF: {},
-}
+    title = "Cannot terminate product"
+    type_slug = "unable-to-terminate-product"
 
 
 def get_product(session: Session, *, product_id: int, account_id: int | None = None) -> Product:
@@ -60,8 +44,8 @@ def get_product(session: Session, *, product_id: int, account_id: int | None = N
     return p
 
 
-def _snap(p: Product) -> dict[str, Any]:
-    return {"state": p.state, "start_date": p.start_date.isoformat() if p.start_date else None, "end_date": p.end_date.isoformat() if p.end_date else None, "site_id": p.site_id}
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
 
 
 def create_product(
@@ -80,51 +64,85 @@ def create_product(
     return p
 
 
-def _add_months(d: date, months: int) -> date:
+def add_months(d: date, months: int) -> date:
+    """The same day `months` later (the month's last day when it is shorter: 31 Jan + 1 = 28/29 Feb)."""
     y, m = divmod(d.month - 1 + months, 12)
-    import calendar
-
     year, month = d.year + y, m + 1
     return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
-def transition_product(session: Session, *, product: Product, action: str, now: datetime, actor: Actor, reason: str | None = None, effective_date: date | None = None) -> list[str]:
-    """Apply a lifecycle action. 'activate' sets start_date (and the contract end); 'terminate' sets end_date (exclusive)
-    to `effective_date`; 'abandon' ends a never-activated product. Returns the next allowed actions.
-    Raises ProductTransitionNotAllowed."""
-    allowed = PRODUCT_TRANSITIONS[ProductState(product.state)]
-    if action not in allowed:
-        raise ProductTransitionNotAllowed(f"cannot {action} product {product.id} that is {product.state}; allowed: {', '.join(allowed) or 'none'}")
-    before = _snap(product)
-    product.state = allowed[action]
+def check_termination(product: Product, *, on: date) -> None:
+    """Raises UnableToTerminateProduct when `product` cannot end on `on` (exclusive end date): it already ended,
+    or `on` is before its first billable day."""
+    if product.state == PS.TERMINATED:
+        ended = f" on {product.end_date.isoformat()}" if product.end_date else ""
+        raise UnableToTerminateProduct(f"product {product.id} was already terminated{ended}", field="product.id",
+                                       extra={"state": product.state})
+    if product.start_date is not None and on < product.start_date:
+        raise UnableToTerminateProduct(
+            f"product {product.id} cannot end on {on.isoformat()}: it was activated on {product.start_date.isoformat()}",
+            field="requested_start_date")
+
+
+def transition_product(session: Session, *, product: Product, action: str, now: datetime, actor: Actor, reason: str | None = None,
+                       effective_date: date | None = None) -> list[str]:
+    """Apply a product lifecycle action (core/lifecycle PRODUCT; publishes `product.<state>`). 'activate' sets
+    start_date (and the contract end) to `effective_date`; 'terminate' sets end_date (exclusive) to it; 'abandon' ends a
+    never-activated product. Returns the next allowed actions.
+    Raises TransitionNotAllowed (e.g. terminating twice), ReasonRequired, UnableToTerminateProduct (an end before the
+    start); nothing changes when it raises."""
+    on = effective_date or now.date()
+    if action == "terminate":
+        check_termination(product, on=on)
+    details: dict[str, Any] = {"offering_id": product.offering_id, "partner_code": product.partner_code, "site_id": product.site_id}
     if action == "activate":
-        product.start_date = effective_date or now.date()
-        if product.contract_months:
-            product.contract_end_date = _add_months(product.start_date, product.contract_months)
+        details |= {"start_date": on.isoformat(), "contract_end_date": _iso(add_months(on, product.contract_months)) if product.contract_months else None}
+    elif action == "terminate":
+        details |= {"start_date": _iso(product.start_date), "end_date": on.isoformat(), "replaces_product_id": product.replaces_product_id}
+    nxt = lifecycle.transition(session, PRODUCT, product, action, now=now, actor=actor, reason=reason, details=details)
+    if action == "activate":
+        product.start_date = on
+        product.contract_end_date = add_months(on, product.contract_months) if product.contract_months else None
         product.end_date = None
     elif action == "terminate":
-        product.end_date = effective_date or now.date()
-        if product.start_date and product.end_date < product.start_date:
-            product.end_date = product.start_date
+        product.end_date = on
     if reason:
         product.state_reason = reason
     product.updated_at = now
-    events.record(session, now=now, actor=actor, entity_type="product", entity_id=product.id, account_id=product.account_id, action=action, reason=reason, before=before, after=_snap(product))
-    return list(PRODUCT_TRANSITIONS[ProductState(product.state)])
+    return nxt
 
 
 def transition_equipment(session: Session, *, equipment: Equipment, action: str, now: datetime, actor: Actor, reason: str | None = None) -> list[str]:
-    """Apply an equipment lifecycle action and write its history row and audit event. Raises TransitionNotAllowed."""
-    allowed = EQUIPMENT_TRANSITIONS[EquipmentState(equipment.state)]
-    if action not in allowed:
-        raise TransitionNotAllowed(f"cannot {action} {equipment.kind} {equipment.serial_number} that is {equipment.state}; allowed: {', '.join(allowed) or 'none'}")
+    """Apply an equipment lifecycle action (core/lifecycle EQUIPMENT) and write its history row. Raises TransitionNotAllowed."""
     before = equipment.state
-    equipment.state = allowed[action]
+    nxt = lifecycle.transition(session, EQUIPMENT, equipment, action, now=now, actor=actor, reason=reason,
+                               details={"serial_number": equipment.serial_number, "product_id": equipment.product_id},
+                               label=f"{equipment.kind} {equipment.serial_number}")
     equipment.updated_at = now
     session.add(EquipmentEvent(equipment_id=equipment.id, account_id=equipment.account_id, at=now, from_state=before, to_state=equipment.state, reason=reason, actor=actor.name))
-    events.record(session, now=now, actor=actor, entity_type="equipment", entity_id=equipment.id, account_id=equipment.account_id, action=action, reason=reason,
-                  before={"state": before}, after={"state": equipment.state, "serial_number": equipment.serial_number})
-    return list(EQUIPMENT_TRANSITIONS[EquipmentState(equipment.state)])
+    return nxt
+
+
+# --- reactions to the account's lifecycle ---------------------------------------------------------
+
+def suspend_account_products(session: Session, *, account_id: int, now: datetime, actor: Actor, reason: str) -> list[int]:
+    """Suspend every active product of the account (suspension for non-payment). Each publishes `product.suspended`,
+    which tells the partner. Returns the suspended product ids."""
+    products = list(session.execute(select(Product).where(Product.account_id == account_id, Product.state == PS.ACTIVE.value)
+                                    .order_by(Product.id)).scalars())
+    for p in products:
+        transition_product(session, product=p, action="suspend", now=now, actor=actor, reason=reason)
+    return [p.id for p in products]
+
+
+def resume_account_products(session: Session, *, account_id: int, now: datetime, actor: Actor, reason: str) -> list[int]:
+    """Resume every suspended product of the account (reconnection). Each publishes `product.active` (action resume),
+    which tells the partner. Returns the resumed product ids."""
+    products = list(session.execute(select(Product).where(Product.account_id == account_id, Product.state == PS.SUSPENDED.value)
+                                    .order_by(Product.id)).scalars())
+    for p in products:
+        transition_product(session, product=p, action="resume", now=now, actor=actor, reason=reason)
+    return [p.id for p in products]
 
 
 def get_equipment(session: Session, *, equipment_id: int) -> Equipment:
@@ -180,7 +198,7 @@ def _product_row(r: Any) -> dict[str, Any]:
         "end_date": p.end_date, "contract_months": p.contract_months, "contract_end_date": p.contract_end_date, "partner_code": p.partner_code,
         "partner_line_ref": p.partner_line_ref, "order_id": p.order_id, "replaces_product_id": p.replaces_product_id, "msisdn": p.msisdn,
         "state_reason": p.state_reason, "created_at": p.created_at, "updated_at": p.updated_at, "version": p.version,
-        "allowed_actions": list(PRODUCT_TRANSITIONS[ProductState(p.state)]),
+        "allowed_actions": PRODUCT.allowed_actions(p.state),
     }
 
 
@@ -203,6 +221,20 @@ def list_products(session: Session, *, account_id: int | None = None, state: str
     return [_product_row(r) for r in session.execute(q.order_by(Product.id.desc()).offset(offset).limit(limit)).all()]
 
 
+def products_for_api(session: Session, *, on: date, product_id: int | None = None, account_id: int | None = None, state: str | None = None,
+                     offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    """Products (one, or a page) with their offering's prices valid on `on` and their equipment: three queries
+    whatever the page size (TMF637). Raises ProductNotFound for a single unknown product."""
+    rows = [product_detail(session, product_id=product_id)] if product_id is not None else list_products(
+        session, account_id=account_id, state=state, offset=offset, limit=limit)
+    prices = catalog.prices_on(session, offering_ids=sorted({p["offering_id"] for p in rows}), on=on)
+    equipment: dict[int, list[dict[str, Any]]] = {p["id"]: [] for p in rows}
+    if rows:
+        for e in session.execute(select(Equipment).where(Equipment.product_id.in_(list(equipment))).order_by(Equipment.id)).scalars():
+            equipment[e.product_id].append(equipment_dict(e))  # type: ignore[index]
+    return [p | {"prices": prices.get(p["offering_id"], []), "equipment": equipment[p["id"]]} for p in rows]
+
+
 def active_products_of(session: Session, *, account_id: int) -> list[dict[str, Any]]:
     """Products that can be modified, relocated or cancelled (active or suspended)."""
     q = _product_query().where(Product.account_id == account_id, Product.state.in_([PS.ACTIVE.value, PS.SUSPENDED.value]))
@@ -212,7 +244,7 @@ def active_products_of(session: Session, *, account_id: int) -> list[dict[str, A
 def equipment_dict(e: Equipment) -> dict[str, Any]:
     return {"id": e.id, "account_id": e.account_id, "product_id": e.product_id, "kind": e.kind, "model": e.model, "serial_number": e.serial_number,
             "mac": e.mac, "owner": e.owner, "state": e.state, "created_at": e.created_at, "updated_at": e.updated_at,
-            "allowed_actions": list(EQUIPMENT_TRANSITIONS[EquipmentState(e.state)])}
+            "allowed_actions": EQUIPMENT.allowed_actions(e.state)}
 
 
 def list_equipment(session: Session, *, account_id: int | None = None, product_id: int | None = None, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

@@ -15,13 +15,14 @@ from opsline.core.errors import InvalidInput
 from opsline.core.money import Money
 from opsline.orders import service
 from opsline.orders.schemas import OrderIn, OrderItemIn, QuoteIn
-from opsline.web.deps import DB, Now, Principal, require
+from opsline.web.deps import DB, Now, Principal, Tz, require
 
 router = APIRouter(tags=["TMF622 Product Ordering", "TMF648 Quote"])
-BASE = "/api/productOrderingManagement/v4/productOrder"
-QUOTE_BASE = "/api/quoteManagement/v4/quote"
-OFFERING_BASE = "/api/productCatalogManagement/v4/productOffering"
-PRODUCT_BASE = "/api/productInventory/v4/product"
+BASE = "/tmf-api/productOrderingManagement/v4/productOrder"
+QUOTE_BASE = "/tmf-api/quoteManagement/v4/quote"
+OFFERING_BASE = "/tmf-api/productCatalogManagement/v4/productOffering"
+PRODUCT_BASE = "/tmf-api/productInventory/v4/product"
+ACCOUNT_BASE = "/tmf-api/accountManagement/v4/billingAccount"
 MAX_ID = 2**62
 ORDER_STATES = "^(acknowledged|rejected|pending|held|inProgress|cancelled|completed|failed|partial|assessingCancellation|pendingCancellation)$"
 
@@ -47,6 +48,8 @@ class ProductOrderItemIn(TMFModel):
     quantity: int = Field(default=1, ge=1, le=100)
     productOffering: IdRef | None = None
     product: ProductRefIn | None = None
+    # Opsline extension for a delete inside a fixed term: waive the early-termination fee (a reason is required)
+    earlyTerminationFeeWaiverReason: str | None = Field(default=None, max_length=500)
 
 
 class ProductOrderCreate(TMFModel):
@@ -88,6 +91,7 @@ class ProductOrderItem(TMFModel):
     stateReason: str | None = None
     completionDate: date | None = None
     partnerServiceOrder: Ref | None = None
+    itemPrice: list[dict[str, Any]] = []
     type_: str = Field(default="ProductOrderItem", alias="@type")
 
 
@@ -111,6 +115,13 @@ class ProductOrder(TMFModel):
     type_: str = Field(default="ProductOrder", alias="@type")
 
 
+def _etf_price(it: dict[str, Any]) -> dict[str, Any]:
+    waived = bool(it["etf_waiver_reason"])
+    amount = Money.from_minor(0 if waived else it["etf_minor"], it["etf_currency"])
+    return {"name": "Early termination fee" + (f" (waived: {it['etf_waiver_reason']})" if waived else ""), "priceType": "oneTime",
+            "price": {"dutyFreeAmount": amount.to_tmf()}, "@type": "OrderPrice"}
+
+
 def order_out(d: dict[str, Any]) -> ProductOrder:
     items = []
     for it in d["items"]:
@@ -120,12 +131,13 @@ def order_out(d: dict[str, Any]) -> ProductOrder:
             productOffering=Ref(id=str(it["offering_id"]), href=f"{OFFERING_BASE}/{it['offering_id']}", name=it["offering_name"]),
             product=ProductRef(id=str(pid), href=f"{PRODUCT_BASE}/{pid}", place=[PlaceRef(id=str(it["site_id"]), role="installationAddress", referred_type="GeographicSite")] if it["site_id"] else []) if pid else None,
             partnerServiceOrder=Ref(id=str(it["partner_service_order_id"]), name=it["partner_code"], referred_type="ServiceOrder") if it["partner_service_order_id"] else None,
+            itemPrice=[_etf_price(it)] if it["etf_minor"] else [],
         ))
     return ProductOrder(
         id=str(d["id"]), href=f"{BASE}/{d['id']}", externalId=d["external_id"], state=d["state"], stateReason=d["state_reason"], description=d["description"],
         priority=str(d["priority"]), channel=[{"name": d["channel"]}] if d["channel"] else [], orderDate=d["created_at"], requestedStartDate=d["requested_start_date"],
         requestedCompletionDate=d["requested_completion_date"], completionDate=d["completion_date"],
-        billingAccount=Ref(id=str(d["account_id"]), href=f"/api/accountManagement/v4/billingAccount/{d['account_id']}", referred_type="BillingAccount"),
+        billingAccount=Ref(id=str(d["account_id"]), href=f"{ACCOUNT_BASE}/{d['account_id']}", referred_type="BillingAccount"),
         quote=[Ref(id=str(d["quote_id"]), href=f"{QUOTE_BASE}/{d['quote_id']}")] if d["quote_id"] else [], productOrderItem=items, allowedActions=d["allowed_actions"],
     )
 
@@ -144,7 +156,8 @@ def _items(items: list[ProductOrderItemIn]) -> list[OrderItemIn]:
     for it in items:
         place = it.product.place[0].id if it.product and it.product.place else None
         out.append(OrderItemIn(action=it.action, quantity=it.quantity, offering_id=int(it.productOffering.id) if it.productOffering else None,
-                               product_id=int(it.product.id) if it.product and it.product.id else None, site_id=int(place) if place else None))
+                               product_id=int(it.product.id) if it.product and it.product.id else None, site_id=int(place) if place else None,
+                               waive_early_termination_fee=it.earlyTerminationFeeWaiverReason is not None, waiver_reason=it.earlyTerminationFeeWaiverReason))
     return out
 
 
@@ -156,24 +169,24 @@ def _check_ids(*values: int | None) -> None:
 
 @router.get(BASE, response_model=list[ProductOrder], response_model_by_alias=True, response_model_exclude_none=True)
 def list_product_orders(
-    db: DB, now: Now, response: Response, principal: Annotated[Principal, Depends(require("orders.view"))],
+    db: DB, now: Now, tz: Tz, response: Response, principal: Annotated[Principal, Depends(require("orders.view"))],
     state: Annotated[str | None, Query(pattern=ORDER_STATES)] = None, account: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None,
     externalId: Annotated[str | None, Query(max_length=80)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
 ) -> list[ProductOrder]:
-    rows = service.list_orders(db, now=now, state=state, account_id=account, q=externalId, offset=offset, limit=limit)
+    rows = service.list_orders(db, now=now, tz=tz, state=state, account_id=account, q=externalId, offset=offset, limit=limit, actor=principal.actor)
     response.headers["X-Result-Count"] = str(len(rows))
     return [order_out(r) for r in rows]
 
 
 @router.get(BASE + "/{id}", response_model=ProductOrder, response_model_by_alias=True, response_model_exclude_none=True)
-def get_product_order(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, principal: Annotated[Principal, Depends(require("orders.view"))]) -> ProductOrder:
-    return order_out(service.order_detail(db, order_id=id, now=now))
+def get_product_order(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.view"))]) -> ProductOrder:
+    return order_out(service.order_detail(db, order_id=id, now=now, tz=tz, actor=principal.actor))
 
 
 @router.post(BASE, status_code=201, response_model=ProductOrder, response_model_by_alias=True, response_model_exclude_none=True)
 def create_product_order(
-    body: ProductOrderCreate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("orders.place"))],
+    body: ProductOrderCreate, db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.place"))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
     """Place an order: items `add` (productOffering + product.place for FNO-delivered offerings), `modify` (product.id with a new
@@ -183,9 +196,7 @@ def create_product_order(
         data = OrderIn(account_id=_account_id(body), external_id=body.externalId, requested_start_date=body.requestedStartDate,
                        requested_completion_date=body.requestedCompletionDate, channel=(body.channel[0].get("name") if body.channel else "api"),
                        priority=int(body.priority) if body.priority else 4, description=body.description, items=_items(body.productOrderItem))
-        order = service.place_order(db, data=data, now=now, actor=principal.actor)
-        db.flush()
-        return 201, dump(order_out(service.order_detail(db, order_id=order.id, now=now)))
+        return 201, dump(order_out(service.submit_order(db, data=data, now=now, tz=tz, actor=principal.actor)))
 
     status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=BASE, body=body.model_dump(mode="json"), now=now, action=action)
     return JSONResponse(payload, status_code=status, headers={"Location": payload.get("href", "")})
@@ -193,14 +204,14 @@ def create_product_order(
 
 @router.patch(BASE + "/{id}", response_model=ProductOrder, response_model_by_alias=True, response_model_exclude_none=True)
 def patch_product_order(
-    id: Annotated[int, Path(ge=1, le=MAX_ID)], body: ProductOrderUpdate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("orders.manage"))],
+    id: Annotated[int, Path(ge=1, le=MAX_ID)], body: ProductOrderUpdate, db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.manage"))],
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> ProductOrder:
     """`state: cancelled` (goes through assessingCancellation; refused once an item completed), `held`, or `inProgress` to resume."""
     version = int(if_match.strip('"W/')) if if_match and if_match.strip('"W/').isdigit() else None
     action = {"cancelled": "cancel", "held": "hold", "inProgress": "resume"}[body.state]
-    service.order_action(db, order_id=id, action=action, now=now, actor=principal.actor, reason=body.cancellationReason or body.stateReason, version=version)
-    return order_out(service.order_detail(db, order_id=id, now=now))
+    return order_out(service.change_order(db, order_id=id, action=action, now=now, tz=tz, actor=principal.actor,
+                                          reason=body.cancellationReason or body.stateReason, version=version))
 
 
 # --- TMF648 quotes ---------------------------------------------------------------------------------
@@ -263,7 +274,7 @@ def quote_out(q: dict[str, Any]) -> Quote:
     return Quote(
         id=str(q["id"]), href=f"{QUOTE_BASE}/{q['id']}", externalId=q["external_id"], state=q["state"], description=q["description"], quoteDate=q["created_at"],
         requestedQuoteCompletionDate=q["requested_start_date"], validFor={"endDateTime": q["valid_until"].isoformat()} if q["valid_until"] else None,
-        billingAccount=Ref(id=str(q["account_id"]), href=f"/api/accountManagement/v4/billingAccount/{q['account_id']}", referred_type="BillingAccount"),
+        billingAccount=Ref(id=str(q["account_id"]), href=f"{ACCOUNT_BASE}/{q['account_id']}", referred_type="BillingAccount"),
         quoteItem=[QuoteItem(id=str(i["id"]), action=i["action"], quantity=i["quantity"], state=q["state"],
                              productOffering=Ref(id=str(i["offering_id"]), href=f"{OFFERING_BASE}/{i['offering_id']}", name=i["offering_name"]),
                              product=ProductRef(id=str(i["product_id"]), href=f"{PRODUCT_BASE}/{i['product_id']}") if i["product_id"] else None,
@@ -288,12 +299,12 @@ def list_quotes(
 
 @router.get(QUOTE_BASE + "/{id}", response_model=Quote, response_model_by_alias=True, response_model_exclude_none=True)
 def get_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, principal: Annotated[Principal, Depends(require("orders.view"))]) -> Quote:
-    return quote_out(service.quote_detail(db, quote_id=id))
+    return quote_out(service.quote_detail(db, quote_id=id, actor=principal.actor))
 
 
 @router.post(QUOTE_BASE, status_code=201, response_model=Quote, response_model_by_alias=True, response_model_exclude_none=True)
 def create_quote(
-    body: QuoteCreate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("orders.place"))],
+    body: QuoteCreate, db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.place"))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
     def action() -> tuple[int, dict[str, Any]]:
@@ -303,18 +314,16 @@ def create_quote(
                 valid_until = date.fromisoformat(str(body.validFor["endDateTime"])[:10])
             except ValueError as exc:
                 raise InvalidInput("validFor.endDateTime is not a date", field="validFor") from exc
-        q = service.create_quote(db, data=QuoteIn(account_id=int(body.billingAccount.id), external_id=body.externalId, description=body.description,
-                                                  requested_start_date=body.requestedQuoteCompletionDate, valid_until=valid_until, items=_items(body.quoteItem)), now=now, actor=principal.actor)
-        db.flush()
-        return 201, dump(quote_out(service.quote_detail(db, quote_id=q.id)))
+        data = QuoteIn(account_id=int(body.billingAccount.id), external_id=body.externalId, description=body.description,
+                       requested_start_date=body.requestedQuoteCompletionDate, valid_until=valid_until, items=_items(body.quoteItem))
+        return 201, dump(quote_out(service.submit_quote(db, data=data, now=now, tz=tz, actor=principal.actor)))
 
     status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=QUOTE_BASE, body=body.model_dump(mode="json"), now=now, action=action)
     return JSONResponse(payload, status_code=status, headers={"Location": payload.get("href", "")})
 
 
 @router.patch(QUOTE_BASE + "/{id}", response_model=Quote, response_model_by_alias=True, response_model_exclude_none=True)
-def patch_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], body: QuoteUpdate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("orders.place"))]) -> Quote:
+def patch_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], body: QuoteUpdate, db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.place"))]) -> Quote:
     """`state: accepted` places the product order (see productOrder); also approved, pending, rejected, cancelled."""
     action = {"approved": "approve", "accepted": "accept", "rejected": "reject", "cancelled": "cancel", "pending": "submit"}[body.state]
-    service.quote_action(db, quote_id=id, action=action, now=now, actor=principal.actor, reason=body.stateReason)
-    return quote_out(service.quote_detail(db, quote_id=id))
+    return quote_out(service.change_quote(db, quote_id=id, action=action, now=now, tz=tz, actor=principal.actor, reason=body.stateReason))

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsline.core.lifecycle import Lifecycle
 from opsline.db.base import Base, IdPk
 
 
@@ -52,8 +53,60 @@ class QuoteState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-_ORDER_STATES = "'acknowledged','rejected','pending','held','inProgress','cancelled','completed','failed','partial','assessingCancellation','pendingCancellation'"
-_ITEM_STATES = "'acknowledged','inProgress','completed','failed','cancelled','held','pending','rejected'"
+OS, IS, QS = OrderState, ItemState, QuoteState
+
+# A product order (TMF622). Staff and API clients hold, resume and cancel; everything else follows the items (system).
+# 'cancel' goes to assessingCancellation; the system then confirms (cancelled) or refuses (back in progress).
+ORDER = Lifecycle(
+    name="product_order",
+    states=OrderState,
+    initial=OS.ACKNOWLEDGED,
+    transitions={
+        OS.ACKNOWLEDGED: {"start": OS.IN_PROGRESS, "hold": OS.HELD, "cancel": OS.ASSESSING_CANCELLATION, "reject": OS.REJECTED, "complete": OS.COMPLETED},
+        OS.PENDING: {"start": OS.IN_PROGRESS, "hold": OS.HELD, "cancel": OS.ASSESSING_CANCELLATION},
+        OS.HELD: {"resume": OS.IN_PROGRESS, "cancel": OS.ASSESSING_CANCELLATION},
+        OS.IN_PROGRESS: {"hold": OS.HELD, "cancel": OS.ASSESSING_CANCELLATION, "complete": OS.COMPLETED, "fail": OS.FAILED, "partial": OS.PARTIAL},
+        OS.ASSESSING_CANCELLATION: {"confirm_cancel": OS.CANCELLED, "await_cancel": OS.PENDING_CANCELLATION, "refuse_cancel": OS.IN_PROGRESS},
+        OS.PENDING_CANCELLATION: {"confirm_cancel": OS.CANCELLED},
+        OS.REJECTED: {}, OS.CANCELLED: {}, OS.COMPLETED: {}, OS.FAILED: {}, OS.PARTIAL: {},
+    },
+    system_actions={"start", "reject", "complete", "fail", "partial", "confirm_cancel", "await_cancel", "refuse_cancel"},
+    permissions={"hold": "orders.manage", "resume": "orders.manage", "cancel": "orders.manage"},
+    needs_reason={"hold", "cancel"},
+    labels={"hold": "Hold", "resume": "Resume", "cancel": "Cancel order"},
+)
+OPEN_ORDER_STATES = (OS.ACKNOWLEDGED, OS.PENDING, OS.HELD, OS.IN_PROGRESS, OS.ASSESSING_CANCELLATION, OS.PENDING_CANCELLATION)
+
+# One line of an order; driven entirely by the system (placement, the partner's answers, the order's cancellation).
+ORDER_ITEM = Lifecycle(
+    name="product_order_item",
+    states=ItemState,
+    initial=IS.ACKNOWLEDGED,
+    transitions={
+        IS.ACKNOWLEDGED: {"start": IS.IN_PROGRESS, "complete": IS.COMPLETED, "fail": IS.FAILED, "cancel": IS.CANCELLED, "hold": IS.HELD, "reject": IS.REJECTED},
+        IS.PENDING: {"start": IS.IN_PROGRESS, "complete": IS.COMPLETED, "fail": IS.FAILED, "cancel": IS.CANCELLED},
+        IS.HELD: {"start": IS.IN_PROGRESS, "complete": IS.COMPLETED, "fail": IS.FAILED, "cancel": IS.CANCELLED},
+        IS.IN_PROGRESS: {"complete": IS.COMPLETED, "fail": IS.FAILED, "cancel": IS.CANCELLED, "hold": IS.HELD},
+        IS.COMPLETED: {}, IS.FAILED: {}, IS.CANCELLED: {}, IS.REJECTED: {},
+    },
+    system_actions={"start", "complete", "fail", "cancel", "hold", "reject"},
+)
+OPEN_ITEM_STATES = (IS.ACKNOWLEDGED, IS.PENDING, IS.HELD, IS.IN_PROGRESS)
+
+# A quote (TMF648). Accepting places the product order.
+QUOTE = Lifecycle(
+    name="quote",
+    states=QuoteState,
+    initial=QS.IN_PROGRESS,
+    transitions={
+        QS.IN_PROGRESS: {"approve": QS.APPROVED, "submit": QS.PENDING, "accept": QS.ACCEPTED, "reject": QS.REJECTED, "cancel": QS.CANCELLED},
+        QS.PENDING: {"approve": QS.APPROVED, "reject": QS.REJECTED, "cancel": QS.CANCELLED},
+        QS.APPROVED: {"accept": QS.ACCEPTED, "reject": QS.REJECTED, "cancel": QS.CANCELLED},
+        QS.ACCEPTED: {}, QS.REJECTED: {}, QS.CANCELLED: {},
+    },
+    permissions={a: "orders.place" for a in ("approve", "submit", "accept", "reject", "cancel")},
+    labels={"approve": "Approve", "submit": "Submit for approval", "accept": "Accept (place the order)", "reject": "Reject", "cancel": "Cancel"},
+)
 
 
 class Quote(Base):
@@ -79,7 +132,7 @@ class Quote(Base):
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
-        CheckConstraint("state IN ('inProgress','pending','approved','accepted','rejected','cancelled')", name="state"),
+        QUOTE.check(),
         UniqueConstraint("account_id", "external_id"),
     )
 
@@ -125,7 +178,7 @@ class ProductOrder(Base):
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
-        CheckConstraint(f"state IN ({_ORDER_STATES})", name="state"),
+        ORDER.check(),
         UniqueConstraint("account_id", "external_id"),
         Index("ix_product_order_state_created", "state", "created_at"),
         Index("ix_product_order_account", "account_id", "id"),
@@ -148,8 +201,14 @@ class ProductOrderItem(Base):
     partner_service_order_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     state_reason: Mapped[str | None] = mapped_column(Text)
     completion_date: Mapped[date | None]
+    # early termination of a fixed-term product (delete items): the fee shown and confirmed when the order was placed,
+    # charged on the final bill when the termination completes, unless waived (with the reason).
+    etf_minor: Mapped[int | None] = mapped_column(BigInteger)
+    etf_currency: Mapped[str | None] = mapped_column(String(3))
+    etf_tax_rate_code: Mapped[str | None] = mapped_column(String(20))
+    etf_waiver_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("action IN ('add','modify','delete','noChange')", name="action"),
-        CheckConstraint(f"state IN ({_ITEM_STATES})", name="state"),
+        ORDER_ITEM.check(),
     )

@@ -16,6 +16,9 @@ class OrderItemIn(BaseModel):
     product_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     site_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     quantity: int = Field(default=1, ge=1, le=100)
+    # a delete of a product still in its fixed term carries an early-termination fee unless waived, with a reason
+    waive_early_termination_fee: bool = False
+    waiver_reason: str | None = Field(default=None, max_length=500)
 
 
 class OrderIn(BaseModel):

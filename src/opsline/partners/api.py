@@ -16,7 +16,7 @@ from opsline.web.deps import DB, Now, Principal, require
 
 router = APIRouter(tags=["TMF641 Service Ordering"])
 
-BASE = "/api/serviceOrdering/v4/serviceOrder"
+BASE = "/tmf-api/serviceOrdering/v4/serviceOrder"
 View = Annotated[Principal, Depends(require("partners.view"))]
 MAX_ID = 2**62
 PartnerCode = Annotated[str, Path(min_length=1, max_length=30, pattern=r"^[a-z0-9_-]+$")]

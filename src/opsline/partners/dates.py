@@ -1,45 +1,30 @@
-"""Business-day arithmetic for partner SLAs and notice rules (South African public holidays)."""
+"""Partner-facing dates: business days come from the one business-day function (core.calendar.days) with the
+partner's holiday country; local dates from the operator's timezone."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from functools import lru_cache
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from opsline.config import DEFAULT_TIMEZONE
+from opsline.core.calendar.days import add_business_days
+from opsline.core.localtime import zone
 
-import holidays as holidays_lib
-
-LOCAL_TZ = ZoneInfo(DEFAULT_TIMEZONE)
-
-
-@lru_cache(maxsize=32)
-def _holidays(year: int) -> frozenset[date]:
-    return frozenset(holidays_lib.country_holidays("ZA", years=year).keys())
+__all__ = ["add_business_days", "next_business_day", "local_date", "local_morning"]
 
 
-def is_business_day(d: date) -> bool:
-    return d.weekday() < 5 and d not in _holidays(d.year)
-
-
-def next_business_day(d: date) -> date:
+def next_business_day(d: date, *, holiday_country: str | None) -> date:
     """`d` itself when it is a business day, else the next one."""
-    while not is_business_day(d):
-        d += timedelta(days=1)
-    return d
+    return add_business_days(d, 0, holiday_country=holiday_country)
 
 
-def add_business_days(d: date, n: int) -> date:
-    """The business day `n` business days after `d` (n=0: `d` rolled forward to a business day)."""
-    d = next_business_day(d)
-    for _ in range(max(0, n)):
-        d = next_business_day(d + timedelta(days=1))
-    return d
+def _tz(tz: ZoneInfo | None) -> ZoneInfo:
+    return tz or zone(DEFAULT_TIMEZONE)
 
 
-def local_date(now: datetime) -> date:
-    return now.astimezone(LOCAL_TZ).date()
+def local_date(now: datetime, tz: ZoneInfo | None = None) -> date:
+    return now.astimezone(_tz(tz)).date()
 
 
-def local_morning(d: date, hour: int = 9) -> datetime:
-    return datetime(d.year, d.month, d.day, hour, tzinfo=LOCAL_TZ)
+def local_morning(d: date, hour: int = 9, tz: ZoneInfo | None = None) -> datetime:
+    return datetime(d.year, d.month, d.day, hour, tzinfo=_tz(tz))

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsline.core.lifecycle import Lifecycle
 from opsline.db.base import Base, IdPk, JSONType
 
 
@@ -39,6 +40,27 @@ class ServiceOrderState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+S = ServiceOrderState
+
+# An outbound TMF641 service order. The partner moves it (accepts, progresses, completes, fails, rejects: system
+# actions taken by the partner's callback, the simulator or the delivery job); staff may hold it or cancel it.
+SERVICE_ORDER = Lifecycle(
+    name="partner_service_order",
+    states=ServiceOrderState,
+    initial=S.ACKNOWLEDGED,
+    transitions={
+        S.ACKNOWLEDGED: {"hold": S.HELD, "start": S.IN_PROGRESS, "complete": S.COMPLETED, "fail": S.FAILED, "reject": S.REJECTED, "cancel": S.CANCELLED},
+        S.HELD: {"start": S.IN_PROGRESS, "complete": S.COMPLETED, "fail": S.FAILED, "reject": S.REJECTED, "cancel": S.CANCELLED},
+        S.IN_PROGRESS: {"hold": S.HELD, "complete": S.COMPLETED, "fail": S.FAILED, "cancel": S.CANCELLED},
+        S.COMPLETED: {}, S.FAILED: {}, S.REJECTED: {}, S.CANCELLED: {},
+    },
+    system_actions={"start", "complete", "fail", "reject"},
+    permissions={"hold": "partners.manage", "cancel": "partners.manage"},
+    needs_reason={"cancel", "hold"},
+    labels={"cancel": "Cancel (not yet delivered)"},
+)
+
+
 class Partner(Base):
     """A wholesale partner. Fees, SLA targets, notice rules and the integration are data an operator edits in /admin."""
 
@@ -59,7 +81,7 @@ class Partner(Base):
     deactivation_sla_days: Mapped[int] = mapped_column(Integer, default=3)  # business days
     fault_restore_hours: Mapped[int] = mapped_column(Integer, default=24)
     # fees (minor units in `currency`)
-    currency: Mapped[str] = mapped_column(String(3), default="ZAR")
+    currency: Mapped[str] = mapped_column(String(3))
     monthly_line_cost_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     late_deactivation_cost_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     late_deactivation_period: Mapped[str] = mapped_column(String(10), default="month")  # 'day' | 'month'
@@ -70,6 +92,8 @@ class Partner(Base):
     notice_cutoff_day: Mapped[int | None] = mapped_column(Integer)
     notice_days: Mapped[int] = mapped_column(Integer, default=0)
     notice_rule: Mapped[str | None] = mapped_column(String(200))
+    # whose public holidays the partner's business days skip (ISO country code); None: weekends only
+    holiday_country: Mapped[str | None] = mapped_column(String(2))
     # integration
     adapter: Mapped[str] = mapped_column(String(20), default=AdapterKind.SIMULATOR)
     base_url: Mapped[str | None] = mapped_column(String(300))
@@ -108,6 +132,8 @@ class PartnerServiceOrder(Base):
     order_item_id: Mapped[int | None] = mapped_column(BigInteger)
     site_id: Mapped[int | None] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(10))
+    # for a 'modify' that only changes the line's state: 'suspended' (suspension for non-payment) or 'active' (resume)
+    service_state: Mapped[str | None] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20), default=ServiceOrderState.ACKNOWLEDGED)
     external_ref: Mapped[str] = mapped_column(String(40), unique=True)
     partner_ref: Mapped[str | None] = mapped_column(String(80))
@@ -123,8 +149,9 @@ class PartnerServiceOrder(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (
-        CheckConstraint("state IN ('acknowledged','held','inProgress','completed','failed','rejected','cancelled')", name="state"),
+        SERVICE_ORDER.check(),
         CheckConstraint("action IN ('add','modify','delete')", name="action"),
+        CheckConstraint("service_state IS NULL OR service_state IN ('suspended','active')", name="service_state"),
         Index("ix_partner_service_order_account", "account_id", "id"),
         Index("ix_partner_service_order_product", "product_id"),
         Index("ix_partner_service_order_item", "order_item_id"),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from opsline.core.jobs import Job, JobState
 from opsline.customers.models import Account
 from opsline.partners.dates import local_date
+from opsline.partners.errors import ServiceOrderNotFound
 from opsline.partners.models import Partner, PartnerMessage, PartnerServiceOrder
 
 OPEN_STATES = ("acknowledged", "held", "inProgress")
@@ -88,23 +89,17 @@ def service_orders_for_product(session: Session, *, product_id: int, now: dateti
     return _attach_messages(session, [_row_dict(r, today) for r in rows])
 
 
-def service_orders_for_order(session: Session, *, order_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every service order raised for a product order's items, oldest first, with its messages."""
-    from opsline.db.base import metadata
-
-    items = metadata.tables.get("product_order_item")
-    if items is None:
+def service_orders_for_items(session: Session, *, order_item_ids: list[int], now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every service order raised for these product-order items, oldest first, with its messages."""
+    if not order_item_ids:
         return []
-    item_ids = select(items.c.id).where(items.c.order_id == order_id).scalar_subquery()
-    rows = session.execute(_base_query().where(PartnerServiceOrder.order_item_id.in_(item_ids)).order_by(PartnerServiceOrder.id)).all()
+    rows = session.execute(_base_query().where(PartnerServiceOrder.order_item_id.in_(order_item_ids)).order_by(PartnerServiceOrder.id)).all()
     today = local_date(now) if now else None
     return _attach_messages(session, [_row_dict(r, today) for r in rows])
 
 
 def get_service_order(session: Session, *, service_order_id: int, now: datetime) -> dict[str, Any]:
     """One order with all its messages. Raises ServiceOrderNotFound."""
-    from opsline.partners.service import ServiceOrderNotFound
-
     row = session.execute(_base_query().where(PartnerServiceOrder.id == service_order_id)).first()
     if row is None:
         raise ServiceOrderNotFound(f"service order {service_order_id} not found")
@@ -200,3 +195,31 @@ def recent_messages(session: Session, *, partner_code: str | None = None, outcom
     if outcome:
         q = q.where(PartnerMessage.outcome == outcome)
     return [message_dict(m) for m in session.execute(q.order_by(PartnerMessage.id.desc()).limit(limit)).scalars()]
+
+
+def home_cards(session: Session, *, now: datetime, tz: Any = None) -> list[dict[str, Any]]:
+    """The partner work waiting, for desk home pages: deliveries stuck (retrying or dead) and open orders past the
+    partner's SLA, with the oldest and a per-partner chart. One query for deliveries, one for lateness."""
+    today = local_date(now, tz)
+    undelivered = and_(PartnerServiceOrder.delivered_at.is_(None), PartnerServiceOrder.state == "acknowledged")
+    stuck = session.execute(
+        select(func.sum(case((Job.state == JobState.DEAD.value, 1), else_=0)).label("dead"),
+               func.sum(case((and_(Job.state == JobState.QUEUED.value, Job.attempts > 0), 1), else_=0)).label("retrying"),
+               func.min(PartnerServiceOrder.created_at).label("oldest"))
+        .join(Job, Job.idempotency_key == PartnerServiceOrder.external_ref)
+        .where(undelivered, or_(Job.state == JobState.DEAD.value, and_(Job.state == JobState.QUEUED.value, Job.attempts > 0)))
+    ).one()
+    late_rows = session.execute(
+        select(PartnerServiceOrder.partner_code, func.count(), func.min(PartnerServiceOrder.due_date))
+        .where(PartnerServiceOrder.state.in_(OPEN_STATES), PartnerServiceOrder.due_date < today)
+        .group_by(PartnerServiceOrder.partner_code).order_by(PartnerServiceOrder.partner_code)
+    ).all()
+    dead, retrying = int(stuck.dead or 0), int(stuck.retrying or 0)
+    late = sum(int(n) for _, n, _ in late_rows)
+    oldest_due = min((d for _, _, d in late_rows), default=None)
+    return [
+        {"key": "stuck", "title": "Partner deliveries stuck", "count": dead + retrying, "dead": dead, "retrying": retrying,
+         "oldest_at": stuck.oldest, "href": "/partners/orders?delivery=stuck"},
+        {"key": "late", "title": "Partner orders past SLA", "count": late, "oldest_due": oldest_due, "href": "/partners/orders?state=open&late=1",
+         "by_partner": [(code, int(n)) for code, n, _ in late_rows]},
+    ]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from opsline.partners.models import Partner
 
-_FNO = dict(kind="fno", adapter="simulator", simulator_mode="demo", currency="ZAR", fault_restore_hours=24, late_deactivation_period="month")
+_FNO = dict(kind="fno", adapter="simulator", simulator_mode="demo", currency="ZAR", holiday_country="ZA", fault_restore_hours=24, late_deactivation_period="month")
 
 PARTNERS: list[dict[str, Any]] = [
     dict(_FNO, code="openserve", name="Openserve", contact_email="wholesale.orders@openserve.example", contact_phone="+27 10 210 0000",
@@ -39,16 +39,16 @@ PARTNERS: list[dict[str, Any]] = [
          activation_sla_days=5, deactivation_sla_days=3, fault_restore_hours=12, monthly_line_cost_minor=51_000, late_deactivation_cost_minor=51_000,
          notice_cutoff_day=20, notice_days=0, notice_rule="Notice by the 20th for month-end termination.",
          simulator_reject_percent=5, simulator_progress_seconds=8, simulator_complete_seconds=25),
-    dict(code="courierguy", name="The Courier Guy", kind="courier", adapter="simulator", currency="ZAR", contact_email="collections@courierguy.example",
+    dict(code="courierguy", name="The Courier Guy", kind="courier", adapter="simulator", currency="ZAR", holiday_country="ZA", contact_email="collections@courierguy.example",
          contact_phone="+27 10 222 2300", escalation_name="Key account manager", escalation_email="kam@courierguy.example",
          activation_sla_days=3, deactivation_sla_days=3, fault_restore_hours=48, collection_fee_minor=9_500),
-    dict(code="dsv", name="DSV Courier", kind="courier", adapter="simulator", currency="ZAR", contact_email="za.returns@dsv.example",
+    dict(code="dsv", name="DSV Courier", kind="courier", adapter="simulator", currency="ZAR", holiday_country="ZA", contact_email="za.returns@dsv.example",
          contact_phone="+27 11 570 0000", escalation_name="Returns desk", escalation_email="returns.escalations@dsv.example",
          activation_sla_days=5, deactivation_sla_days=5, fault_restore_hours=72, collection_fee_minor=12_000),
-    dict(code="collectco", name="CollectCo Debt Recovery", kind="debt_collector", adapter="simulator", currency="ZAR", contact_email="handover@collectco.example",
+    dict(code="collectco", name="CollectCo Debt Recovery", kind="debt_collector", adapter="simulator", currency="ZAR", holiday_country="ZA", contact_email="handover@collectco.example",
          contact_phone="+27 12 001 4000", escalation_name="Client services", escalation_email="clients@collectco.example",
          commission_percent=Decimal("15.00")),
-    dict(code="mbd", name="MBD Credit Solutions", kind="debt_collector", adapter="simulator", currency="ZAR", contact_email="newbusiness@mbd.example",
+    dict(code="mbd", name="MBD Credit Solutions", kind="debt_collector", adapter="simulator", currency="ZAR", holiday_country="ZA", contact_email="newbusiness@mbd.example",
          contact_phone="+27 21 000 8000", escalation_name="Account manager", escalation_email="am@mbd.example",
          commission_percent=Decimal("12.50")),
 ]

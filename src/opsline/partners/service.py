@@ -11,61 +11,43 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from opsline.core import events, jobs
-from opsline.core.errors import InvalidInput, NotAuthenticated, NotFound, TransitionNotAllowed
+from opsline.core import events, jobs, lifecycle
+from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.ids import reference
+from opsline.customers import service as customers
+from opsline.inventory.models import Product
 from opsline.partners.adapters import Adapter, AdapterUnavailable, HttpAdapter, verify_signature
 from opsline.partners.dates import add_business_days, local_date
-from opsline.partners.models import AdapterKind, Partner, PartnerKind, PartnerMessage, PartnerServiceOrder, ServiceOrderState
+from opsline.partners.errors import (
+    InvalidCallbackSignature,
+    PartnerNotFound,
+    RetryNotAllowed,
+    ServiceOrderNotFound,
+    ServiceOrderTransitionNotAllowed,
+    UnableToReadCallback,
+    UnableToSubmitServiceOrder,
+)
+from opsline.partners.queries import (  # noqa: F401  (the read side, re-exported: other areas need only this module)
+    account_partner_orders,
+    desk_summary,
+    get_service_order,
+    home_cards,
+    list_service_orders,
+    recent_messages,
+    service_orders_for_items,
+    service_orders_for_product,
+)
+from opsline.partners.models import SERVICE_ORDER, AdapterKind, Partner, PartnerKind, PartnerMessage, PartnerServiceOrder, ServiceOrderState
+from opsline.partners.simulator import SimulatorAdapter
 from opsline.partners.tmf641 import build_service_order, parse_state_change
 
 DELIVER_JOB = "partners.deliver"
 ACTIONS = ("add", "modify", "delete")
 S = ServiceOrderState
 
-# state -> {action: next state}. Partner events name the target state; staff act by action name.
-TRANSITIONS: dict[str, dict[str, str]] = {
-    S.ACKNOWLEDGED: {"hold": S.HELD, "start": S.IN_PROGRESS, "complete": S.COMPLETED, "fail": S.FAILED, "reject": S.REJECTED, "cancel": S.CANCELLED},
-    S.HELD: {"start": S.IN_PROGRESS, "complete": S.COMPLETED, "fail": S.FAILED, "reject": S.REJECTED, "cancel": S.CANCELLED},
-    S.IN_PROGRESS: {"hold": S.HELD, "complete": S.COMPLETED, "fail": S.FAILED, "cancel": S.CANCELLED},
-    S.COMPLETED: {},
-    S.FAILED: {},
-    S.REJECTED: {},
-    S.CANCELLED: {},
-}
 OPEN_STATES = (S.ACKNOWLEDGED.value, S.HELD.value, S.IN_PROGRESS.value)
-# the states the orders area hears about
-NOTIFY_STATES = (S.IN_PROGRESS.value, S.COMPLETED.value, S.FAILED.value, S.REJECTED.value)
-
-
-class PartnerNotFound(NotFound):
-    pass
-
-
-class ServiceOrderNotFound(NotFound):
-    pass
-
-
-class UnableToSubmitServiceOrder(InvalidInput):
-    pass
-
-
-class ServiceOrderTransitionNotAllowed(TransitionNotAllowed):
-    pass
-
-
-class RetryNotAllowed(TransitionNotAllowed):
-    pass
-
-
-class InvalidCallbackSignature(NotAuthenticated):
-    title = "Invalid signature"
-    type_slug = "invalid-signature"
-
-
-class UnableToReadCallback(InvalidInput):
-    pass
+SERVICE_STATES = ("suspended", "active")
 
 
 # --- partners -------------------------------------------------------------------------------------
@@ -123,8 +105,6 @@ def set_simulator_outage(session: Session, *, code: str, outage: bool, now: date
 def _site(session: Session, site_id: int | None, account_id: int) -> dict[str, Any] | None:
     if site_id is None:
         return None
-    from opsline.customers import service as customers
-
     try:
         return customers.site_dict(customers.get_site(session, site_id=site_id, account_id=account_id))
     except NotFound as exc:
@@ -133,20 +113,21 @@ def _site(session: Session, site_id: int | None, account_id: int) -> dict[str, A
 
 def submit_service_order(
     session: Session, *, partner_code: str, action: str, account_id: int, product_id: int, site_id: int | None, requested_date: date,
-    reason: str, now: datetime, actor: Actor, order_item_id: int | None = None,
+    reason: str, now: datetime, actor: Actor, order_item_id: int | None = None, service_state: str | None = None,
 ) -> int:
     """Create an outbound service order (state acknowledged, delivery pending) and enqueue its delivery in the caller's
-    transaction. Returns its id. Raises PartnerNotFound, UnableToSubmitServiceOrder (bad action, partner not an FNO,
+    transaction. Returns its id. `service_state` ('suspended' / 'active') makes a 'modify' that only suspends or resumes
+    the line. Raises PartnerNotFound, UnableToSubmitServiceOrder (bad action or service state, partner not an FNO,
     inactive partner, unknown account or site)."""
     if action not in ACTIONS:
         raise UnableToSubmitServiceOrder(f"action must be one of {', '.join(ACTIONS)}, not '{action}'", field="action")
+    if service_state is not None and (action != "modify" or service_state not in SERVICE_STATES):
+        raise UnableToSubmitServiceOrder(f"a line state change ('{service_state}') is a modify order to 'suspended' or 'active'", field="service_state")
     partner = _partner(session, partner_code)
     if partner.kind != PartnerKind.FNO:
         raise UnableToSubmitServiceOrder(f"{partner.name} is a {partner.kind.replace('_', ' ')}, not a network operator; service orders go to FNOs", field="partner_code")
     if not partner.active:
         raise UnableToSubmitServiceOrder(f"{partner.name} is not active", field="partner_code")
-    from opsline.customers import service as customers
-
     try:
         customers.get_account(session, account_id=account_id)
     except NotFound as exc:
@@ -154,9 +135,10 @@ def submit_service_order(
     _site(session, site_id, account_id)
     today = local_date(now)
     sla = partner.deactivation_sla_days if action == "delete" else partner.activation_sla_days
-    due = max(requested_date, add_business_days(today, sla))
+    due = max(requested_date, add_business_days(today, sla, holiday_country=partner.holiday_country))
     so = PartnerServiceOrder(
         partner_code=partner.code, account_id=account_id, product_id=product_id, order_item_id=order_item_id, site_id=site_id, action=action,
+        service_state=service_state,
         state=S.ACKNOWLEDGED.value, external_ref=f"pending-{secrets.token_hex(8)}", requested_date=requested_date, due_date=due,
         reason=reason, attempts=0, created_at=now, updated_at=now,
     )
@@ -165,7 +147,8 @@ def submit_service_order(
     so.external_ref = reference("OPS-SO-", so.id, width=6)
     session.flush()
     events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=account_id, action="submitted", reason=reason,
-                  after={"partner": partner.code, "action": action, "product_id": product_id, "requested_date": requested_date.isoformat(), "external_ref": so.external_ref})
+                  after={"partner": partner.code, "action": action, "service_state": service_state, "product_id": product_id,
+                         "requested_date": requested_date.isoformat(), "external_ref": so.external_ref})
     jobs.enqueue(session, kind=DELIVER_JOB, payload={"service_order_id": so.id}, now=now, idempotency_key=so.external_ref, serial_key=f"product:{product_id}")
     return so.id
 
@@ -187,27 +170,19 @@ def _log(session: Session, *, partner_code: str, so: PartnerServiceOrder | None,
 
 def transition(session: Session, *, so: PartnerServiceOrder, action: str, now: datetime, actor: Actor, reason: str | None = None,
                confirmed_date: date | None = None) -> list[str]:
-    """Apply a lifecycle action to a service order, record the event, tell the orders area. Returns the next allowed actions.
-    Raises ServiceOrderTransitionNotAllowed."""
-    allowed = TRANSITIONS[S(so.state)]
-    if action not in allowed:
-        raise ServiceOrderTransitionNotAllowed(f"cannot {action} a service order that is {so.state}; allowed: {', '.join(allowed) or 'none'}")
-    before = {"state": so.state, "confirmed_date": so.confirmed_date.isoformat() if so.confirmed_date else None}
-    so.state = allowed[action]
+    """Apply a lifecycle action to a service order (core/lifecycle SERVICE_ORDER): audit, and publish
+    `partner_service_order.<state>` with the product, order item, action and confirmed date, so the areas that asked
+    (orders, inventory) react. Returns the next allowed actions. Raises TransitionNotAllowed, ReasonRequired."""
+    confirmed = confirmed_date or so.confirmed_date
+    details = {"partner_code": so.partner_code, "product_id": so.product_id, "order_item_id": so.order_item_id, "order_action": so.action,
+               "service_state": so.service_state, "external_ref": so.external_ref, "confirmed_date": confirmed.isoformat() if confirmed else None}
+    nxt = lifecycle.transition(session, SERVICE_ORDER, so, action, now=now, actor=actor, reason=reason, details=details, label=f"service order {so.external_ref}")
     if confirmed_date is not None:
         so.confirmed_date = confirmed_date
     if reason:
         so.state_reason = reason
     so.updated_at = now
-    session.flush()
-    events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id, action=action, reason=reason,
-                  before=before, after={"state": so.state, "confirmed_date": so.confirmed_date.isoformat() if so.confirmed_date else None})
-    if so.state in NOTIFY_STATES:
-        from opsline.orders import service as orders_service  # lazy: orders calls us too
-
-        orders_service.on_partner_order_update(session, service_order_id=so.id, product_id=so.product_id, action=so.action, state=so.state,
-                                               confirmed_date=so.confirmed_date, reason=so.state_reason, now=now, actor=actor)
-    return list(TRANSITIONS[S(so.state)])
+    return nxt
 
 
 _ACTION_FOR_STATE = {S.HELD: "hold", S.IN_PROGRESS: "start", S.COMPLETED: "complete", S.FAILED: "fail", S.REJECTED: "reject", S.CANCELLED: "cancel"}
@@ -219,29 +194,21 @@ def _locked(session: Session, service_order_id: int) -> PartnerServiceOrder | No
 
 def order_payload(session: Session, *, so: PartnerServiceOrder) -> dict[str, Any]:
     """The TMF641 body we send for this order."""
-    from opsline.customers import service as customers
-
     site = _site(session, so.site_id, so.account_id) if so.site_id else None
     account = customers.get_account(session, account_id=so.account_id)
     line_ref = _line_ref(session, so.product_id)
     return build_service_order(external_ref=so.external_ref, partner_code=so.partner_code, action=so.action, requested_date=so.requested_date,
-                               product_id=so.product_id, line_ref=line_ref, site=site, account_number=account.account_number, reason=so.reason, created_at=so.created_at)
+                               product_id=so.product_id, line_ref=line_ref, site=site, account_number=account.account_number, reason=so.reason, created_at=so.created_at,
+                               service_state=so.service_state)
 
 
 def _line_ref(session: Session, product_id: int) -> str | None:
-    from opsline.db.base import metadata
-
-    product = metadata.tables.get("product")
-    if product is None or "partner_line_ref" not in product.c:
-        return None
-    return session.execute(select(product.c.partner_line_ref).where(product.c.id == product_id)).scalar_one_or_none()
+    return session.execute(select(Product.partner_line_ref).where(Product.id == product_id)).scalar_one_or_none()
 
 
 def adapter_for(session: Session, *, partner: Partner, now: datetime, site: dict[str, Any] | None = None) -> Adapter:
     if partner.adapter == AdapterKind.HTTP:
         return HttpAdapter(base_url=partner.base_url or "", auth_token=partner.auth_token, timeout_seconds=partner.timeout_seconds, signing_secret=partner.webhook_secret)
-    from opsline.partners.simulator import SimulatorAdapter
-
     return SimulatorAdapter(session, partner=partner, now=now, coverage=list(site["fno_coverage"]) if site and site.get("fno_coverage") else None)
 
 
@@ -305,7 +272,7 @@ def apply_partner_event(session: Session, *, partner_code: str, event: dict[str,
     target = ev["state"]
     if target == so.state:
         note = f"duplicate: already {so.state}"
-    elif target == S.ACKNOWLEDGED or _ACTION_FOR_STATE.get(S(target)) not in TRANSITIONS[S(so.state)]:
+    elif target == S.ACKNOWLEDGED or SERVICE_ORDER.target(so.state, _ACTION_FOR_STATE[S(target)]) is None:
         note = f"out of order: {target} after {so.state}"
     else:
         note = None
@@ -321,7 +288,8 @@ def apply_partner_event(session: Session, *, partner_code: str, event: dict[str,
     confirmed = ev["completion_date"] if target == S.COMPLETED else None
     if target == S.COMPLETED and confirmed is None:
         confirmed = local_date(now)
-    transition(session, so=so, action=_ACTION_FOR_STATE[S(target)], now=now, actor=actor, reason=ev["reason"], confirmed_date=confirmed)
+    transition(session, so=so, action=_ACTION_FOR_STATE[S(target)], now=now, actor=actor, reason=ev["reason"] or f"{target} by {partner_code}",
+               confirmed_date=confirmed)
     return {"outcome": "applied", "detail": f"{so.external_ref} is now {so.state}", "service_order_id": so.id, "state": so.state}
 
 
@@ -335,7 +303,7 @@ def receive_callback(session: Session, *, partner_code: str, raw_body: bytes, si
         event = json.loads(raw_body or b"null")
     except ValueError as exc:
         raise UnableToReadCallback("body is not valid JSON", field="body") from exc
-    return apply_partner_event(session, partner_code=partner.code, event=event, now=now, actor=Actor(name=f"partner:{partner.code}"))
+    return apply_partner_event(session, partner_code=partner.code, event=event, now=now, actor=Actor.system(f"partner:{partner.code}"))
 
 
 def simulate(session: Session, *, partner_code: str, event: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -347,15 +315,44 @@ def simulate(session: Session, *, partner_code: str, event: dict[str, Any], now:
 
 
 def cancel_service_order(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str) -> list[str]:
-    """Cancel an order the partner has not yet received. Raises ServiceOrderNotFound, InvalidInput (no reason), ServiceOrderTransitionNotAllowed."""
-    if not reason or not reason.strip():
-        raise InvalidInput("a reason is required", field="reason")
+    """Cancel an order the partner has not yet received. Raises ServiceOrderNotFound, ReasonRequired,
+    ServiceOrderTransitionNotAllowed (already delivered), TransitionNotAllowed (no longer open)."""
     so = _locked(session, service_order_id)
     if so is None:
         raise ServiceOrderNotFound(f"service order {service_order_id} not found")
     if so.delivered_at is not None:
         raise ServiceOrderTransitionNotAllowed(f"{so.external_ref} was already delivered to {so.partner_code}; ask the partner to cancel it")
     return transition(session, so=so, action="cancel", now=now, actor=actor, reason=reason)
+
+
+def withdraw_service_order(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str) -> bool:
+    """The order that asked for this service order was cancelled: cancel it when the partner has not received it yet
+    (True); when it was delivered (or has already ended) record that the partner must be asked and leave it (False).
+    Raises ServiceOrderNotFound, ReasonRequired."""
+    so = _locked(session, service_order_id)
+    if so is None:
+        raise ServiceOrderNotFound(f"service order {service_order_id} not found")
+    if so.delivered_at is None and SERVICE_ORDER.target(so.state, "cancel") is not None:
+        transition(session, so=so, action="cancel", now=now, actor=actor, reason=reason)
+        return True
+    events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id,
+                  action="withdrawal_requested", reason=f"{reason}; {so.external_ref} is {so.state}"
+                  + (f" and was delivered to {so.partner_code}: confirm the cancellation with the partner" if so.delivered_at else ""))
+    return False
+
+
+def change_line_state(session: Session, *, product_id: int, service_state: str, now: datetime, actor: Actor, reason: str) -> int | None:
+    """Tell the product's FNO to suspend ('suspended') or resume ('active') the line: a TMF641 modify order delivered
+    through the job table. Returns the service order id, or None when no FNO delivers the product.
+    Raises UnableToSubmitServiceOrder."""
+    product = session.get(Product, product_id)
+    if product is None or not product.partner_code:
+        return None
+    partner = session.get(Partner, product.partner_code)
+    if partner is None or partner.kind != PartnerKind.FNO:
+        return None
+    return submit_service_order(session, partner_code=partner.code, action="modify", account_id=product.account_id, product_id=product.id,
+                                site_id=product.site_id, requested_date=local_date(now), reason=reason, now=now, actor=actor, service_state=service_state)
 
 
 def retry_delivery(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str = "retry requested") -> None:
@@ -387,15 +384,3 @@ def register_jobs(registry: jobs.Registry) -> None:
     @registry.register("partners.simulate")
     def _simulate(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
         return simulate(session, partner_code=str(payload["partner_code"]), event=dict(payload["event"]), now=now)
-
-
-# --- queries (re-exported so other areas need only `opsline.partners.service`) ---------------------
-from opsline.partners.queries import (  # noqa: E402,F401
-    account_partner_orders,
-    desk_summary,
-    get_service_order,
-    list_service_orders,
-    recent_messages,
-    service_orders_for_order,
-    service_orders_for_product,
-)

@@ -81,11 +81,13 @@ class SimulatorAdapter:
         today = local_date(self.now)
         if p.simulator_mode == SimulatorMode.REALISTIC:
             sla = p.deactivation_sla_days if action == "delete" else p.activation_sla_days
-            confirmed = max(next_business_day(requested), add_business_days(today, sla))
-            progress_at = local_morning(add_business_days(today, 1), 10)
+            hc = p.holiday_country
+            confirmed = max(next_business_day(requested, holiday_country=hc), add_business_days(today, sla, holiday_country=hc))
+            progress_at = local_morning(add_business_days(today, 1, holiday_country=hc), 10)
             complete_at = max(local_morning(confirmed, 11), progress_at + timedelta(minutes=5))
         else:
-            confirmed = next_business_day(max(requested, today)) if action != "delete" else next_business_day(requested)
+            hc = p.holiday_country
+            confirmed = next_business_day(max(requested, today) if action != "delete" else requested, holiday_country=hc)
             progress_at = self.now + timedelta(seconds=p.simulator_progress_seconds)
             complete_at = self.now + timedelta(seconds=max(p.simulator_complete_seconds, p.simulator_progress_seconds + 1))
         for state, run_at, completion in (("inProgress", progress_at, None), ("completed", complete_at, confirmed)):

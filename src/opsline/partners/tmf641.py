@@ -7,12 +7,13 @@ from typing import Any
 
 # our action -> TMF641 serviceOrderItem action
 TMF_ACTIONS = {"add": "add", "modify": "modify", "delete": "delete"}
+TMF_SERVICE_STATES = {"suspended": "inactive", "active": "active"}  # our line state -> TMF ServiceStateType
 TMF_STATES = ("acknowledged", "held", "inProgress", "completed", "failed", "rejected", "cancelled")
 
 
 def build_service_order(
     *, external_ref: str, partner_code: str, action: str, requested_date: date, product_id: int, line_ref: str | None,
-    site: dict[str, Any] | None, account_number: str | None, reason: str | None, created_at: datetime,
+    site: dict[str, Any] | None, account_number: str | None, reason: str | None, created_at: datetime, service_state: str | None = None,
 ) -> dict[str, Any]:
     """The TMF641 ServiceOrder_Create body for one line. `externalId` is our idempotent reference: a partner that has seen it
     answers with the order it already has, so re-delivery is safe."""
@@ -34,6 +35,9 @@ def build_service_order(
     service: dict[str, Any] = {"serviceType": "fibreLine", "serviceCharacteristic": chars}
     if line_ref and action != "add":
         service["id"] = line_ref
+    if service_state is not None:  # suspend / resume the line: a modify of the service's state only (TMF638 states)
+        service["state"] = TMF_SERVICE_STATES[service_state]
+        service["isServiceEnabled"] = service_state == "active"
     item = {"id": "1", "action": TMF_ACTIONS[action], "service": service, "@type": "ServiceOrderItem"}
     body: dict[str, Any] = {
         "externalId": external_ref,
