@@ -11,8 +11,15 @@ CLERK, MANAGER, ANALYST = "debtors_clerk", "debtors_manager", "billing_analyst"
 INVOICE_SETTLED = "payments.invoice_settled"
 INVOICE_REOPENED = "payments.invoice_reopened"
 
+def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.payments import seed
+
+    seed.seed(session, now=now)
+
+
 AREA = Area(
     name="payments",
+    seed=_seed,
     order=70,  # after billing (invoices, ledger)
     permissions={
         "payments.view": {CLERK, MANAGER, ANALYST},

@@ -320,6 +320,7 @@ class Refund(Base):
     id: Mapped[IdPk]
     account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"), index=True)
     payment_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("payment.id"), index=True)
+    suspense_item_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("suspense_item.id"))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     state: Mapped[str] = mapped_column(String(20), default=RefundState.REQUESTED)

@@ -206,33 +206,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payment_allocation_payment_id'), ['payment_id'], unique=False)
         batch_op.create_index('ix_payment_allocation_state', ['state', 'created_at'], unique=False)
 
-    op.create_table('payment_refund',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('account_id', sa.BigInteger(), nullable=True),
-    sa.Column('payment_id', sa.BigInteger(), nullable=True),
-    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('state', sa.String(length=20), nullable=False),
-    sa.Column('payee_name', sa.String(length=200), nullable=False),
-    sa.Column('payee_account', sa.String(length=40), nullable=False),
-    sa.Column('reason', sa.Text(), nullable=False),
-    sa.Column('requested_at', UTCDateTime(timezone=True), nullable=False),
-    sa.Column('requested_by', sa.String(length=120), nullable=False),
-    sa.Column('decided_at', UTCDateTime(timezone=True), nullable=True),
-    sa.Column('decided_by', sa.String(length=120), nullable=True),
-    sa.Column('idempotency_key', sa.String(length=200), nullable=True),
-    sa.CheckConstraint("state IN ('requested', 'approved', 'rejected')", name=op.f('ck_payment_refund_state')),
-    sa.CheckConstraint('account_id IS NOT NULL OR payment_id IS NOT NULL', name=op.f('ck_payment_refund_target')),
-    sa.CheckConstraint('amount_minor > 0', name=op.f('ck_payment_refund_amount_positive')),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_payment_refund_account_id_account')),
-    sa.ForeignKeyConstraint(['payment_id'], ['payment.id'], name=op.f('fk_payment_refund_payment_id_payment')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_refund')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_payment_refund_idempotency_key'))
-    )
-    with op.batch_alter_table('payment_refund', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_payment_refund_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_payment_refund_payment_id'), ['payment_id'], unique=False)
-
     op.create_table('suspense_item',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('payment_id', sa.BigInteger(), nullable=False),
@@ -253,19 +226,48 @@ def upgrade() -> None:
         batch_op.create_index('ix_suspense_item_open', ['closed_at', 'opened_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_suspense_item_payment_id'), ['payment_id'], unique=False)
 
+    op.create_table('payment_refund',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=True),
+    sa.Column('payment_id', sa.BigInteger(), nullable=True),
+    sa.Column('suspense_item_id', sa.BigInteger(), nullable=True),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('payee_name', sa.String(length=200), nullable=False),
+    sa.Column('payee_account', sa.String(length=40), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('requested_at', UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requested_by', sa.String(length=120), nullable=False),
+    sa.Column('decided_at', UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_by', sa.String(length=120), nullable=True),
+    sa.Column('idempotency_key', sa.String(length=200), nullable=True),
+    sa.CheckConstraint("state IN ('requested', 'approved', 'rejected')", name=op.f('ck_payment_refund_state')),
+    sa.CheckConstraint('account_id IS NOT NULL OR payment_id IS NOT NULL', name=op.f('ck_payment_refund_target')),
+    sa.CheckConstraint('amount_minor > 0', name=op.f('ck_payment_refund_amount_positive')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_payment_refund_account_id_account')),
+    sa.ForeignKeyConstraint(['payment_id'], ['payment.id'], name=op.f('fk_payment_refund_payment_id_payment')),
+    sa.ForeignKeyConstraint(['suspense_item_id'], ['suspense_item.id'], name=op.f('fk_payment_refund_suspense_item_id_suspense_item')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_refund')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_payment_refund_idempotency_key'))
+    )
+    with op.batch_alter_table('payment_refund', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_refund_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payment_refund_payment_id'), ['payment_id'], unique=False)
+
 
 def downgrade() -> None:
 
-    with op.batch_alter_table('suspense_item', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_suspense_item_payment_id'))
-        batch_op.drop_index('ix_suspense_item_open')
-
-    op.drop_table('suspense_item')
     with op.batch_alter_table('payment_refund', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payment_refund_payment_id'))
         batch_op.drop_index(batch_op.f('ix_payment_refund_account_id'))
 
     op.drop_table('payment_refund')
+    with op.batch_alter_table('suspense_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_suspense_item_payment_id'))
+        batch_op.drop_index('ix_suspense_item_open')
+
+    op.drop_table('suspense_item')
     with op.batch_alter_table('payment_allocation', schema=None) as batch_op:
         batch_op.drop_index('ix_payment_allocation_state')
         batch_op.drop_index(batch_op.f('ix_payment_allocation_payment_id'))

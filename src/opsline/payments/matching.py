@@ -1,0 +1,304 @@
+"""The matching cascade, set-based: every payment in state `received` goes through the enabled rule rows in order (each a
+join over the whole batch, never a lookup per line), then allocation (the invoice named, else oldest debt first, the rest as
+account credit) is computed with window functions. Confident matches within the amount limit are allocated and posted to
+the ledger; the rest become proposals for a person; what no rule matches goes to suspense.
+
+Open amount of an invoice = total − credit notes − allocations that are allocated or proposed (a proposal reserves)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from opsline.billing import ledger
+from opsline.core import domain_events
+from opsline.core.events import Actor
+from opsline.db.base import sqlite_utc
+from opsline.db.bulk import copy_rows
+from opsline.payments import settings as policy
+from opsline.payments.tokens import account_tokens, invoice_tokens
+
+SETTLED = "payments.invoice_settled"
+TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc")
+
+
+@dataclass
+class MatchSummary:
+    payments: int = 0
+    allocated: int = 0
+    proposed: int = 0
+    suspense: int = 0
+    allocated_minor: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    settled_invoices: int = 0
+
+
+class _Sql:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self.pg = session.get_bind().dialect.name == "postgresql"
+
+    def x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        return self.s.execute(text(sql), params or {})
+
+    def least(self, a: str, b: str) -> str:
+        return f"LEAST({a}, {b})" if self.pg else f"min({a}, {b})"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"GREATEST({a}, {b})" if self.pg else f"max({a}, {b})"
+
+    def json(self, pairs: list[tuple[str, str]]) -> str:
+        args = ", ".join(f"'{k}', {v}" for k, v in pairs)
+        return f"jsonb_build_object({args})" if self.pg else f"json_object({args})"
+
+    def ts(self, v: datetime) -> Any:
+        return v if self.pg else sqlite_utc(v)
+
+    def minus_days(self, d: str, n: str) -> str:
+        return f"({d} - CAST({n} AS INTEGER))" if self.pg else f"date({d}, '-' || ({n}) || ' days')"
+
+    def plus_days(self, d: str, n: str) -> str:
+        return f"({d} + CAST({n} AS INTEGER))" if self.pg else f"date({d}, '+' || ({n}) || ' days')"
+
+    def temp(self, name: str, ddl: str) -> None:
+        self.x(f"DROP TABLE IF EXISTS {name}")
+        self.x(f"CREATE TEMP TABLE {name} {ddl}")
+
+    def drop_all(self) -> None:
+        for t in TEMP:
+            self.x(f"DROP TABLE IF EXISTS {t}")
+
+
+OPEN_ALLOC = "SELECT invoice_id, SUM(amount_minor) AS s FROM payment_allocation WHERE state IN ('allocated','proposed') AND invoice_id IN ({ids}) GROUP BY invoice_id"
+OPEN_CN = "SELECT invoice_id, SUM(total_minor) AS s FROM credit_note WHERE invoice_id IN ({ids}) GROUP BY invoice_id"
+
+
+def _rule_sql(q: _Sql, kind: str) -> str | None:
+    """SELECT payment_id, account_id, invoice_id, token, detail for one rule kind, over unmatched payments, one account each."""
+    unmatched = "p.payment_id NOT IN (SELECT payment_id FROM pm_match)"
+    if kind == "invoice_ref":
+        return f"""SELECT t.payment_id AS payment_id, MIN(i.account_id) AS account_id, CASE WHEN COUNT(DISTINCT i.id) = 1 THEN MIN(i.id) END AS invoice_id,
+                   MIN(t.token) AS token, 'invoice ' || MIN(i.number) || CASE WHEN COUNT(DISTINCT i.id) > 1
+                   THEN ' and ' || CAST(COUNT(DISTINCT i.id) - 1 AS TEXT) || ' more of the same account' ELSE '' END AS detail
+                   FROM pm_pay p JOIN pm_tok t ON t.payment_id = p.payment_id AND t.kind = 'inv'
+                   JOIN invoice i ON i.number = t.token AND i.currency = p.currency
+                   WHERE {unmatched} GROUP BY t.payment_id HAVING COUNT(DISTINCT i.account_id) = 1"""
+    if kind == "account_ref":
+        return f"""SELECT t.payment_id AS payment_id, MIN(a.id) AS account_id, CAST(NULL AS BIGINT) AS invoice_id, MIN(t.token) AS token,
+                   'account ' || MIN(a.account_number) || ' (' || MIN(a.name) || ')' AS detail
+                   FROM pm_pay p JOIN pm_tok t ON t.payment_id = p.payment_id AND t.kind = 'acct'
+                   JOIN account a ON a.account_number = t.token AND a.currency = p.currency
+                   WHERE {unmatched} GROUP BY t.payment_id HAVING COUNT(DISTINCT a.id) = 1"""
+    if kind == "payer_account":
+        return f"""SELECT p.payment_id AS payment_id, MIN(k.account_id) AS account_id, CAST(NULL AS BIGINT) AS invoice_id, MIN(p.payer_account) AS token,
+                   'payer account seen before on account ' || MIN(a.account_number) AS detail
+                   FROM pm_pay p JOIN payment_known_payer k ON k.payer_account = p.payer_account JOIN account a ON a.id = k.account_id
+                   WHERE p.payer_account <> '' AND {unmatched} GROUP BY p.payment_id HAVING COUNT(DISTINCT k.account_id) = 1"""
+    if kind == "account_ref_check_digit":
+        # a repaired number counts only when that account owes exactly this amount on one open invoice or in total
+        return f"""SELECT t.payment_id AS payment_id, MIN(a.id) AS account_id, CAST(NULL AS BIGINT) AS invoice_id, MIN(t.typed) AS token,
+                   'typed ' || MIN(t.typed) || ' (check digit fails); repaired to ' || MIN(a.account_number) || ', which owes this amount' AS detail
+                   FROM pm_pay p JOIN pm_tok t ON t.payment_id = p.payment_id AND t.kind = 'fix'
+                   JOIN account a ON a.account_number = t.token AND a.currency = p.currency
+                   WHERE {unmatched} AND EXISTS (
+                       SELECT 1 FROM invoice i WHERE i.account_id = a.id AND i.number IS NOT NULL AND i.total_minor = p.amount_minor
+                       AND i.total_minor > COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id
+                                                     AND x.state IN ('allocated','proposed')), 0))
+                   GROUP BY t.payment_id HAVING COUNT(DISTINCT a.id) = 1"""
+    if kind == "amount_date":
+        return f"""SELECT p.payment_id AS payment_id, MIN(i.account_id) AS account_id, CASE WHEN COUNT(DISTINCT i.id) = 1 THEN MIN(i.id) END AS invoice_id,
+                   CAST(MIN(p.amount_minor) AS TEXT) AS token, 'amount equals open invoice ' || MIN(i.number) || ' due ' || CAST(MIN(i.due_date) AS TEXT)
+                   || ' (the only account owing it)' AS detail
+                   FROM pm_pay p JOIN invoice i ON i.total_minor = p.amount_minor AND i.currency = p.currency AND i.number IS NOT NULL
+                        AND i.due_date >= {q.minus_days('p.received_on', ':window')} AND i.due_date <= {q.plus_days('p.received_on', ':window')}
+                   WHERE {unmatched} AND i.total_minor > COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id
+                                                             AND x.state IN ('allocated','proposed')), 0)
+                   GROUP BY p.payment_id HAVING COUNT(DISTINCT i.account_id) = 1"""
+    return None
+
+
+def _tokens(q: _Sql, *, default_prefix: str) -> int:
+    rows: list[tuple[int, str, str, str]] = []
+    for pid, ref in q.x("SELECT payment_id, reference FROM pm_pay WHERE reference <> ''"):
+        for tok in invoice_tokens(ref, default_prefix=default_prefix):
+            rows.append((pid, "inv", tok, ""))
+        valid, repaired = account_tokens(ref)
+        for tok in valid:
+            rows.append((pid, "acct", tok, ""))
+        for tok, typed in repaired.items():
+            rows.append((pid, "fix", tok, typed))
+    if rows:
+        copy_rows(q.s.connection(), "pm_tok", ("payment_id", "kind", "token", "typed"), rows)
+    return len(rows)
+
+
+def _payer_names(q: _Sql, *, rule_code: str, window: int, min_score: int, max_candidates: int = 200) -> None:
+    """Cautious fuzzy payer names: candidates are accounts owing exactly this amount on an open invoice due near the payment
+    date; the best name must clear `min_score` and beat the runner-up clearly. Only ever a proposal."""
+    cand = q.x(f"""SELECT p.payment_id, p.payer_name, a.id, a.name, a.account_number FROM pm_pay p
+                  JOIN invoice i ON i.total_minor = p.amount_minor AND i.currency = p.currency AND i.number IS NOT NULL
+                       AND i.due_date >= {q.minus_days('p.received_on', ':w')} AND i.due_date <= {q.plus_days('p.received_on', ':w')}
+                  JOIN account a ON a.id = i.account_id
+                  WHERE p.payer_name <> '' AND p.payment_id NOT IN (SELECT payment_id FROM pm_match)
+                    AND p.payment_id IN (SELECT p2.payment_id FROM pm_pay p2 JOIN invoice i2 ON i2.total_minor = p2.amount_minor
+                                         AND i2.currency = p2.currency AND i2.number IS NOT NULL
+                                         AND i2.due_date >= {q.minus_days('p2.received_on', ':w')} AND i2.due_date <= {q.plus_days('p2.received_on', ':w')}
+                                         WHERE p2.payer_name <> '' GROUP BY p2.payment_id HAVING COUNT(*) <= :maxc)""",
+                 {"w": window, "maxc": max_candidates}).all()
+    best: dict[int, list[tuple[float, int, str]]] = {}
+    for pid, payer, acc_id, name, number in cand:
+        score = fuzz.token_set_ratio(_clean_name(payer), _clean_name(name))
+        best.setdefault(pid, []).append((score, acc_id, f"payer '{payer}' ~ account holder '{name}' ({number}): {score:.0f}%"))
+    rows = []
+    for pid, scores in best.items():
+        scores.sort(reverse=True)
+        top = scores[0]
+        runner = next((s for s in scores[1:] if s[1] != top[1]), None)
+        if top[0] >= min_score and (runner is None or runner[0] < top[0] - 5):
+            rows.append({"p": pid, "a": top[1], "tok": "", "d": top[2][:300], "rc": rule_code})
+    if rows:
+        q.s.execute(text("""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency)
+                            SELECT p.payment_id, :a, NULL, :rc, 'payer_name', 0, :tok, :d, p.amount_minor, p.currency FROM pm_pay p WHERE p.payment_id = :p"""),
+                    rows)
+
+
+_TITLES = {"MR", "MRS", "MS", "DR", "PROF", "ME", "MNR", "MEV", "THE"}
+
+
+def _clean_name(s: str) -> str:
+    return " ".join(w for w in s.upper().replace(".", " ").split() if w not in _TITLES)
+
+
+def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
+    """Match every payment in state `received` (those recorded in this transaction). Raises nothing for unmatched money:
+    it goes to suspense with an owner."""
+    q = _Sql(session)
+    out = MatchSummary()
+    cfg = policy.load(session)
+    q.temp("pm_pay", """AS SELECT id AS payment_id, account_id, amount_minor, currency, received_on, payer_account, payer_name, reference,
+                        named_invoice_id FROM payment WHERE state = 'received'""")
+    out.payments = int(q.x("SELECT COUNT(*) FROM pm_pay").scalar_one())
+    if not out.payments:
+        q.drop_all()
+        return out
+    q.x("CREATE INDEX pm_pay_pk ON pm_pay (payment_id)")
+    q.temp("pm_tok", "(payment_id BIGINT, kind VARCHAR(4), token VARCHAR(40), typed VARCHAR(40))")
+    q.temp("pm_match", """(payment_id BIGINT PRIMARY KEY, account_id BIGINT, invoice_id BIGINT, rule_code VARCHAR(40), rule_kind VARCHAR(30),
+                          confidence INTEGER, token VARCHAR(80), detail VARCHAR(400), amount_minor BIGINT, currency VARCHAR(3), auto INTEGER DEFAULT 0)""")
+    if _tokens(q, default_prefix=cfg.invoice_prefix):
+        q.x("CREATE INDEX pm_tok_tok ON pm_tok (kind, token)")
+        q.x("ANALYZE pm_tok")
+    # the payer named an invoice through the API or a debit order: that is the strongest evidence there is
+    q.x("""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency)
+           SELECT p.payment_id, i.account_id, i.id, 'named-invoice', 'invoice_ref', 100, i.number, 'invoice named by the payer', p.amount_minor, p.currency
+           FROM pm_pay p JOIN invoice i ON i.id = p.named_invoice_id AND i.currency = p.currency
+           WHERE p.account_id IS NULL OR p.account_id = i.account_id""")
+    # captured by staff or through the API against an account: the account is given, allocation follows the usual order
+    q.x("""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency)
+           SELECT p.payment_id, p.account_id, NULL, 'account-given', 'account_ref', 100, a.account_number, 'account chosen when the payment was recorded',
+                  p.amount_minor, p.currency
+           FROM pm_pay p JOIN account a ON a.id = p.account_id AND a.currency = p.currency
+           WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""")
+    for rule in cfg.rules:
+        if rule.kind == "payer_name":
+            _payer_names(q, rule_code=rule.code, window=int(rule.params.get("window_days", 45)), min_score=int(rule.params.get("min_score", 88)))
+            q.x("UPDATE pm_match SET confidence = :c WHERE rule_code = :r", {"c": rule.confidence, "r": rule.code})
+            continue
+        sql = _rule_sql(q, rule.kind)
+        if sql is None:
+            continue
+        q.x(f"""INSERT INTO pm_match (payment_id, account_id, invoice_id, token, detail, rule_code, rule_kind, confidence, amount_minor, currency)
+                SELECT m.payment_id, m.account_id, m.invoice_id, m.token, m.detail, :code, :kind, :conf, p.amount_minor, p.currency
+                FROM ({sql}) m JOIN pm_pay p ON p.payment_id = m.payment_id""",
+            {"code": rule.code, "kind": rule.kind, "conf": rule.confidence, "window": int(rule.params.get("window_days", 45))})
+    q.x("""UPDATE pm_match SET auto = CASE WHEN confidence >= :thr AND rule_kind <> 'payer_name' AND amount_minor <= :lim THEN 1 ELSE 0 END""",
+        {"thr": cfg.auto_threshold, "lim": cfg.auto_amount_limit_minor})
+    _allocate(q, now=now, actor=actor)
+    _finish(q, out, now=now, actor=actor, owner=cfg.suspense_owner)
+    q.drop_all()
+    return out
+
+
+def _allocate(q: _Sql, *, now: datetime, actor: Actor) -> None:
+    """pm_alloc ← the invoice named (up to its open amount), then oldest open invoices first, then account credit."""
+    q.temp("pm_open", f"""AS SELECT i.id AS invoice_id, i.account_id, i.currency, i.due_date AS due,
+                          i.total_minor - COALESCE(cn.s, 0) - COALESCE(al.s, 0) AS open_minor
+                          FROM invoice i
+                          LEFT JOIN ({OPEN_CN.format(ids="SELECT id FROM invoice WHERE account_id IN (SELECT account_id FROM pm_match)")}) cn ON cn.invoice_id = i.id
+                          LEFT JOIN ({OPEN_ALLOC.format(ids="SELECT id FROM invoice WHERE account_id IN (SELECT account_id FROM pm_match)")}) al ON al.invoice_id = i.id
+                          WHERE i.account_id IN (SELECT account_id FROM pm_match) AND i.number IS NOT NULL""")
+    q.x("DELETE FROM pm_open WHERE open_minor <= 0")
+    q.x("CREATE INDEX pm_open_inv ON pm_open (invoice_id)")
+    q.temp("pm_alloc", "(payment_id BIGINT, account_id BIGINT, invoice_id BIGINT, amount_minor BIGINT, how VARCHAR(20))")
+    before = "(SUM(m.amount_minor) OVER (PARTITION BY m.invoice_id ORDER BY m.payment_id ROWS UNBOUNDED PRECEDING) - m.amount_minor)"
+    q.x(f"""INSERT INTO pm_alloc (payment_id, account_id, invoice_id, amount_minor, how)
+            SELECT payment_id, account_id, invoice_id, take, 'named' FROM (
+              SELECT m.payment_id, m.account_id, m.invoice_id,
+                     {q.greatest('0', q.least('m.amount_minor', f'o.open_minor - {before}'))} AS take
+              FROM pm_match m JOIN pm_open o ON o.invoice_id = m.invoice_id AND o.currency = m.currency) x WHERE take > 0""")
+    q.x("""UPDATE pm_open SET open_minor = open_minor - (SELECT SUM(a.amount_minor) FROM pm_alloc a WHERE a.invoice_id = pm_open.invoice_id)
+           WHERE invoice_id IN (SELECT invoice_id FROM pm_alloc)""")
+    rem = "m.amount_minor - COALESCE((SELECT SUM(a.amount_minor) FROM pm_alloc a WHERE a.payment_id = m.payment_id), 0)"
+    q.x(f"""INSERT INTO pm_alloc (payment_id, account_id, invoice_id, amount_minor, how)
+            WITH rem AS (SELECT m.payment_id, m.account_id, m.currency, {rem} AS r FROM pm_match m),
+            pr AS (SELECT payment_id, account_id, currency, r,
+                          SUM(r) OVER (PARTITION BY account_id, currency ORDER BY payment_id ROWS UNBOUNDED PRECEDING) AS pend FROM rem WHERE r > 0),
+            ir AS (SELECT invoice_id, account_id, currency, open_minor,
+                          SUM(open_minor) OVER (PARTITION BY account_id, currency ORDER BY due, invoice_id ROWS UNBOUNDED PRECEDING) AS iend
+                   FROM pm_open WHERE open_minor > 0)
+            SELECT pr.payment_id, pr.account_id, ir.invoice_id,
+                   {q.least('pr.pend', 'ir.iend')} - {q.greatest('pr.pend - pr.r', 'ir.iend - ir.open_minor')}, 'oldest'
+            FROM pr JOIN ir ON ir.account_id = pr.account_id AND ir.currency = pr.currency
+                 AND ir.iend - ir.open_minor < pr.pend AND pr.pend - pr.r < ir.iend""")
+    q.x(f"""INSERT INTO pm_alloc (payment_id, account_id, invoice_id, amount_minor, how)
+            SELECT payment_id, account_id, NULL, r, 'credit' FROM (SELECT m.payment_id, m.account_id, {rem} AS r FROM pm_match m) x WHERE r > 0""")
+    ev = q.json([("rule", "m.rule_code"), ("matched", "m.detail"), ("token", "m.token"), ("field", "CASE m.rule_kind WHEN 'payer_account' THEN 'payer_account' WHEN 'amount_date' THEN 'amount, value date' "
+                                               "WHEN 'payer_name' THEN 'payer_name' ELSE CASE WHEN m.rule_code = 'named-invoice' THEN 'payment item' "
+                                               "ELSE 'reference' END END"),
+                 ("allocation", "CASE a.how WHEN 'named' THEN 'the invoice named' WHEN 'oldest' THEN 'oldest open invoice first' "
+                                "ELSE 'account credit (overpayment)' END")])
+    q.x(f"""INSERT INTO payment_allocation (payment_id, account_id, invoice_id, amount_minor, currency, state, rule_code, score, evidence,
+                                            created_at, created_by, decided_at, decided_by)
+            SELECT a.payment_id, a.account_id, a.invoice_id, a.amount_minor, m.currency, CASE WHEN m.auto = 1 THEN 'allocated' ELSE 'proposed' END,
+                   m.rule_code, m.confidence, {ev}, :now, :who, CASE WHEN m.auto = 1 THEN :dnow END, CASE WHEN m.auto = 1 THEN :dwho END
+            FROM pm_alloc a JOIN pm_match m ON m.payment_id = a.payment_id
+            ORDER BY a.payment_id, CASE WHEN a.invoice_id IS NULL THEN 1 ELSE 0 END, a.invoice_id""",
+        {"now": q.ts(now), "who": actor.name, "dnow": q.ts(now), "dwho": actor.name})
+
+
+def _finish(q: _Sql, out: MatchSummary, *, now: datetime, actor: Actor, owner: str) -> None:
+    rows = q.x("""SELECT x.id, x.account_id, x.amount_minor, x.currency, x.payment_id, x.rule_code FROM payment_allocation x
+                  WHERE x.state = 'allocated' AND x.payment_id IN (SELECT payment_id FROM pm_match WHERE auto = 1)""").all()
+    ledger.post_rows(q.s, ({"account_id": r.account_id, "kind": "payment", "ref_type": "allocation", "ref_id": r.id, "amount_minor": -r.amount_minor,
+                            "currency": r.currency, "posted_at": now, "due_date": None, "description": f"Payment {r.payment_id} ({r.rule_code})"} for r in rows))
+    out.allocated_minor = sum(r.amount_minor for r in rows)
+    upd = """UPDATE payment SET state = CASE WHEN m.auto = 1 THEN 'allocated' ELSE 'proposed' END, account_id = m.account_id
+             FROM pm_match m WHERE payment.id = m.payment_id"""
+    q.x(upd)
+    for code, auto, n in q.x("SELECT rule_code, auto, COUNT(*) FROM pm_match GROUP BY rule_code, auto").all():
+        out.by_rule[f"{code}{'' if auto else ' (proposed)'}"] = int(n)
+        if auto:
+            out.allocated += int(n)
+        else:
+            out.proposed += int(n)
+    out.suspense = int(q.x("""UPDATE payment SET state = 'suspense' WHERE state = 'received' AND id IN (SELECT payment_id FROM pm_pay)""").rowcount)
+    q.x("""INSERT INTO suspense_item (payment_id, amount_minor, currency, owner, opened_at, opened_reason)
+           SELECT p.payment_id, p.amount_minor, p.currency, :owner, :now, 'no matching rule found an account'
+           FROM pm_pay p WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""", {"owner": owner, "now": q.ts(now)})
+    q.x("""INSERT INTO payment_known_payer (payer_account, account_id, first_seen_on)
+           SELECT DISTINCT p.payer_account, m.account_id, p.received_on FROM pm_match m JOIN pm_pay p ON p.payment_id = m.payment_id
+           WHERE m.auto = 1 AND p.payer_account <> '' ON CONFLICT (payer_account, account_id) DO NOTHING""")
+    settled = q.x(f"""SELECT i.id, i.account_id FROM invoice i
+                      LEFT JOIN ({OPEN_CN.format(ids="SELECT invoice_id FROM pm_alloc")}) cn ON cn.invoice_id = i.id
+                      LEFT JOIN (SELECT invoice_id, SUM(amount_minor) AS s FROM payment_allocation WHERE state = 'allocated'
+                                 AND invoice_id IN (SELECT invoice_id FROM pm_alloc) GROUP BY invoice_id) al ON al.invoice_id = i.id
+                      WHERE i.id IN (SELECT a.invoice_id FROM pm_alloc a JOIN pm_match m ON m.payment_id = a.payment_id AND m.auto = 1)
+                        AND i.total_minor - COALESCE(cn.s, 0) - COALESCE(al.s, 0) <= 0 ORDER BY i.id""").all()
+    for inv_id, acc_id in settled:
+        domain_events.publish(q.s, SETTLED, {"id": int(inv_id), "account_id": int(acc_id)}, now=now, actor=actor)
+    out.settled_invoices = len(settled)
