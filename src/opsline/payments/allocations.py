@@ -157,7 +157,9 @@ def reverse_allocation(session: Session, *, allocation_id: int, reason: str, now
     if not returned:
         item_id = _open_suspense(session, payment=p, amount_minor=a.amount_minor, now=now, reason=f"allocation {a.id} reversed: {reason}").id
     if not active_allocations(session, payment_id=p.id) and p.state == "allocated":
-        transition(session, PAYMENT, p, "return" if returned else "reverse", now=now, actor=actor, reason=reason)
+        # a returned debit order is the bank's verdict, recorded by the system on the importer's behalf
+        transition(session, PAYMENT, p, "return" if returned else "reverse", now=now, actor=Actor.system(f"debit-order-results:{actor.name}") if returned else actor,
+                   reason=reason)
         if not returned:
             p.account_id = None
     if was_settled:
