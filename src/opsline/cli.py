@@ -45,14 +45,17 @@ def fail(message: str, code: int = 2) -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema to the latest revision, and seed reference data."""
+    from opsline.db.maintenance import schedule_optimize
     from opsline.db.migrate import upgrade
     from opsline.db.session import make_sessionmaker
     from opsline.seed import seed_reference
 
     engine = _engine()
     upgrade(engine)
+    now = utc_now()
     with make_sessionmaker(engine).begin() as s:
-        seed_reference(s, now=utc_now())
+        seed_reference(s, now=now)
+        schedule_optimize(s, now=now)
     console.print(f"[green]database at head[/green] ({engine.url.render_as_string(hide_password=True)})")
 
 

@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 from opsline.core import events
 from opsline.core.events import Actor
 from opsline.core.ids import account_number
+from opsline.db import sequences
 from opsline.db.bulk import copy_rows, next_id, reset_sequence
-from opsline.db.session import make_sessionmaker
+from opsline.db.maintenance import schedule_optimize
+from opsline.db.session import make_sessionmaker, optimize
 from opsline.seed import seed_reference
 from opsline.users.models import User
 from opsline.users.service import create_user
@@ -190,6 +192,8 @@ def load_customers(ctx: DemoContext, *, chunk: int = 50_000) -> None:
     with ctx.engine.begin() as conn:
         for t in ("party", "account", "site", "contact"):
             reset_sequence(conn, t)
+        # account numbers were derived from ids; new accounts continue after them
+        sequences.advance_to(conn, sequences.ACCOUNT_NUMBER, start + ctx.accounts - 1)
     ctx.account_ids = np.arange(start, start + ctx.accounts, dtype=np.int64)
     ctx.counts["accounts"] = ctx.accounts
 
@@ -242,6 +246,7 @@ def add_memos_and_duplicates(ctx: DemoContext) -> None:
         copy_rows(conn, "account", ACCOUNT_COLS, accounts)
         reset_sequence(conn, "party")
         reset_sequence(conn, "account")
+        sequences.advance_to(conn, sequences.ACCOUNT_NUMBER, start + len(accounts))
     ctx.counts["memos"] = len(rows)
     ctx.counts["duplicate_accounts"] = len(src)
 
@@ -262,6 +267,10 @@ def run_demo(engine: Engine, *, accounts: int, now: datetime, seed: int = 202611
     for name, step in demo_steps():
         if steps is None or name in steps:
             step(ctx)
+            # Fresh statistics before the next step queries what this one loaded (without them PostgreSQL plans
+            # the bill run over 100,000 accounts as if the tables were empty, and stalls).
+            optimize(engine, analyze=True)
     with factory.begin() as s:
         events.record(s, now=now, actor=Actor.system("demo"), entity_type="demo", entity_id="load", action="loaded", after=dict(ctx.counts))
+        schedule_optimize(s, now=now)
     return ctx.counts

@@ -26,7 +26,7 @@ BODY = {
 
 def test_a_system_creates_a_customer_and_reads_it_as_customer_and_billing_account(app, api_token):
     c = _client(app, api_token("billing_analyst"))
-    r = c.post("/api/customerManagement/v4/customer", json=BODY)
+    r = c.post("/tmf-api/customerManagement/v4/customer", json=BODY)
     assert r.status_code == 201, r.text
     cust = r.json()
     assert cust["href"] == r.headers["location"]
@@ -36,17 +36,17 @@ def test_a_system_creates_a_customer_and_reads_it_as_customer_and_billing_accoun
     assert got["id"] == cust["id"]
     ba = c.get(cust["account"][0]["href"]).json()
     assert ba["accountType"] == "b2b" and ba["state"] == "active" and ba["@type"] == "BillingAccount"
-    listed = c.get("/api/accountManagement/v4/billingAccount", params={"name": "Mokoena"})
+    listed = c.get("/tmf-api/accountManagement/v4/billingAccount", params={"name": "Mokoena"})
     assert listed.headers["X-Result-Count"] == "1"
 
 
 def test_repeating_an_idempotency_key_replays_the_first_answer_and_creates_once(app, api_token, factory):
     c = _client(app, api_token("admin") | {"Idempotency-Key": "crm-42"})
-    first = c.post("/api/customerManagement/v4/customer", json=BODY)
-    second = c.post("/api/customerManagement/v4/customer", json=BODY)
+    first = c.post("/tmf-api/customerManagement/v4/customer", json=BODY)
+    second = c.post("/tmf-api/customerManagement/v4/customer", json=BODY)
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] == second.json()["id"]
-    other = c.post("/api/customerManagement/v4/customer", json=BODY | {"name": "Different"})
+    other = c.post("/tmf-api/customerManagement/v4/customer", json=BODY | {"name": "Different"})
     assert other.status_code == 409 and other.headers["content-type"].startswith("application/problem+json")
     with factory() as s:
         assert s.execute(select(func.count()).select_from(Account)).scalar_one() == 1
@@ -55,7 +55,7 @@ def test_repeating_an_idempotency_key_replays_the_first_answer_and_creates_once(
 def test_malformed_email_is_422_problem_json_naming_the_field_and_creates_nothing(app, api_token, factory):
     c = _client(app, api_token("admin"))
     bad = BODY | {"contactMedium": [{"mediumType": "email", "characteristic": {"emailAddress": "not-an-email"}}]}
-    r = c.post("/api/customerManagement/v4/customer", json=bad)
+    r = c.post("/tmf-api/customerManagement/v4/customer", json=bad)
     assert r.status_code == 422
     body = r.json()
     assert body["status"] == 422 and "email" in body["detail"]
@@ -65,13 +65,13 @@ def test_malformed_email_is_422_problem_json_naming_the_field_and_creates_nothin
 
 def test_unknown_customer_is_404_and_revoked_token_is_401(app, api_token):
     c = _client(app, api_token("admin"))
-    assert c.get("/api/customerManagement/v4/customer/99999").status_code == 404
-    assert _client(app, {"Authorization": "Bearer nope"}).get("/api/customerManagement/v4/customer").status_code == 401
+    assert c.get("/tmf-api/customerManagement/v4/customer/99999").status_code == 404
+    assert _client(app, {"Authorization": "Bearer nope"}).get("/tmf-api/customerManagement/v4/customer").status_code == 401
 
 
 def test_patch_with_a_stale_if_match_is_409(app, api_token):
     c = _client(app, api_token("admin"))
-    cust = c.post("/api/customerManagement/v4/customer", json=BODY).json()
+    cust = c.post("/tmf-api/customerManagement/v4/customer", json=BODY).json()
     ok = c.patch(cust["href"], json={"name": "Mokoena Freight"}, headers={"If-Match": "1"})
     assert ok.status_code == 200 and ok.json()["name"] == "Mokoena Freight"
     stale = c.patch(cust["href"], json={"name": "Lost Update"}, headers={"If-Match": "1"})
@@ -84,5 +84,5 @@ def test_openapi_document_is_valid_openapi_3(app):
 
     spec = TestClient(app).get("/openapi.json").json()
     validate(spec)
-    assert "/api/customerManagement/v4/customer" in spec["paths"]
-    assert "/api/accountManagement/v4/billingAccount/{id}" in spec["paths"]
+    assert "/tmf-api/customerManagement/v4/customer" in spec["paths"]
+    assert "/tmf-api/accountManagement/v4/billingAccount/{id}" in spec["paths"]

@@ -17,7 +17,7 @@ PROBLEM = "application/problem+json"
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    return not request.url.path.startswith(("/api/", "/tmf-api/")) and "text/html" in request.headers.get("accept", "")
 
 
 def problem_response(status: int, title: str, detail: str, *, instance: str, extra: dict | None = None) -> JSONResponse:

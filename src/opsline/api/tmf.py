@@ -1,14 +1,22 @@
-"""Shared TM Forum Open API shapes and helpers (refs, money, time periods, paging headers)."""
+"""Shared TM Forum Open API shapes and TMF630 plumbing every TMF list uses: `/tmf-api/{apiName}/v4` bases,
+`fields` selection, `offset`/`limit` paging, `X-Total-Count`/`X-Result-Count` headers (see `list_response`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from typing import Annotated
+from functools import lru_cache
+from typing import Any, Annotated, Iterable
 
 from fastapi import Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+TMF_ROOT = "/tmf-api"
+
+
+def api_base(api_name: str, version: int = 4) -> str:
+    """`/tmf-api/customerManagement/v4`: where an API's resources live (TMF630)."""
+    return f"{TMF_ROOT}/{api_name}/v{version}"
 
 
 class TMFModel(BaseModel):
@@ -53,8 +61,72 @@ class Note(TMFModel):
     text: str
 
 
-def page_headers(response: Response, *, count: int) -> None:
+def page_headers(response: Response, *, count: int, total: int | None = None) -> None:
+    """TMF630 paging headers: X-Result-Count (items in this answer) and X-Total-Count (items matching, all pages)."""
     response.headers["X-Result-Count"] = str(count)
+    if total is not None:
+        response.headers["X-Total-Count"] = str(total)
+
+
+# Attributes kept whatever `fields` asks for, so a client can always follow and identify what it got.
+ALWAYS_KEPT = ("id", "href", "@type")
+
+
+def parse_fields(fields: str | None) -> list[str] | None:
+    """`fields=name,status` -> ["name", "status"]; None or "" means every attribute. `fields=none` keeps only ids.
+    Dotted names (`contactMedium.mediumType`) select inside a nested attribute."""
+    if fields is None or not fields.strip():
+        return None
+    names = [f.strip() for f in fields.split(",") if f.strip()]
+    return [] if names == ["none"] else names
+
+
+def select_fields(item: dict[str, Any], names: list[str] | None) -> dict[str, Any]:
+    """The attributes of `item` named in `names` (plus id, href, @type)."""
+    if names is None:
+        return item
+    top: dict[str, list[str]] = {}
+    for n in names:
+        head, _, rest = n.partition(".")
+        top.setdefault(head, [])
+        if rest:
+            top[head].append(rest)
+    out: dict[str, Any] = {k: item[k] for k in ALWAYS_KEPT if k in item}
+    for key, sub in top.items():
+        if key not in item:
+            continue
+        value = item[key]
+        if sub and isinstance(value, dict):
+            value = select_fields(value, sub)
+        elif sub and isinstance(value, list):
+            value = [select_fields(v, sub) if isinstance(v, dict) else v for v in value]
+        out[key] = value
+    return out
+
+
+@lru_cache(maxsize=None)
+def selectable(model: type[BaseModel]) -> type[BaseModel]:
+    """The documented answer of a resource that honours `fields`: the same attributes, none required (a client that
+    asks for `fields=name` gets only `name`, `id`, `href` and `@type`)."""
+    defs: dict[str, Any] = {}
+    for name, f in model.model_fields.items():
+        defs[name] = (f.annotation | None, Field(default=None, alias=f.alias, description=f.description))
+    return create_model(f"{model.__name__}Fields", __base__=TMFModel, **defs)
+
+
+def list_response(items: Iterable[BaseModel | dict[str, Any]], *, fields: str | None = None, total: int | None = None) -> JSONResponse:
+    """The answer of a TMF list: items (as their JSON shape, without nulls) narrowed to `fields`, with the paging headers."""
+    names = parse_fields(fields)
+    data = [select_fields(dump(i) if isinstance(i, BaseModel) else i, names) for i in items]
+    headers = {"X-Result-Count": str(len(data))}
+    if total is not None:
+        headers["X-Total-Count"] = str(total)
+    return JSONResponse(data, headers=headers)
+
+
+def item_response(item: BaseModel | dict[str, Any], *, fields: str | None = None, status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    """One resource, narrowed to `fields` (TMF630 allows `fields` on a GET by id too)."""
+    return JSONResponse(select_fields(dump(item) if isinstance(item, BaseModel) else item, parse_fields(fields)), status_code=status_code, headers=headers)
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
@@ -67,3 +139,4 @@ PAGE_LIMIT_MAX = 1000
 ResourceId = Annotated[int, Path(ge=1, le=2**53, description="Resource id")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX, description="Items per page")]
+Fields = Annotated[str | None, Query(max_length=1000, pattern=r"^[A-Za-z0-9@_.,]*$", description="Comma-separated properties to be provided in response")]

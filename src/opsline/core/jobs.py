@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from sqlalchemy import CheckConstraint, Index, Integer, String, Text, and_, exists, or_, select, update
+from sqlalchemy import CheckConstraint, Engine, Index, Integer, String, Text, and_, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
 from opsline.db.base import Base, IdPk, JSONType
+from opsline.db.session import deferred
 
 log = logging.getLogger("opsline.jobs")
 
@@ -64,20 +65,33 @@ Handler = Callable[[Session, dict[str, Any], datetime], dict[str, Any] | None]
 
 
 class Registry:
-    """Job kinds to handlers. Each area registers its handlers at import time via `opsline.jobs_registry`."""
+    """Job kinds to handlers. Each area registers its handlers at import time via `opsline.jobs_registry`.
+
+    `lock` says how a handler's transaction takes SQLite's write lock (see `opsline.db.session`): "deferred" (the
+    default) reads without it and takes it at the first write or `with_for_update()` read, so rendering a PDF or
+    talking to an SMTP server or a partner never blocks sign-ins and pages; "immediate" holds it from the start,
+    for handlers that read then write without saying FOR UPDATE."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._locks: dict[str, str] = {}
 
-    def register(self, kind: str) -> Callable[[Handler], Handler]:
+    def register(self, kind: str, *, lock: str = "deferred") -> Callable[[Handler], Handler]:
+        if lock not in ("deferred", "immediate"):
+            raise ValueError(f"unknown lock mode {lock!r} for job kind {kind!r}")
+
         def deco(fn: Handler) -> Handler:
             self._handlers[kind] = fn
+            self._locks[kind] = lock
             return fn
 
         return deco
 
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)
+
+    def lock_mode(self, kind: str) -> str:
+        return self._locks.get(kind, "deferred")
 
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
@@ -159,13 +173,20 @@ def claim(factory: sessionmaker[Session], *, worker_id: str, now: datetime, leas
         return ClaimedJob(job.id, job.kind, dict(job.payload or {}), job.attempts, job.max_attempts)
 
 
+def _handler_factory(factory: sessionmaker[Session], mode: str) -> sessionmaker[Session]:
+    if mode == "immediate" or not isinstance(factory.kw.get("bind"), Engine) or factory.kw["bind"].dialect.name != "sqlite":
+        return factory
+    return deferred(factory)
+
+
 def run_claimed(factory: sessionmaker[Session], registry: Registry, job: ClaimedJob, *, worker_id: str, now: datetime) -> bool:
-    """Run a claimed job; its effects and its completion commit together. Returns True on success."""
+    """Run a claimed job; its effects and its completion commit together (one short write transaction on SQLite:
+    the write lock is taken at the handler's first write, see Registry). Returns True on success."""
     handler = registry.get(job.kind)
     try:
         if handler is None:
             raise LookupError(f"no handler registered for job kind '{job.kind}'")
-        with factory() as session, session.begin():
+        with _handler_factory(factory, registry.lock_mode(job.kind))() as session, session.begin():
             result = handler(session, job.payload, now)
             done = session.execute(
                 update(Job)

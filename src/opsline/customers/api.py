@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from opsline.api.idempotency import run_idempotent
-from opsline.api.tmf import Characteristic, Limit, Offset, ResourceId, RelatedParty, TimePeriod, TMFModel, dump, page_headers
+from opsline.api.tmf import (Characteristic, Fields, Limit, Offset, ResourceId, RelatedParty, TimePeriod, TMFModel, api_base, dump,
+                              item_response, list_response, selectable)
 from opsline.customers import service
-from opsline.customers.models import Account
+from opsline.customers.models import Account, AccountStatus
 from opsline.customers.schemas import AccountIn, AccountUpdate
 from opsline.web.deps import DB, Now, Principal, require
 
 router = APIRouter(tags=["TMF629 Customer", "TMF666 Account"])
 
-CUSTOMER_BASE = "/api/customerManagement/v4/customer"
-ACCOUNT_BASE = "/api/accountManagement/v4/billingAccount"
+CUSTOMER_BASE = api_base("customerManagement") + "/customer"
+ACCOUNT_BASE = api_base("accountManagement") + "/billingAccount"
+StatusFilter = Annotated[AccountStatus | None, Query(description="Only accounts in this status")]
 
 
 class ContactMedium(TMFModel):
@@ -100,29 +102,35 @@ def _contact_media(a: dict[str, Any]) -> list[ContactMedium]:
     return out
 
 
-def customer_out(acc: Account) -> Customer:
-    a = service.account_dict(acc)
+def customer_out(acc: Account | dict[str, Any]) -> Customer:
+    """TMF629 Customer from an account (or the account dict a search returns: lists need no second query)."""
+    a = acc if isinstance(acc, dict) else service.account_dict(acc)
     return Customer(
-        id=str(acc.id), href=f"{CUSTOMER_BASE}/{acc.id}", name=acc.name, status=acc.status,
-        engagedParty=EngagedParty(id=str(acc.party_id), name=acc.name, referred_type="Organization" if acc.kind != "retail" else "Individual"),
+        id=str(a["id"]), href=f"{CUSTOMER_BASE}/{a['id']}", name=a["name"], status=a["status"],
+        engagedParty=EngagedParty(id=str(a["party_id"]), name=a["name"], referred_type="Organization" if a["kind"] != "retail" else "Individual"),
         contactMedium=_contact_media(a),
         characteristic=[Characteristic(name=k, value=a[v]) for k, v in _CHAR_FIELDS.items()],
-        account=[{"id": str(acc.id), "href": f"{ACCOUNT_BASE}/{acc.id}", "name": acc.account_number, "@referredType": "BillingAccount"}],
-        validFor=TimePeriod(startDateTime=acc.created_at),
+        account=[{"id": str(a["id"]), "href": f"{ACCOUNT_BASE}/{a['id']}", "name": a["account_number"], "@referredType": "BillingAccount"}],
+        validFor=TimePeriod(startDateTime=a["created_at"]),
     )
 
 
-def billing_account_out(acc: Account) -> BillingAccount:
-    a = service.account_dict(acc)
+def billing_account_out(acc: Account | dict[str, Any]) -> BillingAccount:
+    """TMF666 BillingAccount from an account or its dict."""
+    a = acc if isinstance(acc, dict) else service.account_dict(acc)
     return BillingAccount(
-        id=str(acc.id), href=f"{ACCOUNT_BASE}/{acc.id}", name=acc.account_number, accountType=acc.kind, state=acc.status,
-        description=acc.name,
-        relatedParty=[RelatedParty(id=str(acc.id), href=f"{CUSTOMER_BASE}/{acc.id}", name=acc.name, role="customer", referred_type="Customer")],
-        contact=[{"contactType": "billing", "contactMedium": [dump(m) for m in _contact_media(a)]}],
-        billStructure={"cycleSpecification": {"billingDateShift": acc.bill_cycle_day, "frequency": "monthly"}, "presentationMedia": [{"name": "email"}]},
-        paymentPlan=[{"planType": "terms", "numberOfPayments": 1, "paymentFrequency": f"{acc.payment_terms_days} days"}],
-        characteristic=[Characteristic(name="currency", value=acc.currency), Characteristic(name="segment", value=acc.segment_code), Characteristic(name="valueTier", value=acc.value_tier_code)],
-        lastModified=acc.updated_at.isoformat(),
+        id=str(a["id"]), href=f"{ACCOUNT_BASE}/{a['id']}", name=a["account_number"], accountType=a["kind"], state=a["status"],
+        description=a["name"],
+        relatedParty=[RelatedParty(id=str(a["id"]), href=f"{CUSTOMER_BASE}/{a['id']}", name=a["name"], role="customer", referred_type="Customer")],
+        contact=[{"contactType": "billing", "contactMedium": [dump(m) for m in _contact_media(a)],
+                  "validFor": {"startDateTime": a["created_at"].isoformat()}}],
+        billStructure={"cycleSpecification": {"name": f"monthly on day {a['bill_cycle_day']}", "isRef": False,
+                                              "billingDateShift": a["bill_cycle_day"], "frequency": "monthly"},
+                       "presentationMedia": [{"name": "email", "isRef": False}]},
+        paymentPlan=[{"planType": "terms", "numberOfPayments": 1, "paymentFrequency": f"{a['payment_terms_days']} days"}],
+        characteristic=[Characteristic(name="currency", value=a["currency"]), Characteristic(name="segment", value=a["segment_code"]),
+                        Characteristic(name="valueTier", value=a["value_tier_code"])],
+        lastModified=a["updated_at"].isoformat(),
     )
 
 
@@ -145,23 +153,19 @@ def _fields_from_tmf(body: CustomerCreate | CustomerUpdate) -> dict[str, Any]:
     return fields
 
 
-@router.get(CUSTOMER_BASE, response_model=list[Customer], response_model_by_alias=True, response_model_exclude_none=True)
+@router.get(CUSTOMER_BASE, response_model=list[selectable(Customer)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_customers(
-    db: DB, response: Response, principal: Annotated[Principal, Depends(require("customers.view"))],
-    name: str | None = None, status: str | None = None, offset: Offset = 0, limit: Limit = 50,
-) -> list[Customer]:
-    page_size = limit
-    page = offset // page_size + 1
-    res = service.search_accounts(db, q=name, status=status, page=page, page_size=page_size)
-    ids = [i["id"] for i in res["items"]]
-    accounts = [service.get_account(db, account_id=i) for i in ids]
-    page_headers(response, count=len(accounts))
-    return [customer_out(a) for a in accounts]
+    db: DB, principal: Annotated[Principal, Depends(require("customers.view"))],
+    name: Annotated[str | None, Query(max_length=200, description="Name, account number, email or phone")] = None,
+    status: StatusFilter = None, fields: Fields = None, offset: Offset = 0, limit: Limit = 50,
+) -> JSONResponse:
+    res = service.search_accounts(db, q=name, status=status, offset=offset, page_size=limit, with_total=True)
+    return list_response((customer_out(a) for a in res["items"]), fields=fields, total=res["total"])
 
 
-@router.get(CUSTOMER_BASE + "/{id}", response_model=Customer, response_model_by_alias=True, response_model_exclude_none=True)
-def get_customer(id: ResourceId, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))]) -> Customer:
-    return customer_out(service.get_account(db, account_id=id))
+@router.get(CUSTOMER_BASE + "/{id}", response_model=selectable(Customer), response_model_by_alias=True, response_model_exclude_none=True)
+def get_customer(id: ResourceId, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))], fields: Fields = None) -> JSONResponse:
+    return item_response(customer_out(service.get_account(db, account_id=id)), fields=fields)
 
 
 @router.post(CUSTOMER_BASE, status_code=201, response_model=Customer, response_model_by_alias=True, response_model_exclude_none=True)
@@ -193,17 +197,16 @@ def patch_customer(
     return customer_out(acc)
 
 
-@router.get(ACCOUNT_BASE, response_model=list[BillingAccount], response_model_by_alias=True, response_model_exclude_none=True)
+@router.get(ACCOUNT_BASE, response_model=list[selectable(BillingAccount)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_billing_accounts(
-    db: DB, response: Response, principal: Annotated[Principal, Depends(require("customers.view"))],
-    name: str | None = None, state: str | None = None, offset: Offset = 0, limit: Limit = 50,
-) -> list[BillingAccount]:
-    res = service.search_accounts(db, q=name, status=state, page=offset // limit + 1, page_size=limit)
-    accounts = [service.get_account(db, account_id=i["id"]) for i in res["items"]]
-    page_headers(response, count=len(accounts))
-    return [billing_account_out(a) for a in accounts]
+    db: DB, principal: Annotated[Principal, Depends(require("customers.view"))],
+    name: Annotated[str | None, Query(max_length=200, description="Account number, name, email or phone")] = None,
+    state: StatusFilter = None, fields: Fields = None, offset: Offset = 0, limit: Limit = 50,
+) -> JSONResponse:
+    res = service.search_accounts(db, q=name, status=state, offset=offset, page_size=limit, with_total=True)
+    return list_response((billing_account_out(a) for a in res["items"]), fields=fields, total=res["total"])
 
 
-@router.get(ACCOUNT_BASE + "/{id}", response_model=BillingAccount, response_model_by_alias=True, response_model_exclude_none=True)
-def get_billing_account(id: ResourceId, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))]) -> BillingAccount:
-    return billing_account_out(service.get_account(db, account_id=id))
+@router.get(ACCOUNT_BASE + "/{id}", response_model=selectable(BillingAccount), response_model_by_alias=True, response_model_exclude_none=True)
+def get_billing_account(id: ResourceId, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))], fields: Fields = None) -> JSONResponse:
+    return item_response(billing_account_out(service.get_account(db, account_id=id)), fields=fields)

@@ -1,8 +1,9 @@
-"""Customers area wiring."""
+"""Customers area wiring (and the platform's own scheduled database upkeep)."""
 
 from opsline import demo
 from opsline.areas import Area
-from opsline.customers import models  # noqa: F401  (tables)
+from opsline.customers import home, models  # noqa: F401  (tables)
+from opsline.customers.models import ACCOUNT
 
 
 def _routers() -> list:
@@ -17,6 +18,12 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
     seed_customers(session, now=now)
 
 
+def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
+    from opsline.db import maintenance
+
+    maintenance.register(registry)
+
+
 def _admin_views() -> list:
     from opsline.customers.models import Segment, ValueTier
     from opsline.web.admin import ReferenceView
@@ -28,8 +35,11 @@ AREA = Area(
     name="customers",
     order=10,
     routers=_routers,
+    register_jobs=_register_jobs,
     seed=_seed,
     demo_steps=(("users", demo.add_users), ("customers", demo.load_customers), ("memos", demo.add_memos_and_duplicates)),
     desks=(("Customers", "/accounts", "customers.view"),),
     admin_views=_admin_views,
+    lifecycles=(ACCOUNT,),
+    home=home.home,
 )

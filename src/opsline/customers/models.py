@@ -9,7 +9,10 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsline.core.lifecycle import Lifecycle
+from opsline.customers.search import attach_ddl
 from opsline.db.base import Base, IdPk, JSONType, append_only
+from opsline.db.sequences import NumberSequence  # noqa: F401  (account numbers come from a sequence)
 
 
 class PartyKind(enum.StrEnum):
@@ -28,6 +31,25 @@ class AccountStatus(enum.StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     CLOSED = "closed"
+
+
+_A = AccountStatus
+# The account lifecycle: the one place that says which status changes exist (buttons, CHECK constraint, audit and the
+# `account.<status>` domain events other areas subscribe to come from it).
+ACCOUNT = Lifecycle(
+    name="account",
+    states=AccountStatus,
+    column="status",
+    initial=_A.ACTIVE,
+    transitions={
+        _A.PENDING: {"activate": _A.ACTIVE, "close": _A.CLOSED},
+        _A.ACTIVE: {"suspend": _A.SUSPENDED, "close": _A.CLOSED},
+        _A.SUSPENDED: {"reconnect": _A.ACTIVE, "close": _A.CLOSED},
+        _A.CLOSED: {},
+    },
+    needs_reason={"suspend", "reconnect", "close"},
+    labels={"activate": "Activate", "suspend": "Suspend", "reconnect": "Reconnect", "close": "Close account"},
+)
 
 
 class Segment(Base):
@@ -100,7 +122,7 @@ class Account(Base):
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         CheckConstraint("kind IN ('retail','b2b','wholesale')", name="kind"),
-        CheckConstraint("status IN ('pending','active','suspended','closed')", name="status"),
+        ACCOUNT.check(),
         CheckConstraint("bill_cycle_day BETWEEN 1 AND 28", name="bill_cycle_day"),
         Index("ix_account_name", "name"),
         Index("ix_account_email", "email"),
@@ -119,6 +141,8 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20))
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_contact_email", "email"), Index("ix_contact_phone", "phone"))
 
 
 class Site(Base):
@@ -161,3 +185,4 @@ class Memo(Base):
 
 
 append_only(Memo.__table__, "memos are never edited or deleted")
+attach_ddl(Account.__table__, Site.__table__)

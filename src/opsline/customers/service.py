@@ -8,16 +8,19 @@ from datetime import datetime
 from typing import Any
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from opsline.core import events
-from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion, TransitionNotAllowed
+from opsline.core import events, lifecycle
+from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion
 from opsline.core.events import Actor
 from opsline.core.ids import account_number as make_account_number
-from opsline.customers.models import Account, AccountStatus, Contact, Memo, Party, Segment, Site, ValueTier
+from opsline.customers import search
+from opsline.customers.models import ACCOUNT, Account, AccountStatus, Contact, Memo, Party, Segment, Site, ValueTier
 from opsline.customers.schemas import AccountIn, AccountUpdate, ContactIn, MemoIn, SiteIn
+from opsline.db import sequences
+from opsline.db.session import lock_for_write
 
 
 class UnableToCreateAccount(InvalidInput):
@@ -27,14 +30,6 @@ class UnableToCreateAccount(InvalidInput):
 class AccountNotFound(NotFound):
     pass
 
-
-ACCOUNT_TRANSITIONS: dict[str, dict[str, str]] = {
-    # state -> {action: next state}
-    AccountStatus.PENDING: {"activate": AccountStatus.ACTIVE, "close": AccountStatus.CLOSED},
-    AccountStatus.ACTIVE: {"suspend": AccountStatus.SUSPENDED, "close": AccountStatus.CLOSED},
-    AccountStatus.SUSPENDED: {"reconnect": AccountStatus.ACTIVE, "close": AccountStatus.CLOSED},
-    AccountStatus.CLOSED: {},
-}
 
 _AUDITED_FIELDS = (
     "name", "status", "segment_code", "value_tier_code", "email", "phone", "billing_line1", "billing_line2",
@@ -69,12 +64,13 @@ def _check_reference(session: Session, *, segment_code: str | None, value_tier_c
 
 
 def next_account_number(session: Session) -> str:
-    n = session.execute(select(func.count(Account.id))).scalar_one()
-    while True:
-        candidate = make_account_number(n + 1)
+    """The next account number from the database sequence (never count(*)+1: two clerks at once get two numbers).
+    Numbers someone typed in by hand are skipped."""
+    for _ in range(1000):
+        candidate = make_account_number(sequences.next_value(session, sequences.ACCOUNT_NUMBER))
         if not session.execute(select(Account.id).where(Account.account_number == candidate)).first():
             return candidate
-        n += 1
+    raise Conflict("no free account number in the next 1000 values of the sequence; advance account_number_seq", field="account_number")
 
 
 def create_account(session: Session, *, data: AccountIn, now: datetime, actor: Actor, default_currency: str = "ZAR") -> Account:
@@ -125,20 +121,17 @@ def update_account(session: Session, *, account_id: int, data: AccountUpdate, no
     return acc
 
 
-def transition_account(session: Session, *, account_id: int, action: str, now: datetime, actor: Actor, reason: str) -> list[str]:
-    """Apply a lifecycle action (suspend, reconnect, close ...). Returns the next allowed actions.
-    Raises TransitionNotAllowed, InvalidInput (no reason)."""
-    if not reason or not reason.strip():
-        raise InvalidInput("a reason is required", field="reason")
+def transition_account(session: Session, *, account_id: int, action: str, now: datetime, actor: Actor, reason: str | None) -> list[str]:
+    """Apply a lifecycle action (activate, suspend, reconnect, close) through the account lifecycle: audit event and
+    the `account.<status>` domain event (inventory suspends/resumes products, collections and partners react).
+    Returns the next allowed actions. Raises AccountNotFound, TransitionNotAllowed, ReasonRequired (no reason)."""
+    lock_for_write(session)
     acc = get_account(session, account_id=account_id)
-    allowed = ACCOUNT_TRANSITIONS[AccountStatus(acc.status)]
-    if action not in allowed:
-        raise TransitionNotAllowed(f"cannot {action} an account that is {acc.status}; allowed: {', '.join(allowed) or 'none'}")
-    before = acc.status
-    acc.status = allowed[action]
+    nxt = lifecycle.transition(session, ACCOUNT, acc, action, now=now, actor=actor, reason=reason, account_id=acc.id,
+                               label=f"account {acc.account_number}")
     acc.updated_at = now
-    events.record(session, now=now, actor=actor, entity_type="account", entity_id=acc.id, account_id=acc.id, action=action, reason=reason, before={"status": before}, after={"status": acc.status})
-    return list(ACCOUNT_TRANSITIONS[AccountStatus(acc.status)])
+    session.flush()
+    return nxt
 
 
 def _new_site(session: Session, *, account_id: int, data: SiteIn, now: datetime) -> Site:
@@ -191,7 +184,7 @@ def account_dict(a: Account) -> dict[str, Any]:
         "billing_city": a.billing_city, "billing_province": a.billing_province, "billing_postal_code": a.billing_postal_code,
         "billing_country": a.billing_country, "payment_terms_days": a.payment_terms_days, "bill_cycle_day": a.bill_cycle_day,
         "vat_number": a.vat_number, "party_id": a.party_id, "created_at": a.created_at, "updated_at": a.updated_at, "version": a.version,
-        "allowed_actions": list(ACCOUNT_TRANSITIONS[AccountStatus(a.status)]),
+        "allowed_actions": ACCOUNT.allowed_actions(a.status),
     }
 
 
@@ -204,30 +197,54 @@ def site_dict(s: Site) -> dict[str, Any]:
     }
 
 
-def search_accounts(
-    session: Session, *, q: str | None = None, status: str | None = None, kind: str | None = None, segment: str | None = None,
-    value_tier: str | None = None, page: int = 1, page_size: int = 50,
-) -> dict[str, Any]:
-    """Search by name, account number, email, phone or site address, with filters and paging."""
-    page = max(1, page)
-    page_size = max(1, min(page_size, 200))
+def _search_query(session: Session, *, q: str | None, status: str | None, kind: str | None, segment: str | None,
+                  value_tier: str | None, exact: bool) -> Any:
     query = select(Account)
     if q:
-        term = q.strip()
-        like = f"%{term.lower()}%"
-        conds = [func.lower(Account.name).like(like), Account.account_number == term, func.lower(Account.email).like(like)]
-        digits = re.sub(r"\D", "", term)
-        if len(digits) >= 6:
-            conds.append(Account.phone.like(f"%{digits[-9:]}"))
-        site_match = select(Site.account_id).where(or_(func.lower(Site.line1).like(like), func.lower(Site.suburb).like(like)))
-        conds.append(Account.id.in_(site_match))
-        query = query.where(or_(*conds))
+        if exact:
+            ex = search.exact_terms(q)
+            query = query.where(search.exact_condition(ex, Account, Contact) if ex else search.text_condition(session.get_bind().dialect.name, q, Account))
+        else:
+            query = query.where(search.text_condition(session.get_bind().dialect.name, q, Account))
     for col, val in ((Account.status, status), (Account.kind, kind), (Account.segment_code, segment), (Account.value_tier_code, value_tier)):
         if val:
             query = query.where(col == val)
-    rows = session.execute(query.order_by(Account.name, Account.id).limit(page_size + 1).offset((page - 1) * page_size)).scalars().all()
+    return query
+
+
+def search_accounts(
+    session: Session, *, q: str | None = None, status: str | None = None, kind: str | None = None, segment: str | None = None,
+    value_tier: str | None = None, page: int = 1, page_size: int = 50, offset: int | None = None, with_total: bool = False,
+) -> dict[str, Any]:
+    """Search with filters and paging (ordered by name). An account number, email or phone is looked up exactly
+    (normalised: '082 555 1234' finds +27825551234); other text matches word prefixes of the name and addresses
+    (billing address and every site). Digits that match no number fall back to the text search. `offset`
+    overrides `page` (TMF paging); `with_total` adds the total count. Raises nothing for odd input: no match, no rows."""
+    page = max(1, page)
+    page_size = max(1, min(page_size, 1000))
+    start = offset if offset is not None else (page - 1) * page_size
+    term = (q or "").strip() or None
+    query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=True)
+    rows = session.execute(query.order_by(Account.name, Account.id).limit(page_size + 1).offset(start)).scalars().all()
+    used_exact = bool(term and search.exact_terms(term))
+    if used_exact and not rows and start == 0 and search.words(term or ""):
+        query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=False)
+        rows = session.execute(query.order_by(Account.name, Account.id).limit(page_size + 1).offset(start)).scalars().all()
     has_next = len(rows) > page_size
-    return {"items": [account_dict(a) for a in rows[:page_size]], "page": page, "page_size": page_size, "has_next": has_next}
+    out: dict[str, Any] = {"items": [account_dict(a) for a in rows[:page_size]], "page": page, "page_size": page_size, "has_next": has_next,
+                           "offset": start}
+    if with_total:  # the count only when the page does not already tell it
+        known = not has_next and (rows or start == 0)
+        out["total"] = start + len(rows) if known else session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    return out
+
+
+def accounts_by_ids(session: Session, *, ids: list[int]) -> list[Account]:
+    """Accounts in the order of `ids`, in one query (no N+1 in lists)."""
+    if not ids:
+        return []
+    found = {a.id: a for a in session.execute(select(Account).where(Account.id.in_(ids))).scalars()}
+    return [found[i] for i in ids if i in found]
 
 
 def account_360(session: Session, *, account_id: int, memo_limit: int = 50, timeline_limit: int = 50) -> dict[str, Any]:

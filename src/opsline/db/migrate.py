@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Tables the database keeps for itself, outside the models: the account search index (an FTS5 virtual table and its
+# shadow tables on SQLite, a trigger-maintained table on PostgreSQL). Schema comparison leaves them alone.
+UNMANAGED_TABLE_PREFIXES = ("account_search",)
+
+
+def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    """Alembic filter: compare everything except the unmanaged tables."""
+    if type_ == "table" and name:
+        return not name.startswith(UNMANAGED_TABLE_PREFIXES)
+    return True
 
 
 def alembic_config(url: str) -> Config:
