@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opsline.billing import charges
+from opsline.billing import charges, ledger
 from opsline.billing.charges import STAGE, dialect_of
 from opsline.billing.models import BILL_RUN, BillingCycle, BillRun, BillRunShard, BillRunState
 from opsline.billing.service import invoice_number_prefix, reserve_invoice_numbers, setting
@@ -225,10 +225,10 @@ def finalise_bill_run(session: Session, *, bill_run_id: int, now: datetime, acto
     count = res.rowcount or 0
     if count != pending:  # cannot happen while the run row is locked; refuse rather than leave a gap
         raise Conflict(f"bill run {run.id} changed while finalising ({count} of {pending} invoices numbered); try again")
-    session.execute(text(f"""
-        INSERT INTO ledger_entry (account_id, kind, ref_type, ref_id, amount_minor, currency, posted_at, due_date, description)
-        SELECT account_id, 'invoice', 'invoice', id, total_minor, currency, :now, due_date, 'Invoice ' || number
-        FROM invoice WHERE bill_run_id = :run"""), {"run": run.id, "now": p["now"]})
+    ledger.post_select(session, select_sql="""
+        SELECT account_id, 'invoice' AS kind, 'invoice' AS ref_type, id AS ref_id, total_minor AS amount_minor, currency, :now AS posted_at, due_date,
+               'Invoice ' || number AS description
+        FROM invoice WHERE bill_run_id = :run""", params={"run": run.id, "now": p["now"]})
     for kind, prio in ((RENDER_JOB, 120), (EMAIL_JOB, 130)):
         session.execute(text(f"""
             INSERT INTO job (kind, payload, state, priority, run_at, created_at, attempts, max_attempts, idempotency_key, serial_key)

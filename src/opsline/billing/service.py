@@ -12,8 +12,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from opsline.billing.charges import dialect_of
-from opsline.billing.models import BillingSetting, PendingCharge, TaxRate
-from opsline.core import events
+from opsline.billing import ledger
+from opsline.billing.models import INVOICE, BillingSetting, Invoice, InvoiceSequence, InvoiceState, PendingCharge, TaxRate
+from opsline.core import events, jobs, lifecycle
 from opsline.core.errors import InvalidInput, NotFound, TransitionNotAllowed
 from opsline.core.events import Actor
 from opsline.core.money import Money
@@ -173,8 +174,6 @@ def invoice_number_prefix(session: Session, *, now: datetime) -> str:
 def reserve_invoice_numbers(session: Session, *, prefix: str, count: int) -> int:
     """Take `count` consecutive numbers from the gapless sequence for `prefix`; returns the first. The sequence row stays
     locked (FOR UPDATE on PostgreSQL; SQLite's write lock) until the caller's transaction ends, so numbers never gap or repeat."""
-    from opsline.billing.models import InvoiceSequence
-
     dia = dialect_of(session)
     ins = (pg_insert if dia.pg else sqlite_insert)(InvoiceSequence).values(prefix=prefix, next_number=1).on_conflict_do_nothing(index_elements=["prefix"])
     session.execute(ins)
@@ -189,28 +188,25 @@ def reserve_invoice_numbers(session: Session, *, prefix: str, count: int) -> int
 
 
 def finalise_invoice(session: Session, *, invoice_id: int, now: datetime, actor: Actor) -> dict[str, Any]:
-    """Issue one draft invoice outside a bill run (final or ad-hoc): next gapless number, state new, due date from the
-    account's terms, ledger entry, PDF and e-mail jobs. Raises NotFound, InvoiceAlreadyIssued."""
-    from opsline.billing.models import Invoice, LedgerEntry
-    from opsline.core import jobs
-
+    """Issue one draft invoice outside a bill run (final or ad-hoc): next gapless number, state new (invoice lifecycle
+    `finalise`), due date from the account's terms, ledger entry, PDF and e-mail jobs. Raises NotFound, InvoiceAlreadyIssued."""
     inv = session.get(Invoice, invoice_id)
     if inv is None:
         raise NotFound(f"invoice {invoice_id} not found")
-    if inv.state != "draft":
+    if inv.state != InvoiceState.DRAFT:
         raise InvoiceAlreadyIssued(f"invoice {inv.number or inv.id} is already issued ({inv.state})", field="state")
     terms = session.execute(text("SELECT payment_terms_days FROM account WHERE id = :a"), {"a": inv.account_id}).scalar_one()
     prefix = invoice_number_prefix(session, now=now)
     n = reserve_invoice_numbers(session, prefix=prefix, count=1)
     inv.number = f"{prefix}-{n:08d}"
-    inv.state = "new"
     inv.issued_at = now
     inv.due_date = now.date() + timedelta(days=int(terms))
-    session.add(LedgerEntry(account_id=inv.account_id, kind="invoice", ref_type="invoice", ref_id=inv.id, amount_minor=inv.total_minor,
-                            currency=inv.currency, posted_at=now, due_date=inv.due_date, description=f"Invoice {inv.number}"))
+    lifecycle.transition(session, INVOICE, inv, "finalise", now=now, actor=actor, label=f"invoice {inv.number}",
+                         details={"number": inv.number, "total_minor": inv.total_minor, "due_date": inv.due_date.isoformat()})
+    if inv.total_minor:
+        ledger.post(session, account_id=inv.account_id, kind="invoice", ref_type="invoice", ref_id=inv.id,
+                    amount=Money.from_minor(inv.total_minor, inv.currency), now=now, due_date=inv.due_date, description=f"Invoice {inv.number}")
     for kind in ("invoicing.render_pdf", "invoicing.email_invoice"):
         jobs.enqueue(session, kind=kind, payload={"invoice_id": inv.id}, now=now, idempotency_key=f"{kind}:{inv.id}", serial_key=f"invoice:{inv.id}")
-    events.record(session, now=now, actor=actor, entity_type="invoice", entity_id=inv.id, action="issued", account_id=inv.account_id,
-                  before={"state": "draft"}, after={"state": "new", "number": inv.number, "total_minor": inv.total_minor, "due_date": inv.due_date.isoformat()})
     session.flush()
     return {"id": inv.id, "number": inv.number, "due_date": inv.due_date}

@@ -6,23 +6,23 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Sequence
-from zoneinfo import ZoneInfo
-
-from opsline.config import DEFAULT_TIMEZONE
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from opsline.billing import ledger
+from opsline.billing import service as billing
 from opsline.billing.invoicing.invoices import InvoiceState, _models, get_invoice_row
 from opsline.billing.invoicing.models import CreditNote, CreditNoteLine, CreditNoteSequence, RerateAdjustment
+from opsline.billing.tax import TaxedLine, rates_on, spread_vat, vat_on
+from opsline.config import DEFAULT_TIMEZONE
 from opsline.core import events
 from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
-from opsline.core.money import Money
-
-SAST = ZoneInfo(DEFAULT_TIMEZONE)
+from opsline.core.localtime import local_date, zone
+from opsline.core.money import Money, allocate_minor
 
 
 class UnableToCredit(InvalidInput):
@@ -80,6 +80,13 @@ def creditable_by_line(session: Session, *, invoice_id: int) -> dict[int, int]:
     return {int(i): max(0, int(t) - credited.get(int(i), 0)) for i, t in lines}
 
 
+def creditable_on_invoice(session: Session, *, invoice_id: int) -> int:
+    """What may still be credited on the whole invoice: its total (net of discount lines) minus every credit note on it."""
+    inv = get_invoice_row(session, invoice_id=invoice_id)
+    credited = session.execute(select(func.coalesce(func.sum(CreditNote.total_minor), 0)).where(CreditNote.invoice_id == invoice_id)).scalar_one()
+    return max(0, int(inv.total_minor) - int(credited))
+
+
 def _split_tax(total_minor: int, line: Any) -> tuple[int, int]:
     """(ex-tax, tax) parts of a tax-inclusive credit, in the line's own tax proportion."""
     if not line.total_minor or not line.tax_minor:
@@ -123,6 +130,14 @@ def issue_credit_note(
         if it.total_minor <= 0:
             raise UnableToCredit("the amount to credit must be more than zero", field="amount")
         asked[it.invoice_line_id] = asked.get(it.invoice_line_id, 0) + it.total_minor
+    room = creditable_on_invoice(session, invoice_id=invoice_id)
+    want = sum(asked.values())
+    if want > room:
+        raise CreditExceedsInvoiced(
+            f"invoice {inv.number} totals {Money.from_minor(inv.total_minor, inv.currency)} (net of discounts) and "
+            f"{Money.from_minor(max(0, inv.total_minor - room), inv.currency)} is already credited; at most {Money.from_minor(room, inv.currency)} "
+            f"can be credited, not {Money.from_minor(want, inv.currency)}",
+            field="amount", extra={"creditable_minor": room, "invoice_id": inv.id})
     for lid, amt in asked.items():
         if amt > remaining.get(lid, 0):
             ln = lines[lid]
@@ -150,9 +165,8 @@ def issue_credit_note(
     for c in cn_lines:
         c.credit_note_id = cn.id
     session.add_all(cn_lines)
-    session.add(m.LedgerEntry(account_id=inv.account_id, kind="credit_note", ref_type="credit_note", ref_id=cn.id, amount_minor=-cn.total_minor,
-                              currency=cn.currency, posted_at=now, due_date=None, description=f"Credit note {cn.number} on {inv.number}: {reason}"[:300]))
-    session.flush()
+    ledger.post(session, account_id=inv.account_id, kind="credit_note", ref_type="credit_note", ref_id=cn.id, amount=Money.from_minor(-cn.total_minor, cn.currency),
+                now=now, description=f"Credit note {cn.number} on {inv.number}: {reason}")
     events.record(session, now=now, actor=actor, entity_type="credit_note", entity_id=cn.id, action="issued", account_id=inv.account_id, reason=reason,
                   after={"number": cn.number, "invoice": inv.number, "total_minor": cn.total_minor, "currency": cn.currency, "source": source})
     return cn
@@ -177,11 +191,16 @@ def credit_line(session: Session, *, invoice_line_id: int, amount: Money | None,
 
 def credit_invoice(session: Session, *, invoice_id: int, reason: str, now: datetime, actor: Actor, idempotency_key: str | None = None) -> CreditNote:
     """Credit everything still creditable on an invoice. Raises as issue_credit_note (CreditExceedsInvoiced if nothing is left)."""
-    remaining = creditable_by_line(session, invoice_id=invoice_id)
-    items = [CreditItem(lid, amt) for lid, amt in sorted(remaining.items()) if amt > 0]
-    if not items:
-        get_invoice_row(session, invoice_id=invoice_id)
-        raise CreditExceedsInvoiced(f"invoice {invoice_id} has nothing left to credit", field="invoice_id")
+    inv = get_invoice_row(session, invoice_id=invoice_id)
+    remaining = {lid: amt for lid, amt in sorted(creditable_by_line(session, invoice_id=invoice_id).items()) if amt > 0}
+    room = creditable_on_invoice(session, invoice_id=invoice_id)
+    if not remaining or room <= 0:
+        raise CreditExceedsInvoiced(f"invoice {inv.number or invoice_id} has nothing left to credit (discounts and earlier credit notes included)",
+                                    field="invoice_id", extra={"creditable_minor": 0})
+    if sum(remaining.values()) > room:  # discounts: spread what the invoice still allows over its lines, never above a line
+        parts = allocate_minor(room, list(remaining.values()))
+        remaining = dict(zip(remaining, parts))
+    items = [CreditItem(lid, amt) for lid, amt in remaining.items() if amt > 0]
     return issue_credit_note(session, invoice_id=invoice_id, items=items, reason=reason, now=now, actor=actor, idempotency_key=idempotency_key)
 
 
@@ -211,7 +230,7 @@ def _expected_line_amount(session: Session, ln: Any, usage_expected: dict[tuple[
     return None
 
 
-def rerate_period(session: Session, *, account_id: int, period_start: date, now: datetime, actor: Actor, reason: str) -> dict[str, Any]:
+def rerate_period(session: Session, *, account_id: int, period_start: date, now: datetime, actor: Actor, reason: str, tz: str | None = None) -> dict[str, Any]:
     """Recompute what an account's finalised invoice for the period should have been, from current prices and usage,
     and issue the difference: a credit note when it is lower, an ad-hoc adjustment invoice when higher. The finalised
     invoice is never edited. Returns {"credit_note": ..., "debit_invoice_id": ..., "differences": [...]}.
@@ -261,8 +280,7 @@ def rerate_period(session: Session, *, account_id: int, period_start: date, now:
     rates = {t.code: t.rate for t in session.execute(select(m.TaxRate)).scalars()}
 
     def with_tax(ex: int, code: str | None) -> int:
-        r = Decimal(rates.get(code, 0) or 0) if code else Decimal(0)
-        return ex + int((Decimal(ex) * r).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        return ex + vat_on(ex, Decimal(rates.get(code, 0) or 0) if code else Decimal(0))
 
     for ln in lines:
         exp = _expected_line_amount(session, ln, {}, prices)
@@ -297,11 +315,15 @@ def rerate_period(session: Session, *, account_id: int, period_start: date, now:
         remaining = creditable_by_line(session, invoice_id=inv.id)
         credits = [CreditItem(c.invoice_line_id, min(c.total_minor, remaining.get(c.invoice_line_id, 0))) for c in credits]
         credits = [c for c in credits if c.total_minor > 0]
+        room = creditable_on_invoice(session, invoice_id=inv.id)
+        if credits and sum(c.total_minor for c in credits) > room:  # never more than the whole invoice allows
+            parts = allocate_minor(room, [c.total_minor for c in credits]) if room > 0 else [0] * len(credits)
+            credits = [CreditItem(c.invoice_line_id, p) for c, p in zip(credits, parts) if p > 0]
         if credits:
             cn = issue_credit_note(session, invoice_id=inv.id, items=credits, reason=f"Re-rating: {reason}", now=now, actor=actor, source="rerate")
             result["credit_note"] = credit_note_dict(cn)
     if debits:
-        result["debit_invoice_id"] = _issue_debit(session, inv=inv, debits=debits, reason=reason, now=now, actor=actor, with_tax=with_tax)
+        result["debit_invoice_id"] = _issue_debit(session, inv=inv, debits=debits, reason=reason, now=now, actor=actor, tz=tz)
     cn_id = result["credit_note"]["id"] if result["credit_note"] else None
     session.add_all([RerateAdjustment(account_id=account_id, invoice_id=inv.id, invoice_line_id=a["invoice_line_id"], product_id=a["product_id"], amount_minor=a["amount_minor"],
                                       credit_note_id=cn_id if a["amount_minor"] < 0 else None, debit_invoice_id=result["debit_invoice_id"] if a["amount_minor"] > 0 else None,
@@ -312,62 +334,30 @@ def rerate_period(session: Session, *, account_id: int, period_start: date, now:
     return result
 
 
-def _issue_debit(session: Session, *, inv: Any, debits: list[dict[str, Any]], reason: str, now: datetime, actor: Actor, with_tax: Any) -> int:
-    """An ad-hoc invoice of adjustment lines for what was under-billed; finalised through the bill-run service when it offers that."""
+def _issue_debit(session: Session, *, inv: Any, debits: list[dict[str, Any]], reason: str, now: datetime, actor: Actor, tz: str | None) -> int:
+    """An ad-hoc invoice of adjustment lines for what was under-billed (VAT once per rate, spread over the lines),
+    finalised through billing.service.finalise_invoice."""
     m = _models()
-    from opsline.billing.invoicing.statements import account_row
-
-    acc = account_row(session, account_id=inv.account_id)
-    day = now.astimezone(SAST).date()  # one ad-hoc invoice per account and day (the invoice table is unique per account, period start, kind)
+    day = local_date(now, zone(tz or DEFAULT_TIMEZONE))  # one ad-hoc invoice per account and day (unique per account, period start, kind)
     if session.execute(select(m.Invoice.id).where(m.Invoice.account_id == inv.account_id, m.Invoice.kind == "adhoc", m.Invoice.period_start == day)).first():
         raise UnableToRerate(f"account {inv.account_id} already has an ad-hoc invoice dated {day}; re-rate again tomorrow", field="period_start")
     adhoc = m.Invoice(account_id=inv.account_id, bill_run_id=None, kind="adhoc", period_start=day, period_end=day + timedelta(days=1), number=None, state="draft",
                       currency=inv.currency, subtotal_minor=0, tax_minor=0, total_minor=0, issued_at=None, due_date=None, created_at=now)
     session.add(adhoc)
     session.flush()
-    sub = tax = 0
-    for d in debits:
+    codes = [d.get("tax_rate_code") or (d["line"].tax_rate_code if d.get("line") is not None else "ZERO") for d in debits]
+    vat = spread_vat([TaxedLine(d["amount_minor"], c) for d, c in zip(debits, codes)], rates_on(session, on=inv.period_start))
+    for d, code, tax in zip(debits, codes, vat):
         ln = d.get("line")
-        code = d.get("tax_rate_code") or (ln.tax_rate_code if ln is not None else None)
-        total = with_tax(d["amount_minor"], code)
         session.add(m.InvoiceLine(invoice_id=adhoc.id, account_id=inv.account_id, product_id=(ln.product_id if ln is not None else d.get("product_id")),
                                   offering_id=(ln.offering_id if ln is not None else None), price_id=(ln.price_id if ln is not None else None), kind="adjustment",
                                   description=d["description"][:300], period_start=inv.period_start, period_end=inv.period_end, quantity=Decimal(1),
-                                  unit_amount_minor=d["amount_minor"], amount_minor=d["amount_minor"], tax_rate_code=code, tax_minor=total - d["amount_minor"],
-                                  total_minor=total, currency=inv.currency, explanation=f"Re-rating of invoice {inv.number}: {reason}"[:500]))
-        sub += d["amount_minor"]
-        tax += total - d["amount_minor"]
-    adhoc.subtotal_minor, adhoc.tax_minor, adhoc.total_minor = sub, tax, sub + tax
+                                  unit_amount_minor=d["amount_minor"], amount_minor=d["amount_minor"], tax_rate_code=code, tax_minor=tax,
+                                  total_minor=d["amount_minor"] + tax, currency=inv.currency, explanation=f"Re-rating of invoice {inv.number}: {reason}"[:500]))
+    sub = sum(d["amount_minor"] for d in debits)
+    adhoc.subtotal_minor, adhoc.tax_minor, adhoc.total_minor = sub, sum(vat), sub + sum(vat)
     session.flush()
-    _finalise_adhoc(session, invoice=adhoc, account=acc, now=now, actor=actor)
+    billing.finalise_invoice(session, invoice_id=adhoc.id, now=now, actor=actor)
     events.record(session, now=now, actor=actor, entity_type="invoice", entity_id=adhoc.id, action="rerate_debit", account_id=inv.account_id, reason=reason,
                   after={"total_minor": adhoc.total_minor, "of_invoice": inv.number})
     return adhoc.id
-
-
-def _finalise_adhoc(session: Session, *, invoice: Any, account: dict[str, Any], now: datetime, actor: Actor) -> None:
-    """Number (the bill run's gapless sequence), date, post to the ledger and queue PDF and e-mail for one ad-hoc invoice."""
-    from opsline.billing import service as billing
-    from opsline.core import jobs
-
-    fn = getattr(billing, "finalise_invoice", None)
-    if fn is not None:
-        fn(session, invoice_id=invoice.id, now=now, actor=actor)
-        return
-    m = _models()
-    prefix = f"{billing.setting(session, 'invoice_number_prefix', 'INV')}-{now.year}"
-    ins = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(m.InvoiceSequence).values(prefix=prefix, next_number=1)
-    session.execute(ins.on_conflict_do_nothing(index_elements=["prefix"]))
-    n = session.execute(update(m.InvoiceSequence).where(m.InvoiceSequence.prefix == prefix).values(next_number=m.InvoiceSequence.next_number + 1)
-                        .returning(m.InvoiceSequence.next_number)).scalar_one() - 1
-    invoice.number = f"{prefix}-{n:08d}"
-    invoice.state = InvoiceState.NEW
-    invoice.issued_at = now
-    invoice.due_date = now.date() + timedelta(days=int(account["payment_terms_days"] or 30))
-    session.add(m.LedgerEntry(account_id=invoice.account_id, kind="invoice", ref_type="invoice", ref_id=invoice.id, amount_minor=invoice.total_minor,
-                              currency=invoice.currency, posted_at=now, due_date=invoice.due_date, description=f"Invoice {invoice.number}"))
-    session.flush()
-    for kind in ("invoicing.render_pdf", "invoicing.email_invoice"):
-        jobs.enqueue(session, kind=kind, payload={"invoice_id": invoice.id}, now=now, idempotency_key=f"{kind}:{invoice.id}", serial_key=f"invoice:{invoice.id}")
-    events.record(session, now=now, actor=actor, entity_type="invoice", entity_id=invoice.id, action="finalised", account_id=invoice.account_id,
-                  after={"number": invoice.number, "total_minor": invoice.total_minor})

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from opsline.billing.models import Invoice, InvoiceLine, LedgerEntry
+from opsline.billing import ledger
+from opsline.billing.models import Invoice, InvoiceLine
+from opsline.billing.tax import TaxedLine, rates_on, spread_vat
+from opsline.core.money import Money
 
 
 def make_account(session: Session, *, now: datetime, name: str = "Thabo Nkosi", email: str | None = "thabo@example.test", kind: str = "retail") -> int:
@@ -49,10 +52,6 @@ def make_mobile_product(session: Session, *, account_id: int, now: datetime, msi
     return {"offering_id": off.id, "recurring_price_id": rec.id, "usage_price_id": use.id, "product_id": prod.id}
 
 
-def _tax(amount: int, rate: Decimal) -> int:
-    return int((Decimal(amount) * rate).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-
-
 def make_finalised_invoice(
     session: Session, *, account_id: int, now: datetime, period_start: date, period_end: date, lines: Sequence[dict[str, Any]], number: str | None = None,
     state: str = "new", kind: str = "cycle", terms_days: int = 30,
@@ -64,10 +63,11 @@ def make_finalised_invoice(
     session.flush()
     inv.number = number or f"INV-{now.year}-T{inv.id:07d}"
     sub = tax = 0
-    for ln in lines:
+    rates = rates_on(session, on=period_start)
+    vat = spread_vat([TaxedLine(int(ln["amount_minor"]), ln.get("tax_rate_code", "VAT15")) for ln in lines], rates)
+    for ln, t in zip(lines, vat):
         amt = int(ln["amount_minor"])
         code = ln.get("tax_rate_code", "VAT15")
-        t = _tax(amt, Decimal("0.15")) if code == "VAT15" else 0
         session.add(InvoiceLine(invoice_id=inv.id, account_id=account_id, product_id=ln.get("product_id"), offering_id=ln.get("offering_id"), price_id=ln.get("price_id"),
                                 kind=ln.get("kind", "recurring"), description=ln["description"], period_start=ln.get("period_start", period_start),
                                 period_end=ln.get("period_end", period_end), quantity=Decimal(str(ln.get("quantity", 1))), unit_amount_minor=int(ln.get("unit_amount_minor", amt)),
@@ -75,7 +75,8 @@ def make_finalised_invoice(
         sub += amt
         tax += t
     inv.subtotal_minor, inv.tax_minor, inv.total_minor = sub, tax, sub + tax
-    session.add(LedgerEntry(account_id=account_id, kind="invoice", ref_type="invoice", ref_id=inv.id, amount_minor=inv.total_minor, currency="ZAR", posted_at=now,
-                            due_date=inv.due_date, description=f"Invoice {inv.number}"))
     session.flush()
+    if inv.total_minor:
+        ledger.post(session, account_id=account_id, kind="invoice", ref_type="invoice", ref_id=inv.id, amount=Money.from_minor(inv.total_minor, "ZAR"), now=now,
+                    due_date=inv.due_date, description=f"Invoice {inv.number}")
     return inv.id
