@@ -133,15 +133,15 @@ class Lifecycle:
 
 
 def _current_state(session: Session, lc: Lifecycle, entity: Any) -> str:
-    """The row's state, re-read under a row lock on PostgreSQL (a SQLite write transaction already holds the
-    database lock), so two people acting at once cannot both move the same entity."""
+    """The row's state, re-read under a row lock on PostgreSQL (on SQLite under the database write lock), so two
+    people acting at once cannot both move the same entity."""
     st = sa_inspect(entity, raiseerr=False)
     if st is None or not st.persistent or st.attrs[lc.column].history.has_changes():
         return str(getattr(entity, lc.column))
     mapper = st.mapper
-    q = select(mapper.columns[lc.column]).where(*[c == v for c, v in zip(mapper.primary_key, st.identity)])
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update()
+    # FOR UPDATE on every dialect: PostgreSQL locks the row; on SQLite the clause is dropped from the SQL and a
+    # deferred session takes the database write lock before this read (opsline.db.session).
+    q = select(mapper.columns[lc.column]).where(*[c == v for c, v in zip(mapper.primary_key, st.identity)]).with_for_update()
     fresh = session.execute(q).scalar_one()
     set_committed_value(entity, lc.column, fresh)
     return str(fresh)
