@@ -82,7 +82,7 @@ def test_with_the_smtp_server_down_the_message_stays_queued_and_goes_once_the_se
     assert worker.drain() == 1
     with factory() as s:
         msg = s.get(Message, mid)
-        assert msg.state == MessageState.FAILED and msg.attempts == 1 and "SMTP" in msg.last_error
+        assert msg.state == MessageState.QUEUED and msg.attempts == 1 and "SMTP" in msg.last_error  # stays queued
         assert msg.next_attempt_at == now + timedelta(seconds=2)
     clock.at = now + timedelta(seconds=1)
     assert worker.drain() == 0  # the retry is not due yet
@@ -90,7 +90,7 @@ def test_with_the_smtp_server_down_the_message_stays_queued_and_goes_once_the_se
     assert worker.drain() == 1  # still down: a second failure, backing off
     with factory() as s:
         msg = s.get(Message, mid)
-        assert msg.state == MessageState.FAILED and msg.attempts == 2 and msg.next_attempt_at == clock.at + timedelta(seconds=4)
+        assert msg.state == MessageState.QUEUED and msg.attempts == 2 and msg.next_attempt_at == clock.at + timedelta(seconds=4)
     assert sink.messages == []
 
     ctl = Controller(sink, hostname="127.0.0.1", port=smtp_port)
@@ -113,7 +113,7 @@ def test_with_the_smtp_server_down_the_message_stays_queued_and_goes_once_the_se
         assert msg.state == MessageState.SENT and msg.attempts == 3 and msg.sent_at == clock.at and msg.external_id
         actions = [a for (a,) in s.execute(select(AuditEvent.action).where(AuditEvent.entity_type == "message",
                                                                              AuditEvent.entity_id == str(mid)).order_by(AuditEvent.id))]
-        assert actions == ["queue", "fail", "fail", "deliver"]
+        assert actions == ["queue", "attempt_failed", "attempt_failed", "deliver"]
         assert s.execute(select(Job).where(Job.kind == "notifications.deliver", Job.state != JobState.DONE.value)).first() is None
 
 
@@ -176,7 +176,7 @@ def test_the_http_sms_gateway_posts_with_the_token_and_a_gateway_error_is_retrie
     gw = HttpSmsGateway(url="https://sms.example/send", token="s3cret", transport=httpx.MockTransport(handler))
     res = delivery.deliver_message(session, message_id=mid, now=now, gateway=gw)
     msg = session.get(Message, mid)
-    assert "503" in res["failed"] and msg.state == MessageState.FAILED and msg.next_attempt_at == now + timedelta(seconds=2)
+    assert "503" in res["retrying"] and msg.state == MessageState.QUEUED and msg.next_attempt_at == now + timedelta(seconds=2)
     later = now + timedelta(seconds=2)
     delivery.deliver_message(session, message_id=mid, now=later, gateway=gw)
     assert msg.state == MessageState.SENT and msg.external_id == "gw-123"
@@ -195,7 +195,17 @@ class _Down:
         raise DeliveryFailed("gateway unreachable")
 
 
-def test_after_the_last_attempt_a_message_is_undeliverable_and_an_operator_can_retry_it(session, now, actor):
+def test_a_gateway_refusing_the_number_makes_the_message_undeliverable_at_once(session, now, actor):
+    acc = _account(session, now, actor)
+    mid = service.send(session, event="generic.notice", account_id=acc, context={"subject": "", "body": "b"}, now=now, actor=actor, channel="sms")
+    gw = HttpSmsGateway(url="https://sms.example/send", token="t", transport=httpx.MockTransport(lambda r: httpx.Response(400, text="invalid number")))
+    res = delivery.deliver_message(session, message_id=mid, now=now, gateway=gw)
+    msg = session.get(Message, mid)
+    assert "invalid number" in res["undeliverable"] and msg.state == MessageState.UNDELIVERABLE and msg.attempts == 1
+    assert session.execute(select(Job).where(Job.kind == "notifications.deliver", Job.run_at > now)).first() is None
+
+
+def test_after_the_last_attempt_a_message_has_failed_and_an_operator_can_retry_it(session, now, actor):
     acc = _account(session, now, actor)
     mid = service.send(session, event="generic.notice", account_id=acc, context={"subject": "", "body": "b"}, now=now, actor=actor, channel="sms")
     t = now
@@ -203,7 +213,7 @@ def test_after_the_last_attempt_a_message_is_undeliverable_and_an_operator_can_r
         delivery.deliver_message(session, message_id=mid, now=t, gateway=_Down(), max_attempts=3)
         t += timedelta(hours=1)
     msg = session.get(Message, mid)
-    assert msg.state == MessageState.UNDELIVERABLE and msg.attempts == 3 and msg.next_attempt_at is None
+    assert msg.state == MessageState.FAILED and msg.attempts == 3 and msg.next_attempt_at is None
     clerk = Actor(name="clerk", roles=frozenset({"debtors_clerk"}))
     with pytest.raises(ActionNotPermitted):
         service.retry(session, message_id=mid, now=t, actor=clerk)
@@ -221,3 +231,24 @@ def test_a_queued_message_is_suppressed_if_the_account_opts_out_before_it_goes(s
     res = delivery.deliver_message(session, message_id=mid, now=now + timedelta(hours=1), gateway=LogOnlyGateway())
     assert res == {"suppressed": "opted out"}
     assert session.get(Message, mid).state == MessageState.SUPPRESSED
+
+
+class _NoSuchMailbox(_Sink):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd hook
+        return "550 5.1.1 no such mailbox"
+
+
+def test_a_mailbox_the_smtp_server_refuses_for_good_is_undeliverable_not_retried(factory, now, actor, smtp_port):
+    with factory.begin() as s:
+        acc = _account(s, now, actor, email="nobody@example.co.za")
+        mid = service.send(s, event="generic.notice", account_id=acc, context={"subject": "s", "body": "b"}, now=now, actor=actor)
+    sink = _NoSuchMailbox()
+    ctl = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    ctl.start()
+    try:
+        Worker(factory, build_registry(), worker_id="t3", clock=lambda: now).drain()
+    finally:
+        ctl.stop()
+    with factory() as s:
+        msg = s.get(Message, mid)
+        assert msg.state == MessageState.UNDELIVERABLE and "550" in msg.last_error and sink.messages == []

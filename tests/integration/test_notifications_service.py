@@ -224,7 +224,7 @@ def test_home_cards_count_messages_awaiting_approval_and_failures(session, now, 
     assert waiting.count == 1 and waiting.hint == "oldest 1 d 6 h" and waiting.href == "/notifications/approvals"
     assert set(waiting.desks) == {"service_manager", "debtors_manager"}
     failed = cards["Failed and undeliverable messages"]
-    assert failed.count == 1 and failed.tone == "danger" and failed.desks == ("admin",)
+    assert failed.count == 1 and failed.tone == "danger" and failed.desks == ("admin",) and failed.hint.startswith("1 failed")
     assert failed.href == "/notifications/messages?state=problem" and failed.chart["type"] == "bar"
 
 

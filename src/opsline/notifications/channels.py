@@ -21,7 +21,12 @@ log = logging.getLogger("opsline.notifications")
 
 
 class DeliveryFailed(Exception):
-    """A delivery attempt did not go through (server down, refused, gateway error); the message is retried."""
+    """A delivery attempt did not go through. Transient (server down, busy): the message is retried with backoff.
+    `permanent` (mailbox unknown, number invalid): retrying cannot help, the message is undeliverable."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,11 @@ def send_email(*, host: str, port: int, mail_from: str, to: str, subject: str, b
     try:
         with smtplib.SMTP(host, port, timeout=20) as smtp:
             smtp.send_message(msg)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        raise DeliveryFailed(f"SMTP {host}:{port} refused {to}: {exc.recipients}", permanent=all(c >= 500 for c in codes)) from exc
+    except smtplib.SMTPResponseException as exc:
+        raise DeliveryFailed(f"SMTP {host}:{port}: {exc.smtp_code} {exc.smtp_error!r}", permanent=exc.smtp_code >= 500) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryFailed(f"SMTP {host}:{port}: {exc}") from exc
     return message_id
@@ -118,7 +128,9 @@ class HttpSmsGateway:
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"SMS gateway {self.url}: {exc}") from exc
         if resp.status_code // 100 != 2:
-            raise DeliveryFailed(f"SMS gateway answered {resp.status_code}: {resp.text[:200]}")
+            # 4xx is the gateway refusing this message (bad number, blocked); busy/timeout/5xx may pass later
+            permanent = 400 <= resp.status_code < 500 and resp.status_code not in (408, 425, 429)
+            raise DeliveryFailed(f"SMS gateway answered {resp.status_code}: {resp.text[:200]}", permanent=permanent)
         try:
             data: Any = resp.json()
         except ValueError:

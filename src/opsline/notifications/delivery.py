@@ -1,8 +1,9 @@
 """Delivery in the worker: the `notifications.deliver` job sends one message and records the outcome.
 
-A failed attempt is recorded on the message (state failed, last error, next attempt) and a new job is scheduled with
-backoff, so the message is never lost while the SMTP server or SMS gateway is down; after the configured number of
-attempts it becomes undeliverable (an operator may retry it).
+While the SMTP server or SMS gateway is down the message stays queued: each failed attempt is written to its history
+(audit event `attempt_failed` with the error), and a new job is scheduled with backoff, so it is never lost and goes
+once the server is back. After the configured number of attempts it is `failed`; a permanent refusal (unknown
+mailbox, invalid number) makes it `undeliverable` at once. An operator may retry either.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsline.config import get_settings
-from opsline.core import jobs
+from opsline.core import events, jobs
 from opsline.core.events import Actor
 from opsline.core.lifecycle import transition
 from opsline.notifications.channels import DeliveryFailed, OutgoingFile, SmsGateway, gateway_from_settings, read_ref, send_email
@@ -40,10 +41,10 @@ def deliver_message(session: Session, *, message_id: int, now: datetime, gateway
     """Try to send one message now. Returns what happened; a failure is recorded (and retried later), not raised."""
     msg = get_message(session, message_id=message_id, lock=True)
     label = f"message {msg.id}"
-    if msg.state not in (MessageState.QUEUED.value, MessageState.FAILED.value):
+    if msg.state != MessageState.QUEUED.value:
         return {"skipped": msg.state}
-    due = msg.next_attempt_at if msg.state == MessageState.FAILED.value else msg.run_at
-    if due is not None and due > now:
+    due = msg.next_attempt_at or msg.run_at
+    if due > now:
         return {"skipped": "not due"}  # a later job exists for the rescheduled time
     if msg.account_id is not None and is_opted_out(session, account_id=msg.account_id, channel=msg.channel, category=msg.category):
         msg.last_error = "the account opted out before the message went"
@@ -60,26 +61,34 @@ def deliver_message(session: Session, *, message_id: int, now: datetime, gateway
             gw = gateway or gateway_from_settings(get_notification_settings())
             msg.external_id = gw.send(to=str(msg.to_addr), body=msg.body, reference=f"msg{msg.id}")
     except DeliveryFailed as exc:
-        return _failed(session, msg, error=str(exc), now=now, max_attempts=max_attempts)
+        return _failed(session, msg, exc=exc, now=now, max_attempts=max_attempts)
     msg.sent_at, msg.last_error, msg.next_attempt_at = now, None, None
     transition(session, MESSAGE, msg, "deliver", now=now, actor=SYSTEM, label=label,
                details={"to": msg.to_addr, "attempts": msg.attempts, "external_id": msg.external_id})
     return {"sent_to": msg.to_addr, "attempts": msg.attempts}
 
 
-def _failed(session: Session, msg: Message, *, error: str, now: datetime, max_attempts: int | None) -> dict[str, Any]:
+def _failed(session: Session, msg: Message, *, exc: DeliveryFailed, now: datetime, max_attempts: int | None) -> dict[str, Any]:
     limit = max_attempts or get_notification_settings().message_max_attempts
+    error = str(exc)
     msg.last_error = error[:2000]
     label = f"message {msg.id}"
-    transition(session, MESSAGE, msg, "fail", now=now, actor=SYSTEM, label=label, details={"attempts": msg.attempts, "error": msg.last_error})
+    if exc.permanent:
+        msg.next_attempt_at = None
+        transition(session, MESSAGE, msg, "bounce", now=now, actor=SYSTEM, label=label, details={"attempts": msg.attempts, "error": msg.last_error})
+        return {"undeliverable": error, "attempts": msg.attempts}
     if msg.attempts >= limit:
         msg.next_attempt_at = None
-        transition(session, MESSAGE, msg, "give_up", now=now, actor=SYSTEM, label=label, details={"attempts": msg.attempts})
-        return {"undeliverable": error, "attempts": msg.attempts}
+        transition(session, MESSAGE, msg, "fail", now=now, actor=SYSTEM, label=label, details={"attempts": msg.attempts, "error": msg.last_error})
+        return {"failed": error, "attempts": msg.attempts}
     msg.next_attempt_at = now + jobs.backoff(msg.attempts)
+    # The state does not change (still queued); the attempt is on the record with its error and the next try.
+    events.record(session, now=now, actor=SYSTEM, entity_type="message", entity_id=msg.id, action="attempt_failed",
+                  account_id=msg.account_id, after={"attempts": msg.attempts, "error": msg.last_error,
+                                                    "next_attempt_at": msg.next_attempt_at.isoformat()})
     jobs.enqueue(session, kind=DELIVER_JOB, payload={"message_id": msg.id}, now=now, run_at=msg.next_attempt_at,
                  idempotency_key=f"{DELIVER_JOB}:{msg.id}:{msg.attempts}:{msg.next_attempt_at.isoformat()}", priority=50)
-    return {"failed": error, "attempts": msg.attempts, "next_attempt_at": msg.next_attempt_at.isoformat()}
+    return {"retrying": error, "attempts": msg.attempts, "next_attempt_at": msg.next_attempt_at.isoformat()}
 
 
 def deliver_job(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:

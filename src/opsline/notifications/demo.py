@@ -16,7 +16,7 @@ from opsline.notifications.channels import DeliveryFailed, LogOnlyGateway
 
 class _Refusing:
     def send(self, *, to: str, body: str, reference: str) -> str:
-        raise DeliveryFailed("gateway answered 400: number not reachable")
+        raise DeliveryFailed("gateway answered 400: number not reachable", permanent=True)
 
 
 def load_messages(ctx: Any) -> None:

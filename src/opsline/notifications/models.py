@@ -22,10 +22,10 @@ def _in(col: str, values: tuple[str, ...]) -> str:
 
 class MessageState(enum.StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
-    QUEUED = "queued"
+    QUEUED = "queued"  # waiting to go, or retrying while the server is down (attempts, last_error, next_attempt_at)
     SENT = "sent"
-    FAILED = "failed"  # the last attempt failed; another is scheduled (next_attempt_at)
-    UNDELIVERABLE = "undeliverable"  # attempts used up; an operator may retry it
+    FAILED = "failed"  # every attempt failed; an operator may retry it
+    UNDELIVERABLE = "undeliverable"  # refused for good (unknown mailbox, invalid number); retry after fixing the address
     REJECTED = "rejected"  # the Legal/Brand approver refused it
     SUPPRESSED = "suppressed"  # not sent on purpose (opted out meanwhile, no address)
     CANCELLED = "cancelled"
@@ -38,17 +38,16 @@ MESSAGE = Lifecycle(
     transitions={
         MessageState.AWAITING_APPROVAL: {"approve": MessageState.QUEUED, "reject": MessageState.REJECTED,
                                          "suppress": MessageState.SUPPRESSED},
-        MessageState.QUEUED: {"deliver": MessageState.SENT, "fail": MessageState.FAILED, "suppress": MessageState.SUPPRESSED,
-                              "cancel": MessageState.CANCELLED},
-        MessageState.FAILED: {"deliver": MessageState.SENT, "fail": MessageState.FAILED, "retry": MessageState.QUEUED, "give_up": MessageState.UNDELIVERABLE,
+        MessageState.QUEUED: {"deliver": MessageState.SENT, "fail": MessageState.FAILED, "bounce": MessageState.UNDELIVERABLE,
                               "suppress": MessageState.SUPPRESSED, "cancel": MessageState.CANCELLED},
+        MessageState.FAILED: {"retry": MessageState.QUEUED, "cancel": MessageState.CANCELLED},
         MessageState.UNDELIVERABLE: {"retry": MessageState.QUEUED, "cancel": MessageState.CANCELLED},
         MessageState.SENT: {},
         MessageState.REJECTED: {},
         MessageState.SUPPRESSED: {},
         MessageState.CANCELLED: {},
     },
-    system_actions={"deliver", "fail", "give_up", "suppress"},
+    system_actions={"deliver", "fail", "bounce", "suppress"},
     permissions={"approve": "notifications.approve", "reject": "notifications.approve", "retry": "notifications.manage",
                  "cancel": "notifications.manage"},
     needs_reason={"reject", "cancel"},
@@ -57,8 +56,7 @@ MESSAGE = Lifecycle(
 )
 
 # States in which a message counts as a contact made or about to be made (for contact caps).
-CONTACT_STATES = (MessageState.AWAITING_APPROVAL.value, MessageState.QUEUED.value, MessageState.SENT.value,
-                  MessageState.FAILED.value)
+CONTACT_STATES = (MessageState.AWAITING_APPROVAL.value, MessageState.QUEUED.value, MessageState.SENT.value)
 
 
 class MessageTemplate(Base):
@@ -112,7 +110,7 @@ class Message(Base):
     decided_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]  # set while retrying after a failed attempt
     last_error: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(200))  # SMTP Message-ID or the SMS gateway's id
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)

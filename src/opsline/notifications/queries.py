@@ -31,18 +31,22 @@ def _row(m: Message, account_number: str | None = None, account_name: str | None
             "created_at": m.created_at, "run_at": m.run_at, "schedule_note": m.schedule_note, "sent_at": m.sent_at,
             "attempts": m.attempts, "next_attempt_at": m.next_attempt_at, "last_error": m.last_error,
             "decided_by": m.decided_by, "decided_at": m.decided_at, "subject_ref": m.subject_ref, "external_id": m.external_id,
-            "scheduled": m.state == MessageState.QUEUED.value and m.run_at > m.created_at}
+            "scheduled": m.state == MessageState.QUEUED.value and m.run_at > m.created_at,
+            "retrying": m.state == MessageState.QUEUED.value and m.attempts > 0}
 
 
 def list_messages(session: Session, *, state: str | None = None, channel: str | None = None, category: str | None = None,
                   account_id: int | None = None, event: str | None = None, page: int = 1) -> dict[str, Any]:
-    """Messages newest first, filtered; `state="problem"` means failed or undeliverable. One query per page.
+    """Messages newest first, filtered; `state="problem"` means failed or undeliverable, `state="retrying"` queued
+    after a failed attempt (the server is down). One query per page.
     Raises InvalidInput for an unknown filter value."""
     q = select(Message, Account.account_number, Account.name).outerjoin(Account, Account.id == Message.account_id)
     count = select(func.count()).select_from(Message)
     conds = []
     if state == "problem":
         conds.append(Message.state.in_(PROBLEM_STATES))
+    elif state == "retrying":
+        conds.extend([Message.state == MessageState.QUEUED.value, Message.attempts > 0])
     elif state:
         if state not in MESSAGE.state_values():
             raise InvalidInput(f"unknown message state '{state}'", field="state")
@@ -112,6 +116,8 @@ def home_cards(session: Session, *, now: datetime, actor: Actor, tz: ZoneInfo) -
                       tone="warn" if waiting else "normal", order=40)]
     by_state = dict(session.execute(select(Message.state, func.count()).where(Message.state.in_(PROBLEM_STATES))
                                     .group_by(Message.state)).all())
+    retrying = session.execute(select(func.count()).select_from(Message).where(Message.state == MessageState.QUEUED.value,
+                                                                              Message.attempts > 0)).scalar_one()
     problems = sum(by_state.values())
     # Sent per day over the last 7 local days, by channel: a picture of the message flow beside the failures.
     first_day = local_date(now, tz) - timedelta(days=6)
@@ -128,6 +134,6 @@ def home_cards(session: Session, *, now: datetime, actor: Actor, tz: ZoneInfo) -
              "options": {"scales": {"x": {"stacked": True}, "y": {"stacked": True, "beginAtZero": True}}}}
     cards.append(HomeCard(desks=("admin",), title="Failed and undeliverable messages", count=problems,
                           href="/notifications/messages?state=problem", permission="notifications.manage",
-                          hint=f"{by_state.get('undeliverable', 0)} undeliverable, {by_state.get('failed', 0)} retrying",
-                          tone="danger" if by_state.get("undeliverable") else ("warn" if problems else "normal"), chart=chart, order=90))
+                          hint=f"{by_state.get('failed', 0)} failed, {by_state.get('undeliverable', 0)} undeliverable; {retrying} queued and retrying",
+                          tone="danger" if problems else ("warn" if retrying else "normal"), chart=chart, order=90))
     return cards

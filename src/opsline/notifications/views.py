@@ -45,7 +45,7 @@ def messages_page(request: Request, db: DB, principal: View, state: str = "", ch
                                 event=event or None, page=page)
     return render(request, "notifications/messages.html", {
         "result": res, "filters": {"state": state, "channel": channel, "category": category, "account_id": account_id or "", "event": event},
-        "states": ["problem", *MESSAGE.state_values()], "channels": CHANNELS, "categories": CATEGORIES}, principal=principal)
+        "states": ["problem", "retrying", *MESSAGE.state_values()], "channels": CHANNELS, "categories": CATEGORIES}, principal=principal)
 
 
 def _detail(request: Request, db: DB, principal: Principal, message_id: int, *, error: str | None = None, ok: str | None = None,
