@@ -99,7 +99,8 @@ def product_out(p: dict[str, Any], prices: list[Any], equipment: list[dict[str, 
         realizingResource=resources,
         productRelationship=[ProductRelationship(relationshipType="replaces", product=Ref(id=str(p["replaces_product_id"]), href=f"{BASE}/{p['replaces_product_id']}"))] if p["replaces_product_id"] else [],
         productCharacteristic=chars,
-        productOrderItem=[{"productOrderId": str(p["order_id"]), "productOrderHref": f"/tmf-api/productOrderingManagement/v4/productOrder/{p['order_id']}"}] if p["order_id"] else [],
+        productOrderItem=[{"productOrderId": str(p["order_id"]), "orderItemId": str(p["order_item_id"]), "orderItemAction": p["order_item_action"],
+                           "productOrderHref": f"/tmf-api/productOrderingManagement/v4/productOrder/{p['order_id']}"}] if p["order_id"] and p["order_item_id"] else [],
     )
 
 

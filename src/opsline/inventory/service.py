@@ -15,6 +15,7 @@ from opsline.core import events, lifecycle
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.customers.models import Site
+from opsline.orders.models import ProductOrderItem
 from opsline.inventory.models import EQUIPMENT, PRODUCT, Equipment, EquipmentEvent, EquipmentState, Product, ProductState
 
 PS = ProductState
@@ -229,10 +230,17 @@ def products_for_api(session: Session, *, on: date, product_id: int | None = Non
         session, account_id=account_id, state=state, offset=offset, limit=limit)
     prices = catalog.prices_on(session, offering_ids=sorted({p["offering_id"] for p in rows}), on=on)
     equipment: dict[int, list[dict[str, Any]]] = {p["id"]: [] for p in rows}
+    items: dict[int, tuple[int, str]] = {}
     if rows:
         for e in session.execute(select(Equipment).where(Equipment.product_id.in_(list(equipment))).order_by(Equipment.id)).scalars():
             equipment[e.product_id].append(equipment_dict(e))  # type: ignore[index]
-    return [p | {"prices": prices.get(p["offering_id"], []), "equipment": equipment[p["id"]]} for p in rows]
+        # the order item that created the product (read for the TMF637 reference; the orders area owns the table)
+        for pid, item_id, action in session.execute(select(ProductOrderItem.result_product_id, ProductOrderItem.id, ProductOrderItem.action)
+                                                    .where(ProductOrderItem.result_product_id.in_(list(equipment)), ProductOrderItem.action != "delete")
+                                                    .order_by(ProductOrderItem.id)):
+            items.setdefault(pid, (item_id, action))
+    return [p | {"prices": prices.get(p["offering_id"], []), "equipment": equipment[p["id"]], "order_item_id": items.get(p["id"], (None, None))[0],
+                 "order_item_action": items.get(p["id"], (None, None))[1]} for p in rows]
 
 
 def active_products_of(session: Session, *, account_id: int) -> list[dict[str, Any]]:

@@ -135,7 +135,7 @@ def order_out(d: dict[str, Any]) -> ProductOrder:
         ))
     return ProductOrder(
         id=str(d["id"]), href=f"{BASE}/{d['id']}", externalId=d["external_id"], state=d["state"], stateReason=d["state_reason"], description=d["description"],
-        priority=str(d["priority"]), channel=[{"name": d["channel"]}] if d["channel"] else [], orderDate=d["created_at"], requestedStartDate=d["requested_start_date"],
+        priority=str(d["priority"]), channel=[{"id": d["channel"], "name": d["channel"], "@type": "RelatedChannel"}] if d["channel"] else [], orderDate=d["created_at"], requestedStartDate=d["requested_start_date"],
         requestedCompletionDate=d["requested_completion_date"], completionDate=d["completion_date"],
         billingAccount=Ref(id=str(d["account_id"]), href=f"{ACCOUNT_BASE}/{d['account_id']}", referred_type="BillingAccount"),
         quote=[Ref(id=str(d["quote_id"]), href=f"{QUOTE_BASE}/{d['quote_id']}")] if d["quote_id"] else [], productOrderItem=items, allowedActions=d["allowed_actions"],
@@ -242,7 +242,7 @@ class Quote(TMFModel):
     requestedQuoteCompletionDate: date | None = None
     effectiveQuoteCompletionDate: date | None = None
     validFor: dict[str, Any] | None = None
-    billingAccount: Ref
+    billingAccount: list[Ref]
     quoteItem: list[QuoteItem] = []
     quoteTotalPrice: list[QuotePrice] = []
     productOrder: list[Ref] = []
@@ -255,8 +255,14 @@ class QuoteCreate(TMFModel):
     description: str | None = Field(default=None, max_length=2000)
     requestedQuoteCompletionDate: date | None = None
     validFor: dict[str, Any] | None = None
-    billingAccount: IdRef
+    billingAccount: IdRef | list[IdRef]  # TMF648 has an array; a single reference is accepted too
     quoteItem: list[ProductOrderItemIn] = Field(min_length=1, max_length=50)
+
+    def account_id(self) -> int:
+        refs = self.billingAccount if isinstance(self.billingAccount, list) else [self.billingAccount]
+        if len(refs) != 1:
+            raise InvalidInput("name exactly one billing account", field="billingAccount")
+        return int(refs[0].id)
 
 
 class QuoteUpdate(TMFModel):
@@ -274,7 +280,7 @@ def quote_out(q: dict[str, Any]) -> Quote:
     return Quote(
         id=str(q["id"]), href=f"{QUOTE_BASE}/{q['id']}", externalId=q["external_id"], state=q["state"], description=q["description"], quoteDate=q["created_at"],
         requestedQuoteCompletionDate=q["requested_start_date"], validFor={"endDateTime": q["valid_until"].isoformat()} if q["valid_until"] else None,
-        billingAccount=Ref(id=str(q["account_id"]), href=f"{ACCOUNT_BASE}/{q['account_id']}", referred_type="BillingAccount"),
+        billingAccount=[Ref(id=str(q["account_id"]), href=f"{ACCOUNT_BASE}/{q['account_id']}", referred_type="BillingAccount")],
         quoteItem=[QuoteItem(id=str(i["id"]), action=i["action"], quantity=i["quantity"], state=q["state"],
                              productOffering=Ref(id=str(i["offering_id"]), href=f"{OFFERING_BASE}/{i['offering_id']}", name=i["offering_name"]),
                              product=ProductRef(id=str(i["product_id"]), href=f"{PRODUCT_BASE}/{i['product_id']}") if i["product_id"] else None,
@@ -314,7 +320,7 @@ def create_quote(
                 valid_until = date.fromisoformat(str(body.validFor["endDateTime"])[:10])
             except ValueError as exc:
                 raise InvalidInput("validFor.endDateTime is not a date", field="validFor") from exc
-        data = QuoteIn(account_id=int(body.billingAccount.id), external_id=body.externalId, description=body.description,
+        data = QuoteIn(account_id=body.account_id(), external_id=body.externalId, description=body.description,
                        requested_start_date=body.requestedQuoteCompletionDate, valid_until=valid_until, items=_items(body.quoteItem))
         return 201, dump(quote_out(service.submit_quote(db, data=data, now=now, tz=tz, actor=principal.actor)))
 

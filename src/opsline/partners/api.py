@@ -34,8 +34,8 @@ def service_order_out(o: dict) -> ServiceOrderOut:  # type: ignore[type-arg]
         id=str(o["id"]), href=f"{BASE}/{o['id']}", externalId=o["external_ref"], state=o["state"], description=o["reason"],
         orderDate=o["created_at"].isoformat(), requestedStartDate=o["requested_date"].isoformat(), requestedCompletionDate=o["requested_date"].isoformat(),
         expectedCompletionDate=o["due_date"].isoformat(), completionDate=o["confirmed_date"].isoformat() if o["confirmed_date"] else None,
-        relatedParty=[{"id": o["partner_code"], "name": o["partner_name"], "role": "provider", "@referredType": "Organization"},
-                      {"id": str(o["account_id"]), "role": "endCustomerAccount", "@referredType": "BillingAccount"}],
+        relatedParty=[{"id": o["partner_code"], "name": o["partner_name"], "role": "provider", "@referredType": "Organization", "@type": "RelatedParty"},
+                      {"id": str(o["account_id"]), "role": "endCustomerAccount", "@referredType": "BillingAccount", "@type": "RelatedParty"}],
         serviceOrderItem=[ServiceOrderItemOut(id="1", action=o["action"], state=o["state"], service={"id": str(o["product_id"]), "@referredType": "Service"})],
         note=notes, characteristic=chars,
     )
