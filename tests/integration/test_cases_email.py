@@ -174,12 +174,12 @@ def test_the_import_maildir_command_imports_mail_and_names_a_bad_path(engine, tm
 
 
 def test_an_attachment_over_the_limit_is_refused_and_nothing_is_stored(factory, now, actor):
-    from opsline.cases.models import CaseAttachment
+    from opsline.cases.models import CaseAttachment, CaseSetting
     from opsline.core.errors import InvalidInput
 
     with factory.begin() as s:
         c = service.open_case(s, data=CaseIn(category_code="billing_account", subject="Bank statement"), now=now, actor=actor)
-        s.execute(service.CaseSetting.__table__.update().where(service.CaseSetting.key == "attachment_max_bytes").values(value="1000"))
+        s.execute(CaseSetting.__table__.update().where(CaseSetting.key == "attachment_max_bytes").values(value="1000"))
         service.add_attachment(s, case_id=c.id, filename="stmt.pdf", content_type="application/pdf", data=b"%PDF" * 10, now=now, actor=actor)
     with factory() as s:
         with pytest.raises(InvalidInput, match="limit is 1000"):

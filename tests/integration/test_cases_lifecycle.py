@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from opsline.cases import service
 from opsline.cases.models import CaseEmail, CaseEvent, CaseLink, CaseNote, Queue, RetentionOffer, SupportCase
 from opsline.cases.schemas import CaseIn, LeadIn, NoteIn
-from opsline.core.errors import InvalidInput
+from opsline.core.errors import InvalidInput, TransitionNotAllowed
 from opsline.core.events import Actor
 from opsline.customers.models import Account, Party
 from opsline.users.service import create_user
@@ -81,7 +81,7 @@ def test_a_bad_transition_is_refused_clearly_and_changes_nothing(session, now, a
     c = _open(session, now, actor)
     session.commit()
     before = _snapshot(session, c.id)
-    with pytest.raises(InvalidInput if "required" in message else service.CaseTransitionNotAllowed, match=message):
+    with pytest.raises(InvalidInput if "required" in message else TransitionNotAllowed, match=message):
         service.transition(session, case_id=c.id, action=action, now=now, actor=actor, **kwargs)
     session.rollback()
     assert _snapshot(session, c.id) == before

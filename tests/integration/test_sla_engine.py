@@ -118,7 +118,7 @@ def test_on_case_changed_matches_batch_recalculation(session, queues, now, actor
     service.recalculate(session, case_ids=ids, now=now, reason="batch", actor=actor)
     batch = [{k: v for k, v in r.items() if k not in ("id", "computed_at")} for r in service.stored_clocks(session, case_ids=ids)]
     for cid in ids:
-        service.on_case_changed(session, case_id=cid, now=now)
+        service.recompute_case(session, case_id=cid, now=now)
     single = [{k: v for k, v in r.items() if k not in ("id", "computed_at")} for r in service.stored_clocks(session, case_ids=ids)]
     assert single == batch
     tp = [c for c in service.case_clocks(session, case_id=ids[0], now=now) if c["metric"] == "third_party"]
@@ -203,13 +203,85 @@ def test_a_policy_naming_an_unknown_category_or_queue_is_refused(session, queues
     assert session.execute(select(func.count()).select_from(SlaPolicy)).scalar_one() == n
 
 
-def test_breach_risk_is_high_for_an_overdue_case_and_low_for_a_fresh_one(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+def test_a_breached_case_is_shown_breached_and_since_when_not_as_a_100_percent_risk(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
     history = [make_case(session, queues, opened=now - timedelta(days=20 + i), state="resolved", events=[(now - timedelta(days=20 + i) + timedelta(hours=2 + i % 5), "state", "acknowledged", "resolved", None)]) for i in range(12)]
     fresh = make_case(session, queues, opened=now - timedelta(minutes=5), priority=4)
     late = make_case(session, queues, opened=now - timedelta(days=10), priority=4)
     service.recalculate(session, case_ids=history + [fresh, late], now=now, reason="t", actor=actor)
     risk = service.breach_risk(session, case_ids=[fresh, late], now=now)
-    assert 0.0 <= risk[fresh] < 0.5 and risk[late] == 1.0
+    assert risk[fresh] is not None and 0.0 <= risk[fresh] < 0.5 and risk[late] is None
+    session.expire_all()
+    f, lt = session.get(SupportCase, fresh), session.get(SupportCase, late)
+    assert (f.sla_state, f.sla_breached_at) == ("ok", None) and f.sla_due_at is not None and f.sla_risk == risk[fresh]
+    first_breach = min(c.breached_at for c in session.execute(select(SlaClock).where(SlaClock.case_id == late, SlaClock.state == "breached")).scalars())
+    assert (lt.sla_state, lt.sla_breached_at, lt.sla_risk) == ("breached", first_breach, None)
+
+
+def test_the_policy_calendar_wins_over_the_queue_calendar_unless_the_policy_says_team_hours(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    # Issue 9: a complaint handed to a business-hours team kept the team's calendar and moved the 14-day target by weeks.
+    queues["technical"].calendar_code = "za-support"
+    opened = now - timedelta(days=1)
+    cid = make_case(session, queues, opened=opened, category="complaint", priority=2, queue="technical",
+                    events=[(opened + timedelta(hours=1), "queue", "billing", "technical", None)])
+    service.recalculate(session, case_ids=[cid], now=now, reason="t", actor=actor)
+    res = clock(session, cid, "resolution")
+    assert res.calendar_code == "za-247" and res.due_at == opened + timedelta(days=14)
+    icasa = session.execute(select(SlaPolicy).where(SlaPolicy.name == "ICASA complaint")).scalar_one()
+    icasa.team_hours = True
+    session.flush()
+    service.recalculate(session, case_ids=[cid], now=now, reason="t", actor=actor)
+    assert clock(session, cid, "resolution").calendar_code == "za-support"
+
+
+def test_choosing_a_calendar_follows_the_policy_then_team_hours_then_a_default():
+    from opsline.sla.policies import PolicyRow
+
+    known = {"za-247": {}, "za-support": {}, "b2b": {}}
+    p = PolicyRow(1, "P", (), 0, "za-247", {}, team_hours=False)
+    assert service.choose_calendar(p, "b2b", known) == "za-247"
+    assert service.choose_calendar(PolicyRow(1, "P", (), 0, "za-247", {}, team_hours=True), "b2b", known) == "b2b"
+    assert service.choose_calendar(PolicyRow(1, "P", (), 0, "za-247", {}, team_hours=True), None, known) == "za-247"
+    assert service.choose_calendar(None, None, known) == "za-support"
+
+
+def test_a_patch_of_priority_queue_and_state_recomputes_the_clocks_exactly_once(session, queues, now, actor, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases import service as cases
+    from opsline.cases.schemas import CaseIn
+    from opsline.sla.service import recalc
+
+    c = cases.open_case(session, data=CaseIn(category_code="billing_account", subject="Wrong invoice", queue_code="billing"), now=now, actor=actor)
+    calls: list[int] = []
+    real = recalc.recompute_case
+
+    def counting(session, *, case_id, now):  # type: ignore[no-untyped-def]
+        calls.append(case_id)
+        real(session, case_id=case_id, now=now)
+
+    monkeypatch.setattr(recalc, "recompute_case", counting)
+    later = now + timedelta(minutes=20)
+    cases.update_case(session, case_id=c.id, now=later, actor=actor, status="inProgress", priority=1, queue_code="technical",
+                      notes=[("line tested", None), ("customer called back", None)], reason="escalated by phone")
+    assert calls == [c.id]
+    session.expire_all()
+    assert clock(session, c.id, "first_response").target_seconds == 30 * 60  # the P1 policy, from the one recomputation
+    assert session.execute(select(func.count()).select_from(SlaClock).where(SlaClock.case_id == c.id, SlaClock.metric == "team")).scalar_one() == 2
+
+
+def test_a_refused_patch_changes_nothing_and_recomputes_nothing(session, queues, now, actor, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases import service as cases
+    from opsline.cases.schemas import CaseIn
+    from opsline.core.lifecycle import ReasonRequired
+    from opsline.sla.service import recalc
+
+    c = cases.open_case(session, data=CaseIn(category_code="billing_account", subject="Wrong invoice", queue_code="billing"), now=now, actor=actor)
+    session.commit()
+    calls: list[int] = []
+    monkeypatch.setattr(recalc, "recompute_case", lambda session, *, case_id, now: calls.append(case_id))
+    with pytest.raises(ReasonRequired):
+        cases.update_case(session, case_id=c.id, now=now, actor=actor, priority=1, status="pending")
+    session.rollback()
+    assert calls == []
+    assert session.get(SupportCase, c.id).priority != 1
 
 
 def test_cases_service_changes_recompute_the_clocks_in_the_same_transaction(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]

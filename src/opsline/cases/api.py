@@ -1,4 +1,5 @@
-"""TMF621 Trouble Ticket API over support cases: list, get, create (idempotent), patch (status, notes, priority)."""
+"""TMF621 Trouble Ticket API over support cases (/tmf-api/troubleTicket/v4): list, get, create (idempotent), patch
+(status, notes, priority, queue). Thin: each handler calls one service or query function."""
 
 from __future__ import annotations
 
@@ -8,19 +9,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
-from sqlalchemy import select
 
 from opsline.api.idempotency import run_idempotent
 from opsline.api.tmf import PAGE_LIMIT_MAX, TMFModel, dump, page_headers
-from opsline.cases import queries, service
-from opsline.cases.models import CaseCategory, CaseState, SupportCase
+from opsline.cases import service, tickets
+from opsline.cases.models import CHANNELS, CaseCategory
 from opsline.cases.schemas import CaseIn, NoteIn
 from opsline.core.errors import InvalidInput
 from opsline.web.deps import DB, Now, Principal, require
 
 router = APIRouter(tags=["TMF621 Trouble Ticket"])
 
-BASE = "/api/troubleTicket/v4/troubleTicket"
+BASE = "/tmf-api/troubleTicket/v4/troubleTicket"
 SEVERITY = {1: "critical", 2: "major", 3: "minor", 4: "low"}
 SEVERITY_TO_PRIORITY = {v: k for k, v in SEVERITY.items()}
 ENTITY_LINK = {"CustomerBill": "invoice", "ProductOrder": "order", "Product": "product", "BillingAccount": "account"}
@@ -100,6 +100,7 @@ class TroubleTicketUpdate(TMFModel):
     heldBy: str | None = Field(default=None, max_length=40, description="Partner code when status becomes 'held'")
     severity: str | None = Field(default=None, max_length=20)
     priority: str | None = Field(default=None, max_length=2)
+    queue: str | None = Field(default=None, max_length=40, description="Queue code to hand the ticket to (extension)")
     note: list[NoteTMF] = Field(default=[], max_length=20)
 
 
@@ -116,32 +117,40 @@ def _prio(severity: str | None, priority: str | None) -> int | None:
     return None
 
 
-def ticket_out(db: Any, c: SupportCase) -> TroubleTicket:
-    d = queries.case_dict(db, c)
-    history = queries.case_history(db, case_id=c.id)
-    notes = queries.case_notes(db, case_id=c.id)
-    changes = [StatusChange(status=e["to_value"], changeDate=e["at"], changeReason=e["reason"]) for e in history if e["kind"] in ("opened", "state") and e["to_value"]]
+def ticket_out(row: dict[str, Any]) -> TroubleTicket:
+    """A TMF621 TroubleTicket from one `tickets.ticket_rows` row (plain data, no queries)."""
+    c = row["case"]
+    changes = [StatusChange(status=e["status"], changeDate=e["at"], changeReason=e["reason"]) for e in row["changes"]]
     last = changes[-1] if changes else None
     entities = []
     if c.account_id:
-        entities.append(RelatedEntity(id=str(c.account_id), href=f"/api/accountManagement/v4/billingAccount/{c.account_id}", name=d["account_number"], role="account", referred_type="BillingAccount"))
-    for lk in queries.case_detail_links(db, case_id=c.id):
+        entities.append(RelatedEntity(id=str(c.account_id), href=f"/tmf-api/accountManagement/v4/billingAccount/{c.account_id}", name=row["account_number"],
+                                      role="account", referred_type="BillingAccount"))
+    for lk in row["links"]:
         rtype = next((k for k, v in ENTITY_LINK.items() if v == lk["target_type"]), None)
         if rtype and rtype != "BillingAccount":
             entities.append(RelatedEntity(id=lk["target_ref"] or lk["target_id"] or "", role="related", referred_type=rtype))
     parties = []
     if c.account_id:
-        parties.append(PartyRef(id=str(c.account_id), href=f"/api/customerManagement/v4/customer/{c.account_id}", name=d["account_name"], role="customer", referred_type="Customer"))
-    if d["assignee"]:
-        parties.append(PartyRef(id=str(c.assignee_user_id), name=d["assignee"], role="assignee", referred_type="Individual"))
+        parties.append(PartyRef(id=str(c.account_id), href=f"/tmf-api/customerManagement/v4/customer/{c.account_id}", name=row["account_name"], role="customer",
+                                referred_type="Customer"))
+    if row["assignee"]:
+        parties.append(PartyRef(id=str(c.assignee_user_id), name=row["assignee"], role="assignee", referred_type="Individual"))
     return TroubleTicket(
         id=str(c.id), href=f"{BASE}/{c.id}", name=c.subject, description=c.description, severity=SEVERITY[c.priority], priority=str(c.priority),
         status=c.state, statusChangeReason=last.changeReason if last else None, statusChangeDate=last.changeDate if last else None,
-        ticketType=c.category_code, channel=ChannelRef(name=c.channel), creationDate=c.opened_at, lastUpdate=c.updated_at, resolutionDate=c.resolved_at,
+        ticketType=c.category_code, channel=ChannelRef(id=c.channel, name=c.channel), creationDate=c.opened_at, lastUpdate=c.updated_at, resolutionDate=c.resolved_at,
         relatedEntity=entities, relatedParty=parties,
-        note=[NoteTMF(id=str(n["id"]), author=n["author"], date=n["at"], text=n["body"]) for n in notes],
+        note=[NoteTMF(id=str(n["id"]), author=n["author"], date=n["at"], text=n["body"]) for n in row["notes"]],
         statusChange=changes,
     )
+
+
+def _one(db: Any, case_id: int) -> TroubleTicket:
+    rows = tickets.ticket_rows(db, case_ids=[case_id])
+    if not rows:
+        raise service.CaseNotFound(f"case {case_id} not found")
+    return ticket_out(rows[0])
 
 
 @router.get(BASE, response_model=list[TroubleTicket], response_model_by_alias=True, response_model_exclude_none=True)
@@ -152,25 +161,16 @@ def list_tickets(
     related_party: Annotated[int | None, Query(alias="relatedParty.id")] = None, account: int | None = None,
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
 ) -> list[TroubleTicket]:
-    q = select(SupportCase)
-    if status:
-        q = q.where(SupportCase.state == status)
-    p = _prio(severity, priority)
-    if p:
-        q = q.where(SupportCase.priority == p)
-    if ticketType:
-        q = q.where(SupportCase.category_code == ticketType)
-    acc = related_party or account
-    if acc is not None:
-        q = q.where(SupportCase.account_id == acc)
-    rows = list(db.execute(q.order_by(SupportCase.id.desc()).offset(offset).limit(limit)).scalars())
+    rows, total = tickets.ticket_page(db, status=status, priority=_prio(severity, priority), ticket_type=ticketType, account_id=related_party or account,
+                                      offset=offset, limit=limit)
     page_headers(response, count=len(rows))
-    return [ticket_out(db, c) for c in rows]
+    response.headers["X-Total-Count"] = str(total)
+    return [ticket_out(r) for r in rows]
 
 
 @router.get(BASE + "/{id}", response_model=TroubleTicket, response_model_by_alias=True, response_model_exclude_none=True)
 def get_ticket(id: int, db: DB, principal: Annotated[Principal, Depends(require("cases.view"))]) -> TroubleTicket:
-    return ticket_out(db, service.get_case(db, case_id=id))
+    return _one(db, id)
 
 
 @router.post(BASE, status_code=201, response_model=TroubleTicket, response_model_by_alias=True, response_model_exclude_none=True)
@@ -207,32 +207,18 @@ def create_ticket(
         for n in body.note:
             service.add_note(db, case_id=c.id, data=NoteIn(body=n.text, visibility="internal"), now=now, actor=principal.actor, author=n.author)
         db.flush()
-        return 201, dump(ticket_out(db, c))
+        return 201, dump(_one(db, c.id))
 
     payload_body = body.model_dump(mode="json", by_alias=True)
-    if body.channel is not None and body.channel.name is not None and body.channel.name not in ("call", "email", "web", "campaign", "front_line_escalation", "partner"):
-        raise InvalidInput("channel.name must be one of call, email, web, campaign, front_line_escalation, partner", field="channel")
+    if body.channel is not None and body.channel.name is not None and body.channel.name not in CHANNELS:
+        raise InvalidInput(f"channel.name must be one of {', '.join(CHANNELS)}", field="channel")
     status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=BASE, body=payload_body, now=now, action=action)
     return JSONResponse(payload, status_code=status, headers={"Location": payload.get("href", "")})
 
 
 @router.patch(BASE + "/{id}", response_model=TroubleTicket, response_model_by_alias=True, response_model_exclude_none=True)
 def patch_ticket(id: int, body: TroubleTicketUpdate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("cases.work"))]) -> TroubleTicket:
-    c = service.get_case(db, case_id=id)
-    if body.status and body.status != c.state:
-        if body.status not in [s.value for s in CaseState] or body.status == CaseState.ACKNOWLEDGED:
-            raise InvalidInput(f"status cannot be set to '{body.status}'", field="status")
-        if body.status == CaseState.IN_PROGRESS:
-            action = {"acknowledged": "start", "pending": "resume", "held": "resume", "resolved": "reopen", "closed": "reopen"}.get(c.state, "start")
-        else:
-            action = service.TMF_STATUS_TO_ACTION[body.status]
-        service.transition(db, case_id=c.id, action=action, now=now, actor=principal.actor, reason=body.statusChangeReason,
-                           partner_code=body.heldBy, resolution=body.statusChangeReason)
-    p = _prio(body.severity, body.priority)
-    if p is not None and p != c.priority:
-        service.change_priority(db, case_id=c.id, priority=p, now=now, actor=principal.actor, reason=body.statusChangeReason or "changed through the API")
-    for n in body.note:
-        service.add_note(db, case_id=c.id, data=NoteIn(body=n.text, visibility="internal"), now=now, actor=principal.actor, author=n.author)
+    service.update_case(db, case_id=id, now=now, actor=principal.actor, status=body.status, reason=body.statusChangeReason, partner_code=body.heldBy,
+                        priority=_prio(body.severity, body.priority), queue_code=body.queue, notes=[(n.text, n.author) for n in body.note])
     db.flush()
-    db.refresh(c)
-    return ticket_out(db, c)
+    return _one(db, id)

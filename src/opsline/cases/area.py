@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opsline.areas import Area
 from opsline.cases import models  # noqa: F401  (tables)
+from opsline.cases.models import CASE, LEAD
 
 
 def _routers() -> list:
@@ -49,13 +50,22 @@ def _cli(app) -> None:  # type: ignore[no-untyped-def]
     add_commands(app)
 
 
-def _lazy(name: str):  # type: ignore[no-untyped-def]
-    def step(ctx) -> None:  # type: ignore[no-untyped-def]
-        from opsline.cases import demo
+def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.cases.home import home
 
-        getattr(demo, name)(ctx)
+    return home(session, now=now, actor=actor, tz=tz)
 
-    return step
+
+def _demo_queues(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases import demo
+
+    demo.setup_queues(ctx)
+
+
+def _demo_cases(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases import demo
+
+    demo.load_cases(ctx)
 
 
 AREA = Area(
@@ -64,9 +74,12 @@ AREA = Area(
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
-    demo_steps=(("case_queues", _lazy("setup_queues")), ("cases", _lazy("load_cases"))),
+    demo_steps=(("case_queues", _demo_queues), ("cases", _demo_cases)),
     desks=(("Support", "/cases", "cases.view"),),
     panels=_panels,
     admin_views=_admin_views,
     cli=_cli,
+    lifecycles=(CASE, LEAD),
+    events=("case.changed",),
+    home=_home,
 )

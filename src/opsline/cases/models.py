@@ -6,9 +6,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from opsline.core.lifecycle import Lifecycle
 from opsline.db.base import Base, IdPk, JSONType, append_only
 
 
@@ -23,6 +24,49 @@ class CaseState(enum.StrEnum):
     REJECTED = "rejected"
 
 
+S = CaseState
+# The case lifecycle: the only place that says which moves exist (buttons, CHECK constraint and audit come from it).
+CASE = Lifecycle(
+    name="case",
+    states=CaseState,
+    initial=S.ACKNOWLEDGED,
+    transitions={
+        S.ACKNOWLEDGED: {"start": S.IN_PROGRESS, "pend": S.PENDING, "hold": S.HELD, "resolve": S.RESOLVED, "cancel": S.CANCELLED, "reject": S.REJECTED},
+        S.IN_PROGRESS: {"pend": S.PENDING, "hold": S.HELD, "resolve": S.RESOLVED, "cancel": S.CANCELLED, "reject": S.REJECTED},
+        S.PENDING: {"resume": S.IN_PROGRESS, "resolve": S.RESOLVED, "cancel": S.CANCELLED},
+        S.HELD: {"resume": S.IN_PROGRESS, "resolve": S.RESOLVED, "cancel": S.CANCELLED},
+        S.RESOLVED: {"close": S.CLOSED, "reopen": S.IN_PROGRESS},
+        S.CLOSED: {"reopen": S.IN_PROGRESS},
+        S.CANCELLED: {},
+        S.REJECTED: {},
+    },
+    needs_reason={"pend", "cancel", "reject", "reopen"},
+    labels={"start": "Start work", "pend": "Wait for customer", "hold": "Hold for third party", "resume": "Resume",
+            "resolve": "Resolve", "close": "Close", "reopen": "Reopen", "cancel": "Cancel", "reject": "Reject"},
+)
+
+
+class LeadState(enum.StrEnum):
+    NEW = "new"
+    QUALIFIED = "qualified"
+    WON = "won"
+    LOST = "lost"
+
+
+LEAD = Lifecycle(
+    name="lead",
+    states=LeadState,
+    initial=LeadState.NEW,
+    transitions={
+        LeadState.NEW: {"qualify": LeadState.QUALIFIED, "lose": LeadState.LOST},
+        LeadState.QUALIFIED: {"win": LeadState.WON, "lose": LeadState.LOST},
+        LeadState.WON: {},
+        LeadState.LOST: {},
+    },
+    labels={"qualify": "Qualify", "win": "Won", "lose": "Lost"},
+)
+
+SLA_STATES = ("ok", "at_risk", "breached")
 OPEN_STATES = (CaseState.ACKNOWLEDGED, CaseState.IN_PROGRESS, CaseState.PENDING, CaseState.HELD)
 CHANNELS = ("call", "email", "web", "campaign", "front_line_escalation", "partner")
 NOTE_VISIBILITY = ("internal", "customer", "originating_agent")
@@ -128,6 +172,7 @@ class SupportCase(Base):
     contact_phone: Mapped[str | None] = mapped_column(String(30))
     litigation_risk: Mapped[bool] = mapped_column(Boolean, default=False)
     brand_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    contractual_dispute: Mapped[bool] = mapped_column(Boolean, default=False)
     opened_at: Mapped[datetime]
     opened_by: Mapped[str | None] = mapped_column(String(120))
     first_response_at: Mapped[datetime | None]
@@ -145,18 +190,28 @@ class SupportCase(Base):
     resolution: Mapped[str | None] = mapped_column(Text)
     state_reason: Mapped[str | None] = mapped_column(Text)
     sla_policy_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The SLA engine's summary, given to cases through `cases.service.record_sla` (cases never reads SLA tables):
+    # the open clock due first, the earliest breach still open and by how long, and the breach probability.
+    sla_state: Mapped[str | None] = mapped_column(String(10))
+    sla_due_at: Mapped[datetime | None]
+    sla_breached_at: Mapped[datetime | None]
+    sla_risk: Mapped[float | None] = mapped_column(Float)
+    sla_as_of: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
-        CheckConstraint(_in("state", CaseState), name="state"),
+        CASE.check(),
+        CheckConstraint("sla_state IS NULL OR " + _in("sla_state", SLA_STATES), name="sla_state"),
+        CheckConstraint("sla_risk IS NULL OR (sla_risk >= 0 AND sla_risk <= 1)", name="sla_risk"),
         CheckConstraint(_in("channel", CHANNELS), name="channel"),
         CheckConstraint("priority BETWEEN 1 AND 4", name="priority"),
         Index("ix_support_case_account", "account_id", "id"),
         Index("ix_support_case_queue_state", "queue_id", "state"),
         Index("ix_support_case_assignee_state", "assignee_user_id", "state"),
         Index("ix_support_case_state", "state", "priority"),
+        Index("ix_support_case_sla", "sla_state", "priority", "sla_due_at"),
     )
 
 
@@ -247,12 +302,12 @@ class SalesLead(Base):
     account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"), index=True)
     product_interest: Mapped[str] = mapped_column(String(200))
     notes: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(20), default="new")
+    state: Mapped[str] = mapped_column(String(20), default=LeadState.NEW)
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime | None]
 
-    __table_args__ = (CheckConstraint("state IN ('new','qualified','won','lost')", name="state"),)
+    __table_args__ = (LEAD.check(),)
 
 
 class RetentionOffer(Base):

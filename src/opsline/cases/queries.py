@@ -1,4 +1,6 @@
-"""Read side of cases: work queues sorted by breach risk, case detail with SLA clocks, account panel, FCR report."""
+"""Read side of cases: work queues sorted by SLA standing (breached, at risk), priority, value tier and due time;
+case detail; TMF621 pages without N+1; account panel; FCR report. The SLA standing is what the SLA engine last
+reported through `service.record_sla` (cases never reads SLA tables)."""
 
 from __future__ import annotations
 
@@ -10,45 +12,29 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from opsline.cases.models import (
-    CHANNELS, NOTE_VISIBILITY, OPEN_STATES, CaseAttachment, CaseCategory, CaseEvent, CaseLink, CaseNote, CaseState, Queue, QueueMember,
-    RetentionOffer, SalesLead, SupportCase,
+    CASE, CHANNELS, LEAD, NOTE_VISIBILITY, OPEN_STATES, CaseAttachment, CaseCategory, CaseEvent, CaseLink, CaseNote, CaseState, Queue,
+    QueueMember, RetentionOffer, SalesLead, SupportCase,
 )
-from opsline.cases.service import ACTION_LABELS, allowed_actions, get_case, sla_module
+from opsline.cases.service import get_case
+from opsline.core.events import Actor
 from opsline.customers.models import Account, ValueTier
 from opsline.users.models import User
 
 PAGE_SIZE = 50
-CANDIDATES = 500  # cases ranked by breach risk per page view; the rest follow by priority
 TABS = ("mine", "team", "breaching", "all")
+AT_RISK = ("breached", "at_risk")
 
 
-def _clocks(session: Session, *, case_id: int, now: datetime) -> list[dict[str, Any]]:
-    mod = sla_module()
-    fn = getattr(mod, "case_clocks", None) if mod else None
-    if fn is None:
-        return []
-    try:
-        with session.begin_nested():
-            out = list(fn(session, case_id=case_id, now=now))
-    except Exception:  # noqa: BLE001 - the page still works when the SLA engine cannot answer
-        return []
-    for c in out:
-        pct = float(c.get("percent") or 0)
-        c["width"] = max(0.0, min(pct, 100.0))
-        c["css"] = "bad" if pct >= 100 else "warn" if pct >= 75 else ""
-    return out
+def sla_rank():  # type: ignore[no-untyped-def]
+    """0 breached, 1 at risk, 2 everything else: the first sort key of every work list."""
+    return sql_case((SupportCase.sla_state == "breached", 0), (SupportCase.sla_state == "at_risk", 1), else_=2)
 
 
-def _risks(session: Session, *, case_ids: list[int], now: datetime) -> dict[int, float]:
-    mod = sla_module()
-    fn = getattr(mod, "breach_risk", None) if mod else None
-    if fn is None or not case_ids:
-        return {}
-    try:
-        with session.begin_nested():
-            return {int(k): float(v) for k, v in fn(session, case_ids=case_ids, now=now).items()}
-    except Exception:  # noqa: BLE001
-        return {}
+def overdue_text(seconds: float) -> str:
+    """'2 d 3 h', '3 h 20 m', '12 m': how long ago a deadline passed."""
+    s = max(0, int(seconds))
+    d, h, m = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    return f"{d} d {h} h" if d else f"{h} h {m} m" if h else f"{m} m"
 
 
 def reference_data(session: Session) -> dict[str, Any]:
@@ -68,23 +54,29 @@ def _base_select():  # type: ignore[no-untyped-def]
     return select(
         SupportCase.id, SupportCase.reference, SupportCase.subject, SupportCase.state, SupportCase.priority, SupportCase.value_tier_code,
         SupportCase.category_code, SupportCase.opened_at, SupportCase.updated_at, SupportCase.litigation_risk, SupportCase.brand_risk,
-        SupportCase.account_id, SupportCase.channel, SupportCase.reopen_count, SupportCase.third_party_partner_code,
+        SupportCase.account_id, SupportCase.channel, SupportCase.reopen_count, SupportCase.third_party_partner_code, SupportCase.contractual_dispute,
+        SupportCase.sla_state, SupportCase.sla_due_at, SupportCase.sla_breached_at, SupportCase.sla_risk,
         Queue.name.label("queue_name"), Queue.code.label("queue_code"), assignee.full_name.label("assignee"), Account.name.label("account_name"),
         func.coalesce(ValueTier.rank, 1000).label("tier_rank"),
     ).join(Queue, Queue.id == SupportCase.queue_id).outerjoin(assignee, assignee.id == SupportCase.assignee_user_id) \
         .outerjoin(Account, Account.id == SupportCase.account_id).outerjoin(ValueTier, ValueTier.code == SupportCase.value_tier_code)
 
 
+def _decorate(r: dict[str, Any], now: datetime) -> dict[str, Any]:
+    r["risk"] = float(r["sla_risk"] or 0.0)
+    r["breached"] = r["sla_state"] == "breached"
+    r["breaching"] = r["sla_state"] in AT_RISK
+    r["overdue"] = overdue_text((now - r["sla_breached_at"]).total_seconds()) if r["breached"] and r["sla_breached_at"] else None
+    return r
+
+
 def work_queue(session: Session, *, now: datetime, user_id: int | None, tab: str = "mine", state: str | None = None, category: str | None = None,
                queue: str | None = None, priority: int | None = None, page: int = 1) -> dict[str, Any]:
-    """Cases for a tab (mine / team / breaching / all) with filters, ranked by SLA breach risk, then priority,
-    then value tier. Open cases only unless a state filter says otherwise."""
+    """Cases for a tab (mine / team / breaching / all) with filters, sorted by (breached / at risk, priority, value
+    tier, due), paged in SQL. Open cases only unless a state filter says otherwise. Breached cases say by how long."""
     tab = tab if tab in TABS else "mine"
     q = _base_select()
-    if state:
-        q = q.where(SupportCase.state == state)
-    else:
-        q = q.where(SupportCase.state.in_([s.value for s in OPEN_STATES]))
+    q = q.where(SupportCase.state == state) if state else q.where(SupportCase.state.in_([s.value for s in OPEN_STATES]))
     if category:
         q = q.where(SupportCase.category_code == category)
     if queue:
@@ -96,22 +88,20 @@ def work_queue(session: Session, *, now: datetime, user_id: int | None, tab: str
     elif tab == "team":
         my_queues = select(QueueMember.queue_id).where(QueueMember.user_id == (user_id or -1), QueueMember.active.is_(True))
         q = q.where(SupportCase.queue_id.in_(my_queues))
+    elif tab == "breaching":
+        q = q.where(SupportCase.sla_state.in_(AT_RISK))
     total = session.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one()
-    rows = [dict(r._mapping) for r in session.execute(q.order_by(SupportCase.priority, func.coalesce(ValueTier.rank, 1000), SupportCase.opened_at).limit(CANDIDATES))]
-    risks = _risks(session, case_ids=[r["id"] for r in rows], now=now)
-    for r in rows:
-        r["risk"] = risks.get(r["id"], 0.0)
-        r["breaching"] = r["risk"] >= 0.5
-    rows.sort(key=lambda r: (-round(r["risk"], 3), r["priority"], r["tier_rank"], r["opened_at"]))
-    if tab == "breaching":
-        # a running clock at 75% or more counts too, even when the predicted risk is still below half
-        for r in [r for r in rows if not r["breaching"] and r["risk"] > 0][:100]:
-            r["breaching"] = any(k.get("state") == "running" and float(k.get("percent") or 0) >= 75 for k in _clocks(session, case_id=r["id"], now=now))
-        rows = [r for r in rows if r["breaching"]]
-        total = len(rows)
     page = max(1, page)
-    items = rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    return {"items": items, "total": total, "page": page, "pages": max(1, -(-min(total, len(rows)) // PAGE_SIZE)), "tab": tab}
+    order = (sla_rank(), SupportCase.priority, func.coalesce(ValueTier.rank, 1000), SupportCase.sla_due_at.is_(None), SupportCase.sla_due_at,
+             SupportCase.opened_at, SupportCase.id)
+    rows = [_decorate(dict(r._mapping), now) for r in session.execute(q.order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))]
+    return {"items": rows, "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "tab": tab}
+
+
+def oldest_open(session: Session, *, user_id: int | None, now: datetime, limit: int = 5) -> list[dict[str, Any]]:
+    """My open cases, oldest first (the desk home card)."""
+    q = _base_select().where(SupportCase.assignee_user_id == (user_id or -1), SupportCase.state.in_([s.value for s in OPEN_STATES]))
+    return [_decorate(dict(r._mapping), now) for r in session.execute(q.order_by(SupportCase.opened_at, SupportCase.id).limit(limit))]
 
 
 def tab_counts(session: Session, *, user_id: int | None) -> dict[str, int]:
@@ -123,7 +113,7 @@ def tab_counts(session: Session, *, user_id: int | None) -> dict[str, int]:
     return {"mine": mine, "team": team, "all": every}
 
 
-def case_dict(session: Session, c: SupportCase) -> dict[str, Any]:
+def case_dict(session: Session, c: SupportCase, *, actor: Actor | None = None) -> dict[str, Any]:
     queue = session.get(Queue, c.queue_id)
     assignee = session.get(User, c.assignee_user_id) if c.assignee_user_id else None
     acc = session.get(Account, c.account_id) if c.account_id else None
@@ -142,7 +132,8 @@ def case_dict(session: Session, c: SupportCase) -> dict[str, Any]:
         "fcr_candidate": c.fcr_candidate, "pending_reason": c.pending_reason, "held_reason": c.held_reason,
         "third_party_partner_code": c.third_party_partner_code, "resolution": c.resolution, "state_reason": c.state_reason,
         "sla_policy_id": c.sla_policy_id, "updated_at": c.updated_at, "version": c.version,
-        "allowed_actions": [{"action": a, "label": ACTION_LABELS[a]} for a in allowed_actions(c.state)],
+        "contractual_dispute": c.contractual_dispute, "sla_state": c.sla_state, "sla_due_at": c.sla_due_at, "sla_breached_at": c.sla_breached_at,
+        "sla_risk": c.sla_risk, "sla_as_of": c.sla_as_of, "allowed_actions": CASE.buttons(c.state, actor=actor),
     }
 
 
@@ -156,7 +147,7 @@ def case_notes(session: Session, *, case_id: int) -> list[dict[str, Any]]:
     return [{"id": n.id, "at": n.at, "author": n.author, "visibility": n.visibility, "direction": n.direction, "body": n.body, "email_message_id": n.email_message_id} for n in rows]
 
 
-def case_detail(session: Session, *, case_id: int, now: datetime) -> dict[str, Any]:
+def case_detail(session: Session, *, case_id: int, now: datetime, actor: Actor | None = None) -> dict[str, Any]:
     """Everything the case page shows. Raises CaseNotFound."""
     c = get_case(session, case_id=case_id)
     notes = case_notes(session, case_id=c.id)
@@ -185,10 +176,14 @@ def case_detail(session: Session, *, case_id: int, now: datetime) -> dict[str, A
         .where(CaseAttachment.case_id == c.id).order_by(CaseAttachment.id))]
     offers = [{"id": o.id, "offer": o.offer, "outcome": o.outcome, "at": o.at, "by": o.by}
               for o in session.execute(select(RetentionOffer).where(RetentionOffer.case_id == c.id).order_by(RetentionOffer.id)).scalars()]
-    leads = [{"id": ld.id, "product_interest": ld.product_interest, "notes": ld.notes, "state": ld.state, "created_by": ld.created_by, "created_at": ld.created_at}
+    leads = [{"id": ld.id, "product_interest": ld.product_interest, "notes": ld.notes, "state": ld.state, "created_by": ld.created_by, "created_at": ld.created_at,
+              "buttons": LEAD.buttons(ld.state, actor=actor)}
              for ld in session.execute(select(SalesLead).where(SalesLead.case_id == c.id).order_by(SalesLead.id)).scalars()]
-    return {"case": case_dict(session, c), "timeline": timeline, "notes": notes, "history": history, "links": links, "attachments": attachments,
-            "offers": offers, "leads": leads, "clocks": _clocks(session, case_id=c.id, now=now)}
+    d = case_dict(session, c, actor=actor)
+    if c.sla_state == "breached" and c.sla_breached_at is not None and c.state in [s.value for s in OPEN_STATES]:
+        d["overdue"] = overdue_text((now - c.sla_breached_at).total_seconds())
+    return {"case": d, "timeline": timeline, "notes": notes, "history": history, "links": links, "attachments": attachments,
+            "offers": offers, "leads": leads}
 
 
 def account_cases(session: Session, *, account_id: int, now: datetime, recent_closed: int = 5) -> dict[str, Any]:

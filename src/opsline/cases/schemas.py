@@ -25,6 +25,7 @@ class CaseIn(BaseModel):
     contact_phone: str | None = Field(default=None, max_length=30)
     litigation_risk: bool = False
     brand_risk: bool = False
+    contractual_dispute: bool = False
     assignee_user_id: int | None = None
 
     @field_validator("contact_email")

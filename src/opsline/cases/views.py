@@ -52,7 +52,7 @@ async def case_create(request: Request, db: DB, now: Now, principal: Work) -> HT
     form = dict(await request.form())
     form.pop("csrf_token", None)
     values = {k: v for k, v in form.items() if v not in ("", None)}
-    for flag in ("litigation_risk", "brand_risk"):
+    for flag in ("litigation_risk", "brand_risk", "contractual_dispute"):
         values[flag] = flag in values
     try:
         c = service.open_case(db, data=CaseIn(**values), now=now, actor=principal.actor)
@@ -71,7 +71,7 @@ def fcr_page(request: Request, db: DB, principal: View) -> HTMLResponse:
 
 
 def _detail(request: Request, db: DB, now: Now, principal: Principal, case_id: int, *, error: str | None = None, ok: str | None = None, status_code: int = 200) -> HTMLResponse:
-    data = queries.case_detail(db, case_id=case_id, now=now)
+    data = queries.case_detail(db, case_id=case_id, now=now, actor=principal.actor)
     return render(request, "cases/case_detail.html", data | {"ref": queries.reference_data(db), "error": error, "ok": ok}, principal=principal, status_code=status_code)
 
 
@@ -141,6 +141,13 @@ def case_retention(request: Request, case_id: int, db: DB, now: Now, principal: 
 @router.post("/cases/{case_id}/leads", response_model=None)
 def case_lead(request: Request, case_id: int, db: DB, now: Now, principal: Work, product_interest: Annotated[str, Form()] = "", notes: Annotated[str, Form()] = "") -> Response:
     return _after(request, db, now, principal, case_id, lambda: service.create_lead(db, case_id=case_id, data=LeadIn(product_interest=product_interest, notes=notes or None), now=now, actor=principal.actor), "sales lead recorded")
+
+
+@router.post("/cases/{case_id}/leads/{lead_id}/transition", response_model=None)
+def lead_action(request: Request, case_id: int, lead_id: int, db: DB, now: Now, principal: Work, action: Annotated[str, Form()],
+                reason: Annotated[str, Form()] = "") -> Response:
+    return _after(request, db, now, principal, case_id, lambda: service.lead_transition(db, lead_id=lead_id, action=action, now=now, actor=principal.actor,
+                                                                                        reason=reason or None), f"lead {action} done")
 
 
 @router.post("/cases/{case_id}/attachments", response_model=None)

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from opsline.api.tmf import PAGE_LIMIT_MAX, page_headers
+from opsline.cases.models import SupportCase
+from opsline.core.errors import NotFound
 from opsline.sla import service
 from opsline.sla.schemas import Breach, CaseClock
 from opsline.web.deps import DB, Now, Principal, require
@@ -18,9 +20,6 @@ View = Annotated[Principal, Depends(require("sla.view"))]
 @router.get("/caseClock", response_model=list[CaseClock])
 def case_clock(db: DB, now: Now, principal: View, caseId: Annotated[int, Query(ge=1)]) -> list[CaseClock]:
     """Every SLA clock of one case as of now, computed from its history. 404 for an unknown case."""
-    from opsline.cases.models import SupportCase
-    from opsline.core.errors import NotFound
-
     if db.get(SupportCase, caseId) is None:
         raise NotFound(f"case {caseId} not found")
     return [CaseClock(caseId=caseId, metric=c["metric"], label=c["label"], team=c["team"], partner=c["partner"], startedAt=c["started_at"], dueAt=c["due_at"],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from opsline.areas import Area
+from opsline.core.domain_events import Subscriber
 from opsline.sla import models  # noqa: F401  (tables)
+from opsline.sla.service import recalc
 
 
 def _routers() -> list:
@@ -44,6 +46,12 @@ def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
     run(ctx)
 
 
+def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.sla.home import home
+
+    return home(session, now=now, actor=actor, tz=tz)
+
+
 def _cli(app) -> None:  # type: ignore[no-untyped-def]
     from opsline.sla.cli import add_commands
 
@@ -60,4 +68,7 @@ AREA = Area(
     desks=(("SLA", "/sla", "sla.view"),),
     admin_views=_admin_views,
     cli=_cli,
+    # Same transaction: a case's clocks are never out of step with its history; once per cases service call.
+    subscribers=(Subscriber(name="sla.recompute_case", event="case.changed", handler=recalc.on_case_changed),),
+    home=_home,
 )

@@ -6,17 +6,16 @@ from typing import Any
 
 from sqlalchemy import inspect, select, update
 
+from opsline.cases.models import SupportCase
 from opsline.core.events import Actor
 from opsline.db.session import make_sessionmaker
+from opsline.sla import service
+from opsline.sla.models import SlaBreach
 
 
 def run(ctx: Any) -> None:
     if "support_case" not in inspect(ctx.engine).get_table_names():
         return
-    from opsline.cases.models import SupportCase
-    from opsline.sla import service
-    from opsline.sla.models import SlaBreach
-
     actor = Actor.system("demo")
     with make_sessionmaker(ctx.engine).begin() as s:
         ids = list(s.execute(select(SupportCase.id).order_by(SupportCase.id)).scalars())

@@ -89,6 +89,9 @@ class SlaPolicy(Base):
     team_minutes: Mapped[int | None] = mapped_column(Integer)
     third_party_minutes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     calendar_code: Mapped[str] = mapped_column(String(40), ForeignKey("business_calendar.code"))
+    # False: the clocks run on the policy's calendar whatever queue holds the case; True ("team hours"): on the
+    # calendar of the queue holding it (the policy's calendar only when the queue has none).
+    team_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     warn_percents: Mapped[list[Any]] = mapped_column(JSONType, default=lambda: [50, 75, 100])
     escalations: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from opsline.core.calendar import BusinessCalendar, InvalidCalendar, Shift
+from opsline.core.calendar import BusinessCalendar, InvalidCalendar, Shift, calendar_from_data
+from opsline.cases.models import CaseCategory, Queue
 from opsline.core.errors import InvalidInput
+from opsline.partners.models import Partner
 from opsline.sla.clocks import DEFAULT_WARN_PERCENTS, PolicyTargets
 from opsline.sla.models import BreachCause, BusinessCalendarRow, QueueOla, SlaContract, SlaPolicy
 
@@ -86,7 +88,7 @@ def calendar_from_row(data: Mapping[str, Any], *, timezone: str | None = None) -
     if timezone:
         payload["timezone"] = timezone
     try:
-        return BusinessCalendar.from_data(payload)
+        return calendar_from_data(payload)
     except InvalidCalendar as exc:
         raise UnableToSaveCalendar(f"invalid calendar: {exc}", field="data") from exc
 
@@ -117,8 +119,8 @@ def seed_sla_reference(session: Session, *, now: datetime) -> None:
 
 def validate_policy_fields(session: Session, fields: Mapping[str, Any]) -> None:
     """Check a policy's criteria and targets refer to things that exist. Raises UnableToSavePolicy."""
-    from opsline.cases.models import CaseCategory, Queue
-
+    if "team_hours" in fields and not isinstance(fields["team_hours"], bool):
+        raise UnableToSavePolicy("team_hours must be true or false", field="team_hours")
     cat = fields.get("category_code")
     if cat is not None and session.get(CaseCategory, cat) is None:
         raise UnableToSavePolicy(f"unknown case category '{cat}'", field="category_code")
@@ -158,6 +160,7 @@ class PolicyRow:
     specificity: int
     calendar_code: str
     fields: dict[str, Any]
+    team_hours: bool = False
 
 
 def load_policies(session: Session) -> list[PolicyRow]:
@@ -170,7 +173,7 @@ def load_policies(session: Session) -> list[PolicyRow]:
             "resolution_minutes": p.resolution_minutes, "team_minutes": p.team_minutes,
             "third_party_minutes": dict(p.third_party_minutes or {}), "warn_percents": list(p.warn_percents or DEFAULT_WARN_PERCENTS),
             "escalations": list(p.escalations or []),
-        }))
+        }, bool(p.team_hours)))
     # Most specific first; ties to the lowest id (stable sort keeps id order).
     return sorted(out, key=lambda r: (-r.specificity, r.id))
 
@@ -187,17 +190,9 @@ def match_policy(policies: Sequence[PolicyRow], attrs: tuple[Any, ...]) -> Polic
 
 
 def partner_minutes(session: Session) -> dict[str, int]:
-    """Partner SLA targets from the partners area's `partner` table if it exists (read defensively)."""
-    bind = session.get_bind()
-    try:
-        cols = {c["name"] for c in inspect(session.connection()).get_columns("partner")}
-    except Exception:  # noqa: BLE001 - the partners area may not be installed
-        return {}
-    for col, per in (("fault_sla_hours", 60), ("fault_sla_days", PARTNER_DAY_MINUTES), ("deactivation_sla_days", PARTNER_DAY_MINUTES)):
-        if col in cols:
-            rows = session.execute(text(f"SELECT code, {col} FROM partner WHERE {col} IS NOT NULL")).all()
-            return {str(code): int(v) * per for code, v in rows if v}
-    return {}
+    """Partner SLA targets (business minutes) from the partners area's table (read-only): its SLA in business days."""
+    rows = session.execute(select(Partner.code, Partner.deactivation_sla_days).where(Partner.deactivation_sla_days.is_not(None))).all()
+    return {str(code): int(days) * PARTNER_DAY_MINUTES for code, days in rows if days}
 
 
 def load_olas(session: Session) -> dict[tuple[int, int | None], int]:

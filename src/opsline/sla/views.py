@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsline.core.errors import OpslineError
+from opsline.core.errors import InvalidInput, OpslineError
+from opsline.sla.policies import UnableToSaveCalendar
 from opsline.sla import service
-from opsline.web.deps import DB, Now, Principal, require
+from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -22,20 +23,18 @@ View = Annotated[Principal, Depends(require("sla.view"))]
 Manage = Annotated[Principal, Depends(require("sla.manage"))]
 
 
-def _month_start(now: datetime, tz: str) -> datetime:
-    local = now.astimezone(ZoneInfo(tz))
+def _month_start(now: datetime, tz: ZoneInfo) -> datetime:
+    local = now.astimezone(tz)
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _period(now: datetime, tz: str, month: str | None) -> tuple[datetime, datetime, str]:
+def _period(now: datetime, tz: ZoneInfo, month: str | None) -> tuple[datetime, datetime, str]:
     """[start, end) of the month 'YYYY-MM' (default: this month, up to now)."""
     if month:
         try:
             y, m = (int(x) for x in month.split("-"))
-            start = datetime(y, m, 1, tzinfo=ZoneInfo(tz))
+            start = datetime(y, m, 1, tzinfo=tz)
         except ValueError as exc:
-            from opsline.core.errors import InvalidInput
-
             raise InvalidInput(f"month must look like 2026-11, got '{month}'", field="month") from exc
     else:
         start = _month_start(now, tz)
@@ -44,8 +43,7 @@ def _period(now: datetime, tz: str, month: str | None) -> tuple[datetime, dateti
 
 
 @router.get("/sla", response_class=HTMLResponse)
-def dashboard(request: Request, db: DB, now: Now, principal: View) -> HTMLResponse:
-    tz = request.app.state.settings.timezone
+def dashboard(request: Request, db: DB, now: Now, tz: Tz, principal: View) -> HTMLResponse:
     data = service.dashboard(db, now=now, month_start=_month_start(now, tz))
     data["month"] = _month_start(now, tz).strftime("%Y-%m")
     data["notifications"] = service.notifications(db, limit=10)
@@ -60,18 +58,18 @@ def _report_rows(report: dict[str, Any]) -> list[list[Any]]:
 
 
 @router.get("/sla/report.csv")
-def report_csv(request: Request, db: DB, now: Now, principal: View, month: str = "") -> Response:
-    since, until, label = _period(now, request.app.state.settings.timezone, month or None)
+def report_csv(request: Request, db: DB, now: Now, tz: Tz, principal: View, month: str = "") -> Response:
+    since, until, label = _period(now, tz, month or None)
     buf = io.StringIO()
     csv.writer(buf).writerows(_report_rows(service.breach_report(db, since=since, until=until)))
     return Response(buf.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="sla-breaches-{label}.csv"'})
 
 
 @router.get("/sla/report.xlsx")
-def report_xlsx(request: Request, db: DB, now: Now, principal: View, month: str = "") -> Response:
+def report_xlsx(request: Request, db: DB, now: Now, tz: Tz, principal: View, month: str = "") -> Response:
     import xlsxwriter
 
-    since, until, label = _period(now, request.app.state.settings.timezone, month or None)
+    since, until, label = _period(now, tz, month or None)
     report = service.breach_report(db, since=since, until=until)
     breaches = service.list_breaches(db, since=since, until=until, limit=100_000)["items"]
     buf = io.BytesIO()
@@ -94,20 +92,22 @@ def report_xlsx(request: Request, db: DB, now: Now, principal: View, month: str 
 
 
 @router.get("/sla/breaches", response_class=HTMLResponse)
-def breaches(request: Request, db: DB, now: Now, principal: View, cause: str = "", uncaused: str = "", page: int = 1, flash: str = "", error: str = "") -> HTMLResponse:
+def breaches(request: Request, db: DB, now: Now, tz: Tz, principal: View, cause: str = "", uncaused: str = "", month: str = "", open: str = "",
+             page: int = 1, flash: str = "", error: str = "") -> HTMLResponse:
     page = max(1, page)
-    res = service.list_breaches(db, cause=cause or None, uncaused=bool(uncaused), limit=50, offset=(page - 1) * 50)
-    ctx = {"result": res, "causes": service.breach_causes(db), "filters": {"cause": cause, "uncaused": uncaused}, "page": page, "pages": max(1, -(-res["total"] // 50)), "flash": flash, "error": error}
+    since, until = (_period(now, tz, month)[:2]) if month else (None, None)
+    res = service.list_breaches(db, cause=cause or None, uncaused=bool(uncaused), since=since, until=until, open_only=bool(open), limit=50, offset=(page - 1) * 50)
+    ctx = {"result": res, "causes": service.breach_causes(db), "filters": {"cause": cause, "uncaused": uncaused, "month": month, "open": open}, "page": page, "pages": max(1, -(-res["total"] // 50)), "flash": flash, "error": error}
     return render(request, "sla/breaches.html", ctx, principal=principal, status_code=422 if error else 200)
 
 
 @router.post("/sla/breaches/{breach_id}/cause", response_model=None)
-def set_cause(request: Request, breach_id: int, db: DB, now: Now, principal: Manage, cause_code: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> HTMLResponse | RedirectResponse:
+def set_cause(request: Request, breach_id: int, db: DB, now: Now, tz: Tz, principal: Manage, cause_code: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> HTMLResponse | RedirectResponse:
     try:
         service.set_breach_cause(db, breach_id=breach_id, cause_code=cause_code, note=note.strip() or None, now=now, actor=principal.actor)
     except OpslineError as exc:
         db.rollback()
-        return breaches(request, db, now, principal, error=exc.detail)
+        return breaches(request, db, now, tz, principal, error=exc.detail)
     return RedirectResponse("/sla/breaches?flash=Cause+recorded", status_code=303)
 
 
@@ -126,8 +126,6 @@ def calendar(request: Request, code: str, db: DB, now: Now, principal: View, fla
 def calendar_closure(request: Request, code: str, db: DB, now: Now, principal: Manage, day: Annotated[str, Form()] = "", op: Annotated[str, Form()] = "add", reason: Annotated[str, Form()] = "") -> HTMLResponse | RedirectResponse:
     try:
         if not reason.strip():
-            from opsline.sla.policies import UnableToSaveCalendar
-
             raise UnableToSaveCalendar("a reason is required to change a calendar", field="reason")
         day = day.strip()
         kw = {"add_closures": [day]} if op == "add" else {"remove_closures": [day]}

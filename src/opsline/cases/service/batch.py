@@ -1,0 +1,83 @@
+"""Batch work on cases (auto-close, first-contact resolution) and the SLA engine's set-based reports back to
+cases (its summary per case and the policy it chose), so that the SLA area never writes cases' tables itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from opsline.cases.models import SLA_STATES, CaseEvent, CaseState, SupportCase
+from opsline.cases.service import common as cm
+from opsline.cases.service.lifecycle import transition
+from opsline.core.errors import InvalidInput
+from opsline.core.events import Actor
+from opsline.customers.models import ValueTier
+
+
+def autoclose(session: Session, *, now: datetime, actor: Actor | None = None, limit: int = 5000) -> int:
+    """Close resolved cases older than the auto-close setting (end to end). Returns how many closed."""
+    actor = actor or Actor.system("cases.autoclose")
+    days = cm.setting_int(session, "autoclose_days", 7)
+    ids = list(session.execute(select(SupportCase.id).where(SupportCase.state == CaseState.RESOLVED.value, SupportCase.resolved_at <= now - timedelta(days=days))
+                               .order_by(SupportCase.id).limit(limit)).scalars())
+    for cid in ids:  # each close writes its history and audit and tells the SLA engine; bounded per job run
+        transition(session, case_id=cid, action="close", now=now, actor=actor, reason=f"auto-closed {days} days after resolution")
+    return len(ids)
+
+
+def decide_fcr(session: Session, *, now: datetime) -> int:
+    """Decide first-contact resolution (set-based) for closed cases whose reopen window has passed:
+    FCR = resolved in the opening interaction and never reopened. Returns how many were decided."""
+    days = cm.setting_int(session, "fcr_reopen_days", 7)
+    res = session.execute(
+        update(SupportCase)
+        .where(SupportCase.state == CaseState.CLOSED.value, SupportCase.first_contact_resolution.is_(None), SupportCase.resolved_at <= now - timedelta(days=days))
+        .values(first_contact_resolution=and_(SupportCase.fcr_candidate.is_(True), SupportCase.reopen_count == 0))
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount or 0
+
+
+def value_tier_ranks(session: Session) -> dict[str, int]:
+    return {c: r for c, r in session.execute(select(ValueTier.code, ValueTier.rank)).all()}
+
+
+def record_sla(session: Session, *, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+    """Store the SLA engine's summary of each case (set-based; does not touch the case's version or publish):
+    each row {"id", "sla_state" ('ok'|'at_risk'|'breached'|None), "sla_due_at", "sla_breached_at", "sla_risk"}.
+    Raises InvalidInput for an unknown state or a risk outside 0..1. Returns rows written."""
+    if not rows:
+        return 0
+    params = []
+    for r in rows:
+        state, risk = r.get("sla_state"), r.get("sla_risk")
+        if state is not None and state not in SLA_STATES:
+            raise InvalidInput(f"unknown SLA state '{state}'", field="sla_state")
+        if risk is not None and not 0.0 <= float(risk) <= 1.0:
+            raise InvalidInput(f"breach risk must be between 0 and 1, got {risk}", field="sla_risk")
+        params.append({"b_id": int(r["id"]), "b_state": state, "b_due": r.get("sla_due_at"), "b_breached": r.get("sla_breached_at"),
+                       "b_risk": None if risk is None else float(risk), "b_as_of": now})
+    t = SupportCase.__table__
+    session.execute(t.update().where(t.c.id == bindparam("b_id")).values(
+        sla_state=bindparam("b_state"), sla_due_at=bindparam("b_due"), sla_breached_at=bindparam("b_breached"), sla_risk=bindparam("b_risk"),
+        sla_as_of=bindparam("b_as_of")), params)
+    return len(params)
+
+
+def record_sla_policy(session: Session, *, changes: Sequence[dict[str, Any]], now: datetime, actor: Actor, reason: str | None) -> int:
+    """The SLA engine chose another policy for these cases: set `sla_policy_id` and write a 'policy' history row each
+    (set-based). Each change {"id", "account_id", "from", "to", "name"}. Returns rows changed."""
+    if not changes:
+        return 0
+    t = SupportCase.__table__
+    session.execute(t.update().where(t.c.id == bindparam("b_id")).values(sla_policy_id=bindparam("b_policy")),
+                    [{"b_id": ch["id"], "b_policy": ch["to"]} for ch in changes])
+    session.execute(insert(CaseEvent.__table__), [
+        {"case_id": ch["id"], "account_id": ch["account_id"], "at": now, "kind": "policy", "from_value": None if ch["from"] is None else str(ch["from"]),
+         "to_value": None if ch["to"] is None else str(ch["to"]), "reason": reason or f"SLA policy: {ch['name'] or 'none'}", "actor": actor.name,
+         "data": {"policy_name": ch["name"]}} for ch in changes])
+    return len(changes)

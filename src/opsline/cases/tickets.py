@@ -1,0 +1,64 @@
+"""Read side of the TMF621 Trouble Ticket API: one page of cases with everything a ticket shows, in a fixed number
+of queries whatever the page size (no N+1)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from opsline.cases.models import CaseEvent, CaseLink, CaseNote, SupportCase
+from opsline.customers.models import Account
+from opsline.users.models import User
+
+
+def ticket_rows(session: Session, *, case_ids: list[int]) -> list[dict[str, Any]]:
+    """Every ticket's case fields, account, assignee, status history, notes and links, in `case_ids` order
+    (5 queries in all). Unknown ids are left out."""
+    if not case_ids:
+        return []
+    cases = {c.id: c for c in session.execute(select(SupportCase).where(SupportCase.id.in_(case_ids))).scalars()}
+    acc_ids = {c.account_id for c in cases.values() if c.account_id}
+    user_ids = {c.assignee_user_id for c in cases.values() if c.assignee_user_id}
+    accounts = {i: (n, num) for i, n, num in session.execute(select(Account.id, Account.name, Account.account_number).where(Account.id.in_(acc_ids)))} if acc_ids else {}
+    users = dict(session.execute(select(User.id, User.full_name).where(User.id.in_(user_ids))).all()) if user_ids else {}
+    changes: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for cid, at, to, reason in session.execute(
+            select(CaseEvent.case_id, CaseEvent.at, CaseEvent.to_value, CaseEvent.reason)
+            .where(CaseEvent.case_id.in_(case_ids), CaseEvent.kind.in_(("opened", "state")), CaseEvent.to_value.is_not(None)).order_by(CaseEvent.case_id, CaseEvent.id)):
+        changes[cid].append({"status": to, "at": at, "reason": reason})
+    notes: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for n in session.execute(select(CaseNote).where(CaseNote.case_id.in_(case_ids)).order_by(CaseNote.case_id, CaseNote.id)).scalars():
+        notes[n.case_id].append({"id": n.id, "author": n.author, "at": n.at, "body": n.body})
+    links: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for cid, t, i, r in session.execute(select(CaseLink.case_id, CaseLink.target_type, CaseLink.target_id, CaseLink.target_ref)
+                                        .where(CaseLink.case_id.in_(case_ids)).order_by(CaseLink.case_id, CaseLink.id)):
+        links[cid].append({"target_type": t, "target_id": i, "target_ref": r})
+    out = []
+    for cid in case_ids:
+        c = cases.get(cid)
+        if c is None:
+            continue
+        name, number = accounts.get(c.account_id, (None, None)) if c.account_id else (None, None)
+        out.append({"case": c, "account_name": name, "account_number": number, "assignee": users.get(c.assignee_user_id),
+                    "changes": changes[cid], "notes": notes[cid], "links": links[cid]})
+    return out
+
+
+def ticket_page(session: Session, *, status: str | None = None, priority: int | None = None, ticket_type: str | None = None,
+                account_id: int | None = None, offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """One page of tickets, newest first, with the total matching the filters."""
+    conds = []
+    if status:
+        conds.append(SupportCase.state == status)
+    if priority:
+        conds.append(SupportCase.priority == priority)
+    if ticket_type:
+        conds.append(SupportCase.category_code == ticket_type)
+    if account_id is not None:
+        conds.append(SupportCase.account_id == account_id)
+    total = session.execute(select(func.count(SupportCase.id)).where(*conds)).scalar_one()
+    ids = list(session.execute(select(SupportCase.id).where(*conds).order_by(SupportCase.id.desc()).offset(offset).limit(limit)).scalars())
+    return ticket_rows(session, case_ids=ids), total

@@ -1,0 +1,27 @@
+"""Shared pieces of the SLA engine: errors, chunking, and which case states count as open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from opsline.core.errors import InvalidInput, NotFound
+
+OPEN_CASE_STATES = ("acknowledged", "inProgress", "pending", "held")
+CUSTOMER_METRICS = ("first_response", "next_update", "resolution")  # what the customer was promised (team/partner clocks are internal)
+DEFAULT_CALENDAR = "za-support"  # used only for a case no policy covers
+CHUNK = 2000
+RECALC_SHARD = 5000  # case ids per "sla.recalculate" job
+AT_RISK = 0.5  # a breach probability at or above this puts the case "at risk"
+
+
+class UnableToSetBreachCause(InvalidInput):
+    pass
+
+
+class BreachNotFound(NotFound):
+    pass
+
+
+def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterable[list[int]]:
+    for i in range(0, len(ids), size):
+        yield [int(x) for x in ids[i : i + size]]

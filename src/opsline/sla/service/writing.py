@@ -1,0 +1,146 @@
+"""Make the stored clocks, breaches, warnings and policy choice equal the computed ones (idempotent, set-based), and
+give cases its summary of each case through the cases service (the SLA area never writes cases' tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from opsline.cases import service as cases_service
+from opsline.core.events import Actor
+from opsline.sla.clocks import Clock
+from opsline.sla.models import SlaBreach, SlaCase, SlaClock, SlaWarning
+from opsline.sla.service.common import chunks
+from opsline.sla.service.engine import Plan
+from opsline.sla.service.loading import CaseRow
+from opsline.sla.service.reading import case_summaries
+
+Key = tuple[int, str, str]
+_CLOCK_COLS = ("id", "case_id", "metric", "clock_key", "due_at", "elapsed_seconds", "state", "paused_seconds", "stopped_at", "policy_id", "calendar_code",
+               "target_seconds", "queue_id", "started_at", "breached_at", "partner_code", "paused", "account_id")
+
+
+def _wanted(chunk: list[int], cases: dict[int, CaseRow], plans: dict[int, Plan], clocks: dict[int, list[Clock]]) -> dict[Key, dict[str, Any]]:
+    wanted: dict[Key, dict[str, Any]] = {}
+    for cid in chunk:
+        plan = plans.get(cid)
+        for c in clocks.get(cid, []):
+            wanted[(cid, c.metric, c.key)] = {
+                "case_id": cid, "account_id": cases[cid].account_id, "metric": c.metric, "clock_key": c.key,
+                "queue_id": int(c.queue) if c.queue is not None else None, "partner_code": c.partner,
+                "policy_id": plan.policy.id if plan and plan.policy else None, "calendar_code": plan.calendar_key[0] if plan else None,
+                "started_at": c.started_at, "due_at": c.due_at, "stopped_at": c.stopped_at, "breached_at": c.breached_at,
+                "elapsed_seconds": c.elapsed_seconds, "target_seconds": c.target_seconds, "paused_seconds": c.paused_seconds,
+                "state": c.state, "paused": c.paused,
+            }
+    return wanted
+
+
+def _write_clocks(session: Session, chunk: list[int], wanted: dict[Key, dict[str, Any]], now: datetime) -> None:
+    existing = {(r.case_id, r.metric, r.clock_key): r for r in session.execute(
+        select(*[getattr(SlaClock, c) for c in _CLOCK_COLS]).where(SlaClock.case_id.in_(chunk)))}
+    inserts, updates = [], []
+    for key, row in wanted.items():
+        old = existing.get(key)
+        if old is None:
+            inserts.append(row | {"computed_at": now})
+        elif any(getattr(old, k) != v for k, v in row.items()):
+            updates.append(row | {"id": old.id, "computed_at": now})
+    gone = [old.id for key, old in existing.items() if key not in wanted]
+    if gone:
+        session.execute(delete(SlaClock).where(SlaClock.id.in_(gone)))
+    if inserts:
+        session.execute(insert(SlaClock), inserts)
+    if updates:
+        session.execute(update(SlaClock), updates)
+
+
+def _write_breaches(session: Session, chunk: list[int], wanted: dict[Key, dict[str, Any]], cases: dict[int, CaseRow], now: datetime) -> int:
+    """One breach per breached clock; a breach that recalculation shows never happened goes (unless analysed)."""
+    old_b = {(r.case_id, r.metric, r.clock_key): r for r in session.execute(
+        select(SlaBreach.id, SlaBreach.case_id, SlaBreach.metric, SlaBreach.clock_key, SlaBreach.cause_code, SlaBreach.due_at, SlaBreach.overrun_seconds,
+               SlaBreach.queue_id, SlaBreach.partner_code).where(SlaBreach.case_id.in_(chunk)))}
+    b_ins, b_upd = [], []
+    for key, row in wanted.items():
+        if row["state"] != "breached":
+            continue
+        overrun = max(row["elapsed_seconds"] - row["target_seconds"], 0)
+        queue_id = row["queue_id"] if row["queue_id"] is not None else cases[key[0]].queue_id
+        vals = {"queue_id": queue_id, "partner_code": row["partner_code"], "breached_at": row["breached_at"] or row["due_at"], "due_at": row["due_at"], "overrun_seconds": overrun}
+        old = old_b.get(key)
+        if old is None:
+            b_ins.append({"case_id": key[0], "account_id": row["account_id"], "metric": key[1], "clock_key": key[2], "created_at": now} | vals)
+        elif (old.due_at, old.overrun_seconds, old.queue_id, old.partner_code) != (vals["due_at"], overrun, queue_id, vals["partner_code"]):
+            b_upd.append({"id": old.id} | vals)
+    stale = [old.id for key, old in old_b.items() if old.cause_code is None and (key not in wanted or wanted[key]["state"] != "breached")]
+    if stale:
+        session.execute(delete(SlaBreach).where(SlaBreach.id.in_(stale)))
+    if b_ins:
+        session.execute(insert(SlaBreach), b_ins)
+    if b_upd:
+        session.execute(update(SlaBreach), b_upd)
+    return len(b_ins)
+
+
+def _write_warnings(session: Session, chunk: list[int], wanted: dict[Key, dict[str, Any]], plans: dict[int, Plan], now: datetime) -> int:
+    """Once per (clock, threshold) crossed while the clock is still open."""
+    old_w = set(session.execute(select(SlaWarning.case_id, SlaWarning.metric, SlaWarning.clock_key, SlaWarning.threshold).where(SlaWarning.case_id.in_(chunk))).tuples())
+    w_ins = []
+    for key, row in wanted.items():
+        if row["stopped_at"] is not None or not row["target_seconds"]:
+            continue
+        plan = plans.get(key[0])
+        thresholds = plan.policy.fields.get("warn_percents") if plan and plan.policy else [50, 75, 100]
+        pct = 100.0 * row["elapsed_seconds"] / row["target_seconds"]
+        for t in thresholds or []:
+            if pct >= t and (key[0], key[1], key[2], int(t)) not in old_w:
+                w_ins.append({"case_id": key[0], "account_id": row["account_id"], "metric": key[1], "clock_key": key[2], "threshold": int(t), "percent": round(pct, 2),
+                              "due_at": row["due_at"], "created_at": now, "actions": []})
+    if w_ins:
+        session.execute(insert(SlaWarning), w_ins)
+    return len(w_ins)
+
+
+def _write_policy(session: Session, chunk: list[int], plans: dict[int, Plan], cases: dict[int, CaseRow], now: datetime, actor: Actor, reason: str | None) -> int:
+    """The sla_case row per case; a changed policy is reported to cases (its `sla_policy_id` and a history row)."""
+    sc_old = {r.case_id: r for r in session.execute(select(SlaCase.case_id, SlaCase.policy_id, SlaCase.pinned, SlaCase.calendar_code, SlaCase.timezone).where(SlaCase.case_id.in_(chunk)))}
+    sc_ins, sc_upd, changes = [], [], []
+    for cid in chunk:
+        plan = plans.get(cid)
+        if plan is None:
+            continue
+        pid = plan.policy.id if plan.policy else None
+        vals = {"policy_id": pid, "calendar_code": plan.calendar_key[0], "timezone": plan.calendar_key[1], "computed_at": now}
+        old = sc_old.get(cid)
+        if old is None:
+            sc_ins.append({"case_id": cid, "account_id": plan.case.account_id, "pinned": False} | vals)
+        elif (old.policy_id, old.calendar_code, old.timezone) != (pid, plan.calendar_key[0], plan.calendar_key[1]):
+            sc_upd.append({"case_id": cid} | vals)
+        if plan.case.sla_policy_id != pid:
+            changes.append({"id": cid, "account_id": plan.case.account_id, "from": plan.case.sla_policy_id, "to": pid, "name": plan.policy.name if plan.policy else None})
+    if sc_ins:
+        session.execute(insert(SlaCase), sc_ins)
+    if sc_upd:
+        session.execute(update(SlaCase), sc_upd)
+    cases_service.record_sla_policy(session, changes=changes, now=now, actor=actor, reason=reason)
+    for ch in changes:
+        cases[ch["id"]].sla_policy_id = ch["to"]
+    return len(changes)
+
+
+def write(session: Session, *, cases: dict[int, CaseRow], plans: dict[int, Plan], clocks: dict[int, list[Clock]], now: datetime, actor: Actor,
+          reason: str | None) -> dict[str, int]:
+    """Store what `engine.compute` found for these cases and report each case's summary to cases. Returns counts."""
+    counts = {"clocks": 0, "breaches": 0, "warnings": 0, "policy_changes": 0}
+    for chunk in chunks(list(cases)):
+        wanted = _wanted(chunk, cases, plans, clocks)
+        _write_clocks(session, chunk, wanted, now)
+        counts["clocks"] += len(wanted)
+        counts["breaches"] += _write_breaches(session, chunk, wanted, cases, now)
+        counts["warnings"] += _write_warnings(session, chunk, wanted, plans, now)
+        counts["policy_changes"] += _write_policy(session, chunk, plans, cases, now, actor, reason)
+        cases_service.record_sla(session, rows=case_summaries(session, case_ids=chunk, now=now), now=now)
+    return counts
