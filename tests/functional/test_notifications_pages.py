@@ -148,3 +148,23 @@ def test_pages_need_sign_in(app):
     with TestClient(app) as c:
         r = c.get("/notifications/messages", follow_redirects=False)
         assert r.status_code in (303, 401)
+
+
+def test_the_managers_desk_shows_messages_awaiting_approval_and_admin_sees_failures(client_as, factory, now, actor):
+    from opsline.notifications.channels import DeliveryFailed
+    from opsline.notifications.delivery import deliver_message
+
+    class Refusing:
+        def send(self, *, to: str, body: str, reference: str) -> str:
+            raise DeliveryFailed("invalid number", permanent=True)
+
+    acc = _account(factory, now, actor)
+    with factory.begin() as s:
+        service.send(s, event="generic.notice", account_id=acc, context={"subject": "Formal", "body": "Reply"}, now=now,
+                     actor=Actor(name="someone", roles=frozenset({"second_line_agent"})), needs_approval=True)
+        bad = service.send(s, event="generic.notice", account_id=acc, context={"subject": "", "body": "x"}, now=now, actor=actor, channel="sms")
+        deliver_message(s, message_id=bad, now=now, gateway=Refusing())
+    page = client_as("debtors_manager").get("/desk/debtors_manager")
+    assert page.status_code == 200 and "Messages awaiting approval" in page.text and "/notifications/approvals" in page.text
+    admin = client_as("admin").get("/desk/admin")
+    assert admin.status_code == 200 and "Failed and undeliverable messages" in admin.text and "state=problem" in admin.text
