@@ -59,16 +59,17 @@ def sign_in(session: Session, *, username: str, password: str, ip: str, now: dat
 
 
 def _refuse_if_limited(session: Session, *, username: str, ip: str, since: datetime, now: datetime, limits: SignInLimits) -> None:
+    # Failures for this username from this address inside the window and after its last success (ids, not times,
+    # order attempts: several can share one instant).
     last_ok = (
-        select(func.max(SignInAttempt.attempted_at))
+        select(func.coalesce(func.max(SignInAttempt.id), 0))
         .where(SignInAttempt.username == username, SignInAttempt.ip == ip, SignInAttempt.succeeded.is_(True), SignInAttempt.attempted_at >= since)
         .scalar_subquery()
     )
-    # Failures for this username from this address since the window opened and since the last success.
     user_fail = session.execute(
         select(func.count(), func.min(SignInAttempt.attempted_at)).where(
             SignInAttempt.username == username, SignInAttempt.ip == ip, SignInAttempt.succeeded.is_(False),
-            SignInAttempt.attempted_at >= since, func.coalesce(last_ok, since) <= SignInAttempt.attempted_at,
+            SignInAttempt.attempted_at >= since, SignInAttempt.id > last_ok,
         )
     ).one()
     ip_fail = session.execute(
