@@ -7,11 +7,12 @@ import json
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import Integer, String, UniqueConstraint, select
+from sqlalchemy import Integer, String, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from opsline.core.errors import Conflict
 from opsline.db.base import Base, IdPk, JSONType
+from opsline.db.session import lock_for_write
 
 
 class IdempotencyRecord(Base):
@@ -39,6 +40,16 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _serialise(session: Session, *, principal: str, key: str) -> None:
+    """Make concurrent repeats of one key wait for the first, so they replay its answer instead of racing it:
+    a transaction-scoped advisory lock on PostgreSQL, the write lock on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        lock_id = int.from_bytes(hashlib.sha256(f"{principal}\x00{key}".encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+    else:
+        lock_for_write(session)
+
+
 def run_idempotent(
     session: Session, *, principal: str, key: str | None, method: str, path: str, body: Any, now: datetime,
     action: Callable[[], tuple[int, dict[str, Any]]],
@@ -49,6 +60,7 @@ def run_idempotent(
         status, resp = action()
         return status, resp, False
     h = body_hash({"method": method, "path": path, "body": body})
+    _serialise(session, principal=principal, key=key)
     prior = session.execute(select(IdempotencyRecord).where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)).scalar_one_or_none()
     if prior is not None:
         if prior.request_hash != h:

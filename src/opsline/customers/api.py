@@ -96,9 +96,9 @@ def _contact_media(a: dict[str, Any]) -> list[ContactMedium]:
     if a["phone"]:
         out.append(ContactMedium(mediumType="phone", characteristic={"phoneNumber": a["phone"]}))
     if a["billing_line1"]:
-        out.append(ContactMedium(mediumType="postalAddress", characteristic={
-            "street1": a["billing_line1"], "street2": a["billing_line2"], "city": a["billing_city"], "stateOrProvince": a["billing_province"],
-            "postCode": a["billing_postal_code"], "country": a["billing_country"], "contactType": "billing"}))
+        address = {"street1": a["billing_line1"], "street2": a["billing_line2"], "city": a["billing_city"], "stateOrProvince": a["billing_province"],
+                   "postCode": a["billing_postal_code"], "country": a["billing_country"], "contactType": "billing"}
+        out.append(ContactMedium(mediumType="postalAddress", characteristic={k: v for k, v in address.items() if v is not None}))
     return out
 
 
@@ -109,7 +109,7 @@ def customer_out(acc: Account | dict[str, Any]) -> Customer:
         id=str(a["id"]), href=f"{CUSTOMER_BASE}/{a['id']}", name=a["name"], status=a["status"],
         engagedParty=EngagedParty(id=str(a["party_id"]), name=a["name"], referred_type="Organization" if a["kind"] != "retail" else "Individual"),
         contactMedium=_contact_media(a),
-        characteristic=[Characteristic(name=k, value=a[v]) for k, v in _CHAR_FIELDS.items()],
+        characteristic=[Characteristic(name=k, value=a[v]) for k, v in _CHAR_FIELDS.items() if a[v] is not None],
         account=[{"id": str(a["id"]), "href": f"{ACCOUNT_BASE}/{a['id']}", "name": a["account_number"], "@referredType": "BillingAccount"}],
         validFor=TimePeriod(startDateTime=a["created_at"]),
     )
