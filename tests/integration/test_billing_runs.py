@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, text
 
-from opsline.billing import billrun
+from opsline.billing import billrun, review
 from opsline.billing.models import BillingSetting, BillRun, Discount, Invoice, InvoiceLine, LedgerEntry, PendingCharge, UsageRecord
 from opsline.billing.service import account_balance, ageing, queue_charge
 from opsline.catalog.models import Price, ProductOffering
@@ -258,7 +258,7 @@ def test_a_price_in_another_currency_is_an_exception_not_a_line(factory, now):
     rid = run_draft(factory, now)
     assert lines_of(factory, acc) == []
     with factory() as s:
-        rev = billrun.review(s, bill_run_id=rid)
+        rev = review.review(s, bill_run_id=rid)
     assert [m["account_id"] for m in rev["exceptions"]["currency_mismatch"]] == [acc]
     assert acc in [m["account_id"] for m in rev["exceptions"]["no_lines"]]
 
@@ -420,22 +420,39 @@ def test_queue_charge_in_the_wrong_currency_is_refused(factory, now):
         assert s.execute(select(func.count()).select_from(PendingCharge)).scalar() == 0
 
 
-def test_review_diffs_each_account_against_last_month_and_flags_big_changes(factory, now):
+def test_review_explains_each_variance_and_flags_only_what_no_reason_explains(factory, now):
     with factory.begin() as s:
-        steady, jumped = make_account(s, now), make_account(s, now)
+        steady, jumped, repriced, odd = (make_account(s, now) for _ in range(4))
         off = make_offering(s, monthly_minor=10000)
-        make_product(s, now, account_id=steady, offering_id=off, start=date(2026, 1, 1))
-        make_product(s, now, account_id=jumped, offering_id=off, start=date(2026, 1, 1))
+        for acc in (steady, jumped, odd):
+            make_product(s, now, account_id=acc, offering_id=off, start=date(2026, 1, 1))
+        dear = make_offering(s, monthly_minor=10000)
+        make_product(s, now, account_id=repriced, offering_id=dear, start=date(2026, 1, 1))
     finalise(factory, now, run_draft(factory, now, cycle=date(2026, 11, 1)))
     with factory.begin() as s:
+        # a product added after the November run (caught up for November, billed ahead for December)
         make_product(s, now, account_id=jumped, offering_id=make_offering(s, monthly_minor=30000), start=date(2026, 11, 1))
+        # a price change from December
+        old_price = s.execute(select(Price).where(Price.offering_id == dear, Price.kind == "recurring")).scalar_one()
+        old_price.valid_to = DEC
+        s.add(new(Price, NOW, offering_id=dear, kind="recurring", name="Monthly", amount_minor=15000, currency="ZAR", tax_rate_code="VAT15",
+                  charge_event="monthly", valid_from=DEC))
+        # last month's line was halved by hand (same product, same price): nothing explains the difference
+        prev = s.execute(select(InvoiceLine).where(InvoiceLine.account_id == odd)).scalar_one()
+        prev.amount_minor = 5000
     rid = run_draft(factory, now)
     with factory() as s:
-        rev = billrun.review(s, bill_run_id=rid)
-    flagged = {d["account_id"]: d for d in rev["diff"] if d["flagged"]}
-    assert set(flagged) == {jumped}
-    assert flagged[jumped]["change_percent"] == 600.0  # 10 000 -> 70 000: catch-up for November plus December
-    assert rev["flagged_count"] == 1 and rev["by_segment"][0]["name"] == "consumer"
+        rev = review.review(s, bill_run_id=rid)
+        assert s.get(BillRun, rid).flagged_count == 1
+    by = {d["account_id"]: d for d in rev["diff"]}
+    assert {a for a, d in by.items() if d["flagged"]} == {odd}
+    assert by[odd]["flag_reason"] == "ZAR 50.00 change on the same products at the same prices, not explained by any reason"
+    assert by[jumped]["over"] and not by[jumped]["flagged"]
+    assert by[jumped]["reasons"] == ["one-off, catch-up or credit lines ZAR 300.00", "products added ZAR 300.00"]
+    assert by[repriced]["over"] and by[repriced]["reasons"] == ["price changes ZAR 50.00"] and not by[repriced]["flagged"]
+    assert by[steady]["explanation"] == "no change" and not by[steady]["over"]
+    assert (rev["flagged_count"], rev["over_threshold_count"], rev["diff_count"]) == (1, 3, 4)
+    assert rev["by_segment"][0]["name"] == "consumer"
 
 
 def test_ageing_applies_credits_to_the_oldest_debt_first(factory, now):

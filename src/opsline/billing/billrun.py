@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import calendar
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -14,6 +12,8 @@ from sqlalchemy.orm import Session
 from opsline.billing import charges, ledger
 from opsline.billing.charges import STAGE, dialect_of
 from opsline.billing.models import BILL_RUN, BillingCycle, BillRun, BillRunShard, BillRunState
+from opsline.billing.periods import add_months
+from opsline.billing.review_stats import analyze_run_tables, variance_stats
 from opsline.billing.service import invoice_number_prefix, reserve_invoice_numbers, setting
 from opsline.core import events, jobs, lifecycle
 from opsline.core.errors import Conflict, NotFound, PermissionDenied, TransitionNotAllowed
@@ -57,13 +57,6 @@ def transition(session: Session, run: BillRun, action: str, *, now: datetime, ac
     except TransitionNotAllowed as exc:
         raise BillRunActionNotAllowed(exc.detail, field="state", extra=exc.extra) from exc
     return allowed_actions(run, actor=actor)
-
-
-def add_months(d: date, n: int) -> date:
-    m = d.month - 1 + n
-    y = d.year + m // 12
-    m = m % 12 + 1
-    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
 
 
 def get_run(session: Session, *, bill_run_id: int, lock: bool = False) -> BillRun:
@@ -179,6 +172,9 @@ def run_shard(session: Session, *, bill_run_id: int, shard_no: int, now: datetim
     run = session.get(BillRun, bill_run_id)
     assert run is not None
     if run.state == S.DRAFT_RUNNING and run.shards_done >= run.shard_count:
+        # the review reads what the shards just wrote: fresh statistics first, then the one-pass variance count
+        analyze_run_tables(session)
+        run.flagged_count = variance_stats(session, bill_run_id=run.id, run=run)["flagged"]
         transition(session, run, "complete", now=now, actor=Actor.system("billrun"), reason=f"all {run.shard_count} shards computed")
     return {"bill_run_id": run.id, "shard_no": shard_no, "accounts": new[0], "lines": new[1]}
 
@@ -286,7 +282,7 @@ def run_summary(run: BillRun) -> dict[str, Any]:
         "accounts_count": run.accounts_count, "lines_count": run.lines_count, "subtotal_minor": run.subtotal_minor, "tax_minor": run.tax_minor,
         "total_minor": run.total_minor, "currency": run.currency, "created_at": run.created_at, "created_by": run.created_by,
         "approved_at": run.approved_at, "approved_by": run.approved_by, "finalised_at": run.finalised_at, "error": run.error,
-        "actions": allowed_actions(run), "running": run.state == S.DRAFT_RUNNING,
+        "actions": allowed_actions(run), "running": run.state == S.DRAFT_RUNNING, "flagged_count": run.flagged_count,
     }
 
 
@@ -297,82 +293,6 @@ def list_runs(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
 
 def bill_run_detail(session: Session, *, bill_run_id: int) -> dict[str, Any]:
     return run_summary(get_run(session, bill_run_id=bill_run_id))
-
-
-def review(session: Session, *, bill_run_id: int, limit: int = 100) -> dict[str, Any]:
-    """What a billing analyst checks before approving: totals by offering, segment and account kind; each account's change
-    against last period with variance flags over the threshold; exceptions (currency mismatches, accounts without lines,
-    negative invoices)."""
-    dia = dialect_of(session)
-    run = get_run(session, bill_run_id=bill_run_id)
-    threshold = Decimal(str(setting(session, "variance_threshold_percent", 20)))
-    prev = add_months(run.period_start, -1)
-    p: dict[str, Any] = {"run": run.id}
-    by_offering = session.execute(text("""
-        SELECT COALESCE(o.name, CASE l.kind WHEN 'usage' THEN 'Usage' WHEN 'one_off' THEN 'One-off charges' ELSE 'Other' END) AS name, l.kind, l.currency,
-               COUNT(*) AS lines, SUM(l.amount_minor) AS amount, SUM(l.tax_minor) AS tax, SUM(l.total_minor) AS total
-        FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id LEFT JOIN product_offering o ON o.id = l.offering_id
-        WHERE i.bill_run_id = :run GROUP BY 1, l.kind, l.currency ORDER BY 7 DESC"""), p).mappings().all()
-    by_group = {}
-    for col in ("segment_code", "kind"):
-        by_group[col] = session.execute(text(f"""
-            SELECT a.{col} AS name, i.currency, COUNT(*) AS invoices, SUM(i.subtotal_minor) AS amount, SUM(i.tax_minor) AS tax, SUM(i.total_minor) AS total
-            FROM invoice i JOIN account a ON a.id = i.account_id WHERE i.bill_run_id = :run GROUP BY a.{col}, i.currency ORDER BY 6 DESC"""), p).mappings().all()
-    pp = {"run": run.id, "prev": dia.bind_date(prev), "thr": float(threshold)}
-    flag = "(pv.total_minor IS NULL OR (pv.total_minor = 0 AND i.total_minor <> 0) OR ABS(i.total_minor - pv.total_minor) * 100.0 > :thr * ABS(pv.total_minor))"
-    diff_from = f"""FROM invoice i JOIN account a ON a.id = i.account_id
-        LEFT JOIN invoice pv ON pv.account_id = i.account_id AND pv.kind = 'cycle' AND pv.period_start = {dia.d('prev')}
-        WHERE i.bill_run_id = :run"""
-    diff_stats = session.execute(text(f"SELECT COUNT(*) AS n, SUM(CASE WHEN {flag} THEN 1 ELSE 0 END) AS flagged, "
-                                      f"SUM(CASE WHEN pv.id IS NULL THEN 1 ELSE 0 END) AS new_accounts {diff_from}"), pp).one()
-    diff = session.execute(text(f"""
-        SELECT i.id AS invoice_id, i.account_id, a.account_number, a.name, i.currency, i.total_minor, pv.total_minor AS previous_minor,
-               i.total_minor - COALESCE(pv.total_minor, 0) AS change_minor, {flag} AS flagged
-        {diff_from} ORDER BY CASE WHEN {flag} THEN 0 ELSE 1 END, ABS(i.total_minor - COALESCE(pv.total_minor, 0)) DESC, i.account_id LIMIT :lim"""),
-        pp | {"lim": limit}).mappings().all()
-    diffs = []
-    for r in diff:
-        d = dict(r)
-        d["flagged"] = bool(d["flagged"])
-        prevv = d["previous_minor"]
-        d["change_percent"] = None if not prevv else round(100 * (d["total_minor"] - prevv) / abs(prevv), 1)
-        diffs.append(d)
-    dropped = session.execute(text(f"""
-        SELECT COUNT(*) FROM invoice pv WHERE pv.kind = 'cycle' AND pv.period_start = {dia.d('prev')} AND pv.state <> 'draft'
-          AND NOT EXISTS (SELECT 1 FROM invoice i WHERE i.bill_run_id = :run AND i.account_id = pv.account_id)"""), pp).scalar_one()
-    rp = {"run": run.id, "day": run.cycle_date.day, "ps": dia.bind_date(run.period_start), "pe": dia.bind_date(run.period_end)}
-    mismatch_sql = f"""FROM product p JOIN account a ON a.id = p.account_id
-        JOIN price pr ON pr.offering_id = p.offering_id AND pr.kind = 'recurring' AND pr.valid_from <= {dia.d('ps')} AND (pr.valid_to IS NULL OR pr.valid_to > {dia.d('ps')})
-        JOIN product_offering o ON o.id = p.offering_id
-        WHERE a.bill_cycle_day = :day AND pr.currency <> a.currency AND p.start_date IS NOT NULL AND p.start_date < {dia.d('pe')}
-          AND (p.end_date IS NULL OR p.end_date > {dia.d('ps')}) AND p.state IN ('active','suspended','pendingTerminate','terminated')"""
-    mismatches = session.execute(text(f"SELECT a.id AS account_id, a.account_number, a.name, a.currency AS account_currency, p.id AS product_id, "
-                                      f"o.name AS offering, pr.currency AS price_currency {mismatch_sql} ORDER BY a.id LIMIT :lim"), rp | {"lim": limit}).mappings().all()
-    mismatch_count = session.execute(text(f"SELECT COUNT(*) {mismatch_sql}"), rp).scalar_one()
-    no_lines_sql = """FROM account a WHERE a.bill_cycle_day = :day AND a.status = 'active'
-        AND NOT EXISTS (SELECT 1 FROM invoice i WHERE i.bill_run_id = :run AND i.account_id = a.id)"""
-    no_lines = session.execute(text(f"SELECT a.id AS account_id, a.account_number, a.name {no_lines_sql} ORDER BY a.id LIMIT :lim"), {"run": run.id, "day": run.cycle_date.day, "lim": limit}).mappings().all()
-    no_lines_count = session.execute(text(f"SELECT COUNT(*) {no_lines_sql}"), {"run": run.id, "day": run.cycle_date.day}).scalar_one()
-    negative = session.execute(text("""SELECT i.id AS invoice_id, i.account_id, a.account_number, a.name, i.total_minor, i.currency
-        FROM invoice i JOIN account a ON a.id = i.account_id WHERE i.bill_run_id = :run AND i.total_minor < 0 ORDER BY i.total_minor LIMIT :lim"""),
-        {"run": run.id, "lim": limit}).mappings().all()
-    return {
-        "threshold": threshold,
-        "previous_period_start": prev,
-        "by_offering": [dict(r) for r in by_offering],
-        "by_segment": [dict(r) for r in by_group["segment_code"]],
-        "by_account_kind": [dict(r) for r in by_group["kind"]],
-        "diff": diffs,
-        "diff_count": int(diff_stats.n or 0),
-        "flagged_count": int(diff_stats.flagged or 0),
-        "new_accounts": int(diff_stats.new_accounts or 0),
-        "dropped_accounts": int(dropped or 0),
-        "exceptions": {
-            "currency_mismatch": [dict(r) for r in mismatches], "currency_mismatch_count": int(mismatch_count),
-            "no_lines": [dict(r) for r in no_lines], "no_lines_count": int(no_lines_count),
-            "negative": [dict(r) for r in negative], "negative_count": len(negative),
-        },
-    }
 
 
 def invoice_count(session: Session, *, bill_run_id: int) -> int:

@@ -34,10 +34,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the bill run for a cycle: compute drafts (sharded jobs, drained here), print totals and the review; optionally approve and finalise."""
         from rich.table import Table
-        from sqlalchemy import select
 
-        from opsline.billing import billrun
-        from opsline.billing.models import BillRun
+        from opsline.billing import cycle as billing_cycle
         from opsline.cli import _engine, console, fail, progress_bar, utc_now
         from opsline.core.errors import OpslineError
         from opsline.core.events import Actor
@@ -51,28 +49,23 @@ def register(app: typer.Typer) -> None:
             return
         factory = make_sessionmaker(_engine())
         now = utc_now()
+        with factory() as s:
+            starter = _actor_for(s, started_by) if started_by else Actor.system("cli")
+            approver = _actor_for(s, approve_as) if approve_as else None
         try:
-            with factory.begin() as s:
-                starter = _actor_for(s, started_by) if started_by else Actor.system("cli")
-                existing = s.execute(select(BillRun).where(BillRun.cycle_date == cycle_date, BillRun.state != "rolled_back")).scalars().first()
-                if existing is not None and (approve_as or finalise) and existing.state in ("draft_running", "draft", "review", "approved"):
-                    rid = existing.id
-                    console.print(f"continuing bill run {rid} ({existing.state})")
-                else:
-                    rid = billrun.start_bill_run(s, cycle_date=cycle_date, now=now, actor=starter, dry_run=dry_run).id
-                shard_count = s.get(BillRun, rid).shard_count
             with progress_bar() as progress:
-                task = progress.add_task(f"bill run {rid}", total=shard_count)
-                with factory() as s:
-                    progress.update(task, completed=s.get(BillRun, rid).shards_done)
-                billrun.drain_shards(factory, now=now, threads=threads, on_shard=lambda job, ok: progress.advance(task, 1))
-            with factory() as s:
-                run = billrun.bill_run_detail(s, bill_run_id=rid)
-                if run["state"] == "draft_running":
-                    fail(f"bill run {rid} has shards that did not finish; see /jobs (the worker retries them)")
-                rev = billrun.review(s, bill_run_id=rid, limit=10)
+                task: list[Any] = []
+
+                def started(rid: int, shards: int, done: int) -> None:
+                    task.append(progress.add_task(f"bill run {rid}", total=shards, completed=done))
+
+                res = billing_cycle.run_cycle(factory, cycle_date=cycle_date, now=now, starter=starter, dry_run=dry_run, approver=approver, finalise=finalise,
+                                      threads=threads, on_start=started, on_shard=lambda job, ok: progress.advance(task[0], 1))
+            run, rev = res.run, res.review
+            if res.continued:
+                console.print(f"continued bill run {res.bill_run_id}")
             cur = run["currency"]
-            console.print(f"[bold]bill run {rid}[/bold] {run['period_start']} – {run['period_last_day']}: [bold]{run['state']}[/bold]; "
+            console.print(f"[bold]bill run {res.bill_run_id}[/bold] {run['period_start']} – {run['period_last_day']}: [bold]{run['state']}[/bold]; "
                           f"{run['accounts_count']:,} accounts, {run['lines_count']:,} lines; excl. VAT {Money.from_minor(run['subtotal_minor'], cur)}, "
                           f"VAT {Money.from_minor(run['tax_minor'], cur)}, total {Money.from_minor(run['total_minor'], cur)}")
             t = Table(title="By offering")
@@ -82,22 +75,15 @@ def register(app: typer.Typer) -> None:
                 t.add_row(str(r["name"]), r["kind"], f"{r['lines']:,}", str(Money.from_minor(int(r["total"]), r["currency"])))
             console.print(t)
             ex = rev["exceptions"]
-            console.print(f"review: {rev['diff_count']:,} accounts compared with last period, {rev['flagged_count']:,} over {rev['threshold']}% variance, "
-                          f"{rev['new_accounts']:,} new, {rev['dropped_accounts']:,} dropped; exceptions: {ex['currency_mismatch_count']} currency mismatches, "
-                          f"{ex['no_lines_count']} active accounts without lines, {ex['negative_count']} negative invoices")
-            if approve_as:
-                with factory.begin() as s:
-                    approver = _actor_for(s, approve_as)
-                    run_obj = billrun.get_run(s, bill_run_id=rid)
-                    if run_obj.state == "draft":
-                        billrun.open_review(s, bill_run_id=rid, now=now, actor=approver)
-                    billrun.approve_bill_run(s, bill_run_id=rid, now=now, actor=approver)
-                console.print(f"[green]approved by {approve_as}[/green]")
-            if finalise:
-                with factory.begin() as s:
-                    actor = _actor_for(s, approve_as) if approve_as else starter
-                    billrun.finalise_bill_run(s, bill_run_id=rid, now=now, actor=actor)
-                    n = billrun.invoice_count(s, bill_run_id=rid)
-                console.print(f"[green]finalised: {n:,} invoices issued[/green]")
+            console.print(f"review: {rev['diff_count']:,} accounts compared with last period, {rev['over_threshold_count']:,} over {rev['threshold']}% variance, "
+                          f"{rev['flagged_count']:,} flagged as unexplained, {rev['new_accounts']:,} new, {rev['dropped_accounts']:,} dropped; "
+                          f"exceptions: {ex['currency_mismatch_count']} currency mismatches, {ex['no_lines_count']} active accounts without lines, "
+                          f"{ex['negative_count']} negative invoices")
+            for d in [d for d in rev["diff"] if d["flagged"]]:
+                console.print(f"  flagged {d['account_number']} {d['name']}: {d['flag_reason']}")
+            if res.approved_by:
+                console.print(f"[green]approved by {res.approved_by}[/green]")
+            if res.invoices_issued is not None:
+                console.print(f"[green]finalised: {res.invoices_issued:,} invoices issued[/green]")
         except OpslineError as exc:
             fail(f"{exc.field + ': ' if exc.field else ''}{exc.detail}")

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from opsline.areas import HomeCard
-from opsline.billing.billrun import add_months
+from opsline.billing.periods import add_months
 from opsline.billing.charges import dialect_of
 from opsline.billing.models import BillRunState
 from opsline.billing.invoicing.models import OPEN_CLAIM_STATES
@@ -41,11 +41,11 @@ def cards(session: Session, *, now: datetime, actor: Actor, tz: Any) -> list[Hom
     n_wait = sum(by_state.values())
     out.append(HomeCard(desks=DESKS, title="Bill runs awaiting review or approval", count=n_wait, href="/billing/runs", permission="billing.view",
                         hint=", ".join(f"{n} {s}" for s, n in sorted(by_state.items())) or "nothing waiting", tone="warn" if n_wait else "normal", order=20))
-    flagged = session.execute(text("SELECT flagged_count, id FROM bill_run_review WHERE bill_run_id = "
-                                   "(SELECT MAX(id) FROM bill_run WHERE state IN ('draft', 'review'))")).first() if _has_review_table(session) else None
+    flagged = session.execute(text("SELECT id, flagged_count FROM bill_run WHERE state IN ('draft', 'review') AND flagged_count IS NOT NULL "
+                                   "ORDER BY cycle_date DESC, id DESC LIMIT 1")).first()
     if flagged is not None:
-        out.append(HomeCard(desks=DESKS, title="Unexplained variances", count=int(flagged[0]), href=f"/billing/runs/{flagged[1]}#review",
-                            permission="billing.view", tone="warn" if flagged[0] else "normal", order=30))
+        out.append(HomeCard(desks=DESKS, title="Unexplained variances", count=int(flagged[1]), href=f"/billing/runs/{flagged[0]}#diff",
+                            permission="billing.view", hint="in the draft awaiting review", tone="warn" if flagged[1] else "normal", order=30))
     states = ", ".join(f"'{s}'" for s in OPEN_CLAIM_STATES)
     ages = session.execute(text(
         f"SELECT SUM(CASE WHEN due_date < {dia.d('today')} THEN 1 ELSE 0 END) AS overdue, COUNT(*) AS n, MIN(raised_at) AS oldest "
@@ -77,7 +77,3 @@ def _day(v: Any) -> str:
     if isinstance(v, date):
         return v.isoformat()
     return str(v)[:10] if v else ""
-
-
-def _has_review_table(session: Session) -> bool:
-    return False

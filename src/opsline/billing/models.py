@@ -174,6 +174,7 @@ class BillRun(Base):
     approved_by: Mapped[str | None] = mapped_column(String(120))
     finalised_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    flagged_count: Mapped[int | None] = mapped_column(Integer)  # accounts whose variance no reason explains (set when computed)
 
     __table_args__ = (
         BILL_RUN.check(),

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
-from opsline.billing import billrun
-from opsline.billing.models import BILL_RUN
+from opsline.billing import billrun, review
 from opsline.billing.service import AGEING_BUCKETS, BUCKET_LABELS, account_balance, ageing, recent_invoices
 from opsline.core.errors import OpslineError
 from opsline.web.deps import DB, Now, Principal, require
@@ -53,11 +52,7 @@ def run_create(request: Request, db: DB, now: Now, principal: Run, cycle_date: A
 
 
 def _detail_ctx(db: Session, bill_run_id: int) -> dict[str, Any]:
-    run = billrun.bill_run_detail(db, bill_run_id=bill_run_id)
-    rev = None
-    if run["state"] in ("draft", "review", "approved", "finalised"):
-        rev = billrun.review(db, bill_run_id=bill_run_id, limit=50)
-    return {"run": run, "review": rev, "labels": dict(BILL_RUN.labels)}
+    return review.run_page(db, bill_run_id=bill_run_id, limit=50)
 
 
 @router.get("/billing/runs/{bill_run_id}", response_class=HTMLResponse)

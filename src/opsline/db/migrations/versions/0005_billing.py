@@ -38,6 +38,8 @@ def upgrade() -> None:
         b.create_check_constraint("state", _in(("issued",)))
     with op.batch_alter_table("invoice_line") as b:
         b.create_index("ix_invoice_line_product", ["product_id"], unique=False)
+    with op.batch_alter_table("bill_run") as b:
+        b.add_column(sa.Column("flagged_count", sa.Integer(), nullable=True))
     op.create_table(
         "billing_suspension",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
@@ -55,6 +57,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_billing_suspension_account", table_name="billing_suspension")
     op.drop_table("billing_suspension")
+    with op.batch_alter_table("bill_run") as b:
+        b.drop_column("flagged_count")
     with op.batch_alter_table("invoice_line") as b:
         b.drop_index("ix_invoice_line_product")
     with op.batch_alter_table("invoice") as b:
