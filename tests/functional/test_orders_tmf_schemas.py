@@ -51,7 +51,7 @@ def world(factory, now):  # type: ignore[no-untyped-def]
         order = orders.place_order(s, data=OrderIn(account_id=acc.id, items=[OrderItemIn(offering_id=offering, site_id=site)]), now=now, tz=TZ, actor=actor)
         s.flush()
         item = orders.order_detail(s, order_id=order.id, now=now, tz=TZ)["items"][0]
-        partners.deliver(s, service_order_id=item["partner_service_order_id"], now=now)
+        partners.deliver(s, service_order_id=item["partner_service_order_id"], now=now, tz=TZ)
         quote = orders.create_quote(s, data=QuoteIn(account_id=acc.id, items=[OrderItemIn(offering_id=offering, site_id=site)]), now=now, tz=TZ, actor=actor)
         s.flush()
         return {"account": acc.id, "site": site, "offering": offering, "order": order.id, "quote": quote.id, "product": item["result_product_id"],

@@ -19,7 +19,7 @@ from opsline.partners.models import Partner, PartnerMessage, PartnerServiceOrder
 from opsline.partners.tmf641 import state_change_event
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-from partners_helpers import line, tune  # noqa: E402
+from partners_helpers import TZ, line, tune  # noqa: E402
 
 ACTOR = Actor(name="tester", roles=frozenset({"admin"}))
 SECRET = "whsec-test-123"
@@ -32,10 +32,10 @@ def delivered(factory, now):  # type: ignore[no-untyped-def]
         tune(s, webhook_secret=SECRET)
         account, site, product = line(s, now, ACTOR)
         so_id = service.submit_service_order(s, partner_code="openserve", action="modify", account_id=account, product_id=product, site_id=site,
-                                             requested_date=now.date() + timedelta(days=1), reason="speed upgrade", now=now, actor=ACTOR)
-        service.deliver(s, service_order_id=so_id, now=now)
+                                             requested_date=now.date() + timedelta(days=1), reason="speed upgrade", now=now, actor=ACTOR, tz=TZ)
+        service.deliver(s, service_order_id=so_id, now=now, tz=TZ)
         stuck_id = service.submit_service_order(s, partner_code="openserve", action="delete", account_id=account, product_id=product, site_id=site,
-                                                requested_date=now.date() + timedelta(days=40), reason="customer cancelled", now=now, actor=ACTOR)
+                                                requested_date=now.date() + timedelta(days=40), reason="customer cancelled", now=now, actor=ACTOR, tz=TZ)
         s.execute(update(Job).where(Job.idempotency_key == s.get(PartnerServiceOrder, stuck_id).external_ref)
                   .values(state="dead", attempts=8, last_error="AdapterUnavailable: partner answered HTTP 503"))
         so = s.get(PartnerServiceOrder, so_id)

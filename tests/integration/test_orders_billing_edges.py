@@ -248,7 +248,7 @@ def test_a_line_state_order_needs_modify_and_a_known_state(session, now, actor):
     fibre = _fibre(session, now, actor, acc, site)
     for kw in ({"action": "delete", "service_state": "suspended"}, {"action": "modify", "service_state": "paused"}):
         err = _refused(session, partners.UnableToSubmitServiceOrder, lambda kw=kw: partners.submit_service_order(
-            session, partner_code="vumatel", account_id=acc.id, product_id=fibre.id, site_id=site, requested_date=TODAY, reason="x", now=now, actor=actor, **kw))
+            session, partner_code="vumatel", account_id=acc.id, product_id=fibre.id, site_id=site, requested_date=TODAY, reason="x", now=now, actor=actor, **kw, tz=TZ))
         assert err.field == "service_state"
 
 
@@ -270,7 +270,7 @@ def test_cancelling_an_order_whose_partner_order_was_delivered_records_that_the_
     acc, (site,) = _account(session, now, actor)
     order = _order(session, now, actor, acc, [{"offering_id": catalog.get_offering_by_code(session, code=FIBRE).id, "site_id": site}])
     (item,) = _items(session, order)
-    partners.deliver(session, service_order_id=item.partner_service_order_id, now=now)
+    partners.deliver(session, service_order_id=item.partner_service_order_id, now=now, tz=TZ)
     service.order_action(session, order_id=order.id, action="cancel", now=now, tz=TZ, actor=actor, reason="customer changed mind")
     assert order.state == "cancelled" and item.state == "cancelled"
     so = session.get(PartnerServiceOrder, item.partner_service_order_id)

@@ -17,7 +17,7 @@ from opsline.partners import service
 from opsline.partners.adapters import SIGNATURE_HEADER, AdapterUnavailable, HttpAdapter, verify_signature
 from opsline.partners.models import PartnerMessage, PartnerServiceOrder
 
-from partners_helpers import MovingClock, line, tune, worker
+from partners_helpers import TZ, MovingClock, line, tune, worker
 
 
 class FakeFNO:
@@ -95,7 +95,7 @@ def test_a_503_is_retried_by_the_job_system_and_the_next_attempt_delivers_once(s
     _use_http(session, fno)
     account, site, product = line(session, now, actor, partner="vumatel")
     so_id = service.submit_service_order(session, partner_code="vumatel", action="delete", account_id=account, product_id=product, site_id=site,
-                                         requested_date=now.date() + timedelta(days=30), reason="customer cancelled", now=now, actor=actor)
+                                         requested_date=now.date() + timedelta(days=30), reason="customer cancelled", now=now, actor=actor, tz=TZ)
     session.commit()
     fno.fail_next = 1
     clock = MovingClock(now)
@@ -150,7 +150,7 @@ def test_a_partner_without_a_url_cannot_be_delivered_to_and_the_job_keeps_the_er
     tune(session, "vumatel", adapter="http", base_url=None)
     account, site, product = line(session, now, actor, partner="vumatel")
     service.submit_service_order(session, partner_code="vumatel", action="modify", account_id=account, product_id=product, site_id=site,
-                                 requested_date=now.date(), reason="upgrade", now=now, actor=actor)
+                                 requested_date=now.date(), reason="upgrade", now=now, actor=actor, tz=TZ)
     session.commit()
     worker(factory, MovingClock(now)).drain()
     job = session.execute(select(Job).where(Job.kind == "partners.deliver")).scalar_one()

@@ -41,7 +41,7 @@ def _drain(session, w) -> int:  # type: ignore[no-untyped-def]
 def _submit(session, now, actor, product, account, site, **kw):  # type: ignore[no-untyped-def]
     args = dict(partner_code="openserve", action="modify", account_id=account, product_id=product, site_id=site, requested_date=now.date() + timedelta(days=2),
                 reason="speed upgrade", now=now, actor=actor) | kw
-    return service.submit_service_order(session, **args)
+    return service.submit_service_order(session, **args, tz=TZ)
 
 
 def test_an_order_placed_with_an_fno_is_delivered_progressed_and_completed_by_the_simulator_activating_the_product(session, factory, now, actor):
@@ -49,27 +49,27 @@ def test_an_order_placed_with_an_fno_is_delivered_progressed_and_completed_by_th
     account_id, site_id = customer(session, now, actor)
     order = orders.place_order(session, data=OrderIn(account_id=account_id, items=[OrderItemIn(action="add", offering_id=offering_id(session), site_id=site_id)]), now=now, tz=TZ, actor=actor)
     session.commit()
-    sos = service.service_orders_for_items(session, order_item_ids=_item_ids(session, order))
+    sos = service.service_orders_for_items(session, order_item_ids=_item_ids(session, order), now=now, tz=TZ)
     assert len(sos) == 1 and sos[0]["state"] == "acknowledged" and sos[0]["external_ref"].startswith("OPS-SO-")
     product_id = sos[0]["product_id"]
     clock = MovingClock(now)
     w = worker(factory, clock)
     assert _drain(session, w) == 1  # the delivery
     session.expire_all()
-    so = service.service_orders_for_product(session, product_id=product_id)[0]
+    so = service.service_orders_for_product(session, product_id=product_id, now=now, tz=TZ)[0]
     assert so["delivery"] == "delivered" and so["partner_ref"].startswith("OPE-") and so["attempts"] == 1
     assert [m["kind"] for m in so["messages"]] == ["serviceOrder.create", "serviceOrder.response"]
     assert so["messages"][0]["body"]["serviceOrderItem"][0]["action"] == "add"
     clock.advance(seconds=11)
     assert _drain(session, w) == 1
     session.expire_all()
-    assert service.service_orders_for_product(session, product_id=product_id)[0]["state"] == "inProgress"
+    assert service.service_orders_for_product(session, product_id=product_id, now=now, tz=TZ)[0]["state"] == "inProgress"
     item = session.execute(select(ProductOrderItem).where(ProductOrderItem.order_id == order.id)).scalar_one()
     assert item.state == "inProgress"
     clock.advance(seconds=30)
     assert _drain(session, w) == 1
     session.expire_all()
-    so = service.service_orders_for_product(session, product_id=product_id)[0]
+    so = service.service_orders_for_product(session, product_id=product_id, now=now, tz=TZ)[0]
     assert so["state"] == "completed" and so["confirmed_date"] == date(2026, 11, 23)
     assert session.get(Product, product_id).state == "active"
     assert session.get(ProductOrderItem, item.id).state == "completed"
@@ -85,7 +85,7 @@ def test_a_rejected_order_fails_the_order_item_with_the_partners_reason(session,
     session.commit()
     _drain(session, worker(factory, MovingClock(now)))
     session.expire_all()
-    so = service.service_orders_for_items(session, order_item_ids=_item_ids(session, order))[0]
+    so = service.service_orders_for_items(session, order_item_ids=_item_ids(session, order), now=now, tz=TZ)[0]
     assert so["state"] == "rejected" and so["state_reason"]
     item = session.execute(select(ProductOrderItem).where(ProductOrderItem.order_id == order.id)).scalar_one()
     assert item.state in ("failed", "rejected")
@@ -119,9 +119,9 @@ def test_during_an_outage_delivery_retries_with_backoff_and_nothing_is_lost(sess
     session.expire_all()
     job = session.get(Job, job.id)
     assert job.attempts == 2 and job.run_at == clock.at + timedelta(seconds=4)
-    listed = service.list_service_orders(session, now=clock.at, delivery="retrying")
+    listed = service.list_service_orders(session, now=clock.at, delivery="retrying", tz=TZ)
     assert [o["id"] for o in listed["items"]] == [so_id] and listed["items"][0]["attempts"] == 2 and "outage" in listed["items"][0]["last_error"]
-    assert service.desk_summary(session, now=clock.at)["totals"]["stuck"] == 1
+    assert service.desk_summary(session, now=clock.at, tz=TZ)["totals"]["stuck"] == 1
     tune(session)
     session.commit()
     clock.advance(seconds=5)
@@ -159,11 +159,11 @@ def test_delivering_the_same_order_again_changes_nothing(session, factory, now, 
     account, site, product = line(session, now, actor)
     so_id = _submit(session, now, actor, product, account, site)
     session.commit()
-    first = service.deliver(session, service_order_id=so_id, now=now)
+    first = service.deliver(session, service_order_id=so_id, now=now, tz=TZ)
     session.commit()
     msgs = _count(session, PartnerMessage)
     sims = _count(session, Job, Job.kind == "partners.simulate")
-    again = service.deliver(session, service_order_id=so_id, now=now + timedelta(seconds=1))
+    again = service.deliver(session, service_order_id=so_id, now=now + timedelta(seconds=1), tz=TZ)
     session.commit()
     assert "skipped" in again and first["partner_ref"] == session.get(PartnerServiceOrder, so_id).partner_ref
     assert _count(session, PartnerMessage) == msgs and _count(session, Job, Job.kind == "partners.simulate") == sims == 2
@@ -189,13 +189,13 @@ def test_duplicate_out_of_order_and_unknown_callbacks_are_ignored_and_logged(ses
     confirmed = so.confirmed_date
     events_before = _count(session, AuditEvent)
     late_progress = state_change_event(partner_ref=so.partner_ref, external_ref=so.external_ref, state="inProgress")
-    res = service.apply_partner_event(session, partner_code="openserve", event=late_progress, now=clock.at, actor=PARTNER)
+    res = service.apply_partner_event(session, partner_code="openserve", event=late_progress, now=clock.at, actor=PARTNER, tz=TZ)
     assert res["outcome"] == "ignored" and "out of order" in res["detail"]
     dup = state_change_event(partner_ref=so.partner_ref, external_ref=so.external_ref, state="completed", completion_date=date(2027, 1, 1))
-    res = service.apply_partner_event(session, partner_code="openserve", event=dup, now=clock.at, actor=PARTNER)
+    res = service.apply_partner_event(session, partner_code="openserve", event=dup, now=clock.at, actor=PARTNER, tz=TZ)
     assert res["outcome"] == "ignored" and "duplicate" in res["detail"]
     unknown = state_change_event(partner_ref="OPE-NOPE", external_ref="OPS-SO-999999", state="completed")
-    res = service.apply_partner_event(session, partner_code="openserve", event=unknown, now=clock.at, actor=PARTNER)
+    res = service.apply_partner_event(session, partner_code="openserve", event=unknown, now=clock.at, actor=PARTNER, tz=TZ)
     assert res["outcome"] == "unknown" and res["service_order_id"] is None
     session.commit()
     so = session.get(PartnerServiceOrder, so_id)
@@ -207,7 +207,7 @@ def test_duplicate_out_of_order_and_unknown_callbacks_are_ignored_and_logged(ses
 
 def test_a_malformed_event_is_refused_with_what_is_wrong_and_nothing_is_logged(session, now, actor):
     with pytest.raises(service.UnableToReadCallback, match="state must be one of"):
-        service.apply_partner_event(session, partner_code="openserve", event={"eventType": "ServiceOrderStateChangeEvent", "event": {"serviceOrder": {"id": "X", "state": "done"}}}, now=now, actor=actor)
+        service.apply_partner_event(session, partner_code="openserve", event={"eventType": "ServiceOrderStateChangeEvent", "event": {"serviceOrder": {"id": "X", "state": "done"}}}, now=now, actor=actor, tz=TZ)
     assert _count(session, PartnerMessage) == 0
 
 
@@ -233,7 +233,7 @@ def test_a_dead_delivery_can_be_retried_now_and_the_retry_is_audited(session, fa
     clock = MovingClock(now)
     _drain(session, worker(factory, clock))
     session.expire_all()
-    dead = service.list_service_orders(session, now=now, delivery="dead")["items"]
+    dead = service.list_service_orders(session, now=now, delivery="dead", tz=TZ)["items"]
     assert [o["id"] for o in dead] == [so_id] and dead[0]["can_retry"]
     tune(session)
     service.retry_delivery(session, service_order_id=so_id, now=now, actor=actor, reason="Openserve API back up")
@@ -253,12 +253,12 @@ def test_late_orders_are_those_still_open_past_the_partners_sla(session, now, ac
     session.flush()
     so = session.get(PartnerServiceOrder, so_id)
     assert so.due_date == date(2026, 12, 2)  # 7 business days for Openserve
-    assert service.list_service_orders(session, now=now, late=True)["total"] == 0
+    assert service.list_service_orders(session, now=now, late=True, tz=TZ)["total"] == 0
     later = now + timedelta(days=10)
-    assert [o["id"] for o in service.list_service_orders(session, now=later, late=True)["items"]] == [so_id]
-    summary = {p["code"]: p for p in service.desk_summary(session, now=later)["partners"]}
+    assert [o["id"] for o in service.list_service_orders(session, now=later, late=True, tz=TZ)["items"]] == [so_id]
+    summary = {p["code"]: p for p in service.desk_summary(session, now=later, tz=TZ)["partners"]}
     assert summary["openserve"]["open"] == 1 and summary["openserve"]["late"] == 1 and summary["vumatel"]["open"] == 0
-    panel = service.account_partner_orders(session, account_id=account, now=later)
+    panel = service.account_partner_orders(session, account_id=account, now=later, tz=TZ)
     assert panel["open_count"] == 1 and panel["orders"][0]["late"]
 
 
@@ -267,11 +267,11 @@ def test_an_undelivered_order_can_be_cancelled_but_a_delivered_one_cannot(sessio
     account, site, product = line(session, now, actor)
     a = _submit(session, now, actor, product, account, site)
     b = _submit(session, now, actor, product, account, site, action="delete")
-    service.deliver(session, service_order_id=b, now=now)
+    service.deliver(session, service_order_id=b, now=now, tz=TZ)
     assert service.cancel_service_order(session, service_order_id=a, now=now, actor=actor, reason="customer changed mind") == []
     with pytest.raises(service.ServiceOrderTransitionNotAllowed, match="already delivered"):
         service.cancel_service_order(session, service_order_id=b, now=now, actor=actor, reason="x")
-    assert service.deliver(session, service_order_id=a, now=now)["skipped"] == "already cancelled"
+    assert service.deliver(session, service_order_id=a, now=now, tz=TZ)["skipped"] == "already cancelled"
 
 
 def test_get_partner_returns_sla_fees_and_notice_rules_but_no_secrets(session):

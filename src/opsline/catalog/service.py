@@ -155,7 +155,9 @@ def price_summary(session: Session, *, offering_id: int, on: date, quantity: int
     one_off = [p for p in prices if p.kind == PriceKind.ONE_OFF and p.charge_event in one_off_events]
     if o.kind == "equipment":
         one_off = [p for p in prices if p.kind == PriceKind.ONE_OFF and p.charge_event in ("router", "activation")]
-    currency = (recurring or one_off or prices)[0].currency if (recurring or one_off or prices) else "ZAR"
+    if not prices:
+        raise PriceNotValid(f"offering {o.code} has no price valid on {on.isoformat()}", field="requestedStartDate")
+    currency = (recurring or one_off or prices)[0].currency
     rates: dict[str, Decimal] = {}
 
     def taxed(ps: list[Price]) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from opsline.api.tmf import PAGE_LIMIT_MAX, Note, dump, page_headers
 from opsline.partners import service
 from opsline.partners.adapters import SIGNATURE_HEADER
 from opsline.partners.schemas import CallbackAck, ServiceOrderItemOut, ServiceOrderOut
-from opsline.web.deps import DB, Now, Principal, require
+from opsline.web.deps import DB, Now, Principal, Tz, require
 
 router = APIRouter(tags=["TMF641 Service Ordering"])
 
@@ -42,33 +42,32 @@ def service_order_out(o: dict) -> ServiceOrderOut:  # type: ignore[type-arg]
 
 
 @router.get(BASE, response_model=list[ServiceOrderOut], response_model_by_alias=True, response_model_exclude_none=True)
-def list_service_orders(response: Response, db: DB, now: Now, principal: View, state: Annotated[str | None, Query(max_length=30)] = None, partner: Annotated[str | None, Query(max_length=30)] = None,
+def list_service_orders(response: Response, db: DB, now: Now, tz: Tz, principal: View, state: Annotated[str | None, Query(max_length=30)] = None, partner: Annotated[str | None, Query(max_length=30)] = None,
                         late: bool = False, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100) -> list[ServiceOrderOut]:
     """Our outbound service orders, newest first (filters: state, partner code, late vs the partner's SLA)."""
     page_size = limit
-    res = service.list_service_orders(db, now=now, state=state, partner_code=partner, late=late, page=offset // page_size + 1, page_size=page_size)
+    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, late=late, page=offset // page_size + 1, page_size=page_size)
     page_headers(response, count=res["total"])
     return [service_order_out(o) for o in res["items"]]
 
 
 @router.get(BASE + "/{service_order_id}", response_model=ServiceOrderOut, response_model_by_alias=True, response_model_exclude_none=True)
-def get_service_order(service_order_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, principal: View) -> ServiceOrderOut:
+def get_service_order(service_order_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: View) -> ServiceOrderOut:
     """One outbound service order with every message exchanged (as notes)."""
-    return service_order_out(service.get_service_order(db, service_order_id=service_order_id, now=now))
+    return service_order_out(service.get_service_order(db, service_order_id=service_order_id, now=now, tz=tz))
 
 
 @router.post("/api/partners/callback/{partner_code}", response_model=CallbackAck, status_code=200,
              responses={202: {"model": CallbackAck, "description": "Ignored (duplicate or out of order) and logged"},
                         401: {"description": "Bad signature"}, 404: {"description": "Unknown partner or service order (logged)"}})
-async def partner_callback(partner_code: PartnerCode, request: Request, db: DB, now: Now) -> JSONResponse:
+async def partner_callback(partner_code: PartnerCode, request: Request, db: DB, now: Now, tz: Tz) -> JSONResponse:
     """A partner's TMF641 ServiceOrderStateChangeEvent. Authenticated by `X-Opsline-Signature: sha256=<HMAC-SHA256 of the body
     with the partner's webhook secret>` (or `Authorization: Bearer <webhook secret>`)."""
     raw = await request.body()
     res = service.receive_callback(db, partner_code=partner_code, raw_body=raw, signature=request.headers.get(SIGNATURE_HEADER),
-                                   authorization=request.headers.get("authorization"), now=now)
+                                   authorization=request.headers.get("authorization"), now=now, tz=tz)
     if res["outcome"] == "unknown":
         body = {"type": "https://opsline.dev/problems/not-found", "title": "Not found", "status": 404, "detail": res["detail"], "instance": request.url.path}
         return JSONResponse(body, status_code=404, media_type=PROBLEM)
-    so = service.get_service_order(db, service_order_id=res["service_order_id"], now=now)
-    ack = CallbackAck(outcome=res["outcome"], detail=res["detail"], externalId=so["external_ref"], state=res["state"])
+    ack = CallbackAck(outcome=res["outcome"], detail=res["detail"], externalId=res["external_ref"], state=res["state"])
     return JSONResponse(dump(ack), status_code=200 if res["outcome"] == "applied" else 202)

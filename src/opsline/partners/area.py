@@ -10,11 +10,26 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from opsline.areas import Area, HomeCard
+from opsline.config import get_settings
 from opsline.core.domain_events import DomainEvent, Subscriber
 from opsline.core.events import Actor
+from opsline.core.localtime import zone
 from opsline.partners import models  # noqa: F401  (tables)
 from opsline.partners import service
 from opsline.partners.models import SERVICE_ORDER
+
+
+def _tz() -> Any:
+    """The operator's timezone, read at the edge (worker, subscribers, panels) and passed into the service."""
+    return zone(get_settings().timezone)
+
+
+def _register_jobs(registry: Any) -> None:
+    service.register_jobs(registry, tz=_tz())
+
+
+def _partner_orders_panel(session: Session, *, account_id: int, now: datetime) -> dict[str, Any]:
+    return service.account_partner_orders(session, account_id=account_id, now=now, tz=_tz())
 
 
 def _routers() -> list:
@@ -32,7 +47,7 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
 def _panels() -> list:
     from opsline.web.panels import Panel
 
-    return [Panel(key="partner_orders", title="Partner orders", permission="partners.view", template="partners/_panel.html", loader=service.account_partner_orders)]
+    return [Panel(key="partner_orders", title="Partner orders", permission="partners.view", template="partners/_panel.html", loader=_partner_orders_panel)]
 
 
 def _admin_views() -> list:
@@ -56,7 +71,7 @@ def _demo_partner_orders(ctx) -> None:  # type: ignore[no-untyped-def]
 
 def _on_product_suspended(session: Session, ev: DomainEvent, now: datetime) -> None:
     """A suspended line is suspended at the FNO too: a TMF641 modify (service state inactive) through the job table."""
-    service.change_line_state(session, product_id=int(ev.payload["id"]), service_state="suspended", now=now, actor=ev.actor,
+    service.change_line_state(session, product_id=int(ev.payload["id"]), service_state="suspended", now=now, tz=_tz(), actor=ev.actor,
                               reason=ev.payload.get("reason") or "product suspended")
 
 
@@ -64,7 +79,7 @@ def _on_product_active(session: Session, ev: DomainEvent, now: datetime) -> None
     """A resumed line (product.active after 'resume') is resumed at the FNO; activations need no message (the FNO did them)."""
     if ev.payload.get("action") != "resume":
         return
-    service.change_line_state(session, product_id=int(ev.payload["id"]), service_state="active", now=now, actor=ev.actor,
+    service.change_line_state(session, product_id=int(ev.payload["id"]), service_state="active", now=now, tz=_tz(), actor=ev.actor,
                               reason=ev.payload.get("reason") or "product resumed")
 
 
@@ -99,7 +114,7 @@ AREA = Area(
     name="partners",
     order=35,
     routers=_routers,
-    register_jobs=service.register_jobs,
+    register_jobs=_register_jobs,
     seed=_seed,
     demo_steps=(("partner_orders", _demo_partner_orders),),
     desks=(("Partners", "/partners", "partners.view"),),

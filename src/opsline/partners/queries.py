@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
@@ -82,38 +83,38 @@ def message_dict(m: PartnerMessage) -> dict[str, Any]:
             "at": m.at, "kind": m.kind, "outcome": m.outcome, "note": m.note, "body": m.body, "sequence": m.sequence}
 
 
-def service_orders_for_product(session: Session, *, product_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
+def service_orders_for_product(session: Session, *, product_id: int, now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
     """Every service order for one installed product, oldest first, with its messages."""
     rows = session.execute(_base_query().where(PartnerServiceOrder.product_id == product_id).order_by(PartnerServiceOrder.id)).all()
-    today = local_date(now) if now else None
+    today = local_date(now, tz)
     return _attach_messages(session, [_row_dict(r, today) for r in rows])
 
 
-def service_orders_for_items(session: Session, *, order_item_ids: list[int], now: datetime | None = None) -> list[dict[str, Any]]:
+def service_orders_for_items(session: Session, *, order_item_ids: list[int], now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
     """Every service order raised for these product-order items, oldest first, with its messages."""
     if not order_item_ids:
         return []
     rows = session.execute(_base_query().where(PartnerServiceOrder.order_item_id.in_(order_item_ids)).order_by(PartnerServiceOrder.id)).all()
-    today = local_date(now) if now else None
+    today = local_date(now, tz)
     return _attach_messages(session, [_row_dict(r, today) for r in rows])
 
 
-def get_service_order(session: Session, *, service_order_id: int, now: datetime) -> dict[str, Any]:
+def get_service_order(session: Session, *, service_order_id: int, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """One order with all its messages. Raises ServiceOrderNotFound."""
     row = session.execute(_base_query().where(PartnerServiceOrder.id == service_order_id)).first()
     if row is None:
         raise ServiceOrderNotFound(f"service order {service_order_id} not found")
-    return _attach_messages(session, [_row_dict(row, local_date(now))])[0]
+    return _attach_messages(session, [_row_dict(row, local_date(now, tz))])[0]
 
 
 def list_service_orders(
-    session: Session, *, now: datetime, state: str | None = None, partner_code: str | None = None, late: bool = False, delivery: str | None = None,
+    session: Session, *, now: datetime, tz: ZoneInfo, state: str | None = None, partner_code: str | None = None, late: bool = False, delivery: str | None = None,
     account_id: int | None = None, q: str | None = None, page: int = 1, page_size: int = 50,
 ) -> dict[str, Any]:
     """Service orders, newest first, filtered by state ('open' for any open state), partner, late vs SLA, delivery state."""
     page = max(1, page)
     page_size = max(1, min(page_size, 500))
-    today = local_date(now)
+    today = local_date(now, tz)
     conds = []
     if state == "open":
         conds.append(PartnerServiceOrder.state.in_(OPEN_STATES))
@@ -145,9 +146,9 @@ def list_service_orders(
     return {"items": [_row_dict(r, today) for r in rows], "total": total, "page": page, "page_size": page_size, "pages": max(1, -(-total // page_size))}
 
 
-def desk_summary(session: Session, *, now: datetime) -> dict[str, Any]:
+def desk_summary(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """Per partner: open, late (past SLA due date), stuck deliveries, completed and rejected in the last 30 days. One query each."""
-    today = local_date(now)
+    today = local_date(now, tz)
     is_open = PartnerServiceOrder.state.in_(OPEN_STATES)
     counts = session.execute(
         select(
@@ -181,10 +182,10 @@ def desk_summary(session: Session, *, now: datetime) -> dict[str, Any]:
     return {"partners": partners, "totals": totals}
 
 
-def account_partner_orders(session: Session, *, account_id: int, now: datetime, limit: int = 20) -> dict[str, Any]:
+def account_partner_orders(session: Session, *, account_id: int, now: datetime, tz: ZoneInfo, limit: int = 20) -> dict[str, Any]:
     """The account 360 'Partner orders' panel: the account's latest service orders and their recent messages."""
     rows = session.execute(_base_query().where(PartnerServiceOrder.account_id == account_id).order_by(PartnerServiceOrder.id.desc()).limit(limit)).all()
-    orders = _attach_messages(session, [_row_dict(r, local_date(now)) for r in rows], limit_per_order=6)
+    orders = _attach_messages(session, [_row_dict(r, local_date(now, tz)) for r in rows], limit_per_order=6)
     return {"orders": orders, "open_count": sum(1 for o in orders if o["open"])}
 
 
@@ -197,7 +198,7 @@ def recent_messages(session: Session, *, partner_code: str | None = None, outcom
     return [message_dict(m) for m in session.execute(q.order_by(PartnerMessage.id.desc()).limit(limit)).scalars()]
 
 
-def home_cards(session: Session, *, now: datetime, tz: Any = None) -> list[dict[str, Any]]:
+def home_cards(session: Session, *, now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
     """The partner work waiting, for desk home pages: deliveries stuck (retrying or dead) and open orders past the
     partner's SLA, with the oldest and a per-partner chart. One query for deliveries, one for lateness."""
     today = local_date(now, tz)

@@ -7,6 +7,7 @@ import json
 import secrets
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -86,6 +87,32 @@ def list_partners(session: Session, *, kind: str | None = None) -> list[dict[str
     return [partner_dict(p) for p in session.execute(q).scalars()]
 
 
+def desk_page(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The Partners desk: per-partner summary, stuck deliveries, late orders, recently ignored callbacks."""
+    return {"summary": desk_summary(session, now=now, tz=tz), "stuck": list_service_orders(session, now=now, tz=tz, delivery="stuck", page_size=20),
+            "late": list_service_orders(session, now=now, tz=tz, late=True, page_size=20), "ignored": recent_messages(session, outcome="ignored", limit=10)}
+
+
+def orders_page(session: Session, *, now: datetime, tz: ZoneInfo, page: int = 1, **filters: Any) -> dict[str, Any]:
+    """The service-order list with its filter choices (see list_service_orders for the filters)."""
+    return {"result": list_service_orders(session, now=now, tz=tz, page=page, **filters), "partners": list_partners(session, kind="fno"),
+            "deliveries": ["pending", "retrying", "dead", "stuck", "delivered"]}
+
+
+def service_order_page(session: Session, *, service_order_id: int, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """One service order with its messages and its partner. Raises ServiceOrderNotFound."""
+    o = get_service_order(session, service_order_id=service_order_id, now=now, tz=tz)
+    return {"o": o, "partner": get_partner(session, code=o["partner_code"])}
+
+
+def partner_page(session: Session, *, code: str, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """One partner: settings, its open orders, its summary line and its latest messages. Raises PartnerNotFound."""
+    p = get_partner(session, code=code)
+    return {"p": p, "open_orders": list_service_orders(session, now=now, tz=tz, partner_code=code, state="open", page_size=25),
+            "summary": next((s for s in desk_summary(session, now=now, tz=tz)["partners"] if s["code"] == code), None),
+            "messages": recent_messages(session, partner_code=code, limit=15)}
+
+
 def set_simulator_outage(session: Session, *, code: str, outage: bool, now: datetime, actor: Actor, reason: str) -> dict[str, Any]:
     """Put a simulated partner into (or out of) outage mode. Raises PartnerNotFound, InvalidInput (not simulated / no reason)."""
     if not reason or not reason.strip():
@@ -113,7 +140,7 @@ def _site(session: Session, site_id: int | None, account_id: int) -> dict[str, A
 
 def submit_service_order(
     session: Session, *, partner_code: str, action: str, account_id: int, product_id: int, site_id: int | None, requested_date: date,
-    reason: str, now: datetime, actor: Actor, order_item_id: int | None = None, service_state: str | None = None,
+    reason: str, now: datetime, tz: ZoneInfo, actor: Actor, order_item_id: int | None = None, service_state: str | None = None,
 ) -> int:
     """Create an outbound service order (state acknowledged, delivery pending) and enqueue its delivery in the caller's
     transaction. Returns its id. `service_state` ('suspended' / 'active') makes a 'modify' that only suspends or resumes
@@ -133,7 +160,7 @@ def submit_service_order(
     except NotFound as exc:
         raise UnableToSubmitServiceOrder(f"account {account_id} not found", field="account_id") from exc
     _site(session, site_id, account_id)
-    today = local_date(now)
+    today = local_date(now, tz)
     sla = partner.deactivation_sla_days if action == "delete" else partner.activation_sla_days
     due = max(requested_date, add_business_days(today, sla, holiday_country=partner.holiday_country))
     so = PartnerServiceOrder(
@@ -206,17 +233,17 @@ def _line_ref(session: Session, product_id: int) -> str | None:
     return session.execute(select(Product.partner_line_ref).where(Product.id == product_id)).scalar_one_or_none()
 
 
-def adapter_for(session: Session, *, partner: Partner, now: datetime, site: dict[str, Any] | None = None) -> Adapter:
+def adapter_for(session: Session, *, partner: Partner, now: datetime, tz: ZoneInfo, site: dict[str, Any] | None = None) -> Adapter:
     if partner.adapter == AdapterKind.HTTP:
         return HttpAdapter(base_url=partner.base_url or "", auth_token=partner.auth_token, timeout_seconds=partner.timeout_seconds, signing_secret=partner.webhook_secret)
-    return SimulatorAdapter(session, partner=partner, now=now, coverage=list(site["fno_coverage"]) if site and site.get("fno_coverage") else None)
+    return SimulatorAdapter(session, partner=partner, now=now, tz=tz, coverage=list(site["fno_coverage"]) if site and site.get("fno_coverage") else None)
 
 
 def _delivery_job(session: Session, external_ref: str) -> jobs.Job | None:
     return session.execute(select(jobs.Job).where(jobs.Job.idempotency_key == external_ref)).scalar_one_or_none()
 
 
-def deliver(session: Session, *, service_order_id: int, now: datetime, actor: Actor | None = None) -> dict[str, Any]:
+def deliver(session: Session, *, service_order_id: int, now: datetime, tz: ZoneInfo, actor: Actor | None = None) -> dict[str, Any]:
     """Send one service order through its partner's adapter (the `partners.deliver` job). Safe to run again: an order
     already delivered, cancelled or answered is left alone. Raises AdapterUnavailable (the job retries with backoff)."""
     actor = actor or Actor.system("partners.deliver")
@@ -229,7 +256,7 @@ def deliver(session: Session, *, service_order_id: int, now: datetime, actor: Ac
     payload = order_payload(session, so=so)
     site = _site(session, so.site_id, so.account_id) if so.site_id else None
     job = _delivery_job(session, so.external_ref)
-    result = adapter_for(session, partner=partner, now=now, site=site).submit(payload)  # raises AdapterUnavailable: rolled back, retried
+    result = adapter_for(session, partner=partner, now=now, tz=tz, site=site).submit(payload)  # raises AdapterUnavailable: rolled back, retried
     so.attempts = job.attempts if job is not None else so.attempts + 1
     so.last_error = None
     so.delivered_at = now
@@ -248,7 +275,7 @@ def deliver(session: Session, *, service_order_id: int, now: datetime, actor: Ac
     return {"service_order_id": so.id, "partner_ref": so.partner_ref, "state": so.state}
 
 
-def apply_partner_event(session: Session, *, partner_code: str, event: dict[str, Any], now: datetime, actor: Actor) -> dict[str, Any]:
+def apply_partner_event(session: Session, *, partner_code: str, event: dict[str, Any], now: datetime, tz: ZoneInfo, actor: Actor) -> dict[str, Any]:
     """Apply a TMF641 ServiceOrderStateChangeEvent from a partner (webhook or simulator). Every event is logged; unknown orders,
     duplicates and out-of-order states are logged as ignored and change nothing. Returns {"outcome": "applied" | "ignored" |
     "unknown", "detail", "service_order_id", "state"}. Raises UnableToReadCallback for a malformed event."""
@@ -266,7 +293,7 @@ def apply_partner_event(session: Session, *, partner_code: str, event: dict[str,
     if found is None:
         detail = f"no service order with id {ev['partner_ref']!r} / externalId {ev['external_ref']!r} for {partner_code}"
         _log(session, partner_code=partner_code, so=None, direction="in", kind=kind, body=event, now=now, outcome="ignored", note=detail)
-        return {"outcome": "unknown", "detail": detail, "service_order_id": None, "state": None}
+        return {"outcome": "unknown", "detail": detail, "service_order_id": None, "state": None, "external_ref": None}
     so = _locked(session, found)
     assert so is not None
     target = ev["state"]
@@ -278,7 +305,7 @@ def apply_partner_event(session: Session, *, partner_code: str, event: dict[str,
         note = None
     if note is not None:
         _log(session, partner_code=partner_code, so=so, direction="in", kind=kind, body=event, now=now, outcome="ignored", note=note)
-        return {"outcome": "ignored", "detail": note, "service_order_id": so.id, "state": so.state}
+        return {"outcome": "ignored", "detail": note, "service_order_id": so.id, "state": so.state, "external_ref": so.external_ref}
     if so.partner_ref is None and ev["partner_ref"]:
         so.partner_ref = ev["partner_ref"]
     if so.delivered_at is None:
@@ -287,13 +314,14 @@ def apply_partner_event(session: Session, *, partner_code: str, event: dict[str,
     _log(session, partner_code=partner_code, so=so, direction="in", kind=kind, body=event, now=now, outcome="applied", note=ev["reason"])
     confirmed = ev["completion_date"] if target == S.COMPLETED else None
     if target == S.COMPLETED and confirmed is None:
-        confirmed = local_date(now)
+        confirmed = local_date(now, tz)
     transition(session, so=so, action=_ACTION_FOR_STATE[S(target)], now=now, actor=actor, reason=ev["reason"] or f"{target} by {partner_code}",
                confirmed_date=confirmed)
-    return {"outcome": "applied", "detail": f"{so.external_ref} is now {so.state}", "service_order_id": so.id, "state": so.state}
+    return {"outcome": "applied", "detail": f"{so.external_ref} is now {so.state}", "service_order_id": so.id, "state": so.state, "external_ref": so.external_ref}
 
 
-def receive_callback(session: Session, *, partner_code: str, raw_body: bytes, signature: str | None, authorization: str | None, now: datetime) -> dict[str, Any]:
+def receive_callback(session: Session, *, partner_code: str, raw_body: bytes, signature: str | None, authorization: str | None, now: datetime,
+                     tz: ZoneInfo) -> dict[str, Any]:
     """A partner's webhook: check the signature (HMAC-SHA256 of the body with the partner's webhook secret, or the secret as a
     bearer token), then apply the event. Raises PartnerNotFound, InvalidCallbackSignature, UnableToReadCallback."""
     partner = _partner(session, partner_code)
@@ -303,15 +331,15 @@ def receive_callback(session: Session, *, partner_code: str, raw_body: bytes, si
         event = json.loads(raw_body or b"null")
     except ValueError as exc:
         raise UnableToReadCallback("body is not valid JSON", field="body") from exc
-    return apply_partner_event(session, partner_code=partner.code, event=event, now=now, actor=Actor.system(f"partner:{partner.code}"))
+    return apply_partner_event(session, partner_code=partner.code, event=event, now=now, tz=tz, actor=Actor.system(f"partner:{partner.code}"))
 
 
-def simulate(session: Session, *, partner_code: str, event: dict[str, Any], now: datetime) -> dict[str, Any]:
+def simulate(session: Session, *, partner_code: str, event: dict[str, Any], now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """The `partners.simulate` job: the simulated partner sends one callback. Raises AdapterUnavailable in outage mode (retried)."""
     partner = _partner(session, partner_code)
     if partner.simulator_outage:
         raise AdapterUnavailable(f"{partner.name} (simulated) is in outage; callback delayed")
-    return apply_partner_event(session, partner_code=partner.code, event=event, now=now, actor=Actor.system(f"simulator:{partner.code}"))
+    return apply_partner_event(session, partner_code=partner.code, event=event, now=now, tz=tz, actor=Actor.system(f"simulator:{partner.code}"))
 
 
 def cancel_service_order(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str) -> list[str]:
@@ -341,7 +369,7 @@ def withdraw_service_order(session: Session, *, service_order_id: int, now: date
     return False
 
 
-def change_line_state(session: Session, *, product_id: int, service_state: str, now: datetime, actor: Actor, reason: str) -> int | None:
+def change_line_state(session: Session, *, product_id: int, service_state: str, now: datetime, tz: ZoneInfo, actor: Actor, reason: str) -> int | None:
     """Tell the product's FNO to suspend ('suspended') or resume ('active') the line: a TMF641 modify order delivered
     through the job table. Returns the service order id, or None when no FNO delivers the product.
     Raises UnableToSubmitServiceOrder."""
@@ -352,7 +380,7 @@ def change_line_state(session: Session, *, product_id: int, service_state: str, 
     if partner is None or partner.kind != PartnerKind.FNO:
         return None
     return submit_service_order(session, partner_code=partner.code, action="modify", account_id=product.account_id, product_id=product.id,
-                                site_id=product.site_id, requested_date=local_date(now), reason=reason, now=now, actor=actor, service_state=service_state)
+                                site_id=product.site_id, requested_date=local_date(now, tz), reason=reason, now=now, tz=tz, actor=actor, service_state=service_state)
 
 
 def retry_delivery(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str = "retry requested") -> None:
@@ -376,11 +404,13 @@ def retry_delivery(session: Session, *, service_order_id: int, now: datetime, ac
                   reason=reason, before=before, after={"job_state": "queued"})
 
 
-def register_jobs(registry: jobs.Registry) -> None:
+def register_jobs(registry: jobs.Registry, *, tz: ZoneInfo) -> None:
+    """The delivery and simulator jobs; `tz` is the operator's timezone, read where the worker starts."""
+
     @registry.register(DELIVER_JOB)
     def _deliver(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-        return deliver(session, service_order_id=int(payload["service_order_id"]), now=now)
+        return deliver(session, service_order_id=int(payload["service_order_id"]), now=now, tz=tz)
 
     @registry.register("partners.simulate")
     def _simulate(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-        return simulate(session, partner_code=str(payload["partner_code"]), event=dict(payload["event"]), now=now)
+        return simulate(session, partner_code=str(payload["partner_code"]), event=dict(payload["event"]), now=now, tz=tz)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -45,10 +46,11 @@ def _characteristic(payload: dict[str, Any], name: str) -> Any:
 class SimulatorAdapter:
     """An Adapter whose 'partner' lives in our database. Needs the session so it can schedule its own callbacks."""
 
-    def __init__(self, session: Session, *, partner: Partner, now: datetime, coverage: list[str] | None = None) -> None:
+    def __init__(self, session: Session, *, partner: Partner, now: datetime, tz: ZoneInfo, coverage: list[str] | None = None) -> None:
         self.session = session
         self.partner = partner
         self.now = now
+        self.tz = tz
         self.coverage = coverage  # partner codes that reach the order's site (None: unknown, assume covered)
 
     def _check_up(self) -> None:
@@ -67,7 +69,7 @@ class SimulatorAdapter:
         if roll < self.partner.simulator_reject_percent:
             reason = REJECTION_REASONS[_bucket(f"reason:{external_ref}") % len(REJECTION_REASONS)]
             return AdapterResult(accepted=False, partner_ref=ref, state="rejected", reason=reason, response={"id": ref, "externalId": external_ref, "state": "rejected", "stateChangeReason": reason})
-        requested = date.fromisoformat(str(order_payload.get("requestedCompletionDate") or local_date(self.now).isoformat())[:10])
+        requested = date.fromisoformat(str(order_payload.get("requestedCompletionDate") or local_date(self.now, self.tz).isoformat())[:10])
         self._schedule(external_ref=external_ref, partner_ref=ref, action=action, requested=requested)
         return AdapterResult(accepted=True, partner_ref=ref, state="acknowledged", response={"id": ref, "externalId": external_ref, "state": "acknowledged"})
 
@@ -78,13 +80,13 @@ class SimulatorAdapter:
     def _schedule(self, *, external_ref: str, partner_ref: str, action: str, requested: date) -> None:
         """Queue the partner's two callbacks: inProgress, then completed with a confirmed date."""
         p = self.partner
-        today = local_date(self.now)
+        today = local_date(self.now, self.tz)
         if p.simulator_mode == SimulatorMode.REALISTIC:
             sla = p.deactivation_sla_days if action == "delete" else p.activation_sla_days
             hc = p.holiday_country
             confirmed = max(next_business_day(requested, holiday_country=hc), add_business_days(today, sla, holiday_country=hc))
-            progress_at = local_morning(add_business_days(today, 1, holiday_country=hc), 10)
-            complete_at = max(local_morning(confirmed, 11), progress_at + timedelta(minutes=5))
+            progress_at = local_morning(add_business_days(today, 1, holiday_country=hc), 10, self.tz)
+            complete_at = max(local_morning(confirmed, 11, self.tz), progress_at + timedelta(minutes=5))
         else:
             hc = p.holiday_country
             confirmed = next_business_day(max(requested, today) if action != "delete" else requested, holiday_country=hc)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from opsline.core.errors import OpslineError
 from opsline.partners import service
 from opsline.partners.models import ServiceOrderState
-from opsline.web.deps import DB, Now, Principal, require
+from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -22,31 +22,26 @@ STATES = ["open"] + [s.value for s in ServiceOrderState]
 
 
 @router.get("/partners", response_class=HTMLResponse)
-def desk(request: Request, db: DB, now: Now, principal: View) -> HTMLResponse:
-    summary = service.desk_summary(db, now=now)
-    stuck = service.list_service_orders(db, now=now, delivery="stuck", page_size=20)
-    late = service.list_service_orders(db, now=now, late=True, page_size=20)
-    ignored = service.recent_messages(db, outcome="ignored", limit=10)
-    return render(request, "partners/desk.html", {"summary": summary, "stuck": stuck, "late": late, "ignored": ignored}, principal=principal)
+def desk(request: Request, db: DB, now: Now, tz: Tz, principal: View) -> HTMLResponse:
+    return render(request, "partners/desk.html", service.desk_page(db, now=now, tz=tz), principal=principal)
 
 
 @router.get("/partners/orders", response_class=HTMLResponse)
-def orders(request: Request, db: DB, now: Now, principal: View, state: str = "", partner: str = "", late: str = "", delivery: str = "", q: str = "", page: int = 1) -> HTMLResponse:
-    res = service.list_service_orders(db, now=now, state=state or None, partner_code=partner or None, late=late == "1", delivery=delivery or None, q=q or None, page=page)
-    ctx = {"result": res, "filters": {"state": state, "partner": partner, "late": late, "delivery": delivery, "q": q}, "states": STATES,
-           "partners": service.list_partners(db, kind="fno"), "deliveries": ["pending", "retrying", "dead", "stuck", "delivered"]}
+def orders(request: Request, db: DB, now: Now, tz: Tz, principal: View, state: str = "", partner: str = "", late: str = "", delivery: str = "", q: str = "", page: int = 1) -> HTMLResponse:
+    ctx = service.orders_page(db, now=now, tz=tz, state=state or None, partner_code=partner or None, late=late == "1", delivery=delivery or None, q=q or None, page=page)
+    ctx |= {"filters": {"state": state, "partner": partner, "late": late, "delivery": delivery, "q": q}, "states": STATES}
     template = "partners/_order_rows.html" if request.headers.get("hx-request") and request.headers.get("hx-target") == "order-rows" else "partners/orders.html"
     return render(request, template, ctx, principal=principal)
 
 
 @router.get("/partners/orders/{service_order_id}", response_class=HTMLResponse)
-def order_detail(request: Request, service_order_id: int, db: DB, now: Now, principal: View, flash: str = "", error: str = "") -> HTMLResponse:
-    o = service.get_service_order(db, service_order_id=service_order_id, now=now)
-    return render(request, "partners/order.html", {"o": o, "partner": service.get_partner(db, code=o["partner_code"]), "flash": flash, "error": error}, principal=principal)
+def order_detail(request: Request, service_order_id: int, db: DB, now: Now, tz: Tz, principal: View, flash: str = "", error: str = "") -> HTMLResponse:
+    ctx = service.service_order_page(db, service_order_id=service_order_id, now=now, tz=tz)
+    return render(request, "partners/order.html", ctx | {"flash": flash, "error": error}, principal=principal)
 
 
 @router.post("/partners/orders/{service_order_id}/retry", response_model=None)
-def order_retry(request: Request, service_order_id: int, db: DB, now: Now, principal: Manage, reason: Annotated[str, Form()] = "retry requested from the Partners desk") -> RedirectResponse:
+def order_retry(request: Request, service_order_id: int, db: DB, now: Now, tz: Tz, principal: Manage, reason: Annotated[str, Form()] = "retry requested from the Partners desk") -> RedirectResponse:
     try:
         service.retry_delivery(db, service_order_id=service_order_id, now=now, actor=principal.actor, reason=reason or "retry requested from the Partners desk")
     except OpslineError as exc:
@@ -56,7 +51,7 @@ def order_retry(request: Request, service_order_id: int, db: DB, now: Now, princ
 
 
 @router.post("/partners/orders/{service_order_id}/cancel", response_model=None)
-def order_cancel(request: Request, service_order_id: int, db: DB, now: Now, principal: Manage, reason: Annotated[str, Form()] = "") -> RedirectResponse:
+def order_cancel(request: Request, service_order_id: int, db: DB, now: Now, tz: Tz, principal: Manage, reason: Annotated[str, Form()] = "") -> RedirectResponse:
     try:
         service.cancel_service_order(db, service_order_id=service_order_id, now=now, actor=principal.actor, reason=reason)
     except OpslineError as exc:
@@ -66,16 +61,13 @@ def order_cancel(request: Request, service_order_id: int, db: DB, now: Now, prin
 
 
 @router.get("/partners/{code}", response_class=HTMLResponse)
-def partner_detail(request: Request, code: str, db: DB, now: Now, principal: View, flash: str = "", error: str = "") -> HTMLResponse:
-    p = service.get_partner(db, code=code)
-    open_orders = service.list_service_orders(db, now=now, partner_code=code, state="open", page_size=25)
-    summary = next((s for s in service.desk_summary(db, now=now)["partners"] if s["code"] == code), None)
-    messages = service.recent_messages(db, partner_code=code, limit=15)
-    return render(request, "partners/partner.html", {"p": p, "open_orders": open_orders, "summary": summary, "messages": messages, "flash": flash, "error": error}, principal=principal)
+def partner_detail(request: Request, code: str, db: DB, now: Now, tz: Tz, principal: View, flash: str = "", error: str = "") -> HTMLResponse:
+    ctx = service.partner_page(db, code=code, now=now, tz=tz)
+    return render(request, "partners/partner.html", ctx | {"flash": flash, "error": error}, principal=principal)
 
 
 @router.post("/partners/{code}/outage", response_model=None)
-def partner_outage(request: Request, code: str, db: DB, now: Now, principal: Manage, outage: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> RedirectResponse:
+def partner_outage(request: Request, code: str, db: DB, now: Now, tz: Tz, principal: Manage, outage: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> RedirectResponse:
     try:
         service.set_simulator_outage(db, code=code, outage=outage == "on", now=now, actor=principal.actor, reason=reason)
     except OpslineError as exc:

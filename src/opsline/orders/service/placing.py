@@ -56,20 +56,20 @@ def place_order(session: Session, *, data: OrderIn, now: datetime, tz: ZoneInfo,
                   after={"state": order.state, "external_id": order.external_id, "quote_id": quote_id,
                          "items": [{"action": i.data.action, "offering": i.offering.code, "product_id": i.product.id if i.product else None, "site_id": i.site_id} for i in items]})
     for it in items:
-        _start_item(session, order=order, it=it, start=start, now=now, actor=actor)
+        _start_item(session, order=order, it=it, start=start, now=now, tz=tz, actor=actor)
     roll_up(session, order=order, now=now, tz=tz)
     return order
 
 
 def _submit(session: Session, *, order: ProductOrder, item: ProductOrderItem, partner_code: str, action: str, product: Product, site_id: int | None,
-            start: date, reason: str, now: datetime, actor: Actor) -> None:
+            start: date, reason: str, now: datetime, tz: ZoneInfo, actor: Actor) -> None:
     item.partner_service_order_id = partners.submit_service_order(
         session, partner_code=partner_code, action=action, account_id=order.account_id, product_id=product.id, site_id=site_id,
-        requested_date=start, reason=reason, now=now, actor=actor, order_item_id=item.id)
+        requested_date=start, reason=reason, now=now, actor=actor, order_item_id=item.id, tz=tz)
     item_transition(session, item=item, action="start", now=now, reason=f"service order {item.partner_service_order_id} sent to {partner_code}")
 
 
-def _start_item(session: Session, *, order: ProductOrder, it: Item, start: date, now: datetime, actor: Actor) -> ProductOrderItem:
+def _start_item(session: Session, *, order: ProductOrder, it: Item, start: date, now: datetime, tz: ZoneInfo, actor: Actor) -> ProductOrderItem:
     o = it.offering
     item = ProductOrderItem(order_id=order.id, account_id=order.account_id, action=it.data.action, offering_id=o.id, product_id=it.product.id if it.product else None,
                             site_id=it.site_id, state=IS.ACKNOWLEDGED.value, quantity=it.data.quantity)
@@ -84,7 +84,7 @@ def _start_item(session: Session, *, order: ProductOrder, it: Item, start: date,
         if o.partner_code:
             inventory.transition_product(session, product=product, action="submit", now=now, actor=actor, reason=why)
             equipment.equip_new_product(session, product=product, offering=o, now=now, actor=actor, install=False)
-            _submit(session, order=order, item=item, partner_code=o.partner_code, action="add", product=product, site_id=it.site_id, start=start, reason=why, now=now, actor=actor)
+            _submit(session, order=order, item=item, partner_code=o.partner_code, action="add", product=product, site_id=it.site_id, start=start, reason=why, now=now, tz=tz, actor=actor)
         else:
             equipment.equip_new_product(session, product=product, offering=o, now=now, actor=actor, install=True)
             inventory.transition_product(session, product=product, action="activate", now=now, actor=actor, reason=why, effective_date=start)
@@ -99,7 +99,7 @@ def _start_item(session: Session, *, order: ProductOrder, it: Item, start: date,
         if o.partner_code:
             inventory.transition_product(session, product=new, action="submit", now=now, actor=actor, reason=why)
             _submit(session, order=order, item=item, partner_code=o.partner_code, action="modify", product=new, site_id=it.site_id, start=start,
-                    reason=("relocation, " if it.relocation else "") + why, now=now, actor=actor)
+                    reason=("relocation, " if it.relocation else "") + why, now=now, tz=tz, actor=actor)
         else:
             switch(session, old=old, new=new, on=start, now=now, actor=actor, reason=why)
             item_transition(session, item=item, action="complete", now=now, completion_date=start)
@@ -112,7 +112,7 @@ def _start_item(session: Session, *, order: ProductOrder, it: Item, start: date,
         if product.partner_code:
             inventory.transition_product(session, product=product, action="request_termination", now=now, actor=actor, reason=why)
             _submit(session, order=order, item=item, partner_code=product.partner_code, action="delete", product=product, site_id=product.site_id,
-                    start=start, reason=why, now=now, actor=actor)
+                    start=start, reason=why, now=now, tz=tz, actor=actor)
         else:
             end_product(session, item=item, product=product, on=start, now=now, actor=actor, reason=why)
             item_transition(session, item=item, action="complete", now=now, completion_date=start)

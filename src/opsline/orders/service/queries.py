@@ -62,7 +62,7 @@ def order_detail(session: Session, *, order_id: int, now: datetime, tz: ZoneInfo
     items = items_of(session, order_ids=[o.id])[o.id]
     d = order_dict(o, now=now, tz=tz, actor=actor) | {"items": items}
     d["account"] = {"id": acc.id, "account_number": acc.account_number, "name": acc.name, "status": acc.status} if acc else None
-    d["service_orders"] = partners.service_orders_for_items(session, order_item_ids=[i["id"] for i in items], now=now)
+    d["service_orders"] = partners.service_orders_for_items(session, order_item_ids=[i["id"] for i in items], now=now, tz=tz)
     d["history"] = events.history(session, entity_type="product_order", entity_id=o.id)
     return d
 
