@@ -14,12 +14,13 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from opsline.cases import inbound, service
-from opsline.cases.models import CaseEmail, CaseNote, SupportCase
+from opsline.cases.models import CaseNote, SupportCase
 from opsline.cases.schemas import CaseIn, NoteIn
 from opsline.config import get_settings
 from opsline.core.jobs import Worker
 from opsline.customers.models import Account, Party
 from opsline.jobs_registry import build_registry
+from opsline.notifications.models import Message
 
 
 def _free_port() -> int:
@@ -79,7 +80,7 @@ def test_resolving_emails_the_customer_and_the_originating_agent_once_over_smtp(
     customer = " ".join(m for _, m in got[1:])
     assert "We are checking the debit order file." in customer and "Resolved: Double debit" in customer
     with factory() as s:
-        assert set(s.execute(select(CaseEmail.state)).scalars()) == {"sent"}
+        assert set(s.execute(select(Message.state)).scalars()) == {"sent"}
 
 
 def test_inbound_email_over_smtp_creates_a_case_and_a_reply_threads_onto_it_and_reopens_it(factory, now, actor):

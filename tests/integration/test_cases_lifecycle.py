@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from opsline.cases import service
-from opsline.cases.models import CaseEmail, CaseEvent, CaseLink, CaseNote, Queue, RetentionOffer, SupportCase
+from opsline.cases.models import CaseEvent, CaseLink, CaseNote, Queue, RetentionOffer, SupportCase
+from opsline.notifications.models import Message
 from opsline.cases.schemas import CaseIn, LeadIn, NoteIn
 from opsline.core.errors import InvalidInput, TransitionNotAllowed
 from opsline.core.events import Actor
@@ -65,8 +66,8 @@ def test_a_case_walks_its_lifecycle_and_every_change_is_in_its_history(session, 
     assert ("state", "pending", {"reason": "need bank statement"}) in history
     assert ("state", "held", {"partner_code": "openserve"}) in history
     assert any(kind == "reopened" for kind, _, _ in history)
-    # resolving emailed the customer (feedback) through the outbox job
-    assert session.execute(select(CaseEmail.purpose).where(CaseEmail.case_id == c.id)).scalars().all() == ["resolved_customer"]
+    # resolving told the customer (feedback) through the notifications service, queued for the delivery job
+    assert session.execute(select(Message.event, Message.state).where(Message.subject_ref == c.reference)).all() == [("case.resolved", "queued")]
 
 
 @pytest.mark.parametrize("action, kwargs, message", [
@@ -154,8 +155,8 @@ def test_litigation_risk_routes_to_the_escalation_queue_and_emails_its_manager(s
     c = _open(session, now, actor, litigation_risk=True, subject="Attorney letter about wrongful listing")
     q = session.get(Queue, c.queue_id)
     assert q.code == "escalations" and q.is_escalation
-    mail = session.execute(select(CaseEmail).where(CaseEmail.case_id == c.id)).scalar_one()
-    assert mail.to_addr == "sarah@opsline.test" and mail.purpose == "escalation" and c.reference in mail.subject
+    mail = session.execute(select(Message).where(Message.subject_ref == c.reference)).scalar_one()
+    assert mail.to_addr == "sarah@opsline.test" and mail.event == "case.escalated" and c.reference in mail.subject and mail.account_id is None
 
 
 def test_fcr_is_decided_after_the_window_and_a_reopen_within_it_clears_it(session, now, actor):
@@ -213,4 +214,4 @@ def test_a_customer_note_is_emailed_and_counts_as_first_response(session, now, a
     service.add_note(session, case_id=c.id, data=NoteIn(body="We are on it", visibility="customer"), now=now + timedelta(minutes=3), actor=actor)
     service.add_note(session, case_id=c.id, data=NoteIn(body="FYI", visibility="originating_agent"), now=now + timedelta(minutes=4), actor=actor)
     assert c.first_response_at == now + timedelta(minutes=3)
-    assert sorted(session.execute(select(CaseEmail.to_addr).where(CaseEmail.case_id == c.id)).scalars()) == ["lerato@frontline.test", "thabo@example.test"]
+    assert sorted(session.execute(select(Message.to_addr).where(Message.subject_ref == c.reference)).scalars()) == ["lerato@frontline.test", "thabo@example.test"]

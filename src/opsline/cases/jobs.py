@@ -1,4 +1,5 @@
-"""Background work for cases: send outbox email, auto-close resolved cases, decide first-contact resolution."""
+"""Background work for cases: auto-close resolved cases, decide first-contact resolution (messages are the
+notifications area's jobs)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from opsline.cases.service import autoclose, decide_fcr
 from opsline.core.jobs import Registry, enqueue
-
-
-def _send(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    from opsline.cases.mail import send_email
-
-    return send_email(session, payload, now)
 
 
 def schedule_autoclose(session: Session, *, now: datetime, every: timedelta = timedelta(hours=1)) -> None:
@@ -23,8 +19,6 @@ def schedule_autoclose(session: Session, *, now: datetime, every: timedelta = ti
 
 
 def _autoclose(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    from opsline.cases.service import autoclose, decide_fcr
-
     closed = autoclose(session, now=now)
     decided = decide_fcr(session, now=now)
     schedule_autoclose(session, now=now)
@@ -32,12 +26,9 @@ def _autoclose(session: Session, payload: dict[str, Any], now: datetime) -> dict
 
 
 def _fcr(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    from opsline.cases.service import decide_fcr
-
     return {"fcr_decided": decide_fcr(session, now=now)}
 
 
 def register(registry: Registry) -> None:
-    registry.register("cases.send_email")(_send)
     registry.register("cases.autoclose")(_autoclose)
     registry.register("cases.fcr")(_fcr)

@@ -322,23 +322,3 @@ class RetentionOffer(Base):
     by: Mapped[str] = mapped_column(String(120))
 
     __table_args__ = (CheckConstraint("outcome IN ('offer_made','accepted','declined')", name="outcome"),)
-
-
-class CaseEmail(Base):
-    """Outbound email outbox: one row per message; the 'cases.send_email' job sends it once."""
-
-    __tablename__ = "case_email"
-
-    id: Mapped[IdPk]
-    case_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("support_case.id"), index=True)
-    account_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("account.id"))
-    purpose: Mapped[str] = mapped_column(String(40))
-    to_addr: Mapped[str] = mapped_column(String(200))
-    subject: Mapped[str] = mapped_column(String(300))
-    body: Mapped[str] = mapped_column(Text)
-    message_id: Mapped[str] = mapped_column(String(300), unique=True)
-    state: Mapped[str] = mapped_column(String(10), default="queued")
-    created_at: Mapped[datetime]
-    sent_at: Mapped[datetime | None]
-
-    __table_args__ = (CheckConstraint("state IN ('queued','sent')", name="state"),)

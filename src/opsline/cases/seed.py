@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from opsline.cases.messages import seed_templates
 from opsline.cases.models import CaseCategory, CaseSetting, PriorityRule, Queue
 
 # code, name, default priority, default queue, required skills, retention
@@ -50,6 +51,8 @@ SETTINGS = [
     ("escalation_queue_code", "escalations", "Queue that litigation / brand-risk cases are routed to"),
     ("inbound_default_category", "billing_account", "Category for new cases created from inbound email"),
     ("attachment_max_bytes", "5242880", "Largest attachment accepted"),
+    ("icasa_ack_categories", "complaint", "Categories (comma-separated) whose cases get the ICASA acknowledgement with their reference when opened"),
+    ("complaint_resolve_days", "14", "Days within which a complaint is resolved (said in the ICASA acknowledgement)"),
 ]
 
 
@@ -65,6 +68,7 @@ def seed_cases_reference(session: Session, *, now: datetime) -> None:
             session.add(Queue(code=code, name=name, assignment=assignment, is_escalation=esc, skills=skills, description=desc, active=True,
                               calendar_code="za-support" if code != "escalations" else None))
     session.flush()
+    seed_templates(session, now=now)
     if session.execute(select(PriorityRule.id).limit(1)).first() is None:
         for tier, cat, adjust, desc in PRIORITY_RULES:
             session.add(PriorityRule(value_tier_code=tier, category_code=cat, adjust=adjust, description=desc, active=True))

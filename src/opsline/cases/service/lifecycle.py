@@ -91,7 +91,7 @@ def open_case(session: Session, *, data: CaseIn, now: datetime, actor: Actor) ->
         why = " and ".join(w for w, f in (("litigation risk", data.litigation_risk), ("brand risk", data.brand_risk)) if f)
         messages.escalated(session, c, queue, why=why, now=now, actor=actor)
     if cat.code in {x.strip() for x in cm.setting(session, "icasa_ack_categories", "complaint").split(",")}:
-        messages.complaint_acknowledged(session, c, now=now, actor=actor)
+        messages.complaint_acknowledged(session, c, resolve_days=cm.setting_int(session, "complaint_resolve_days", 14), now=now, actor=actor)
     cm.changed(session, c, now=now, actor=actor, what="opened")
     return c
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from opsline.cases import mail, messages
+from opsline.cases import messages
 from opsline.cases.models import LINK_TYPES, CaseAttachment, CaseLink, CaseNote, CaseState, SupportCase
 from opsline.cases.schemas import NoteIn
 from opsline.cases.service import common as cm
@@ -26,7 +26,7 @@ def write_note(session: Session, c: SupportCase, *, data: NoteIn, now: datetime,
     if direction == "out" and data.visibility == "customer" and not c.contact_email:
         raise cm.UnableToChangeCase(f"case {c.reference} has no customer email address", field="visibility")
     if direction == "out" and data.visibility == "originating_agent":
-        agent_to = mail.address_of(c.originating_agent)
+        agent_to = messages.address_of(c.originating_agent)
         if not agent_to:
             raise cm.UnableToChangeCase(f"case {c.reference} has no originating agent email address", field="visibility")
     note = CaseNote(case_id=c.id, account_id=c.account_id, at=now, author=author or actor.name, visibility=data.visibility, direction=direction,
@@ -36,12 +36,12 @@ def write_note(session: Session, c: SupportCase, *, data: NoteIn, now: datetime,
     cm.history(session, c, now=now, actor=actor, kind="note", to_value=data.visibility, data={"note_id": note.id, "visibility": data.visibility, "direction": direction})
     cm.audit(session, c, now=now, actor=actor, action="note_added", after={"visibility": data.visibility, "direction": direction, "body": data.body[:500]})
     if direction == "out" and data.visibility == "customer":
-        note.email_message_id = messages.note_to_customer(session, c, body=data.body, now=now, actor=actor)
+        note.email_message_id = f"notification:{messages.note_to_customer(session, c, note_id=note.id, body=data.body, now=now, actor=actor)}"
         if c.first_response_at is None and not messages.needs_sign_off(c):
             c.first_response_at = now
             cm.history(session, c, now=now, actor=actor, kind="first_response", to_value="note")
     elif agent_to:
-        note.email_message_id = messages.note_to_agent(session, c, to=agent_to, body=data.body, now=now, actor=actor)
+        note.email_message_id = f"notification:{messages.note_to_agent(session, c, note_id=note.id, to=agent_to, body=data.body, now=now, actor=actor)}"
     c.updated_at = now
     return note
 

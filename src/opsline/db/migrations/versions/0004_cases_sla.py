@@ -36,8 +36,32 @@ def upgrade() -> None:
     with op.batch_alter_table("sla_policy", schema=None) as batch_op:
         batch_op.add_column(sa.Column("team_hours", sa.Boolean(), nullable=False, server_default=sa.false()))
 
+    # Case email goes through the notifications area now (templates, retries, timeline); its outbox goes.
+    with op.batch_alter_table("case_email", schema=None) as batch_op:
+        batch_op.drop_index("ix_case_email_case_id")
+    op.drop_table("case_email")
+
 
 def downgrade() -> None:
+    op.create_table("case_email",
+                    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+                    sa.Column("case_id", sa.BigInteger(), nullable=True),
+                    sa.Column("account_id", sa.BigInteger(), nullable=True),
+                    sa.Column("purpose", sa.String(length=40), nullable=False),
+                    sa.Column("to_addr", sa.String(length=200), nullable=False),
+                    sa.Column("subject", sa.String(length=300), nullable=False),
+                    sa.Column("body", sa.Text(), nullable=False),
+                    sa.Column("message_id", sa.String(length=300), nullable=False),
+                    sa.Column("state", sa.String(length=10), nullable=False),
+                    sa.Column("created_at", opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+                    sa.Column("sent_at", opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+                    sa.CheckConstraint("state IN ('queued','sent')", name=op.f("ck_case_email_state")),
+                    sa.ForeignKeyConstraint(["account_id"], ["account.id"], name=op.f("fk_case_email_account_id_account")),
+                    sa.ForeignKeyConstraint(["case_id"], ["support_case.id"], name=op.f("fk_case_email_case_id_support_case")),
+                    sa.PrimaryKeyConstraint("id", name=op.f("pk_case_email")),
+                    sa.UniqueConstraint("message_id", name=op.f("uq_case_email_message_id")))
+    with op.batch_alter_table("case_email", schema=None) as batch_op:
+        batch_op.create_index("ix_case_email_case_id", ["case_id"], unique=False)
     with op.batch_alter_table("sla_policy", schema=None) as batch_op:
         batch_op.drop_column("team_hours")
     with op.batch_alter_table("support_case", schema=None) as batch_op:
