@@ -75,6 +75,9 @@ class _Sql:
 
 
 OPEN_ALLOC = "SELECT invoice_id, SUM(amount_minor) AS s FROM payment_allocation WHERE state IN ('allocated','proposed') AND invoice_id IN ({ids}) GROUP BY invoice_id"
+OPEN_PER_INVOICE = """SELECT i.account_id, i.total_minor - COALESCE((SELECT SUM(c.total_minor) FROM credit_note c WHERE c.invoice_id = i.id), 0)
+    - COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id AND x.state IN ('allocated','proposed')), 0) AS open_minor
+    FROM invoice i WHERE i.account_id = a.id AND i.number IS NOT NULL"""
 OPEN_CN = "SELECT invoice_id, SUM(total_minor) AS s FROM credit_note WHERE invoice_id IN ({ids}) GROUP BY invoice_id"
 
 
@@ -105,10 +108,9 @@ def _rule_sql(q: _Sql, kind: str) -> str | None:
                    'typed ' || MIN(t.typed) || ' (check digit fails); repaired to ' || MIN(a.account_number) || ', which owes this amount' AS detail
                    FROM pm_pay p JOIN pm_tok t ON t.payment_id = p.payment_id AND t.kind = 'fix'
                    JOIN account a ON a.account_number = t.token AND a.currency = p.currency
-                   WHERE {unmatched} AND EXISTS (
-                       SELECT 1 FROM invoice i WHERE i.account_id = a.id AND i.number IS NOT NULL AND i.total_minor = p.amount_minor
-                       AND i.total_minor > COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id
-                                                     AND x.state IN ('allocated','proposed')), 0))
+                   WHERE {unmatched} AND p.amount_minor IN (
+                       SELECT o.open_minor FROM ({OPEN_PER_INVOICE}) o WHERE o.account_id = a.id
+                       UNION ALL SELECT SUM(o.open_minor) FROM ({OPEN_PER_INVOICE}) o WHERE o.account_id = a.id AND o.open_minor > 0)
                    GROUP BY t.payment_id HAVING COUNT(DISTINCT a.id) = 1"""
     if kind == "amount_date":
         return f"""SELECT p.payment_id AS payment_id, MIN(i.account_id) AS account_id, CASE WHEN COUNT(DISTINCT i.id) = 1 THEN MIN(i.id) END AS invoice_id,
@@ -267,7 +269,7 @@ def _allocate(q: _Sql, *, now: datetime, actor: Actor) -> None:
             SELECT a.payment_id, a.account_id, a.invoice_id, a.amount_minor, m.currency, CASE WHEN m.auto = 1 THEN 'allocated' ELSE 'proposed' END,
                    m.rule_code, m.confidence, {ev}, :now, :who, CASE WHEN m.auto = 1 THEN :dnow END, CASE WHEN m.auto = 1 THEN :dwho END
             FROM pm_alloc a JOIN pm_match m ON m.payment_id = a.payment_id
-            ORDER BY a.payment_id, CASE WHEN a.invoice_id IS NULL THEN 1 ELSE 0 END, a.invoice_id""",
+            ORDER BY a.payment_id, CASE a.how WHEN 'named' THEN 0 WHEN 'oldest' THEN 1 ELSE 2 END, a.invoice_id""",
         {"now": q.ts(now), "who": actor.name, "dnow": q.ts(now), "dwho": actor.name})
 
 

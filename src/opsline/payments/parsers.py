@@ -246,6 +246,9 @@ def parse_csv(data: bytes, *, filename: str, mapping: Mapping) -> ParsedStatemen
 
 
 # --- MT940 -----------------------------------------------------------------------------------------------------------------
+_SWIFT_TAG = re.compile(r"/(NAME|ACCT|IBAN|BIC|REMI|EREF|RREF|MREF|ORDP|BENM|PURP|ULTD|ULTC|CSID|MARF|SVCL|TRTP|CDTRREFTP|CDTRREF)/")
+
+
 def _details_86(details: str) -> dict[str, str]:
     """:86: in the common dialects: '/NAME/../ACCT/../REMI/..' (SWIFT structured), '?20..?32' (GVC), or free text."""
     d = details.replace("\n", "").replace("\r", "")
@@ -256,7 +259,9 @@ def _details_86(details: str) -> dict[str, str]:
         out["payer_name"] = (parts.get("32", "") + parts.get("33", "")).strip()
         out["payer_account"] = parts.get("31", "").strip()
     elif d.startswith("/"):
-        parts = dict((m.group(1).upper(), m.group(2)) for m in re.finditer(r"/([A-Z]{2,4})/([^/]*)", d))
+        # a value runs to the next known tag, so a reference like 'a/c 12345' keeps its slash
+        pieces = _SWIFT_TAG.split(d)
+        parts = {pieces[i].upper(): pieces[i + 1].strip() for i in range(1, len(pieces) - 1, 2)}
         out["reference"] = parts.get("REMI") or parts.get("EREF") or parts.get("RREF") or d
         out["payer_name"] = parts.get("NAME", "")
         out["payer_account"] = parts.get("ACCT") or parts.get("IBAN", "")

@@ -1,0 +1,249 @@
+"""TMF676 Payment Management: `payment` (single payments recorded and allocated like any other) and `refund` (of an
+account's credit balance, four-eyes above the limit). Shapes follow the official v4 swagger."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import Field
+from sqlalchemy import select, text
+
+from opsline.api.idempotency import run_idempotent
+from opsline.api.tmf import Limit, Offset, ResourceId, TMFModel, dump, page_headers
+from opsline.core.errors import InvalidInput, NotFound
+from opsline.core.money import Money
+from opsline.payments import allocations, refunds
+from opsline.payments.models import Allocation, Payment, Refund
+from opsline.web.deps import DB, Now, Principal, require
+
+router = APIRouter(tags=["TMF676 Payment"])
+BASE = "/tmf-api/paymentManagement/v4"
+PAYMENT = BASE + "/payment"
+REFUND = BASE + "/refund"
+View = Annotated[Principal, Depends(require("payments.view"))]
+Capture = Annotated[Principal, Depends(require("payments.capture"))]
+RefundP = Annotated[Principal, Depends(require("payments.refund"))]
+
+PAYMENT_STATUS = {"received": "pending", "proposed": "pendingApproval", "suspense": "pending", "allocated": "done", "refunded": "refunded", "returned": "failed"}
+REFUND_STATUS = {"requested": "pendingApproval", "approved": "authorized", "rejected": "rejected"}
+
+
+class MoneyIn(TMFModel):
+    unit: str = Field(min_length=3, max_length=3)
+    value: Decimal = Field(gt=0, le=Decimal("1e12"))
+
+
+class MoneyOut(TMFModel):
+    unit: str
+    value: float
+
+
+class Ref(TMFModel):
+    id: str = Field(max_length=60)
+    href: str | None = None
+    name: str | None = None
+    referred_type: str | None = Field(default=None, alias="@referredType")
+
+
+class MethodIn(TMFModel):
+    id: str | None = None
+    name: str | None = Field(default=None, max_length=120)
+    type: str | None = Field(default=None, alias="@type", max_length=60)
+    referred_type: str | None = Field(default=None, alias="@referredType", max_length=60)
+
+
+class MethodOut(TMFModel):
+    name: str
+    type: str = Field(alias="@type")
+
+
+class PaymentItemIn(TMFModel):
+    item: Ref
+    amount: MoneyIn | None = None
+
+
+class PaymentItemOut(TMFModel):
+    id: str
+    amount: MoneyOut
+    item: Ref
+
+
+class PaymentCreate(TMFModel):
+    account: Ref
+    totalAmount: MoneyIn
+    paymentMethod: MethodIn
+    correlatorId: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=300)
+    paymentDate: datetime | None = None
+    paymentItem: list[PaymentItemIn] = Field(default_factory=list, max_length=50)
+    type: str | None = Field(default=None, alias="@type")
+
+
+class PaymentOut(TMFModel):
+    id: str
+    href: str
+    correlatorId: str | None = None
+    description: str | None = None
+    paymentDate: datetime
+    status: str
+    account: Ref
+    amount: MoneyOut
+    totalAmount: MoneyOut
+    paymentMethod: MethodOut
+    paymentItem: list[PaymentItemOut] = Field(default_factory=list)
+    type: str = Field(default="Payment", alias="@type")
+
+
+class RefundCreate(TMFModel):
+    account: Ref
+    totalAmount: MoneyIn
+    paymentMethod: MethodIn
+    description: str | None = Field(default=None, max_length=300)
+    name: str | None = Field(default=None, max_length=200)
+    payment: Ref | None = None
+    correlatorId: str | None = Field(default=None, max_length=100)
+
+
+class RefundOut(TMFModel):
+    id: str
+    href: str
+    description: str | None = None
+    refundDate: datetime
+    status: str
+    statusDate: datetime | None = None
+    account: Ref
+    amount: MoneyOut
+    totalAmount: MoneyOut
+    paymentMethod: MethodOut
+    type: str = Field(default="Refund", alias="@type")
+
+
+def _method(m: MethodIn) -> str:
+    words = " ".join(x for x in (m.type, m.referred_type, m.name) if x).lower()
+    if "cash" in words:
+        return "cash"
+    if "card" in words:
+        return "card"
+    if "debit" in words:
+        return "debit_order"
+    return "eft"
+
+
+def _money(m: Any) -> MoneyOut:
+    return MoneyOut(unit=m.currency, value=float(Money.from_minor(m.amount_minor, m.currency).amount))
+
+
+def _account_ref(db: Any, account_id: int | None) -> Ref:
+    if account_id is None:
+        return Ref(id="unallocated", name="suspense", **{"@referredType": "BillingAccount"})
+    row = db.execute(text("SELECT account_number, name FROM account WHERE id = :a"), {"a": account_id}).first()
+    return Ref(id=str(account_id), href=f"/tmf-api/accountManagement/v4/billingAccount/{account_id}", name=row.name if row else None,
+               **{"@referredType": "BillingAccount"})
+
+
+def payment_out(db: Any, p: Payment) -> PaymentOut:
+    items = db.execute(select(Allocation).where(Allocation.payment_id == p.id, Allocation.state.in_(("allocated", "proposed"))).order_by(Allocation.id)).scalars()
+    out_items = [PaymentItemOut(id=str(a.id), amount=_money(a), item=Ref(id=str(a.invoice_id), href=f"/tmf-api/customerBillManagement/v4/customerBill/{a.invoice_id}",
+                                                                          **{"@referredType": "CustomerBill"}) if a.invoice_id else
+                                Ref(id=str(a.account_id), name="account credit", **{"@referredType": "BillingAccount"})) for a in items]
+    return PaymentOut(id=str(p.id), href=f"{PAYMENT}/{p.id}", correlatorId=p.external_id, description=p.reference or None,
+                      paymentDate=datetime.combine(p.received_on, time(12), tzinfo=timezone.utc), status=PAYMENT_STATUS[p.state],
+                      account=_account_ref(db, p.account_id), amount=_money(p), totalAmount=_money(p),
+                      paymentMethod=MethodOut(name=p.method, **{"@type": "PaymentMethodRef"}), paymentItem=out_items)
+
+
+def refund_out(db: Any, r: Refund) -> RefundOut:
+    return RefundOut(id=str(r.id), href=f"{REFUND}/{r.id}", description=r.reason, refundDate=r.requested_at, status=REFUND_STATUS[r.state],
+                     statusDate=r.decided_at or r.requested_at, account=_account_ref(db, r.account_id), amount=_money(r), totalAmount=_money(r),
+                     paymentMethod=MethodOut(name=f"bank transfer to {r.payee_account}", **{"@type": "BankAccountTransfer"}))
+
+
+def _account_id(ref: Ref) -> int:
+    if not ref.id.isdigit():
+        raise InvalidInput(f"account id '{ref.id}' is not a billing account id", field="account.id")
+    return int(ref.id)
+
+
+@router.get(PAYMENT, response_model=list[PaymentOut], response_model_by_alias=True, response_model_exclude_none=True)
+def list_payments(response: Response, db: DB, principal: View, offset: Offset = 0, limit: Limit = 50, account_id: Annotated[int | None, Query(ge=1, le=2**53)] = None) -> list[PaymentOut]:
+    q = select(Payment).order_by(Payment.id.desc()).offset(offset).limit(limit)
+    if account_id:
+        q = q.where(Payment.account_id == account_id)
+    rows = [payment_out(db, p) for p in db.execute(q).scalars()]
+    page_headers(response, count=len(rows))
+    return rows
+
+
+@router.get(PAYMENT + "/{id}", response_model=PaymentOut, response_model_by_alias=True, response_model_exclude_none=True)
+def get_payment(id: ResourceId, db: DB, principal: View) -> PaymentOut:
+    p = db.get(Payment, id)
+    if p is None:
+        raise NotFound(f"payment {id} not found")
+    return payment_out(db, p)
+
+
+@router.post(PAYMENT, status_code=201, response_model=PaymentOut, response_model_by_alias=True, response_model_exclude_none=True)
+def create_payment(body: PaymentCreate, db: DB, now: Now, principal: Capture,
+                   idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None) -> JSONResponse:
+    """Record a payment for a billing account; `paymentItem` naming one CustomerBill allocates to it first. A repeated
+    `correlatorId` (or Idempotency-Key) returns the first payment."""
+    def action() -> tuple[int, dict[str, Any]]:
+        account_id = _account_id(body.account)
+        invoice_id = None
+        bills = [i for i in body.paymentItem if (i.item.referred_type or "CustomerBill") == "CustomerBill"]
+        if len(bills) > 1:
+            raise InvalidInput("name at most one CustomerBill in paymentItem; the rest is allocated oldest first", field="paymentItem")
+        if bills:
+            if not bills[0].item.id.isdigit():
+                raise InvalidInput(f"CustomerBill id '{bills[0].item.id}' is not an invoice id", field="paymentItem.item.id")
+            invoice_id = int(bills[0].item.id)
+        received = (body.paymentDate.date() if body.paymentDate else now.date())
+        res = allocations.capture_payment(db, account_id=account_id, amount=Money.of(body.totalAmount.value, body.totalAmount.unit.upper()),
+                                          method=_method(body.paymentMethod), received_on=min(received, now.date()), invoice_id=invoice_id,
+                                          reference=(body.description or body.name or "")[:300], external_id=f"API:{body.correlatorId}" if body.correlatorId else None,
+                                          now=now, actor=principal.actor, source="api")
+        p = db.get(Payment, res["payment_id"])
+        return (200 if res["replayed"] else 201), dump(payment_out(db, p))
+
+    status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=PAYMENT,
+                                        body=body.model_dump(mode="json", by_alias=True), now=now, action=action)
+    return JSONResponse(payload, status_code=status, headers={"Location": payload.get("href", "")})
+
+
+@router.get(REFUND, response_model=list[RefundOut], response_model_by_alias=True, response_model_exclude_none=True)
+def list_refunds(response: Response, db: DB, principal: View, offset: Offset = 0, limit: Limit = 50) -> list[RefundOut]:
+    rows = [refund_out(db, r) for r in db.execute(select(Refund).order_by(Refund.id.desc()).offset(offset).limit(limit)).scalars()]
+    page_headers(response, count=len(rows))
+    return rows
+
+
+@router.get(REFUND + "/{id}", response_model=RefundOut, response_model_by_alias=True, response_model_exclude_none=True)
+def get_refund(id: ResourceId, db: DB, principal: View) -> RefundOut:
+    r = db.get(Refund, id)
+    if r is None:
+        raise NotFound(f"refund {id} not found")
+    return refund_out(db, r)
+
+
+@router.post(REFUND, status_code=201, response_model=RefundOut, response_model_by_alias=True, response_model_exclude_none=True)
+def create_refund(body: RefundCreate, db: DB, now: Now, principal: RefundP,
+                  idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None) -> JSONResponse:
+    """Refund part of a billing account's credit balance; above the four-eyes limit it waits (status pendingApproval)."""
+    def action() -> tuple[int, dict[str, Any]]:
+        account_id = _account_id(body.account)
+        res = refunds.request_refund(db, account_id=account_id, amount=Money.of(body.totalAmount.value, body.totalAmount.unit.upper()),
+                                     reason=body.description or body.name or "", payee_name=body.paymentMethod.name or "account holder",
+                                     payee_account=body.paymentMethod.id or "", now=now, actor=principal.actor,
+                                     idempotency_key=f"API:{body.correlatorId}" if body.correlatorId else None)
+        r = db.get(Refund, res["refund_id"])
+        return (200 if res["replayed"] else 201), dump(refund_out(db, r))
+
+    status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=REFUND,
+                                        body=body.model_dump(mode="json", by_alias=True), now=now, action=action)
+    return JSONResponse(payload, status_code=status, headers={"Location": payload.get("href", "")})
+
