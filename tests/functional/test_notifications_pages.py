@@ -168,3 +168,31 @@ def test_the_managers_desk_shows_messages_awaiting_approval_and_admin_sees_failu
     assert page.status_code == 200 and "Messages awaiting approval" in page.text and "/notifications/approvals" in page.text
     admin = client_as("admin").get("/desk/admin")
     assert admin.status_code == 200 and "Failed and undeliverable messages" in admin.text and "state=problem" in admin.text
+
+
+def test_a_service_manager_changes_quiet_hours_on_the_rules_page_and_a_bad_time_is_refused(client_as, factory):
+    from opsline.notifications.models import ContactRule
+
+    with factory() as s:
+        rid = s.execute(select(ContactRule.id).where(ContactRule.code == "collections-quiet-hours")).scalar_one()
+    assert client_as("debtors_clerk").post(f"/notifications/rules/{rid}", data={"quiet_from": "21:00", "quiet_to": "07:00", "active": "on"}).status_code == 403
+    c = client_as("service_manager")
+    r = c.post(f"/notifications/rules/{rid}", data={"quiet_from": "21:00", "quiet_to": "7am", "active": "on"})
+    assert r.status_code == 422 and "is not a time HH:MM" in r.text
+    r = c.post(f"/notifications/rules/{rid}", data={"quiet_from": "21:00", "quiet_to": "07:00", "active": "on"}, follow_redirects=False)
+    assert r.status_code == 303
+    with factory() as s:
+        rule = s.get(ContactRule, rid)
+        assert (rule.quiet_from, rule.quiet_to, rule.active) == ("21:00", "07:00", True)
+    assert "21:00" in c.get("/notifications/rules").text
+
+
+def test_a_translation_is_started_from_the_template_page(client_as, factory):
+    tid = _template_id(factory)
+    c = client_as("service_manager")
+    r = c.post(f"/notifications/templates/{tid}/languages", data={"language": "zu"}, follow_redirects=False)
+    assert r.status_code == 303
+    page = c.get(r.headers["location"])
+    assert "case.acknowledged · email · zu" in page.text and "Translation started" in page.text
+    again = c.post(f"/notifications/templates/{tid}/languages", data={"language": "zu"})
+    assert again.status_code == 409 and "already has a" in again.text

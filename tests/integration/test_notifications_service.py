@@ -251,3 +251,41 @@ def test_templates_cannot_reach_python_internals(session, now, actor):
     acc = _account(session, now, actor)
     with pytest.raises(service.TemplateRenderError):
         service.send(session, event="test.evil", account_id=acc.id, context={}, now=now, actor=actor, channel="sms")
+
+
+def test_an_operator_tunes_a_cap_and_bad_rule_values_are_refused(session, now, actor):
+    from opsline.notifications.models import ContactRule
+
+    rule = session.execute(select(ContactRule).where(ContactRule.code == "collections-weekly-cap")).scalar_one()
+    for bad in (dict(max_contacts=2, period_days=None, quiet_from=None, quiet_to=None),
+                dict(max_contacts=0, period_days=7, quiet_from=None, quiet_to=None),
+                dict(max_contacts=2, period_days=7, quiet_from="25:00", quiet_to="08:00"),
+                dict(max_contacts=2, period_days=7, quiet_from="8", quiet_to="09:00"),
+                dict(max_contacts=2, period_days=7, quiet_from="20:00", quiet_to=None),
+                dict(max_contacts=None, period_days=None, quiet_from=None, quiet_to=None)):
+        with pytest.raises(InvalidInput):
+            service.update_rule(session, rule_id=rule.id, active=True, now=now, actor=actor, **bad)
+        assert (rule.max_contacts, rule.period_days, rule.quiet_from) == (3, 7, None)
+    service.update_rule(session, rule_id=rule.id, max_contacts=1, period_days=7, quiet_from=None, quiet_to=None, active=True, now=now, actor=actor)
+    acc = _account(session, now, actor)
+    ctx = {"subject": "Arrears", "body": "Please pay"}
+    service.send(session, event="generic.notice", account_id=acc.id, context=ctx, now=now, actor=actor, category="collections", tz=TZ)
+    second = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context=ctx, now=now + timedelta(hours=1),
+                                               actor=actor, category="collections", tz=TZ))
+    assert second.run_at == now + timedelta(days=7)
+    edit = session.execute(select(AuditEvent).where(AuditEvent.entity_type == "contact_rule")).scalar_one()
+    assert edit.before == {"max_contacts": 3} and edit.after == {"max_contacts": 1}
+
+
+def test_a_translation_starts_as_a_copy_and_a_second_copy_for_the_same_language_is_refused(session, now, actor):
+    from opsline.core.errors import Conflict
+    from opsline.notifications.models import MessageTemplate
+
+    tpl = session.execute(select(MessageTemplate).where(MessageTemplate.event == "case.acknowledged", MessageTemplate.channel == "email")).scalar_one()
+    new_id = service.add_language(session, template_id=tpl.id, language="AF", now=now, actor=actor)
+    new = session.get(MessageTemplate, new_id)
+    assert (new.language, new.body, new.version) == ("af", tpl.body, 1)
+    with pytest.raises(Conflict):
+        service.add_language(session, template_id=tpl.id, language="af", now=now, actor=actor)
+    with pytest.raises(InvalidInput):
+        service.add_language(session, template_id=tpl.id, language="a1", now=now, actor=actor)

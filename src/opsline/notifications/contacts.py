@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from opsline.core import events
-from opsline.core.errors import InvalidInput
+from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.notifications.models import (CATEGORIES, CHANNELS, CONTACT_STATES, ContactPreference, ContactProfile, ContactRule,
                                           Message)
@@ -176,21 +176,51 @@ def list_rules(session: Session) -> list[dict[str, Any]]:
             for r in session.execute(select(ContactRule).order_by(ContactRule.category, ContactRule.code)).scalars()]
 
 
+def _check_rule_values(*, max_contacts: int | None, period_days: int | None, quiet_from: str | None, quiet_to: str | None) -> None:
+    if (max_contacts is None) != (period_days is None):
+        raise InvalidInput("a contact cap needs both a number of contacts and a period in days", field="max_contacts")
+    if max_contacts is not None and (max_contacts < 1 or (period_days or 0) < 1):
+        raise InvalidInput("a contact cap needs at least 1 contact over at least 1 day", field="max_contacts")
+    if (quiet_from is None) != (quiet_to is None):
+        raise InvalidInput("quiet hours need both a start and an end", field="quiet_from")
+    for name, v in (("quiet_from", quiet_from), ("quiet_to", quiet_to)):
+        if v is not None:
+            try:
+                t = _hhmm(v)
+            except ValueError as exc:
+                raise InvalidInput(f"'{v}' is not a time HH:MM", field=name) from exc
+            if len(v) != 5 or t.strftime("%H:%M") != v:
+                raise InvalidInput(f"'{v}' is not a time HH:MM", field=name)
+    if quiet_from is not None and quiet_from == quiet_to:
+        raise InvalidInput("quiet hours cannot start and end at the same time", field="quiet_to")
+    if max_contacts is None and quiet_from is None:
+        raise InvalidInput("a rule needs a contact cap, quiet hours, or both", field="max_contacts")
+
+
+def update_rule(session: Session, *, rule_id: int, max_contacts: int | None, period_days: int | None, quiet_from: str | None,
+                quiet_to: str | None, active: bool, now: datetime, actor: Actor) -> ContactRule:
+    """Change a contact rule (operators tune caps and quiet hours); audited. Messages already scheduled keep their
+    time. Raises NotFound, InvalidInput (incomplete cap or quiet hours, malformed time); nothing changes then."""
+    row = session.get(ContactRule, rule_id)
+    if row is None:
+        raise NotFound(f"contact rule {rule_id} not found")
+    _check_rule_values(max_contacts=max_contacts, period_days=period_days, quiet_from=quiet_from, quiet_to=quiet_to)
+    before = {"max_contacts": row.max_contacts, "period_days": row.period_days, "quiet_from": row.quiet_from, "quiet_to": row.quiet_to,
+              "active": row.active}
+    row.max_contacts, row.period_days, row.quiet_from, row.quiet_to, row.active = max_contacts, period_days, quiet_from, quiet_to, active
+    after = {"max_contacts": max_contacts, "period_days": period_days, "quiet_from": quiet_from, "quiet_to": quiet_to, "active": active}
+    b, a = events.diff(before, after)
+    if a:
+        events.record(session, now=now, actor=actor, entity_type="contact_rule", entity_id=row.id, action="edit", before=b, after=a)
+    return row
+
+
 def ensure_rule(session: Session, *, code: str, category: str, channel: str | None = None, max_contacts: int | None = None,
                 period_days: int | None = None, quiet_from: str | None = None, quiet_to: str | None = None,
                 description: str = "") -> int:
     """Create a contact rule if its code is new (idempotent seed). Raises InvalidInput for inconsistent values."""
     check_channel_category(channel=channel or CHANNELS[0], category=category)
-    if (max_contacts is None) != (period_days is None):
-        raise InvalidInput("a contact cap needs both max_contacts and period_days", field="max_contacts")
-    if (quiet_from is None) != (quiet_to is None):
-        raise InvalidInput("quiet hours need both a start and an end", field="quiet_from")
-    for v in (quiet_from, quiet_to):
-        if v is not None:
-            try:
-                _hhmm(v)
-            except ValueError as exc:
-                raise InvalidInput(f"'{v}' is not a time HH:MM", field="quiet_from") from exc
+    _check_rule_values(max_contacts=max_contacts, period_days=period_days, quiet_from=quiet_from, quiet_to=quiet_to)
     row = session.execute(select(ContactRule).where(ContactRule.code == code)).scalar_one_or_none()
     if row is not None:
         return row.id

@@ -24,17 +24,18 @@ from opsline.core.localtime import zone
 from opsline.customers.models import Account
 from opsline.notifications.channels import check_ref
 from opsline.notifications.contacts import (RecipientOptedOut, check_channel_category, ensure_rule, is_opted_out, language_of,
-                                            list_rules, next_allowed, preferences, set_language, set_preference)
+                                            list_rules, next_allowed, preferences, set_language, set_preference, update_rule)
 from opsline.notifications.models import MESSAGE, Message, MessageAttachment, MessageState
 from opsline.notifications.settings import get_notification_settings
-from opsline.notifications.templates import (NoTemplate, Rendered, TemplateRenderError, ensure_template, list_templates,
+from opsline.notifications.templates import (NoTemplate, Rendered, TemplateRenderError, add_language, ensure_template, list_templates,
                                              preview, render, update_template)
 
 DELIVER_JOB = "notifications.deliver"
 
 __all__ = [
     "Attachment", "send", "ensure_template", "render", "preview", "update_template", "list_templates", "approve", "reject",
-    "retry", "cancel", "get_message", "preferences", "set_preference", "set_language", "ensure_rule", "list_rules",
+    "retry", "cancel", "get_message", "preferences", "set_preference", "set_language", "ensure_rule", "list_rules", "update_rule",
+    "add_language",
     "RecipientOptedOut", "TemplateRenderError", "NoTemplate", "FourEyesRequired", "Rendered", "DELIVER_JOB", "MESSAGE",
 ]
 

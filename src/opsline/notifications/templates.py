@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsline.core import events
-from opsline.core.errors import InvalidInput, NotFound, StaleVersion
+from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion
 from opsline.core.events import Actor
 from opsline.notifications.models import CHANNELS, MessageTemplate
 
@@ -164,6 +164,27 @@ def update_template(session: Session, *, template_id: int, subject: str, body: s
     events.record(session, now=now, actor=actor, entity_type="message_template", entity_id=tpl.id, action="edit",
                   before=before, after={"subject": subject, "body": body, "version": tpl.version})
     return tpl
+
+
+def add_language(session: Session, *, template_id: int, language: str, now: datetime, actor: Actor) -> int:
+    """Start a translation: a copy of the template for another language, to be edited. Returns the new id.
+    Raises NotFound, InvalidInput (malformed language code), Conflict (that language exists already)."""
+    tpl = get_template(session, template_id=template_id)
+    language = (language or "").strip().lower()
+    if not (2 <= len(language) <= 10) or not language.replace("-", "").isalpha():
+        raise InvalidInput(f"'{language}' is not a language code (e.g. af, zu, xh)", field="language")
+    exists = session.execute(select(MessageTemplate.id).where(MessageTemplate.event == tpl.event, MessageTemplate.channel == tpl.channel,
+                                                              MessageTemplate.language == language)).scalar_one_or_none()
+    if exists is not None:
+        raise Conflict(f"{tpl.event}/{tpl.channel} already has a '{language}' template", field="language", extra={"template_id": exists})
+    new = MessageTemplate(event=tpl.event, channel=tpl.channel, language=language, subject=tpl.subject, body=tpl.body,
+                          description=tpl.description, sample_context=dict(tpl.sample_context or {}), version=1, created_at=now,
+                          updated_at=now, updated_by=actor.name)
+    session.add(new)
+    session.flush()
+    events.record(session, now=now, actor=actor, entity_type="message_template", entity_id=new.id, action="add_language",
+                  after={"event": new.event, "channel": new.channel, "language": language, "copied_from": tpl.id})
+    return new.id
 
 
 def preview(session: Session, *, template_id: int, subject: str | None = None, body: str | None = None,

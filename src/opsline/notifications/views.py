@@ -162,9 +162,48 @@ async def template_preview(request: Request, template_id: int, db: DB, principal
     return render(request, "notifications/_preview.html", {"preview": pv}, principal=principal)
 
 
+@router.post("/notifications/templates/{template_id}/languages", response_model=None)
+async def template_add_language(request: Request, template_id: int, db: DB, now: Now, principal: EditTemplates) -> Response:
+    form = await _form(request)
+    try:
+        new_id = templates.add_language(db, template_id=template_id, language=form.get("language", ""), now=now, actor=principal.actor)
+    except OpslineError as exc:
+        db.rollback()
+        return _template_page(request, db, principal, template_id, error=exc.detail, status_code=exc.status)
+    return RedirectResponse(f"/notifications/templates/{new_id}?ok=created", status_code=303)
+
+
+def _rules_page(request: Request, db: DB, principal: Principal, *, error: str | None = None, ok: str | None = None,
+                status_code: int = 200) -> HTMLResponse:
+    return render(request, "notifications/rules.html", {"rows": contacts.list_rules(db), "error": error, "ok": ok}, principal=principal,
+                  status_code=status_code)
+
+
 @router.get("/notifications/rules", response_class=HTMLResponse)
-def rules_page(request: Request, db: DB, principal: View) -> HTMLResponse:
-    return render(request, "notifications/rules.html", {"rows": contacts.list_rules(db)}, principal=principal)
+def rules_page(request: Request, db: DB, principal: View, ok: str = "") -> HTMLResponse:
+    return _rules_page(request, db, principal, ok=ok or None)
+
+
+def _opt_int(form: dict[str, str], key: str) -> int | None:
+    v = form.get(key, "").strip()
+    if not v:
+        return None
+    if not v.isdigit():
+        raise InvalidInput(f"{key.replace('_', ' ')} must be a whole number", field=key)
+    return int(v)
+
+
+@router.post("/notifications/rules/{rule_id}", response_model=None)
+async def rule_save(request: Request, rule_id: int, db: DB, now: Now, principal: Manage) -> Response:
+    form = await _form(request)
+    try:
+        contacts.update_rule(db, rule_id=rule_id, max_contacts=_opt_int(form, "max_contacts"), period_days=_opt_int(form, "period_days"),
+                             quiet_from=form.get("quiet_from", "").strip() or None, quiet_to=form.get("quiet_to", "").strip() or None,
+                             active="active" in form, now=now, actor=principal.actor)
+    except OpslineError as exc:
+        db.rollback()
+        return _rules_page(request, db, principal, error=exc.detail, status_code=exc.status)
+    return RedirectResponse("/notifications/rules?ok=saved", status_code=303)
 
 
 # --- account preferences --------------------------------------------------------------------------
