@@ -13,6 +13,7 @@ from opsline.customers.schemas import AccountIn, SiteIn
 from opsline.inventory.models import Product
 from opsline.orders import service as orders
 from opsline.orders.models import ProductOrder, ProductOrderItem
+from opsline.orders import schemas as orders_schemas
 from opsline.orders.schemas import OrderIn, OrderItemIn
 
 TZ = zone("Africa/Johannesburg")
@@ -91,3 +92,24 @@ def test_order_and_partner_home_cards_count_the_work_waiting_and_link_to_it(fact
         assert pcards["Partner deliveries stuck"].count == 0 and pcards["Partner deliveries stuck"].href == "/partners/orders?delivery=stuck"
         assert "service_manager" in pcards["Partner orders past SLA"].desks
         assert s.execute(select(func.count()).select_from(ProductOrder)).scalar_one() == 2
+
+
+def test_quotes_expiring_soon_are_counted_on_the_home_card_and_listed_behind_it(client_as, factory, now):
+    from datetime import timedelta
+
+    from opsline.orders.area import AREA as ORDERS
+
+    actor = Actor.system("t")
+    with factory.begin() as s:
+        acc = customers.create_account(s, data=AccountIn(name="Quote Soon", sites=[SiteIn(line1="1 Main", city="Durban", fno_coverage=["vumatel"])]), now=now, actor=actor)
+        s.flush()
+        site = customers.account_360(s, account_id=acc.id)["sites"][0]["id"]
+        off = catalog.get_offering_by_code(s, code="FIB-VU-50-25").id
+        for days, ref in ((3, "SOON-1"), (30, "LATER-1")):
+            orders.create_quote(s, data=orders_schemas.QuoteIn(account_id=acc.id, external_id=ref, valid_until=date(2026, 11, 23) + timedelta(days=days),
+                                                               items=[OrderItemIn(offering_id=off, site_id=site)]), now=now, tz=TZ, actor=actor)
+    with factory() as s:
+        card = next(c for c in ORDERS.home(s, now=now, actor=actor, tz=TZ) if c.title.startswith("Quotes expiring"))
+    assert card.count == 1 and card.hint == "first on 2026-11-26" and card.href == "/orders?quotes_expiring=7#quotes"
+    page = client_as("billing_analyst").get(card.href)
+    assert page.status_code == 200 and "expiring within 7 days" in page.text and "Q1<" in page.text and "Q2<" not in page.text

@@ -11,6 +11,7 @@ from pydantic import Field
 from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, TimePeriod, TMFModel
 from opsline.catalog import service
 from opsline.core.localtime import local_date
+from opsline.core.money import Money
 from opsline.web.deps import DB, Now, Principal, Tz, require
 
 router = APIRouter(tags=["TMF620 Product Catalog"])
@@ -75,8 +76,6 @@ PRICE_TYPE = {"recurring": "recurring", "one_off": "oneTime", "usage": "usage", 
 
 
 def price_out(p: dict[str, Any]) -> ProductOfferingPrice:
-    from opsline.core.money import Money
-
     return ProductOfferingPrice(
         id=str(p["id"]), name=p["name"], priceType=PRICE_TYPE[p["kind"]], price=PriceValue(**Money.from_minor(p["amount_minor"], p["currency"]).to_tmf()),  # type: ignore[arg-type]
         recurringChargePeriodType="month" if p["kind"] in ("recurring", "wholesale_cost") else None,

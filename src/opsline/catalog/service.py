@@ -104,6 +104,12 @@ def list_offerings(
     return [offering_dict(o, prices[o.id]) for o in rows]
 
 
+def catalog_page(session: Session, *, on: date, kind: str | None = None, partner_code: str | None = None, q: str | None = None) -> dict[str, Any]:
+    """The catalog page: offerings (live and retired) with the prices valid on `on`, and the partners to filter by."""
+    partners = sorted(p for (p,) in session.execute(select(ProductOffering.partner_code).where(ProductOffering.partner_code.is_not(None)).distinct()))
+    return {"offerings": list_offerings(session, on=on, kind=kind, partner_code=partner_code, q=q, active=None, limit=500), "partners": partners}
+
+
 def offering_detail(session: Session, *, offering_id: int, on: date | None) -> dict[str, Any]:
     """One offering with prices (valid on `on`, or all when None) and bundled equipment. Raises OfferingNotFound."""
     o = get_offering(session, offering_id=offering_id)

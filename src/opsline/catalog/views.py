@@ -24,9 +24,8 @@ def catalog_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, ki
         day = date.fromisoformat(on) if on else local_date(now, tz)
     except ValueError:
         day = local_date(now, tz)
-    rows = service.list_offerings(db, on=day, kind=kind or None, partner_code=partner or None, q=q or None, active=None, limit=500)
-    partners = sorted({o["partner_code"] for o in service.list_offerings(db, on=None, active=None, limit=1000) if o["partner_code"]})
-    return render(request, "catalog/catalog.html", {"offerings": rows, "filters": {"kind": kind, "partner": partner, "q": q, "on": day.isoformat()}, "kinds": KINDS, "partners": partners}, principal=principal)
+    ctx = service.catalog_page(db, on=day, kind=kind or None, partner_code=partner or None, q=q or None)
+    return render(request, "catalog/catalog.html", ctx | {"filters": {"kind": kind, "partner": partner, "q": q, "on": day.isoformat()}, "kinds": KINDS}, principal=principal)
 
 
 @router.get("/catalog/{offering_id}", response_class=HTMLResponse)

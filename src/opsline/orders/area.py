@@ -58,7 +58,7 @@ def _home(session: Session, *, now: datetime, actor: Actor, tz: Any) -> list[Hom
         HomeCard(desks=desks, title="Orders open over 14 days", count=s["stale_open"], href="/orders?open=1&older=14", permission="orders.view",
                  hint="stuck at the partner or held", tone="warn" if s["stale_open"] else "normal", order=31),
         HomeCard(desks=("billing_analyst", "service_manager"), title=f"Quotes expiring in {s['expiring_days']} days", count=s["quotes_expiring"],
-                 href="/orders#quotes", permission="orders.view",
+                 href=f"/orders?quotes_expiring={s['expiring_days']}#quotes", permission="orders.view",
                  hint=f"first on {s['first_expiry'].isoformat()}" if s["first_expiry"] else "none", tone="warn" if s["quotes_expiring"] else "normal", order=32),
     ]
     for state in ("held", "assessingCancellation", "pendingCancellation"):

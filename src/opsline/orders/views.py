@@ -24,9 +24,10 @@ ITEM_ROWS = 3
 
 @router.get("/orders", response_class=HTMLResponse)
 def orders_desk(request: Request, db: DB, now: Now, tz: Tz, principal: View, state: str = "", q: str = "", open: str = "", older: str = "",
-                account_id: str = "", page: int = 1) -> HTMLResponse:
+                account_id: str = "", page: int = 1, quotes_expiring: str = "") -> HTMLResponse:
     ctx = service.orders_desk(db, now=now, tz=tz, actor=principal.actor, state=state or None, q=q or None, open_only=open == "1",
-                              older_than_days=int(older) if older.isdigit() else None, account_id=int(account_id) if account_id.isdigit() else None, page=page)
+                              older_than_days=int(older) if older.isdigit() else None, account_id=int(account_id) if account_id.isdigit() else None, page=page,
+                              quotes_expiring_days=min(int(quotes_expiring), 366) if quotes_expiring.isdigit() else None)
     ctx["filters"] = {"state": state, "q": q, "open": open, "older": older, "account_id": account_id}
     return render(request, "orders/desk.html", ctx, principal=principal)
 

@@ -17,10 +17,10 @@ from opsline.core.events import Actor
 from opsline.customers import service as customers
 from opsline.customers.models import Account, Site
 from opsline.inventory import service as inventory
-from opsline.orders.models import OPEN_ORDER_STATES, ORDER, OrderState, ProductOrder, ProductOrderItem, Quote, QuoteState
+from opsline.orders.models import OPEN_ORDER_STATES, ORDER, OrderState, ProductOrder, ProductOrderItem, Quote
 from opsline.orders.service.actions import get_order
 from opsline.orders.service.common import local_date
-from opsline.orders.service.quotes import list_quotes
+from opsline.orders.service.quotes import OPEN_QUOTE_STATES, list_quotes
 from opsline.partners import service as partners
 
 
@@ -95,13 +95,20 @@ def order_counts(session: Session) -> dict[str, int]:
 
 
 def orders_desk(session: Session, *, now: datetime, tz: ZoneInfo, actor: Actor | None, state: str | None = None, q: str | None = None,
-                open_only: bool = False, older_than_days: int | None = None, account_id: int | None = None, page: int = 1, page_size: int = 50) -> dict[str, Any]:
-    """Everything the orders desk shows: a page of orders, counts by state, the latest quotes."""
+                open_only: bool = False, older_than_days: int | None = None, account_id: int | None = None, page: int = 1, page_size: int = 50,
+                quotes_expiring_days: int | None = None) -> dict[str, Any]:
+    """Everything the orders desk shows: a page of orders, counts by state, the latest quotes (or those expiring
+    within `quotes_expiring_days`)."""
     page = max(1, page)
+    today = local_date(now, tz)
+    if quotes_expiring_days is not None:
+        quotes = list_quotes(session, expiring_between=(today, today + timedelta(days=quotes_expiring_days)), limit=100)
+    else:
+        quotes = list_quotes(session, limit=10)
     rows = list_orders(session, now=now, tz=tz, state=state, open_only=open_only, older_than_days=older_than_days, q=q, account_id=account_id,
                        offset=(page - 1) * page_size, limit=page_size + 1, actor=actor)
     return {"orders": rows[:page_size], "has_next": len(rows) > page_size, "page": page, "counts": order_counts(session),
-            "states": [s.value for s in OrderState], "quotes": list_quotes(session, limit=10)}
+            "states": [s.value for s in OrderState], "quotes": quotes, "quotes_expiring_days": quotes_expiring_days}
 
 
 def order_form(session: Session, *, account_id: int | None, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
@@ -124,7 +131,7 @@ def home_summary(session: Session, *, now: datetime, tz: ZoneInfo, expiring_days
     by_state = {s: (int(n), oldest) for s, n, oldest in open_rows}
     expiring = session.execute(
         select(func.count(), func.min(Quote.valid_until)).where(
-            Quote.state.in_([QuoteState.IN_PROGRESS.value, QuoteState.PENDING.value, QuoteState.APPROVED.value]),
+            Quote.state.in_(OPEN_QUOTE_STATES),
             Quote.valid_until.is_not(None), Quote.valid_until >= today, Quote.valid_until <= today + timedelta(days=expiring_days))
     ).one()
     stale_cut = now - timedelta(days=14)

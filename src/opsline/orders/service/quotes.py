@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -114,11 +114,20 @@ def quote_detail(session: Session, *, quote_id: int, actor: Actor | None = None)
     return _quote_dicts(session, [get_quote(session, quote_id=quote_id)], actor)[0]
 
 
-def list_quotes(session: Session, *, account_id: int | None = None, state: str | None = None, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
-    """Quotes newest first (three queries whatever the page size)."""
+OPEN_QUOTE_STATES = (QuoteState.IN_PROGRESS.value, QuoteState.PENDING.value, QuoteState.APPROVED.value)
+
+
+def list_quotes(session: Session, *, account_id: int | None = None, state: str | None = None, expiring_between: tuple[date, date] | None = None,
+                offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+    """Quotes newest first, or (with `expiring_between`) the open quotes whose validity ends in that window, soonest
+    first. Three queries whatever the page size."""
     q = select(Quote)
     if account_id is not None:
         q = q.where(Quote.account_id == account_id)
     if state:
         q = q.where(Quote.state == state)
-    return _quote_dicts(session, list(session.execute(q.order_by(Quote.id.desc()).offset(offset).limit(limit)).scalars()))
+    if expiring_between is not None:
+        q = q.where(Quote.state.in_(OPEN_QUOTE_STATES), Quote.valid_until.between(*expiring_between)).order_by(Quote.valid_until, Quote.id)
+    else:
+        q = q.order_by(Quote.id.desc())
+    return _quote_dicts(session, list(session.execute(q.offset(offset).limit(limit)).scalars()))
