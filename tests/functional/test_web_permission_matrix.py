@@ -1,0 +1,187 @@
+"""The role × route authorisation matrix, generated from the app's route table at test time (so routes any area adds
+are covered): every route declares its permission or is explicitly public, every role gets 403 exactly where its
+permission says so, and no role can reach an action it does not hold."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from opsline.users.roles import Role, all_permissions, allowed
+
+# Open to anyone, and why. Everything else must declare a permission with web.deps.require().
+PUBLIC_ROUTES = {
+    "/openapi.json": "the API description",
+    "/api/docs": "the API browser",
+    "/docs/oauth2-redirect": "part of the API browser",
+    "/api/partners/callback/{partner_code}": "partner webhooks authenticate with their HMAC signature",
+}
+PUBLIC_MOUNTS = {"/static": "vendored CSS and JavaScript"}
+ADMIN_MOUNTS = {"/admin"}  # starlette-admin, guarded by its own middleware (administrators only)
+SAMPLE = {"fmt": "csv", "key": "details", "code": "sample", "partner_code": "sample"}
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    path: str
+    methods: frozenset[str]
+    permissions: tuple[str, ...]  # every require() on the route (all must hold)
+    public: str | None  # the reason, for routes marked with web.deps.public()
+    path_params: tuple[tuple[str, type], ...]
+    required_query: bool
+
+
+def _walk(dependant, perms: list[str], public: list[str]) -> None:  # type: ignore[no-untyped-def]
+    for sub in dependant.dependencies:
+        call = sub.call
+        if getattr(call, "permission", None):
+            perms.append(call.permission)
+        if getattr(call, "public", None):
+            public.append(call.public)
+        _walk(sub, perms, public)
+
+
+def route_table(app) -> tuple[list[RouteInfo], list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
+    """API routes with what they declare, and other routes/mounts as (kind, path)."""
+    api, other = [], []
+    for ctx in iter_route_contexts(app.routes):
+        original = ctx.original_route
+        if isinstance(original, APIRoute):
+            perms: list[str] = []
+            public: list[str] = []
+            _walk(ctx.dependant, perms, public)
+            params = tuple((f.name, f.field_info.annotation) for f in ctx.dependant.path_params)
+            required_query = any(f.field_info.is_required() for f in ctx.dependant.query_params)
+            api.append(RouteInfo(ctx.path, frozenset(ctx.methods or ()), tuple(dict.fromkeys(perms)), public[0] if public else None, params, required_query))
+        elif isinstance(original, Mount):
+            other.append(("mount", original.path))
+        else:
+            other.append(("route", getattr(ctx, "path", "")))
+    return api, other
+
+
+def _url(route: RouteInfo, role: str) -> str:
+    types = dict(route.path_params)
+
+    def sample(m: re.Match[str]) -> str:
+        name, convertor = m.group(1), m.group(2) or ""
+        if name == "role":
+            return role
+        if name in SAMPLE:
+            return SAMPLE[name]
+        return "987654321" if types.get(name) is int or convertor == ":int" else "sample"
+
+    return re.sub(r"\{(\w+)(:\w+)?\}", sample, route.path)
+
+
+@pytest.fixture
+def clients(app, make_user):  # type: ignore[no-untyped-def]
+    """One signed-in client per role (server errors come back as 500s so every failure can be listed)."""
+    made = {}
+    for role in Role:
+        username = make_user(role.value, username=f"matrix_{role.value}")
+        c = TestClient(app, raise_server_exceptions=False)
+        c.__enter__()
+        r = c.post("/login", data={"username": username, "password": "password123"}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        c.headers["X-CSRF-Token"] = re.search(r'"X-CSRF-Token": "([^"]+)"', c.get("/jobs").text).group(1)  # type: ignore[union-attr]
+        made[role.value] = c
+    yield made
+    for c in made.values():
+        c.__exit__(None, None, None)
+
+
+def undeclared_routes(app) -> list[str]:  # type: ignore[no-untyped-def]
+    api, _ = route_table(app)
+    return [f"{sorted(r.methods)} {r.path}" for r in api if not r.permissions and not r.public and r.path not in PUBLIC_ROUTES]
+
+
+def test_every_route_declares_a_known_permission_or_is_explicitly_public(app):
+    api, other = route_table(app)
+    assert len(api) > 50, "the route table looks empty"
+    known = all_permissions()
+    undeclared = undeclared_routes(app)
+    assert not undeclared, f"routes without a permission (use web.deps.require or web.deps.public): {undeclared}"
+    unknown = [f"{r.path}: {p}" for r in api for p in r.permissions if p not in known]
+    assert not unknown, f"routes requiring a permission no role is granted (typo?): {unknown}"
+    for kind, path in other:
+        if kind == "mount":
+            assert path in PUBLIC_MOUNTS or path in ADMIN_MOUNTS, f"mount {path} is neither public nor admin-only"
+        else:
+            assert path in PUBLIC_ROUTES, f"route {path} declares no permission"
+
+
+def test_a_route_added_without_a_permission_is_caught(app):
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/forgotten/{thing_id}")
+    def forgotten(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    app.include_router(router)
+    assert undeclared_routes(app) == ["['GET'] /forgotten/{thing_id}"]
+
+
+def test_each_role_gets_403_or_200_on_every_get_route_as_its_permission_says(app, clients):
+    api, _ = route_table(app)
+    gets = [r for r in api if "GET" in r.methods and r.permissions]
+    assert len(gets) > 50
+    wrong = []
+    for role, c in clients.items():
+        for route in gets:
+            may = all(allowed(frozenset({role}), p) for p in route.permissions)
+            url = _url(route, role)
+            status = c.get(url, follow_redirects=False).status_code
+            if not may:
+                ok = status == 403
+            elif not route.path_params and not route.required_query:
+                ok = status == 200 or status in (303, 307)  # "/" and "/desk" send you to your desk
+            else:  # sample ids: allowed means past the permission check (the sample may not exist)
+                ok = status not in (401, 403) and status < 500
+            if not ok:
+                wrong.append(f"{role}: GET {url} -> {status} (permission {', '.join(route.permissions)}, {'allowed' if may else 'denied'})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_role_can_reach_an_action_its_permission_does_not_grant(app, clients):
+    api, _ = route_table(app)
+    actions = [r for r in api if r.methods & UNSAFE and r.permissions]
+    assert actions
+    wrong = []
+    for role, c in clients.items():
+        for route in actions:
+            if all(allowed(frozenset({role}), p) for p in route.permissions):
+                continue
+            for method in sorted(route.methods & UNSAFE):
+                url = _url(route, role)
+                status = c.request(method, url, data={}, follow_redirects=False).status_code
+                if status != 403:
+                    wrong.append(f"{role}: {method} {url} -> {status} (needs {', '.join(route.permissions)})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_reference_data_admin_is_for_administrators_only(clients):
+    for role, c in clients.items():
+        status = c.get("/admin/", follow_redirects=False).status_code
+        assert status == (200 if role == Role.ADMIN.value else 303), role
+
+
+def test_without_signing_in_only_public_routes_answer(app):
+    api, _ = route_table(app)
+    anonymous = TestClient(app, raise_server_exceptions=False)
+    wrong = []
+    for route in api:
+        if "GET" not in route.methods or route.public or route.path in PUBLIC_ROUTES:
+            continue
+        status = anonymous.get(_url(route, "admin"), follow_redirects=False).status_code
+        if status != 401:
+            wrong.append(f"GET {route.path} -> {status}")
+    assert not wrong, "\n".join(wrong)
