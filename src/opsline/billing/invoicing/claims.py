@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from opsline.billing.invoicing.credits import CreditItem, creditable_by_line, issue_credit_note
+from opsline.billing.invoicing.credits import CreditItem, creditable_by_line, issue_credit_note, parse_amount
 from opsline.billing.invoicing.invoices import InvoiceState, get_invoice_row
 from opsline.billing.invoicing.models import CLAIM, OPEN_CLAIM_STATES, BillingClaim, BillingClaimLine, ClaimAttachment, ClaimState, CompanyProfile
 from opsline.billing.models import InvoiceLine
@@ -239,3 +239,21 @@ def disputed_by_account(session: Session, *, account_ids: Sequence[int] | None =
     if account_ids is not None:
         q = q.where(BillingClaim.account_id.in_(list(account_ids)))
     return {int(a): int(s) for a, s in session.execute(q.group_by(BillingClaim.account_id)).all()}
+
+
+def raise_claim_from_form(session: Session, *, invoice_id: int, disputes: dict[int, str], reason: str, channel: str, now: datetime, actor: Actor,
+                          attachments: Sequence[tuple[str, str, bytes]] = ()) -> BillingClaim:
+    """The claim form: disputed amounts typed per line id. Raises UnableToCredit (not an amount) and as raise_claim."""
+    inv = get_invoice_row(session, invoice_id=invoice_id)
+    lines = [(line_id, parse_amount(raw, inv.currency, "amount")) for line_id, raw in disputes.items() if raw.strip()]
+    return raise_claim(session, invoice_id=invoice_id, lines=lines, reason=reason, channel=channel, now=now, actor=actor, attachments=attachments)
+
+
+def decide_from_form(session: Session, *, claim_id: int, action: str, reason: str, upheld: str, version: str, now: datetime, actor: Actor) -> list[str]:
+    """The claim decision form (typed upheld amount and version). Raises as transition_claim."""
+    c = session.get(BillingClaim, claim_id)
+    if c is None:
+        raise NotFound(f"claim {claim_id} does not exist")
+    amt = parse_amount(upheld, c.currency, "upheld") if upheld.strip() else None
+    return transition_claim(session, claim_id=claim_id, action=action, now=now, actor=actor, reason=reason, upheld=amt,
+                            version=int(version) if version.isdigit() else None)

@@ -204,6 +204,27 @@ def credit_invoice(session: Session, *, invoice_id: int, reason: str, now: datet
     return issue_credit_note(session, invoice_id=invoice_id, items=items, reason=reason, now=now, actor=actor, idempotency_key=idempotency_key)
 
 
+def parse_amount(raw: str, currency: str, field: str) -> Money:
+    """A typed amount ("1 150,00" style separators removed) as Money. Raises UnableToCredit for text that is not an amount."""
+    try:
+        return Money.of(Decimal(raw.replace(" ", "").replace(",", "")), currency)
+    except (ArithmeticError, ValueError) as exc:
+        raise UnableToCredit(f"'{raw}' is not an amount", field=field) from exc
+
+
+def credit_from_form(session: Session, *, invoice_id: int, line: str, amount: str, reason: str, now: datetime, actor: Actor,
+                     idempotency_key: str | None = None) -> CreditNote:
+    """The credit form: `line` is a line id or "all"; `amount` is typed text (empty: all that is creditable on the line).
+    Raises UnableToCredit (no line chosen, not an amount) and as credit_line / credit_invoice."""
+    inv = get_invoice_row(session, invoice_id=invoice_id)
+    if line == "all":
+        return credit_invoice(session, invoice_id=invoice_id, reason=reason, now=now, actor=actor, idempotency_key=idempotency_key)
+    if not line.isdigit():
+        raise UnableToCredit("choose a line to credit", field="line")
+    amt = parse_amount(amount, inv.currency, "amount") if amount.strip() else None
+    return credit_line(session, invoice_line_id=int(line), amount=amt, reason=reason, now=now, actor=actor, idempotency_key=idempotency_key)
+
+
 def credit_note_dict(cn: CreditNote) -> dict[str, Any]:
     return {"id": cn.id, "account_id": cn.account_id, "invoice_id": cn.invoice_id, "number": cn.number, "state": cn.state, "source": cn.source, "reason": cn.reason,
             "currency": cn.currency, "subtotal_minor": cn.subtotal_minor, "tax_minor": cn.tax_minor, "total_minor": cn.total_minor, "issued_at": cn.issued_at, "issued_by": cn.issued_by}

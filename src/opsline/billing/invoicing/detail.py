@@ -44,3 +44,10 @@ def invoice_detail(session: Session, *, invoice_id: int, now: datetime) -> dict[
             "credit_notes": cr.list_credit_notes(session, invoice_id=invoice_id), "claims": cl.list_claims(session, invoice_id=invoice_id, now=now),
             "manual_actions": invoices.allowed_actions(inv["state"], manual_only=True), "action_labels": dict(INVOICE.labels),
             "channels": cl.CHANNELS, "claim_labels": dict(CLAIM.labels)}
+
+
+def claim_page(session: Session, *, claim_id: int, now: datetime) -> dict[str, Any]:
+    """A claim with its invoice number, account and action labels (the claim page). Raises NotFound."""
+    c = cl.get_claim(session, claim_id=claim_id, now=now)
+    inv = invoices.get_invoice_row(session, invoice_id=c["invoice_id"])
+    return {"claim": c, "invoice_number": inv.number, "labels": dict(CLAIM.labels), "account": statements.account_row(session, account_id=c["account_id"])}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -13,9 +12,8 @@ from sqlalchemy.orm import Session
 from opsline.billing.invoicing import claims as cl
 from opsline.billing.invoicing import credits as cr
 from opsline.billing.invoicing import detail, documents, invoices, statements, usage
-from opsline.billing.invoicing.models import CLAIM, OPEN_CLAIM_STATES
+from opsline.billing.invoicing.models import OPEN_CLAIM_STATES
 from opsline.core.errors import InvalidInput, OpslineError
-from opsline.core.money import Money
 from opsline.web.deps import DB, Now, Principal, require
 from opsline.web.templating import render
 
@@ -92,25 +90,11 @@ def invoice_transition(request: Request, invoice_id: int, db: DB, now: Now, prin
     return RedirectResponse(f"/billing/invoices/{invoice_id}?ok=Invoice+updated", status_code=303)
 
 
-def _money(raw: str, currency: str, field: str) -> Money:
-    try:
-        return Money.of(Decimal(raw.replace(" ", "").replace(",", "")), currency)
-    except (InvalidOperation, ValueError) as exc:
-        raise InvalidInput(f"'{raw}' is not an amount", field=field) from exc
-
-
 @router.post("/billing/invoices/{invoice_id}/credit", response_model=None)
 def invoice_credit(request: Request, invoice_id: int, db: DB, now: Now, principal: Annotated[Principal, Depends(require("billing.credit"))],
                    line: Annotated[str, Form()], reason: Annotated[str, Form()] = "", amount: Annotated[str, Form()] = "", key: Annotated[str, Form()] = "") -> Response:
     try:
-        inv = invoices.get_invoice_row(db, invoice_id=invoice_id)
-        if line == "all":
-            cn = cr.credit_invoice(db, invoice_id=invoice_id, reason=reason, now=now, actor=principal.actor, idempotency_key=key or None)
-        else:
-            if not line.isdigit():
-                raise InvalidInput("choose a line to credit", field="line")
-            amt = _money(amount, inv.currency, "amount") if amount.strip() else None
-            cn = cr.credit_line(db, invoice_line_id=int(line), amount=amt, reason=reason, now=now, actor=principal.actor, idempotency_key=key or None)
+        cn = cr.credit_from_form(db, invoice_id=invoice_id, line=line, amount=amount, reason=reason, now=now, actor=principal.actor, idempotency_key=key or None)
     except OpslineError as exc:
         db.rollback()
         return _detail(request, db, principal, invoice_id, now, error=exc.detail, status=exc.status)
@@ -121,17 +105,13 @@ def invoice_credit(request: Request, invoice_id: int, db: DB, now: Now, principa
 async def invoice_claim(request: Request, invoice_id: int, db: DB, now: Now, principal: Annotated[Principal, Depends(require("claims.raise"))]) -> Response:
     form = await request.form()
     try:
-        inv = invoices.get_invoice_row(db, invoice_id=invoice_id)
-        lines = []
-        for k, v in form.items():
-            if k.startswith("dispute_") and isinstance(v, str) and v.strip():
-                lines.append((int(k[8:]), _money(v, inv.currency, "amount")))
+        disputes = {int(k[8:]): v for k, v in form.items() if k.startswith("dispute_") and k[8:].isdigit() and isinstance(v, str)}
         atts = []
         for up in form.getlist("evidence"):
             if hasattr(up, "read") and getattr(up, "filename", ""):
                 atts.append((up.filename, up.content_type or "application/octet-stream", await up.read()))
-        claim = cl.raise_claim(db, invoice_id=invoice_id, lines=lines, reason=str(form.get("reason", "")), channel=str(form.get("channel", "phone")), now=now,
-                               actor=principal.actor, attachments=atts)
+        claim = cl.raise_claim_from_form(db, invoice_id=invoice_id, disputes=disputes, reason=str(form.get("reason", "")),
+                                         channel=str(form.get("channel", "phone")), now=now, actor=principal.actor, attachments=atts)
     except OpslineError as exc:
         db.rollback()
         return _detail(request, db, principal, invoice_id, now, error=exc.detail, status=exc.status)
@@ -145,10 +125,7 @@ def claim_list(request: Request, db: DB, now: Now, principal: View, open: str = 
 
 @router.get("/billing/claims/{claim_id}", response_class=HTMLResponse)
 def claim_page(request: Request, claim_id: int, db: DB, now: Now, principal: View, error: str | None = None, status: int = 200) -> HTMLResponse:
-    c = cl.get_claim(db, claim_id=claim_id, now=now)
-    inv = invoices.get_invoice_row(db, invoice_id=c["invoice_id"])
-    return render(request, "invoicing/claim.html", {"claim": c, "invoice_number": inv.number, "labels": dict(CLAIM.labels), "error": error,
-                                                    "account": statements.account_row(db, account_id=c["account_id"])}, principal=principal, status_code=status)
+    return render(request, "invoicing/claim.html", detail.claim_page(db, claim_id=claim_id, now=now) | {"error": error}, principal=principal, status_code=status)
 
 
 @router.post("/billing/claims/{claim_id}/transition", response_model=None)
@@ -158,10 +135,7 @@ def claim_transition(request: Request, claim_id: int, db: DB, now: Now, principa
     if not principal.can(perm):
         return claim_page(request, claim_id, db, now, principal, error=f"your role does not allow '{perm}'", status=403)
     try:
-        c = cl.get_claim(db, claim_id=claim_id)
-        amt = _money(upheld, c["currency"], "upheld") if upheld.strip() else None
-        cl.transition_claim(db, claim_id=claim_id, action=action, now=now, actor=principal.actor, reason=reason, upheld=amt,
-                            version=int(version) if version.isdigit() else None)
+        cl.decide_from_form(db, claim_id=claim_id, action=action, reason=reason, upheld=upheld, version=version, now=now, actor=principal.actor)
     except OpslineError as exc:
         db.rollback()
         return claim_page(request, claim_id, db, now, principal, error=exc.detail, status=exc.status)
