@@ -97,3 +97,21 @@ def test_the_old_api_paths_are_gone(app, api_token):
     for old in ("/api/productOrderingManagement/v4/productOrder", "/api/quoteManagement/v4/quote", "/api/productInventory/v4/product",
                 "/api/productCatalogManagement/v4/productOffering", "/api/serviceOrdering/v4/serviceOrder"):
         assert c.get(old).status_code == 404
+
+
+@pytest.mark.parametrize("path,field", [
+    ("/tmf-api/productOrderingManagement/v4/productOrder", "state"), ("/tmf-api/quoteManagement/v4/quote", "state"),
+    ("/tmf-api/productInventory/v4/product", "status"), ("/tmf-api/productCatalogManagement/v4/productOffering", "name"),
+    ("/tmf-api/serviceOrdering/v4/serviceOrder", "state"),
+])
+def test_every_list_pages_with_total_and_result_counts_and_honours_fields(app, api_token, world, path, field):
+    c = TestClient(app)
+    c.headers.update(api_token("admin"))
+    full = c.get(path)
+    total = int(full.headers["X-Total-Count"])
+    assert total >= 1 and int(full.headers["X-Result-Count"]) == len(full.json()) == min(total, 100)
+    narrowed = c.get(path, params={"fields": field, "limit": 1, "offset": 0})
+    (one,) = narrowed.json()
+    assert set(one) <= {"id", "href", "@type", field} and field in one
+    assert narrowed.headers["X-Total-Count"] == str(total) and narrowed.headers["X-Result-Count"] == "1"
+    assert c.get(path, params={"offset": total}).json() == []

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, TimePeriod, TMFModel
+from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Fields, TimePeriod, TMFModel, item_response, list_response, selectable
 from opsline.catalog import service
 from opsline.core.localtime import local_date
 from opsline.core.money import Money
@@ -99,21 +100,21 @@ def offering_out(o: dict[str, Any]) -> ProductOffering:
     )
 
 
-@router.get(BASE, response_model=list[ProductOffering], response_model_by_alias=True, response_model_exclude_none=True)
+@router.get(BASE, response_model=list[selectable(ProductOffering)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_product_offerings(
-    db: DB, now: Now, tz: Tz, response: Response, principal: Annotated[Principal, Depends(require("catalog.view"))],
+    db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("catalog.view"))], fields: Fields = None,
     kind: Annotated[str | None, Query(max_length=20)] = None, partner: Annotated[str | None, Query(max_length=40)] = None,
     name: Annotated[str | None, Query(max_length=100)] = None, priceDate: date | None = None, lifecycleStatus: Annotated[str | None, Query(pattern="^(Launched|Retired)$")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
-) -> list[ProductOffering]:
-    """Offerings with the prices valid on `priceDate` (default today) embedded."""
+) -> JSONResponse:
+    """Offerings with the prices valid on `priceDate` (default today) embedded (TMF630 `fields` and paging headers)."""
     active = None if lifecycleStatus is None else lifecycleStatus == "Launched"
-    rows = service.list_offerings(db, on=priceDate or local_date(now, tz), kind=kind, partner_code=partner, q=name, active=active, offset=offset, limit=limit)
-    response.headers["X-Result-Count"] = str(len(rows))
-    return [offering_out(o) for o in rows]
+    res = service.offering_list(db, on=priceDate or local_date(now, tz), kind=kind, partner_code=partner, q=name, active=active, offset=offset, limit=limit)
+    return list_response((offering_out(o) for o in res["items"]), fields=fields, total=res["total"])
 
 
-@router.get(BASE + "/{id}", response_model=ProductOffering, response_model_by_alias=True, response_model_exclude_none=True)
-def get_product_offering(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("catalog.view"))], priceDate: date | None = None, allPrices: bool = False) -> ProductOffering:
+@router.get(BASE + "/{id}", response_model=selectable(ProductOffering), response_model_by_alias=True, response_model_exclude_none=True)
+def get_product_offering(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("catalog.view"))],
+                         priceDate: date | None = None, allPrices: bool = False, fields: Fields = None) -> JSONResponse:
     """One offering with its prices valid on `priceDate` (default today; `allPrices=true` for the full price history) and bundled equipment."""
-    return offering_out(service.offering_detail(db, offering_id=id, on=None if allPrices else (priceDate or local_date(now, tz))))
+    return item_response(offering_out(service.offering_detail(db, offering_id=id, on=None if allPrices else (priceDate or local_date(now, tz)))), fields=fields)

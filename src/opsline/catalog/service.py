@@ -89,6 +89,14 @@ def list_offerings(
     active: bool | None = True, offset: int = 0, limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Offerings with the prices valid on `on` embedded, filtered and paged (one query for offerings, one for prices)."""
+    return offering_list(session, on=on, kind=kind, partner_code=partner_code, q=q, active=active, offset=offset, limit=limit, with_total=False)["items"]
+
+
+def offering_list(
+    session: Session, *, on: date | None, kind: str | None = None, partner_code: str | None = None, q: str | None = None,
+    active: bool | None = True, offset: int = 0, limit: int = 100, with_total: bool = True,
+) -> dict[str, Any]:
+    """A page of offerings (see list_offerings) and how many match in all (TMF630): {"items", "total"}."""
     query = select(ProductOffering)
     if kind:
         query = query.where(ProductOffering.kind == kind)
@@ -101,7 +109,8 @@ def list_offerings(
         query = query.where(or_(func.lower(ProductOffering.name).like(like), func.lower(ProductOffering.code).like(like)))
     rows = list(session.execute(query.order_by(ProductOffering.kind, ProductOffering.partner_code, ProductOffering.download_mbps, ProductOffering.code).offset(offset).limit(limit)).scalars())
     prices = prices_on(session, offering_ids=[o.id for o in rows], on=on)
-    return [offering_dict(o, prices[o.id]) for o in rows]
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one() if with_total else None
+    return {"items": [offering_dict(o, prices[o.id]) for o in rows], "total": total}
 
 
 def catalog_page(session: Session, *, on: date, kind: str | None = None, partner_code: str | None = None, q: str | None = None) -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Ref, TMFModel
+from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Fields, Ref, TMFModel, item_response, list_response, selectable
 from opsline.catalog import service as catalog
 from opsline.core.money import Money
 from opsline.inventory import service
@@ -108,18 +109,18 @@ def _out(rows: list[dict[str, Any]]) -> list[Product]:
     return [product_out(p, p["prices"], p["equipment"]) for p in rows]
 
 
-@router.get(BASE, response_model=list[Product], response_model_by_alias=True, response_model_exclude_none=True)
+@router.get(BASE, response_model=list[selectable(Product)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_products(
-    db: DB, now: Now, tz: Tz, response: Response, principal: Annotated[Principal, Depends(require("inventory.view"))],
+    db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("inventory.view"))], fields: Fields = None,
     account: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None, status: Annotated[str | None, Query(pattern=STATES)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
-) -> list[Product]:
-    """Installed products, newest first, by billing account and status."""
-    rows = service.products_for_api(db, account_id=account, state=status, offset=offset, limit=limit, on=local_date(now, tz))
-    response.headers["X-Result-Count"] = str(len(rows))
-    return _out(rows)
+) -> JSONResponse:
+    """Installed products, newest first, by billing account and status (TMF630 `fields` and paging headers)."""
+    res = service.products_for_api(db, account_id=account, state=status, offset=offset, limit=limit, on=local_date(now, tz))
+    return list_response(_out(res["items"]), fields=fields, total=res["total"])
 
 
-@router.get(BASE + "/{id}", response_model=Product, response_model_by_alias=True, response_model_exclude_none=True)
-def get_product(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("inventory.view"))]) -> Product:
-    return _out(service.products_for_api(db, product_id=id, on=local_date(now, tz)))[0]
+@router.get(BASE + "/{id}", response_model=selectable(Product), response_model_by_alias=True, response_model_exclude_none=True)
+def get_product(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("inventory.view"))],
+                fields: Fields = None) -> JSONResponse:
+    return item_response(_out(service.products_for_api(db, product_id=id, on=local_date(now, tz))["items"])[0], fields=fields)

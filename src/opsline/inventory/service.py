@@ -223,9 +223,10 @@ def list_products(session: Session, *, account_id: int | None = None, state: str
 
 
 def products_for_api(session: Session, *, on: date, product_id: int | None = None, account_id: int | None = None, state: str | None = None,
-                     offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-    """Products (one, or a page) with their offering's prices valid on `on` and their equipment: three queries
-    whatever the page size (TMF637). Raises ProductNotFound for a single unknown product."""
+                     offset: int = 0, limit: int = 100) -> dict[str, Any]:
+    """Products (one, or a page) with their offering's prices valid on `on`, their equipment and the order item that
+    made them: four queries whatever the page size (TMF637), and how many match in all: {"items", "total"}.
+    Raises ProductNotFound for a single unknown product."""
     rows = [product_detail(session, product_id=product_id)] if product_id is not None else list_products(
         session, account_id=account_id, state=state, offset=offset, limit=limit)
     prices = catalog.prices_on(session, offering_ids=sorted({p["offering_id"] for p in rows}), on=on)
@@ -239,8 +240,16 @@ def products_for_api(session: Session, *, on: date, product_id: int | None = Non
                                                     .where(ProductOrderItem.result_product_id.in_(list(equipment)), ProductOrderItem.action != "delete")
                                                     .order_by(ProductOrderItem.id)):
             items.setdefault(pid, (item_id, action))
-    return [p | {"prices": prices.get(p["offering_id"], []), "equipment": equipment[p["id"]], "order_item_id": items.get(p["id"], (None, None))[0],
-                 "order_item_action": items.get(p["id"], (None, None))[1]} for p in rows]
+    total = len(rows)
+    if product_id is None:
+        count = select(func.count()).select_from(Product)
+        if account_id is not None:
+            count = count.where(Product.account_id == account_id)
+        if state:
+            count = count.where(Product.state == state)
+        total = session.execute(count).scalar_one()
+    return {"items": [p | {"prices": prices.get(p["offering_id"], []), "equipment": equipment[p["id"]], "order_item_id": items.get(p["id"], (None, None))[0],
+                           "order_item_action": items.get(p["id"], (None, None))[1]} for p in rows], "total": total}
 
 
 def active_products_of(session: Session, *, account_id: int) -> list[dict[str, Any]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from opsline.api.idempotency import run_idempotent
-from opsline.api.tmf import PAGE_LIMIT_MAX, Note, Ref, TMFModel, dump
+from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Note, Ref, TMFModel, dump, item_response, list_response, selectable
 from opsline.core.errors import InvalidInput
 from opsline.core.money import Money
 from opsline.orders import service
@@ -167,21 +167,22 @@ def _check_ids(*values: int | None) -> None:
             raise InvalidInput(f"id {v} is out of range")
 
 
-@router.get(BASE, response_model=list[ProductOrder], response_model_by_alias=True, response_model_exclude_none=True)
+@router.get(BASE, response_model=list[selectable(ProductOrder)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_product_orders(
-    db: DB, now: Now, tz: Tz, response: Response, principal: Annotated[Principal, Depends(require("orders.view"))],
+    db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None,
     state: Annotated[str | None, Query(pattern=ORDER_STATES)] = None, account: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None,
     externalId: Annotated[str | None, Query(max_length=80)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
-) -> list[ProductOrder]:
-    rows = service.list_orders(db, now=now, tz=tz, state=state, account_id=account, q=externalId, offset=offset, limit=limit, actor=principal.actor)
-    response.headers["X-Result-Count"] = str(len(rows))
-    return [order_out(r) for r in rows]
+) -> JSONResponse:
+    """Orders newest first (TMF630: `fields`, `offset`/`limit`, X-Total-Count / X-Result-Count)."""
+    res = service.order_list(db, now=now, tz=tz, state=state, account_id=account, q=externalId, offset=offset, limit=limit, actor=principal.actor)
+    return list_response((order_out(r) for r in res["items"]), fields=fields, total=res["total"])
 
 
-@router.get(BASE + "/{id}", response_model=ProductOrder, response_model_by_alias=True, response_model_exclude_none=True)
-def get_product_order(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.view"))]) -> ProductOrder:
-    return order_out(service.order_detail(db, order_id=id, now=now, tz=tz, actor=principal.actor))
+@router.get(BASE + "/{id}", response_model=selectable(ProductOrder), response_model_by_alias=True, response_model_exclude_none=True)
+def get_product_order(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.view"))],
+                      fields: Fields = None) -> JSONResponse:
+    return item_response(order_out(service.order_detail(db, order_id=id, now=now, tz=tz, actor=principal.actor)), fields=fields)
 
 
 @router.post(BASE, status_code=201, response_model=ProductOrder, response_model_by_alias=True, response_model_exclude_none=True)
@@ -291,21 +292,21 @@ def quote_out(q: dict[str, Any]) -> Quote:
     )
 
 
-@router.get(QUOTE_BASE, response_model=list[Quote], response_model_by_alias=True, response_model_exclude_none=True)
+@router.get(QUOTE_BASE, response_model=list[selectable(Quote)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_quotes(
-    db: DB, response: Response, principal: Annotated[Principal, Depends(require("orders.view"))],
+    db: DB, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None,
     state: Annotated[str | None, Query(pattern="^(inProgress|pending|approved|accepted|rejected|cancelled)$")] = None,
     account: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[Quote]:
-    rows = service.list_quotes(db, account_id=account, state=state, offset=offset, limit=limit)
-    response.headers["X-Result-Count"] = str(len(rows))
-    return [quote_out(q) for q in rows]
+) -> JSONResponse:
+    """Quotes newest first (TMF630 `fields` and paging headers)."""
+    res = service.quote_list(db, account_id=account, state=state, offset=offset, limit=limit)
+    return list_response((quote_out(q) for q in res["items"]), fields=fields, total=res["total"])
 
 
-@router.get(QUOTE_BASE + "/{id}", response_model=Quote, response_model_by_alias=True, response_model_exclude_none=True)
-def get_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, principal: Annotated[Principal, Depends(require("orders.view"))]) -> Quote:
-    return quote_out(service.quote_detail(db, quote_id=id, actor=principal.actor))
+@router.get(QUOTE_BASE + "/{id}", response_model=selectable(Quote), response_model_by_alias=True, response_model_exclude_none=True)
+def get_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None) -> JSONResponse:
+    return item_response(quote_out(service.quote_detail(db, quote_id=id, actor=principal.actor)), fields=fields)
 
 
 @router.post(QUOTE_BASE, status_code=201, response_model=Quote, response_model_by_alias=True, response_model_exclude_none=True)

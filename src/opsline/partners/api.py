@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from opsline.api.problems import PROBLEM
-from opsline.api.tmf import PAGE_LIMIT_MAX, Note, dump, page_headers
+from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Note, dump, item_response, list_response, selectable
 from opsline.partners import service
 from opsline.partners.adapters import SIGNATURE_HEADER
 from opsline.partners.schemas import CallbackAck, ServiceOrderItemOut, ServiceOrderOut
@@ -41,20 +41,19 @@ def service_order_out(o: dict) -> ServiceOrderOut:  # type: ignore[type-arg]
     )
 
 
-@router.get(BASE, response_model=list[ServiceOrderOut], response_model_by_alias=True, response_model_exclude_none=True)
-def list_service_orders(response: Response, db: DB, now: Now, tz: Tz, principal: View, state: Annotated[str | None, Query(max_length=30)] = None, partner: Annotated[str | None, Query(max_length=30)] = None,
-                        late: bool = False, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100) -> list[ServiceOrderOut]:
-    """Our outbound service orders, newest first (filters: state, partner code, late vs the partner's SLA)."""
-    page_size = limit
-    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, late=late, page=offset // page_size + 1, page_size=page_size)
-    page_headers(response, count=res["total"])
-    return [service_order_out(o) for o in res["items"]]
+@router.get(BASE, response_model=list[selectable(ServiceOrderOut)], response_model_by_alias=True, response_model_exclude_none=True)
+def list_service_orders(db: DB, now: Now, tz: Tz, principal: View, state: Annotated[str | None, Query(max_length=30)] = None, partner: Annotated[str | None, Query(max_length=30)] = None,
+                        late: bool = False, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
+                        fields: Fields = None) -> JSONResponse:
+    """Our outbound service orders, newest first (filters: state, partner code, late vs the partner's SLA; TMF630 `fields` and paging headers)."""
+    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, late=late, offset=offset, page_size=limit)
+    return list_response((service_order_out(o) for o in res["items"]), fields=fields, total=res["total"])
 
 
-@router.get(BASE + "/{service_order_id}", response_model=ServiceOrderOut, response_model_by_alias=True, response_model_exclude_none=True)
-def get_service_order(service_order_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: View) -> ServiceOrderOut:
+@router.get(BASE + "/{service_order_id}", response_model=selectable(ServiceOrderOut), response_model_by_alias=True, response_model_exclude_none=True)
+def get_service_order(service_order_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: View, fields: Fields = None) -> JSONResponse:
     """One outbound service order with every message exchanged (as notes)."""
-    return service_order_out(service.get_service_order(db, service_order_id=service_order_id, now=now, tz=tz))
+    return item_response(service_order_out(service.get_service_order(db, service_order_id=service_order_id, now=now, tz=tz)), fields=fields)
 
 
 @router.post("/api/partners/callback/{partner_code}", response_model=CallbackAck, status_code=200,

@@ -109,11 +109,13 @@ def get_service_order(session: Session, *, service_order_id: int, now: datetime,
 
 def list_service_orders(
     session: Session, *, now: datetime, tz: ZoneInfo, state: str | None = None, partner_code: str | None = None, late: bool = False, delivery: str | None = None,
-    account_id: int | None = None, q: str | None = None, page: int = 1, page_size: int = 50,
+    account_id: int | None = None, q: str | None = None, page: int = 1, page_size: int = 50, offset: int | None = None,
 ) -> dict[str, Any]:
-    """Service orders, newest first, filtered by state ('open' for any open state), partner, late vs SLA, delivery state."""
+    """Service orders, newest first, filtered by state ('open' for any open state), partner, late vs SLA, delivery state;
+    a page by number, or from an `offset` (TMF630)."""
     page = max(1, page)
-    page_size = max(1, min(page_size, 500))
+    page_size = max(1, min(page_size, 1000))
+    start = offset if offset is not None else (page - 1) * page_size
     today = local_date(now, tz)
     conds = []
     if state == "open":
@@ -142,7 +144,7 @@ def list_service_orders(
         conds += [undelivered, or_(Job.state == JobState.DEAD.value, and_(Job.state == JobState.QUEUED.value, Job.attempts > 0))]
     base = _base_query().where(*conds)
     total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    rows = session.execute(base.order_by(PartnerServiceOrder.id.desc()).offset((page - 1) * page_size).limit(page_size)).all()
+    rows = session.execute(base.order_by(PartnerServiceOrder.id.desc()).offset(start).limit(page_size)).all()
     return {"items": [_row_dict(r, today) for r in rows], "total": total, "page": page, "page_size": page_size, "pages": max(1, -(-total // page_size))}
 
 

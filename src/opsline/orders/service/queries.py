@@ -73,6 +73,15 @@ def list_orders(
 ) -> list[dict[str, Any]]:
     """Orders newest first with their account and items (two queries whatever the page size); filters by state,
     account, openness and age."""
+    return order_list(session, now=now, tz=tz, state=state, account_id=account_id, open_only=open_only, older_than_days=older_than_days, q=q,
+                      offset=offset, limit=limit, actor=actor, with_total=False)["items"]
+
+
+def order_list(
+    session: Session, *, now: datetime, tz: ZoneInfo, state: str | None = None, account_id: int | None = None, open_only: bool = False,
+    older_than_days: int | None = None, q: str | None = None, offset: int = 0, limit: int = 50, actor: Actor | None = None, with_total: bool = True,
+) -> dict[str, Any]:
+    """A page of orders (see list_orders) and, for TMF630 paging, how many match in all: {"items", "total"}."""
     query = select(ProductOrder, Account.account_number, Account.name).join(Account, Account.id == ProductOrder.account_id)
     if state:
         query = query.where(ProductOrder.state == state)
@@ -87,7 +96,9 @@ def list_orders(
         query = query.where((Account.account_number == term) | (ProductOrder.external_id == term) | func.lower(Account.name).like(f"%{term.lower()}%"))
     rows = session.execute(query.order_by(ProductOrder.id.desc()).offset(offset).limit(limit)).all()
     items = items_of(session, order_ids=[r[0].id for r in rows])
-    return [order_dict(o, now=now, tz=tz, actor=actor) | {"account_number": num, "account_name": name, "items": items[o.id]} for o, num, name in rows]
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one() if with_total else None
+    return {"items": [order_dict(o, now=now, tz=tz, actor=actor) | {"account_number": num, "account_name": name, "items": items[o.id]} for o, num, name in rows],
+            "total": total}
 
 
 def order_counts(session: Session) -> dict[str, int]:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opsline.catalog import service as catalog
@@ -131,3 +131,13 @@ def list_quotes(session: Session, *, account_id: int | None = None, state: str |
     else:
         q = q.order_by(Quote.id.desc())
     return _quote_dicts(session, list(session.execute(q.offset(offset).limit(limit)).scalars()))
+
+
+def quote_list(session: Session, *, account_id: int | None = None, state: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+    """A page of quotes and how many match in all (TMF630): {"items", "total"}."""
+    q = select(func.count()).select_from(Quote)
+    if account_id is not None:
+        q = q.where(Quote.account_id == account_id)
+    if state:
+        q = q.where(Quote.state == state)
+    return {"items": list_quotes(session, account_id=account_id, state=state, offset=offset, limit=limit), "total": session.execute(q).scalar_one()}
