@@ -136,64 +136,71 @@ def _close(session: Session, st: ParsedStatement, *, file_id: int, new_lines: in
 
 
 def _debit_results(session: Session, st: ParsedStatement, *, file_id: int, now: datetime, actor: Actor, tick: Progress) -> dict[str, Any]:
-    rows = st.debit_results
-    accs = {r.account_number: (r.id, r.currency) for r in session.execute(
-        text(f"SELECT id, account_number, currency FROM account WHERE account_number IN ({','.join(':a' + str(i) for i in range(len(rows)))})"),
-        {f"a{i}": r.account_number for i, r in enumerate(rows)})}
-    invs = {r.number: (r.id, r.account_id) for r in session.execute(
-        text(f"SELECT id, number, account_id FROM invoice WHERE number IN ({','.join(':n' + str(i) for i in range(len(rows)))})"),
-        {f"n{i}": r.invoice_number for i, r in enumerate(rows)})}
-    reasons = {r.code: r for r in session.execute(select(UnpaidReason)).scalars()}
-    for r in rows:
-        if r.account_number not in accs:
-            raise UnableToImportStatement(f"no account {r.account_number}", filename=st.filename, line=r.line_no, field="account_number")
-        if r.invoice_number and (r.invoice_number not in invs or invs[r.invoice_number][1] != accs[r.account_number][0]):
-            raise UnableToImportStatement(f"invoice {r.invoice_number} is not an invoice of account {r.account_number}", filename=st.filename, line=r.line_no,
-                                          field="invoice_number")
-        if r.status == "unpaid" and r.reason_code not in reasons:
-            raise UnableToImportStatement(f"unknown unpaid reason code '{r.reason_code}'", filename=st.filename, line=r.line_no, field="reason_code")
+    """Set-based: stage the rows, resolve accounts and invoices with joins (the first unknown one refuses the file), record each
+    result once (a row re-delivered in a later file is skipped), create the paid collections as payments and match them; then
+    return each unpaid collection (few) through the allocation service."""
     pg = session.get_bind().dialect.name == "postgresql"
-    inserted: list[tuple[Any, ...]] = []
-    for r in rows:  # a result re-delivered in a later file is skipped, not posted again
-        rid = session.execute(text("""INSERT INTO debit_order_result (statement_file_id, line_no, collection_ref, status, account_id, invoice_id, amount_minor,
-                                      currency, action_date, reason_code) VALUES (:f, :ln, :ref, :st, :a, :i, :amt, :cur, :d, :rc)
-                                      ON CONFLICT (collection_ref, status) DO NOTHING RETURNING id"""),
-                              {"f": file_id, "ln": r.line_no, "ref": r.collection_ref, "st": r.status, "a": accs[r.account_number][0],
-                               "i": invs[r.invoice_number][0] if r.invoice_number else None, "amt": r.amount_minor, "cur": r.currency,
-                               "d": r.action_date if pg else r.action_date.isoformat(), "rc": r.reason_code or None}).scalar()
-        if rid is not None:
-            inserted.append((rid, r))
-    paid = [(rid, r) for rid, r in inserted if r.status == "paid"]
-    for rid, r in paid:
-        session.add(Payment(account_id=accs[r.account_number][0], external_id=f"DO:{r.collection_ref}", source="debit_order", method="debit_order",
-                            state="received", amount_minor=r.amount_minor, currency=r.currency, received_on=r.action_date, reference=r.collection_ref,
-                            named_invoice_id=invs[r.invoice_number][0] if r.invoice_number else None, created_at=now, created_by=actor.name))
-    session.flush()
+    x = lambda sql, params=None: session.execute(text(sql), params or {})  # noqa: E731
+    x("DROP TABLE IF EXISTS pm_do")
+    x("""CREATE TEMP TABLE pm_do (line_no INTEGER, collection_ref VARCHAR(80), account_number VARCHAR(20), invoice_number VARCHAR(30),
+         amount_minor BIGINT, action_date DATE, status VARCHAR(10), reason_code VARCHAR(10))""")
+    copy_rows(session.connection(), "pm_do", ("line_no", "collection_ref", "account_number", "invoice_number", "amount_minor", "action_date", "status", "reason_code"),
+              ((r.line_no, r.collection_ref, r.account_number, r.invoice_number, r.amount_minor, r.action_date if pg else r.action_date.isoformat(), r.status,
+                r.reason_code or None) for r in st.debit_results))
+    bad = x("""SELECT d.line_no, d.account_number, d.invoice_number, d.status, d.reason_code, a.id AS acc, i.id AS inv, i.account_id AS inv_acc, r.code
+               FROM pm_do d LEFT JOIN account a ON a.account_number = d.account_number
+               LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> ''
+               LEFT JOIN payment_unpaid_reason r ON r.code = d.reason_code
+               WHERE a.id IS NULL OR (d.invoice_number <> '' AND (i.id IS NULL OR i.account_id <> a.id)) OR (d.status = 'unpaid' AND r.code IS NULL)
+               ORDER BY d.line_no LIMIT 1""").first()
+    if bad is not None:
+        if bad.acc is None:
+            raise UnableToImportStatement(f"no account {bad.account_number}", filename=st.filename, line=bad.line_no, field="account_number")
+        if bad.status == "unpaid" and bad.code is None:
+            raise UnableToImportStatement(f"unknown unpaid reason code '{bad.reason_code}'", filename=st.filename, line=bad.line_no, field="reason_code")
+        raise UnableToImportStatement(f"invoice {bad.invoice_number} is not an invoice of account {bad.account_number}", filename=st.filename,
+                                      line=bad.line_no, field="invoice_number")
+    inserted = x("""INSERT INTO debit_order_result (statement_file_id, line_no, collection_ref, status, account_id, invoice_id, amount_minor, currency,
+                    action_date, reason_code)
+                    SELECT :f, d.line_no, d.collection_ref, d.status, a.id, i.id, d.amount_minor, a.currency, d.action_date, d.reason_code
+                    FROM pm_do d JOIN account a ON a.account_number = d.account_number
+                    LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> '' WHERE 1 = 1
+                    ON CONFLICT (collection_ref, status) DO NOTHING""", {"f": file_id}).rowcount
+    x("DROP TABLE IF EXISTS pm_do")
+    paid = x("""INSERT INTO payment (account_id, external_id, source, method, state, amount_minor, currency, received_on, payer_name, payer_account,
+                reference, named_invoice_id, created_at, created_by)
+                SELECT account_id, 'DO:' || collection_ref, 'debit_order', 'debit_order', 'received', amount_minor, currency, action_date, '', '',
+                       collection_ref, invoice_id, :now, :who
+                FROM debit_order_result WHERE statement_file_id = :f AND status = 'paid'""",
+             {"f": file_id, "now": now if pg else sqlite_utc(now), "who": actor.name}).rowcount
+    tick("match", 0, len(st.debit_results))
     summary = matching.run(session, now=now, actor=actor)
-    session.execute(text("""UPDATE debit_order_result SET payment_id = (SELECT p.id FROM payment p WHERE p.external_id = 'DO:' || debit_order_result.collection_ref)
-                            WHERE statement_file_id = :f AND status = 'paid'"""), {"f": file_id})
+    tick("match", len(st.debit_results), len(st.debit_results))
+    x("""UPDATE debit_order_result SET payment_id = (SELECT p.id FROM payment p WHERE p.external_id = 'DO:' || debit_order_result.collection_ref)
+         WHERE statement_file_id = :f""", {"f": file_id})
     cfg = policy.load(session)
-    unpaid = [(rid, r) for rid, r in inserted if r.status == "unpaid"]
+    reasons = {r.code: r for r in session.execute(select(UnpaidReason)).scalars()}
+    unpaid = x("""SELECT d.id, d.collection_ref, d.account_id, d.amount_minor, d.currency, d.reason_code, d.payment_id FROM debit_order_result d
+                  WHERE d.statement_file_id = :f AND d.status = 'unpaid' ORDER BY d.line_no""", {"f": file_id}).all()
     reopened = fees = 0
-    for n, (rid, r) in enumerate(unpaid):
+    for n, r in enumerate(unpaid):
         reason = reasons[r.reason_code]
-        pay = session.execute(select(Payment).where(Payment.external_id == f"DO:{r.collection_ref}")).scalar_one_or_none()
         why = f"debit order {r.collection_ref} returned unpaid: {reason.code} {reason.description}"
+        pay = session.get(Payment, r.payment_id) if r.payment_id else None
         if pay is not None and pay.state == "allocated":
             for a in allocations.active_allocations(session, payment_id=pay.id):
                 res = allocations.reverse_allocation(session, allocation_id=a.id, reason=why, now=now, actor=actor, returned=True)
                 reopened += int(res["invoice_reopened"])
         fee_id = None
         if reason.charge_fee and cfg.returned_debit_fee_minor > 0:
-            fee_id = billing.queue_charge(session, account_id=accs[r.account_number][0], product_id=None, description=f"Returned debit order fee ({reason.code})",
+            fee_id = billing.queue_charge(session, account_id=r.account_id, product_id=None, description=f"Returned debit order fee ({reason.code})",
                                           amount=Money.from_minor(cfg.returned_debit_fee_minor, r.currency), tax_rate_code=cfg.returned_debit_fee_tax_code,
                                           reason=why, now=now, actor=actor, idempotency_key=f"returned-debit:{r.collection_ref}")
             fees += 1
-        session.execute(text("UPDATE debit_order_result SET payment_id = :p, fee_charge_id = :fee WHERE id = :id"),
-                        {"p": pay.id if pay else None, "fee": fee_id, "id": rid})
+        x("UPDATE debit_order_result SET fee_charge_id = :fee WHERE id = :id", {"fee": fee_id, "id": r.id})
         tick("unpaids", n + 1, len(unpaid))
-    return _close(session, st, file_id=file_id, new_lines=len(inserted), summary=summary, now=now, actor=actor,
-                  extra={"paid": len(paid), "unpaid": len(unpaid), "invoices_reopened": reopened, "fees_charged": fees})
+    return _close(session, st, file_id=file_id, new_lines=int(inserted), summary=summary, now=now, actor=actor,
+                  extra={"paid": int(paid), "unpaid": len(unpaid), "invoices_reopened": reopened, "fees_charged": fees})
 
 
 def allocation_rows(session: Session, *, payment_id: int) -> list[Allocation]:
