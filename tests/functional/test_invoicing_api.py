@@ -83,6 +83,26 @@ def test_tmf678_endpoints_conform_to_their_openapi_schema(app, api_token, invoic
     assert n == 6
 
 
+TMF678 = "/work/shared/tmf/specs/TMF678-CustomerBill-v4.0.0.swagger.json"
+
+
+def test_customer_bills_and_billing_rates_validate_against_the_official_tmf678_document(app, api_token, invoice, factory):  # type: ignore[no-untyped-def]
+    from opsline.api.tmf_spec import list_path, resource_validator
+
+    assert list_path(TMF678, "customerBill") == BILL and list_path(TMF678, "appliedCustomerBillingRate") == RATE
+    c = _api(app, api_token("billing_analyst"))
+    bills = c.get(BILL).json()
+    assert bills and resource_validator(TMF678, "CustomerBill")(bills) == []
+    assert resource_validator(TMF678, "CustomerBill")(c.get(f"{BILL}/{invoice['invoice_id']}").json()) == []
+    rates = c.get(RATE, params={"bill.id": invoice["invoice_id"]}).json()
+    assert rates and resource_validator(TMF678, "AppliedCustomerBillingRate")(rates) == []
+    with factory.begin() as s:  # a paid invoice is "settled" in TMF678 terms (the lifecycle calls it paid)
+        s.get(Invoice, invoice["invoice_id"]).state = "paid"
+    paid = c.get(BILL, params={"state": "settled"}).json()
+    assert [b["id"] for b in paid] == [str(invoice["invoice_id"])] and paid[0]["state"] == "settled"
+    assert resource_validator(TMF678, "CustomerBill")(paid) == []
+
+
 def test_the_invoice_pdf_is_rendered_once_and_served(app, client_as, invoice, factory):  # type: ignore[no-untyped-def]
     c = client_as("billing_analyst")
     r = c.get(f"/billing/invoices/{invoice['invoice_id']}/pdf")
