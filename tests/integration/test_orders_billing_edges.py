@@ -287,3 +287,12 @@ def test_an_expired_quote_cannot_be_accepted_and_nothing_is_ordered(session, now
     err = _refused(session, service.QuoteExpired, lambda: service.quote_action(session, quote_id=quote.id, action="accept", now=now, tz=TZ, actor=actor))
     assert "expired on 2026-11-22" in err.detail
     assert session.get(type(quote), quote.id).state == "inProgress"
+
+
+def test_activating_or_terminating_a_product_needs_its_date(session, now, actor):
+    from opsline.core.errors import InvalidInput
+
+    acc, (site,) = _account(session, now, actor)
+    product = _fibre(session, now, actor, acc, site)
+    err = _refused(session, InvalidInput, lambda: inventory.transition_product(session, product=product, action="terminate", now=now, actor=actor, reason="x"))
+    assert err.field == "effective_date" and session.get(Product, product.id).state == "active"

@@ -13,6 +13,7 @@ from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Fields, Ref, TMFMode
 from opsline.catalog import service as catalog
 from opsline.core.money import Money
 from opsline.inventory import service
+from opsline.inventory.models import PRODUCT
 from opsline.core.localtime import local_date
 from opsline.web.deps import DB, Now, Principal, Tz, require
 
@@ -20,7 +21,7 @@ router = APIRouter(tags=["TMF637 Product Inventory"])
 BASE = "/tmf-api/productInventory/v4/product"
 OFFERING_BASE = "/tmf-api/productCatalogManagement/v4/productOffering"
 MAX_ID = 2**62
-STATES = "^(created|pendingActive|active|suspended|pendingTerminate|terminated)$"
+STATES = "^(" + "|".join(PRODUCT.state_values()) + ")$"
 
 
 class Place(TMFModel):

@@ -90,23 +90,26 @@ def transition_product(session: Session, *, product: Product, action: str, now: 
     """Apply a product lifecycle action (core/lifecycle PRODUCT; publishes `product.<state>`). 'activate' sets
     start_date (and the contract end) to `effective_date`; 'terminate' sets end_date (exclusive) to it; 'abandon' ends a
     never-activated product. Returns the next allowed actions.
-    Raises TransitionNotAllowed (e.g. terminating twice), ReasonRequired, UnableToTerminateProduct (an end before the
-    start); nothing changes when it raises."""
-    on = effective_date or now.date()
-    if action == "terminate":
-        check_termination(product, on=on)
+    Raises TransitionNotAllowed, ReasonRequired, InvalidInput (activate/terminate without the date),
+    UnableToTerminateProduct (terminating twice, an end before the start); nothing changes when it raises."""
+    dated = action in ("activate", "terminate")
+    if dated and effective_date is None and PRODUCT.target(product.state, action) is not None:
+        raise InvalidInput(f"{action} needs the effective date (the product's first billable or first non-billable day)", field="effective_date")
+    if action == "terminate" and effective_date is not None:
+        check_termination(product, on=effective_date)
     details: dict[str, Any] = {"offering_id": product.offering_id, "partner_code": product.partner_code, "site_id": product.site_id}
-    if action == "activate":
-        details |= {"start_date": on.isoformat(), "contract_end_date": _iso(add_months(on, product.contract_months)) if product.contract_months else None}
-    elif action == "terminate":
-        details |= {"start_date": _iso(product.start_date), "end_date": on.isoformat(), "replaces_product_id": product.replaces_product_id}
+    if action == "activate" and effective_date is not None:
+        details |= {"start_date": effective_date.isoformat(),
+                    "contract_end_date": _iso(add_months(effective_date, product.contract_months)) if product.contract_months else None}
+    elif action == "terminate" and effective_date is not None:
+        details |= {"start_date": _iso(product.start_date), "end_date": effective_date.isoformat(), "replaces_product_id": product.replaces_product_id}
     nxt = lifecycle.transition(session, PRODUCT, product, action, now=now, actor=actor, reason=reason, details=details)
     if action == "activate":
-        product.start_date = on
-        product.contract_end_date = add_months(on, product.contract_months) if product.contract_months else None
+        product.start_date = effective_date
+        product.contract_end_date = add_months(effective_date, product.contract_months) if product.contract_months and effective_date else None
         product.end_date = None
     elif action == "terminate":
-        product.end_date = on
+        product.end_date = effective_date
     if reason:
         product.state_reason = reason
     product.updated_at = now

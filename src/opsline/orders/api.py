@@ -14,6 +14,7 @@ from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Note, Ref, TMFModel, dump, i
 from opsline.core.errors import InvalidInput
 from opsline.core.money import Money
 from opsline.orders import service
+from opsline.orders.models import ORDER, QUOTE
 from opsline.orders.schemas import OrderIn, OrderItemIn, QuoteIn
 from opsline.web.deps import DB, Now, Principal, Tz, require
 
@@ -24,7 +25,8 @@ OFFERING_BASE = "/tmf-api/productCatalogManagement/v4/productOffering"
 PRODUCT_BASE = "/tmf-api/productInventory/v4/product"
 ACCOUNT_BASE = "/tmf-api/accountManagement/v4/billingAccount"
 MAX_ID = 2**62
-ORDER_STATES = "^(acknowledged|rejected|pending|held|inProgress|cancelled|completed|failed|partial|assessingCancellation|pendingCancellation)$"
+ORDER_STATES = "^(" + "|".join(ORDER.state_values()) + ")$"
+QUOTE_STATES = "^(" + "|".join(QUOTE.state_values()) + ")$"
 
 
 class IdRef(TMFModel):
@@ -295,7 +297,7 @@ def quote_out(q: dict[str, Any]) -> Quote:
 @router.get(QUOTE_BASE, response_model=list[selectable(Quote)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_quotes(
     db: DB, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None,
-    state: Annotated[str | None, Query(pattern="^(inProgress|pending|approved|accepted|rejected|cancelled)$")] = None,
+    state: Annotated[str | None, Query(pattern=QUOTE_STATES)] = None,
     account: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JSONResponse:
