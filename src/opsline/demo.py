@@ -246,7 +246,7 @@ def add_memos_and_duplicates(ctx: DemoContext) -> None:
         copy_rows(conn, "account", ACCOUNT_COLS, accounts)
         reset_sequence(conn, "party")
         reset_sequence(conn, "account")
-        sequences.advance_to(conn, sequences.ACCOUNT_NUMBER, start + len(accounts))
+        sequences.advance_to(conn, sequences.ACCOUNT_NUMBER, start + len(accounts) - 1)
     ctx.counts["memos"] = len(rows)
     ctx.counts["duplicate_accounts"] = len(src)
 
