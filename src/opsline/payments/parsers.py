@@ -111,8 +111,17 @@ def decode(data: bytes, *, filename: str, encoding: str) -> str:
     return text
 
 
+_PLAIN_DOT = re.compile(r"(-?)(\d{1,15})(?:\.(\d{1,2}))?")
+_PLAIN_COMMA = re.compile(r"(-?)(\d{1,15})(?:,(\d{1,2}))?")
+
+
 def to_minor(raw: str, currency: str, *, decimal_comma: bool, filename: str, line: int, field: str) -> int:
     """'1 234,50' / '-1,234.50' / '(99.00)' / 'R 599' → signed minor units, refusing sub-cent precision."""
+    m = (_PLAIN_COMMA if decimal_comma else _PLAIN_DOT).fullmatch(raw)
+    if m and exponent(currency) == 2:
+        whole, cents = m.group(2), (m.group(3) or "").ljust(2, "0")
+        v = int(whole) * 100 + int(cents)
+        return -v if m.group(1) else v
     s = raw.strip().replace("\u00a0", "").replace(" ", "")
     neg = s.startswith("(") and s.endswith(")")
     s = s.strip("()")
@@ -201,6 +210,7 @@ def parse_csv(data: bytes, *, filename: str, mapping: Mapping) -> ParsedStatemen
     if idx["date"] is None or (idx["amount"] is None and idx["credit"] is None):
         raise UnableToImportStatement(f"mapping {mapping.name} needs a date and an amount (or debit/credit) column", filename=filename, field="mapping")
     width = max(i for i in idx.values() if i is not None) + 1
+    dates: dict[str, date] = {}  # a statement has few distinct dates; strptime is the slow part of a row
     st = ParsedStatement(format="csv", filename=filename, currency=mapping.currency, bank=mapping.bank, bank_account=mapping.bank_account)
     seen: dict[str, int] = {}
     prev_balance: int | None = None
@@ -211,7 +221,8 @@ def parse_csv(data: bytes, *, filename: str, mapping: Mapping) -> ParsedStatemen
             raise UnableToImportStatement(f"the row has {len(r)} columns, {width} expected: truncated or wrong delimiter", filename=filename, line=line_no,
                                           field="row")
         cell = lambda k: r[idx[k]].strip() if idx[k] is not None else ""  # noqa: E731
-        d = _date(cell("date"), mapping.date_format, filename=filename, line=line_no, field="date")
+        raw_date = cell("date")
+        d = dates.get(raw_date) or dates.setdefault(raw_date, _date(raw_date, mapping.date_format, filename=filename, line=line_no, field="date"))
         cur = (cell("currency") or mapping.currency).upper()
         if idx["amount"] is not None:
             amount = to_minor(cell("amount"), cur, decimal_comma=mapping.decimal_comma, filename=filename, line=line_no, field="amount")
@@ -311,16 +322,19 @@ def parse_mt940(data: bytes, *, filename: str, encoding: str = "utf-8") -> Parse
 
 
 # --- camt.053 --------------------------------------------------------------------------------------------------------------
-def _x(node: Any, path: str) -> str:
-    """Text at a path of local names ('Acct/Id/IBAN'), namespace-agnostic, '' when absent."""
-    expr = "./" + "/".join(f"*[local-name()='{p}']" for p in path.split("/"))
-    found = node.xpath(expr)
-    return (found[0].text or "").strip() if found else ""
+def _x(node: Any, path: str, ns: str) -> str:
+    """Text at a path of local names ('Acct/Id/IBAN') in the document's namespace, '' when absent."""
+    v = node.findtext("./" + "/".join(f"{{{ns}}}{p}" if ns else p for p in path.split("/")))
+    return (v or "").strip()
 
 
-def _first(node: Any, *paths: str) -> str:
+def _all(node: Any, name: str, ns: str) -> list[Any]:
+    return node.findall(f"./{{{ns}}}{name}" if ns else f"./{name}")
+
+
+def _first(node: Any, *paths: str, ns: str) -> str:
     for p in paths:
-        v = _x(node, p)
+        v = _x(node, p, ns)
         if v:
             return v
     return ""
@@ -341,58 +355,61 @@ def parse_camt053(data: bytes, *, filename: str) -> ParsedStatement:
     if int(m.group(1)) < 2:
         raise UnableToImportStatement(f"camt.053.001.{m.group(1)} is not supported (versions .02 onwards)", filename=filename, line=root.sourceline,
                                       field="Document")
-    stmts = root.xpath(".//*[local-name()='Stmt']")
+    X = lambda node, path: _x(node, path, ns)  # noqa: E731
+    F = lambda node, *paths: _first(node, *paths, ns=ns)  # noqa: E731
+    A = lambda node, name: _all(node, name, ns)  # noqa: E731
+    stmts = root.findall(f".//{{{ns}}}Stmt")
     if len(stmts) != 1:
         raise UnableToImportStatement(f"expected one <Stmt>, found {len(stmts)}", filename=filename, field="Stmt")
     s = stmts[0]
-    cur = _first(s, "Acct/Ccy")
-    st = ParsedStatement(format="camt053", filename=filename, currency=cur, bank_account=_first(s, "Acct/Id/IBAN", "Acct/Id/Othr/Id")[:40],
-                         bank=_first(s, "Acct/Svcr/FinInstnId/Nm", "Acct/Svcr/FinInstnId/BIC", "Acct/Svcr/FinInstnId/BICFI")[:80])
-    for bal in s.xpath("./*[local-name()='Bal']"):
-        code = _x(bal, "Tp/CdOrPrtry/Cd")
-        amt_el = bal.xpath("./*[local-name()='Amt']")
+    cur = F(s, "Acct/Ccy")
+    st = ParsedStatement(format="camt053", filename=filename, currency=cur, bank_account=F(s, "Acct/Id/IBAN", "Acct/Id/Othr/Id")[:40],
+                         bank=F(s, "Acct/Svcr/FinInstnId/Nm", "Acct/Svcr/FinInstnId/BIC", "Acct/Svcr/FinInstnId/BICFI")[:80])
+    for bal in A(s, "Bal"):
+        code = X(bal, "Tp/CdOrPrtry/Cd")
+        amt_el = A(bal, "Amt")
         if not amt_el:
             raise UnableToImportStatement("balance without an amount", filename=filename, line=bal.sourceline, field="Bal/Amt")
         bcur = amt_el[0].get("Ccy") or cur
         cur = cur or bcur
         v = to_minor(amt_el[0].text or "", bcur, decimal_comma=False, filename=filename, line=amt_el[0].sourceline, field="Bal/Amt")
-        if _x(bal, "CdtDbtInd") == "DBIT":
+        if X(bal, "CdtDbtInd") == "DBIT":
             v = -v
         if code in ("OPBD", "PRCD"):
             st.opening_minor = v
         elif code == "CLBD":
             st.closing_minor = v
-            dt = _first(bal, "Dt/Dt", "Dt/DtTm")
+            dt = F(bal, "Dt/Dt", "Dt/DtTm")
             st.statement_date = date.fromisoformat(dt[:10]) if dt else None
     if not cur:
         raise UnableToImportStatement("the statement names no currency", filename=filename, field="Acct/Ccy")
     st.currency = cur
-    for n, e in enumerate(s.xpath("./*[local-name()='Ntry']")):
+    for n, e in enumerate(A(s, "Ntry")):
         ln = e.sourceline
-        amt_el = e.xpath("./*[local-name()='Amt']")
+        amt_el = A(e, "Amt")
         if not amt_el:
             raise UnableToImportStatement("entry without an amount", filename=filename, line=ln, field="Ntry/Amt")
         ecur = amt_el[0].get("Ccy") or ""
         if not ecur:
             raise UnableToImportStatement("amount without a currency (Ccy)", filename=filename, line=amt_el[0].sourceline, field="Ntry/Amt/@Ccy")
         v = to_minor(amt_el[0].text or "", ecur, decimal_comma=False, filename=filename, line=amt_el[0].sourceline, field="Ntry/Amt")
-        ind = _x(e, "CdtDbtInd")
+        ind = X(e, "CdtDbtInd")
         if ind not in ("CRDT", "DBIT"):
             raise UnableToImportStatement(f"credit/debit indicator '{ind}' is neither CRDT nor DBIT", filename=filename, line=ln, field="Ntry/CdtDbtInd")
         v = v if ind == "CRDT" else -v
-        raw_d = _first(e, "ValDt/Dt", "ValDt/DtTm", "BookgDt/Dt", "BookgDt/DtTm")
+        raw_d = F(e, "ValDt/Dt", "ValDt/DtTm", "BookgDt/Dt", "BookgDt/DtTm")
         try:
             vd = date.fromisoformat(raw_d[:10])
         except ValueError:
             raise UnableToImportStatement(f"'{raw_d}' is not a date", filename=filename, line=ln, field="Ntry/ValDt") from None
-        tx = e.xpath("./*[local-name()='NtryDtls']/*[local-name()='TxDtls']")
+        tx = [t for d in A(e, "NtryDtls") for t in A(d, "TxDtls")]
         t = tx[0] if tx else e
         party = "Dbtr" if v > 0 else "Cdtr"
-        name = _first(t, f"RltdPties/{party}/Nm", f"RltdPties/{party}/Pty/Nm")
-        acct = _first(t, f"RltdPties/{party}Acct/Id/IBAN", f"RltdPties/{party}Acct/Id/Othr/Id")
-        remit = " ".join(x.text.strip() for x in t.xpath("./*[local-name()='RmtInf']/*[local-name()='Ustrd']") if x.text) or _first(
-            t, "RmtInf/Strd/CdtrRefInf/Ref") or _x(e, "AddtlNtryInf")
-        ref = _first(e, "AcctSvcrRef", "NtryRef") or _first(t, "Refs/AcctSvcrRef", "Refs/EndToEndId") or _synthetic_ref(vd, v, remit, n)
+        name = F(t, f"RltdPties/{party}/Nm", f"RltdPties/{party}/Pty/Nm")
+        acct = F(t, f"RltdPties/{party}Acct/Id/IBAN", f"RltdPties/{party}Acct/Id/Othr/Id")
+        remit = " ".join(x.text.strip() for x in [u for ri in A(t, "RmtInf") for u in A(ri, "Ustrd")] if x.text) or F(
+            t, "RmtInf/Strd/CdtrRefInf/Ref") or X(e, "AddtlNtryInf")
+        ref = F(e, "AcctSvcrRef", "NtryRef") or F(t, "Refs/AcctSvcrRef", "Refs/EndToEndId") or _synthetic_ref(vd, v, remit, n)
         st.lines.append(ParsedLine(line_no=ln, bank_reference=ref[:80], value_date=vd, amount_minor=v, currency=ecur, payer_name=name[:200],
                                    payer_account=acct[:40], reference=remit[:300]))
     if st.opening_minor is None or st.closing_minor is None:
