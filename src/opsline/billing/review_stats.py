@@ -54,6 +54,8 @@ def components_sql(dia: Any) -> str:
                MAX(CASE WHEN x.period_start > x.ips OR x.period_end < x.ipe THEN 1 ELSE 0 END) AS part,
                MIN(p.start_date) AS started
         FROM ({lines}) x LEFT JOIN product p ON p.id = x.product_id WHERE x.cat = 'rec' GROUP BY x.account_id, x.product_id"""
+    # a product billed now, active before last period, but missing from the account's last invoice is unexplained
+    # (only when there was a last invoice: an account's first bill is explained by being the first)
     products = f"""SELECT pp.account_id,
                SUM(CASE WHEN pp.np = 0 AND (pp.started IS NULL OR pp.started >= {prev}) THEN pp.rn ELSE 0 END) AS added,
                SUM(CASE WHEN pp.np = 0 AND pp.started < {prev} THEN pp.rn ELSE 0 END) AS unbilled_before,
@@ -72,7 +74,8 @@ def components_sql(dia: Any) -> str:
     return f"""SELECT i.id AS invoice_id, i.account_id, a.account_number, a.name, i.currency, i.total_minor, pv.total_minor AS previous_minor,
                o.now_sub, o.prev_sub, o.oneoff_delta, o.usage_delta, o.discount_delta,
                COALESCE(pr.added, 0) AS added, COALESCE(pr.ended, 0) AS ended, COALESCE(pr.price, 0) AS price, COALESCE(pr.partial, 0) AS partial,
-               COALESCE(pr.same_changed, 0) + COALESCE(pr.unbilled_before, 0) AS unexplained, COALESCE(pr.unbilled_before, 0) AS unbilled_before
+               COALESCE(pr.same_changed, 0) + CASE WHEN pv.id IS NULL THEN 0 ELSE COALESCE(pr.unbilled_before, 0) END AS unexplained,
+               CASE WHEN pv.id IS NULL THEN 0 ELSE COALESCE(pr.unbilled_before, 0) END AS unbilled_before
         FROM invoice i
         JOIN account a ON a.id = i.account_id
         LEFT JOIN invoice pv ON pv.account_id = i.account_id AND pv.period_start = {prev} AND pv.kind = 'cycle' AND pv.number IS NOT NULL
