@@ -117,20 +117,27 @@ def send(
     _check_attachments(attachments, channel)
     account = None
     if account_id is not None:
-        account = session.get(Account, account_id)
+        account = session.execute(select(Account.id, Account.account_number, Account.name, Account.email, Account.phone)
+                                  .where(Account.id == account_id)).one_or_none()
         if account is None:
             raise NotFound(f"account {account_id} not found")
-        if is_opted_out(session, account_id=account_id, channel=channel, category=category):
+    # The account read flushed whatever the caller had pending; the reads below need no further autoflush (each one
+    # would scan the whole identity map, which grows when a batch sends many messages in one transaction).
+    with session.no_autoflush:
+        if account is not None and is_opted_out(session, account_id=account.id, channel=channel, category=category):
             raise RecipientOptedOut(f"account {account.account_number} has opted out of {category} messages by {channel}; nothing was sent",
                                     field="channel", extra={"account_id": account_id, "channel": channel, "category": category})
-    address = to or (None if account is None else (account.email if channel == "email" else account.phone))
-    if not address and account is None:
-        raise InvalidInput("a message needs an account or a recipient address", field="to")
-    ns = get_notification_settings()
-    lang = language or language_of(session, account_id=account_id, default=ns.notifications_default_language)
-    base = {"account": {"id": account.id, "name": account.name, "account_number": account.account_number}} if account else {}
-    rendered = render(session, event=event, channel=channel, language=lang, context=base | dict(context),
-                      fallback_language=ns.notifications_default_language)
+        address = to or (None if account is None else (account.email if channel == "email" else account.phone))
+        if not address and account is None:
+            raise InvalidInput("a message needs an account or a recipient address", field="to")
+        ns = get_notification_settings()
+        lang = language or language_of(session, account_id=account_id, default=ns.notifications_default_language)
+        base = {"account": {"id": account.id, "name": account.name, "account_number": account.account_number}} if account else {}
+        rendered = render(session, event=event, channel=channel, language=lang, context=base | dict(context),
+                          fallback_language=ns.notifications_default_language)
+        schedule: tuple[datetime, str | None] = (now, None)
+        if address and not needs_approval:
+            schedule = next_allowed(session, account_id=account_id, category=category, channel=channel, at=now, tz=_tz(tz))
 
     msg = Message(account_id=account_id, event=event, channel=channel, category=category, language=rendered.language,
                   to_addr=address, subject=rendered.subject[:1000], body=rendered.body, template_id=rendered.template_id,
@@ -143,7 +150,7 @@ def send(
         msg.state, action = MessageState.AWAITING_APPROVAL.value, "hold_for_approval"
     else:
         msg.state, action = MessageState.QUEUED.value, "queue"
-        msg.run_at, msg.schedule_note = next_allowed(session, account_id=account_id, category=category, channel=channel, at=now, tz=_tz(tz))
+        msg.run_at, msg.schedule_note = schedule
     try:
         with session.begin_nested():
             session.add(msg)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -43,9 +44,15 @@ class Rendered:
     language: str
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    # Compiling is most of the cost of a render; a template's text is its cache key, so an edit is a new entry.
+    return _ENV.from_string(source)
+
+
 def _render_text(source: str, context: dict[str, Any], *, where: str) -> str:
     try:
-        return _ENV.from_string(source).render(**context)
+        return _compiled(source).render(**context)
     except UndefinedError as exc:
         raise TemplateRenderError(f"{where}: {exc.message}; the context supplies {sorted(context) or 'nothing'}",
                                   field="context", extra={"missing": _missing_name(exc.message)}) from exc
