@@ -208,6 +208,9 @@ def test_a_hundred_lines_of_three_cents_carry_forty_five_cents_of_vat(factory, n
     with factory() as s:
         inv = s.execute(select(Invoice).where(Invoice.account_id == acc)).scalar_one()
     assert (inv.subtotal_minor, inv.tax_minor, inv.total_minor) == (300, 45, 345)
+    with factory() as s:
+        run = s.execute(select(BillRun)).scalar_one()
+        assert (run.lines_count, run.subtotal_minor, run.tax_minor, run.total_minor) == (100, 300, 45, 345)
 
 
 def test_arrears_catch_up_bills_products_activated_after_last_months_run(factory, now):

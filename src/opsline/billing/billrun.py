@@ -155,7 +155,7 @@ def run_shard(session: Session, *, bill_run_id: int, shard_no: int, now: datetim
          "ps_ts": dia.bind_ts(datetime.combine(run.period_start, datetime.min.time(), tzinfo=now.tzinfo))})
     tot = session.execute(text(
         f"SELECT COUNT(*) AS n, COUNT(DISTINCT account_id) AS a, COALESCE(SUM(amount_minor), 0) AS sub, "
-        f"COALESCE(SUM({charges.tax_expr('amount_minor', 'tax_bp')}), 0) AS tax FROM {STAGE}")).one()
+        f"COALESCE(SUM(tax_minor), 0) AS tax FROM {STAGE}")).one()
     charges.drop_stage(session, dia)
     new = (int(tot.a), int(tot.n), int(tot.sub), int(tot.tax), int(tot.sub) + int(tot.tax))
     session.execute(text(
@@ -336,6 +336,23 @@ def drain_shards(factory: Any, *, now: datetime, worker_id: str = "billrun-local
     return ran[0]
 
 
+def _demo_discounts(ctx: Any, factory: Any, *, valid_from: date) -> None:
+    """Demo discounts, as data: 10 % off one fibre offering for everyone, and a fixed monthly loyalty discount on
+    about 3 % of accounts (set-based: one INSERT ... SELECT each, deterministic by account id)."""
+    with factory.begin() as s:
+        if s.execute(text("SELECT 1 FROM discount LIMIT 1")).first():
+            return
+        dia = dialect_of(s)
+        off = s.execute(text("SELECT o.id, o.name FROM product_offering o WHERE o.kind = 'fibre' ORDER BY o.id LIMIT 1")).first()
+        vf = dia.bind_date(valid_from)
+        if off is not None:
+            s.execute(text("INSERT INTO discount (account_id, offering_id, kind, value, valid_from, valid_to, description) "
+                           "VALUES (NULL, :o, 'percent', 10, :vf, NULL, :d)"), {"o": off[0], "vf": vf, "d": f"Launch special: 10% off {off[1]}"})
+        s.execute(text("INSERT INTO discount (account_id, offering_id, kind, value, valid_from, valid_to, description) "
+                       "SELECT id, NULL, 'fixed', 50, :vf, NULL, 'Loyalty discount' FROM account WHERE id % 33 = 7"), {"vf": vf})
+        ctx.counts["discounts"] = int(s.execute(text("SELECT COUNT(*) FROM discount")).scalar_one())
+
+
 def demo_bill_runs(ctx: Any) -> None:
     """Demo: finalised runs for last month's bill days and a draft for this month's 1st, through the real services."""
     from datetime import timezone
@@ -349,6 +366,7 @@ def demo_bill_runs(ctx: Any) -> None:
     last_month = add_months(this_month, -1)
     with factory() as s:
         days = sorted(set(s.execute(select(BillingCycle.bill_day)).scalars()))
+    _demo_discounts(ctx, factory, valid_from=add_months(last_month, -1))
     finalised = 0
     for day in days:
         cycle = last_month.replace(day=day)
