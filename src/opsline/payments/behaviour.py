@@ -149,7 +149,7 @@ def behave(invoices: Sequence[OpenInvoice], *, rng: np.random.Generator, day: da
             amount = sum(s.open_minor for s in siblings)
             done.update(s.invoice_id for s in siblings)
             reference = " ".join(s.invoice_number for s in siblings) if business and len(siblings) > 1 else _account_ref(inv.account_number, rng)
-            t_inv = inv.invoice_id if len(siblings) == 1 and business else None
+            t_inv = None  # several invoices, or an account reference: the payer named no single invoice
         elif kind == "typo":
             reference = _typo(inv.account_number, rng)
         elif kind == "known_payer":

@@ -24,7 +24,7 @@ from opsline.payments import settings as policy
 from opsline.payments.tokens import account_tokens, invoice_tokens
 
 SETTLED = "payments.invoice_settled"
-TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc")
+TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc", "pm_amt")
 
 
 @dataclass
@@ -64,6 +64,18 @@ class _Sql:
 
     def plus_days(self, d: str, n: str) -> str:
         return f"({d} + CAST({n} AS INTEGER))" if self.pg else f"date({d}, '+' || ({n}) || ' days')"
+
+    def d(self, param: str) -> str:
+        return f"CAST({param} AS DATE)" if self.pg else param
+
+    def bind_date(self, v: Any) -> Any:
+        if v is None or self.pg:
+            return v
+        return v if isinstance(v, str) else v.isoformat()
+
+    def analyze(self, name: str) -> None:
+        """Temp tables have no statistics until analysed; without them PostgreSQL plans joins as if they held one row."""
+        self.x(f"ANALYZE {name}")
 
     def temp(self, name: str, ddl: str) -> None:
         self.x(f"DROP TABLE IF EXISTS {name}")
@@ -118,8 +130,9 @@ def _rule_sql(q: _Sql, kind: str) -> str | None:
                    || ' (the only account owing it)' AS detail
                    FROM pm_pay p JOIN invoice i ON i.total_minor = p.amount_minor AND i.currency = p.currency AND i.number IS NOT NULL
                         AND i.due_date >= {q.minus_days('p.received_on', ':window')} AND i.due_date <= {q.plus_days('p.received_on', ':window')}
-                   WHERE {unmatched} AND i.total_minor > COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id
-                                                             AND x.state IN ('allocated','proposed')), 0)
+                   WHERE {unmatched} AND p.amount_minor IN (SELECT total_minor FROM pm_amt WHERE n <= 20)
+                     AND i.total_minor > COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id
+                                                   AND x.state IN ('allocated','proposed')), 0)
                    GROUP BY p.payment_id HAVING COUNT(DISTINCT i.account_id) = 1"""
     return None
 
@@ -147,10 +160,7 @@ def _payer_names(q: _Sql, *, rule_code: str, window: int, min_score: int, max_ca
                        AND i.due_date >= {q.minus_days('p.received_on', ':w')} AND i.due_date <= {q.plus_days('p.received_on', ':w')}
                   JOIN account a ON a.id = i.account_id
                   WHERE p.payer_name <> '' AND p.payment_id NOT IN (SELECT payment_id FROM pm_match)
-                    AND p.payment_id IN (SELECT p2.payment_id FROM pm_pay p2 JOIN invoice i2 ON i2.total_minor = p2.amount_minor
-                                         AND i2.currency = p2.currency AND i2.number IS NOT NULL
-                                         AND i2.due_date >= {q.minus_days('p2.received_on', ':w')} AND i2.due_date <= {q.plus_days('p2.received_on', ':w')}
-                                         WHERE p2.payer_name <> '' GROUP BY p2.payment_id HAVING COUNT(*) <= :maxc)""",
+                    AND p.amount_minor IN (SELECT total_minor FROM pm_amt WHERE n <= :maxc)""",
                  {"w": window, "maxc": max_candidates}).all()
     best: dict[int, list[tuple[float, int, str]]] = {}
     for pid, payer, acc_id, name, number in cand:
@@ -189,12 +199,23 @@ def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
         q.drop_all()
         return out
     q.x("CREATE INDEX pm_pay_pk ON pm_pay (payment_id)")
+    q.analyze("pm_pay")
     q.temp("pm_tok", "(payment_id BIGINT, kind VARCHAR(4), token VARCHAR(40), typed VARCHAR(40))")
     q.temp("pm_match", """(payment_id BIGINT PRIMARY KEY, account_id BIGINT, invoice_id BIGINT, rule_code VARCHAR(40), rule_kind VARCHAR(30),
                           confidence INTEGER, token VARCHAR(80), detail VARCHAR(400), amount_minor BIGINT, currency VARCHAR(3), auto INTEGER DEFAULT 0)""")
     if _tokens(q, default_prefix=cfg.invoice_prefix):
         q.x("CREATE INDEX pm_tok_tok ON pm_tok (kind, token)")
-        q.x("ANALYZE pm_tok")
+        q.analyze("pm_tok")
+    # amounts common among open invoices can never single out one account: count them once, so the amount and name rules
+    # only join the rare ones (a join per common amount would pair each payment with a hundred thousand invoices)
+    window = max([int(r.params.get("window_days", 45)) for r in cfg.rules] + [45])
+    lo, hi = q.x("SELECT MIN(received_on), MAX(received_on) FROM pm_pay").one()
+    q.temp("pm_amt", "(total_minor BIGINT, n INTEGER)")
+    q.x(f"""INSERT INTO pm_amt (total_minor, n) SELECT i.total_minor, COUNT(*) FROM invoice i
+            WHERE i.number IS NOT NULL AND i.total_minor IN (SELECT amount_minor FROM pm_pay)
+              AND i.due_date >= {q.minus_days(q.d(':lo'), ':w')} AND i.due_date <= {q.plus_days(q.d(':hi'), ':w')}
+            GROUP BY i.total_minor""", {"lo": q.bind_date(lo), "hi": q.bind_date(hi), "w": window})
+    q.analyze("pm_amt")
     # the payer named an invoice through the API or a debit order: that is the strongest evidence there is
     q.x("""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency)
            SELECT p.payment_id, i.account_id, i.id, 'named-invoice', 'invoice_ref', 100, i.number, 'invoice named by the payer', p.amount_minor, p.currency
@@ -207,6 +228,9 @@ def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
            FROM pm_pay p JOIN account a ON a.id = p.account_id AND a.currency = p.currency
            WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""")
     for rule in cfg.rules:
+        q.analyze("pm_match")
+        if not q.x("SELECT 1 FROM pm_pay WHERE payment_id NOT IN (SELECT payment_id FROM pm_match) LIMIT 1").first():
+            break
         if rule.kind == "payer_name":
             _payer_names(q, rule_code=rule.code, window=int(rule.params.get("window_days", 45)), min_score=int(rule.params.get("min_score", 88)))
             q.x("UPDATE pm_match SET confidence = :c WHERE rule_code = :r", {"c": rule.confidence, "r": rule.code})
@@ -218,6 +242,7 @@ def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
                 SELECT m.payment_id, m.account_id, m.invoice_id, m.token, m.detail, :code, :kind, :conf, p.amount_minor, p.currency
                 FROM ({sql}) m JOIN pm_pay p ON p.payment_id = m.payment_id""",
             {"code": rule.code, "kind": rule.kind, "conf": rule.confidence, "window": int(rule.params.get("window_days", 45))})
+    q.analyze("pm_match")
     q.x("""UPDATE pm_match SET auto = CASE WHEN confidence >= :thr AND rule_kind <> 'payer_name' AND amount_minor <= :lim THEN 1 ELSE 0 END""",
         {"thr": cfg.auto_threshold, "lim": cfg.auto_amount_limit_minor})
     _allocate(q, now=now, actor=actor)
@@ -228,14 +253,14 @@ def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
 
 def _allocate(q: _Sql, *, now: datetime, actor: Actor) -> None:
     """pm_alloc ← the invoice named (up to its open amount), then oldest open invoices first, then account credit."""
-    q.temp("pm_open", f"""AS SELECT i.id AS invoice_id, i.account_id, i.currency, i.due_date AS due,
-                          i.total_minor - COALESCE(cn.s, 0) - COALESCE(al.s, 0) AS open_minor
-                          FROM invoice i
-                          LEFT JOIN ({OPEN_CN.format(ids="SELECT id FROM invoice WHERE account_id IN (SELECT account_id FROM pm_match)")}) cn ON cn.invoice_id = i.id
-                          LEFT JOIN ({OPEN_ALLOC.format(ids="SELECT id FROM invoice WHERE account_id IN (SELECT account_id FROM pm_match)")}) al ON al.invoice_id = i.id
-                          WHERE i.account_id IN (SELECT account_id FROM pm_match) AND i.number IS NOT NULL""")
-    q.x("DELETE FROM pm_open WHERE open_minor <= 0")
+    q.temp("pm_open", """AS SELECT i.id AS invoice_id, i.account_id, i.currency, i.due_date AS due, i.total_minor AS open_minor
+                          FROM invoice i WHERE i.account_id IN (SELECT account_id FROM pm_match) AND i.number IS NOT NULL""")
     q.x("CREATE INDEX pm_open_inv ON pm_open (invoice_id)")
+    q.analyze("pm_open")
+    for sub in (OPEN_CN, OPEN_ALLOC):
+        q.x(f"""UPDATE pm_open SET open_minor = open_minor - x.s FROM ({sub.format(ids="SELECT invoice_id FROM pm_open")}) x
+                WHERE x.invoice_id = pm_open.invoice_id""")
+    q.x("DELETE FROM pm_open WHERE open_minor <= 0")
     q.temp("pm_alloc", "(payment_id BIGINT, account_id BIGINT, invoice_id BIGINT, amount_minor BIGINT, how VARCHAR(20))")
     before = "(SUM(m.amount_minor) OVER (PARTITION BY m.invoice_id ORDER BY m.payment_id ROWS UNBOUNDED PRECEDING) - m.amount_minor)"
     q.x(f"""INSERT INTO pm_alloc (payment_id, account_id, invoice_id, amount_minor, how)
@@ -243,11 +268,13 @@ def _allocate(q: _Sql, *, now: datetime, actor: Actor) -> None:
               SELECT m.payment_id, m.account_id, m.invoice_id,
                      {q.greatest('0', q.least('m.amount_minor', f'o.open_minor - {before}'))} AS take
               FROM pm_match m JOIN pm_open o ON o.invoice_id = m.invoice_id AND o.currency = m.currency) x WHERE take > 0""")
-    q.x("""UPDATE pm_open SET open_minor = open_minor - (SELECT SUM(a.amount_minor) FROM pm_alloc a WHERE a.invoice_id = pm_open.invoice_id)
-           WHERE invoice_id IN (SELECT invoice_id FROM pm_alloc)""")
-    rem = "m.amount_minor - COALESCE((SELECT SUM(a.amount_minor) FROM pm_alloc a WHERE a.payment_id = m.payment_id), 0)"
+    q.x("""UPDATE pm_open SET open_minor = open_minor - a.s FROM (SELECT invoice_id, SUM(amount_minor) AS s FROM pm_alloc GROUP BY invoice_id) a
+           WHERE a.invoice_id = pm_open.invoice_id""")
+    q.analyze("pm_alloc")
+    rem = "m.amount_minor - COALESCE(pa.s, 0)"
+    paid = "LEFT JOIN (SELECT payment_id, SUM(amount_minor) AS s FROM pm_alloc GROUP BY payment_id) pa ON pa.payment_id = m.payment_id"
     q.x(f"""INSERT INTO pm_alloc (payment_id, account_id, invoice_id, amount_minor, how)
-            WITH rem AS (SELECT m.payment_id, m.account_id, m.currency, {rem} AS r FROM pm_match m),
+            WITH rem AS (SELECT m.payment_id, m.account_id, m.currency, {rem} AS r FROM pm_match m {paid}),
             pr AS (SELECT payment_id, account_id, currency, r,
                           SUM(r) OVER (PARTITION BY account_id, currency ORDER BY payment_id ROWS UNBOUNDED PRECEDING) AS pend FROM rem WHERE r > 0),
             ir AS (SELECT invoice_id, account_id, currency, open_minor,
@@ -258,7 +285,7 @@ def _allocate(q: _Sql, *, now: datetime, actor: Actor) -> None:
             FROM pr JOIN ir ON ir.account_id = pr.account_id AND ir.currency = pr.currency
                  AND ir.iend - ir.open_minor < pr.pend AND pr.pend - pr.r < ir.iend""")
     q.x(f"""INSERT INTO pm_alloc (payment_id, account_id, invoice_id, amount_minor, how)
-            SELECT payment_id, account_id, NULL, r, 'credit' FROM (SELECT m.payment_id, m.account_id, {rem} AS r FROM pm_match m) x WHERE r > 0""")
+            SELECT payment_id, account_id, NULL, r, 'credit' FROM (SELECT m.payment_id, m.account_id, {rem} AS r FROM pm_match m {paid}) x WHERE r > 0""")
     ev = q.json([("rule", "m.rule_code"), ("matched", "m.detail"), ("token", "m.token"), ("field", "CASE m.rule_kind WHEN 'payer_account' THEN 'payer_account' WHEN 'amount_date' THEN 'amount, value date' "
                                                "WHEN 'payer_name' THEN 'payer_name' ELSE CASE WHEN m.rule_code = 'named-invoice' THEN 'payment item' "
                                                "ELSE 'reference' END END"),
