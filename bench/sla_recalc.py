@@ -1,103 +1,151 @@
-"""Benchmark: recalculating the SLA clocks of N open cases from their event histories.
+"""Benchmark: recalculating the SLA clocks of every open case end to end on PostgreSQL (or SQLite), against the
+memoised scalar calendar doing the very same job in the same run.
 
-Histories are generated like the demo's (opened over the last 60 days, hand-offs between three teams,
-waits on the customer, holds for an FNO, customer-visible notes, some resolved and reopened).
-Ours: replay every case, then measure all clocks' segments with one CalendarIndex per calendar
-(`recalculate`'s engine: `replay` + `evaluate` with `IndexOps`). Baseline: per case, the same replay
-measured with scalar `BusinessCalendar.between/add` (what a naive per-case recalculation does), on the
-first M cases; both must agree exactly on those.
+Data: the demo generator (`users`, `customers`, `case_queues`, `cases` steps) at `--accounts` accounts; about 15 % of
+accounts have a case and about half of those are open (130,000 accounts give about 10,000 open cases; 1.3 million
+about 100,000). Histories are the demo's: hand-offs, waits on the customer, holds for an FNO, customer notes, reopens.
 
-    .venv/bin/python bench/sla_recalc.py [--cases N] [--baseline-cases M] [--seed S]
+Both runs do the whole job `sla.service.recalculate` does for every open case: read the cases, their histories,
+policies, calendars, site timezones and contracts; replay; measure; write clocks, breaches, warnings, the policy choice
+and each case's SLA summary (through the cases service); commit. Before each run the SLA tables and summaries are
+emptied (untimed), so neither run finds its rows already written.
+- ours: one `CalendarIndex` per calendar per batch (numpy `searchsorted`);
+- baseline: the same pipeline measuring with the scalar `BusinessCalendar`, whose per-day working intervals are
+  memoised (what a competent engineer would write the other way); same process, same batches, one thread each.
+Asserts: both runs store identical clocks (every field but ids and timestamps), breaches and summaries.
+Leaves out: the warning escalations (`scan`), which are not part of a recalculation.
+
+    .venv/bin/python bench/sla_recalc.py [--accounts 130000] [--url postgresql+psycopg://postgres@127.0.0.1:5432/opsline_bench_sla]
+
+Last line: `sla_recalc: <N> open cases end to end <s> s (read+compute <s>, write <s>); memoised scalar <s> s; ratio <r>`
 """
 
 from __future__ import annotations
 
 import argparse
-import time as timer
-from datetime import UTC, datetime, timedelta
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
 
-import numpy as np
+from sqlalchemy import create_engine, select, text, update
+from sqlalchemy.engine import Engine, make_url
 
-from opsline.core.calendar import CalendarIndex
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from opsline.sla.clocks import Event, IndexOps, PolicyTargets, ScalarOps, epoch, evaluate, replay
-from opsline.sla.policies import CALENDARS, calendar_from_row
+import opsline.models  # noqa: E402,F401
+from opsline.cases.models import CaseEvent, SupportCase  # noqa: E402
+from opsline.core.events import Actor  # noqa: E402
+from opsline.db.base import metadata  # noqa: E402
+from opsline.db.session import make_engine, make_sessionmaker  # noqa: E402
+from opsline.demo import run_demo  # noqa: E402
+from opsline.sla.models import SlaBreach, SlaCase, SlaClock, SlaNotification, SlaWarning  # noqa: E402
+from opsline.sla.service import engine as sla_engine  # noqa: E402
+from opsline.sla.service import writing  # noqa: E402
+from opsline.sla.service.common import OPEN_CASE_STATES, chunks  # noqa: E402
 
-H = 3600
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
+BATCH = 20_000  # the batch `recalculate` uses
+ACTOR = Actor.system("bench")
 
 
-def histories(n: int, now: datetime, rng: np.random.Generator) -> list[list[Event]]:
-    out = []
-    opened = rng.integers(epoch(now) - 60 * 86400, epoch(now) - 3600, size=n)
-    for k in range(n):
-        t = int(opened[k])
-        evs = [Event(datetime.fromtimestamp(t, UTC), "opened", None, "acknowledged", {"queue": "1"})]
-        state, queue = "acknowledged", "1"
-        for _ in range(int(rng.integers(0, 8))):
-            t += int(rng.integers(600, 30 * H))
-            if t >= epoch(now):
-                break
-            at = datetime.fromtimestamp(t, UTC)
-            r = rng.random()
-            if r < 0.2:
-                new_q = str(int(rng.integers(1, 4)))
-                if new_q != queue:
-                    evs.append(Event(at, "queue", queue, new_q))
-                    queue = new_q
-            elif r < 0.35 and state != "resolved":
-                evs.append(Event(at, "first_response"))
-            elif r < 0.55 and state != "resolved":
-                evs.append(Event(at, "note", data={"visibility": "customer"}))
-            elif r < 0.7:
-                new = {"acknowledged": "pending", "inProgress": "held", "pending": "inProgress", "held": "inProgress", "resolved": "inProgress"}[state]
-                evs.append(Event(at, "state", state, new, {"partner_code": "openserve"} if new == "held" else None))
-                state = new
-            elif state != "resolved":
-                evs.append(Event(at, "state", state, "resolved"))
-                state = "resolved"
-        out.append(evs)
-    return out
+def fresh_database(url: str) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
+            c.execute(text(f'CREATE DATABASE "{u.database}"'))
+        admin.dispose()
+    elif u.database and os.path.exists(u.database):
+        os.remove(u.database)
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    return engine
+
+
+def reset(engine: Engine) -> None:
+    """Empty what a recalculation writes, so each run writes everything (untimed). The policy rows each run appends
+    to the (append-only) case history stay; both runs append the same number."""
+    with make_sessionmaker(engine).begin() as s:
+        for model in (SlaWarning, SlaNotification, SlaBreach, SlaClock, SlaCase):
+            s.execute(model.__table__.delete())
+        s.execute(update(SupportCase).values(sla_policy_id=None, sla_state=None, sla_due_at=None, sla_breached_at=None, sla_risk=None, sla_as_of=None)
+                  .execution_options(synchronize_session=False))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("ANALYZE"))
+
+
+def run(engine: Engine, ids: list[int], *, vectorised: bool) -> dict[str, Any]:
+    """One recalculation of `ids`, timed end to end (the `recalculate` loop, split into compute and write)."""
+    t_compute = t_write = 0.0
+    counts = {"clocks": 0, "breaches": 0, "warnings": 0, "policy_changes": 0}
+    t0 = time.perf_counter()
+    with make_sessionmaker(engine).begin() as s:
+        for batch in chunks(ids, BATCH):
+            a = time.perf_counter()
+            cases, plans, clocks = sla_engine.compute(s, batch, now=NOW, vectorised=vectorised)
+            b = time.perf_counter()
+            got = writing.write(s, cases=cases, plans=plans, clocks=clocks, now=NOW, actor=ACTOR, reason="bench")
+            t_compute += b - a
+            t_write += time.perf_counter() - b
+            for k, v in got.items():
+                counts[k] += v
+    total = time.perf_counter() - t0
+    return {"total": total, "compute": t_compute, "write": t_write, "commit": total - t_compute - t_write, "counts": counts}
+
+
+def snapshot(engine: Engine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    with make_sessionmaker(engine)() as s:
+        cols = [c for c in SlaClock.__table__.columns if c.name not in ("id", "computed_at")]
+        clocks = [tuple(r) for r in s.execute(select(*cols).order_by(SlaClock.case_id, SlaClock.metric, SlaClock.clock_key))]
+        breaches = [tuple(r) for r in s.execute(select(SlaBreach.case_id, SlaBreach.metric, SlaBreach.clock_key, SlaBreach.due_at, SlaBreach.overrun_seconds)
+                                                .order_by(SlaBreach.case_id, SlaBreach.metric, SlaBreach.clock_key))]
+        summaries = [tuple(r) for r in s.execute(select(SupportCase.id, SupportCase.sla_state, SupportCase.sla_due_at, SupportCase.sla_breached_at,
+                                                        SupportCase.sla_risk, SupportCase.sla_policy_id).order_by(SupportCase.id))]
+    return clocks, breaches, summaries
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=100_000)
-    parser.add_argument("--baseline-cases", type=int, default=2_000)
+    parser.add_argument("--accounts", type=int, default=130_000)
+    parser.add_argument("--url", default=os.environ.get("OPSLINE_BENCH_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/opsline_bench_sla"))
     parser.add_argument("--seed", type=int, default=20261123)
     args = parser.parse_args(argv)
-    n, m = args.cases, min(args.baseline_cases, args.cases)
-    now = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
-    rng = np.random.default_rng(args.seed)
-    cases = histories(n, now, rng)
-    calendar = calendar_from_row(CALENDARS[0][2])
-    targets = [PolicyTargets(policy_id=p, first_response_seconds=fr * H, next_update_seconds=8 * H, resolution_seconds=res * H, team_seconds=16 * H,
-                             third_party_seconds_by_partner={"openserve": 24 * H}) for p, fr, res in ((1, 1, 4), (2, 2, 16), (3, 4, 24), (4, 8, 40))]
-    prio = rng.integers(0, 4, size=n)
 
-    t0 = timer.perf_counter()
-    plans, owners = [], []
-    for k, evs in enumerate(cases):
-        ps = replay(evs, targets[int(prio[k])], now=now, initial_queue="1")
-        plans.extend(ps)
-        owners.extend([k] * len(ps))
-    start = min(datetime.fromtimestamp(p.started_s, UTC) for p in plans) - timedelta(days=1)
-    ops = IndexOps(CalendarIndex.build(calendar, start=start, end=now + timedelta(days=120)), calendar)
-    clocks = evaluate(plans, ops, now_s=epoch(now))
-    ours_s = timer.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine = fresh_database(args.url)
+    counts = run_demo(engine, accounts=args.accounts, now=NOW, seed=args.seed, steps=["users", "customers", "case_queues", "cases"])
+    with make_sessionmaker(engine)() as s:
+        ids = list(s.execute(select(SupportCase.id).where(SupportCase.state.in_(OPEN_CASE_STATES)).order_by(SupportCase.id)).scalars())
+        events = s.execute(select(text("count(*)")).select_from(CaseEvent.__table__).where(CaseEvent.case_id.in_(select(SupportCase.id).where(
+            SupportCase.state.in_(OPEN_CASE_STATES))))).scalar_one()
+    print(f"data: {engine.url.get_backend_name()}, {args.accounts} accounts, {counts.get('cases', 0)} cases, {len(ids)} open with {events} history rows "
+          f"(demo generator, {time.perf_counter() - t0:.0f} s to build)")
+    assert ids, "the demo made no open cases"
 
-    base_plans = [p for p, o in zip(plans, owners) if o < m]
-    t0 = timer.perf_counter()
-    baseline: list = []
-    for k in range(m):
-        ps = replay(cases[k], targets[int(prio[k])], now=now, initial_queue="1")
-        baseline.extend(evaluate(ps, ScalarOps(calendar), now_s=epoch(now)))
-    base_s = timer.perf_counter() - t0
-    assert baseline == clocks[: len(base_plans)], "vectorised and scalar clocks differ"
+    reset(engine)
+    base = run(engine, ids, vectorised=False)
+    expected = snapshot(engine)
+    reset(engine)
+    ours = run(engine, ids, vectorised=True)
+    got = snapshot(engine)
 
-    ratio = (base_s / m) / (ours_s / n)
-    print(f"ours:     {n} cases, {len(clocks)} clocks in {ours_s:.2f} s = {n / ours_s:,.0f} cases/s")
-    print(f"baseline: {m} cases, {len(baseline)} clocks in {base_s:.2f} s = {m / base_s:,.0f} cases/s (scalar BusinessCalendar per case)")
-    print(f"sla_recalc: {n} cases {ours_s:.2f} s; baseline {m} cases {base_s:.2f} s; per-case ratio {ratio:.1f}; agree {len(base_plans)}/{len(base_plans)} clocks")
+    assert base["counts"] == ours["counts"], (base["counts"], ours["counts"])
+    assert got[0] == expected[0], "clocks differ between the index and the memoised scalar calendar"
+    assert got[1] == expected[1], "breaches differ"
+    assert got[2] == expected[2], "case summaries differ"
+    assert ours["counts"]["clocks"] == len(got[0]) > len(ids), "fewer clocks than open cases"
+    n = len(ids)
+    c = ours["counts"]
+    for name, r in (("ours", ours), ("memoised scalar", base)):
+        print(f"{name + ':':17} {r['total']:7.2f} s = {n / r['total']:8,.0f} cases/s  (read+compute {r['compute']:.2f} s, write {r['write']:.2f} s, "
+              f"commit {r['commit']:.2f} s)")
+    print(f"written: {c['clocks']} clocks, {c['breaches']} breaches, {c['warnings']} warnings, {c['policy_changes']} policy choices, {n} summaries; "
+          f"agree {len(got[0])}/{len(expected[0])} clocks, {len(got[1])} breaches, {len(got[2])} summaries")
+    print(f"sla_recalc: {n} open cases end to end {ours['total']:.2f} s (read+compute {ours['compute']:.2f}, write {ours['write']:.2f}); "
+          f"memoised scalar {base['total']:.2f} s; ratio {base['total'] / ours['total']:.1f}")
     return 0
 
 

@@ -133,6 +133,7 @@ def load_cases(ctx: Any) -> None:
         prio = max(1, min(4, prio))
         risky = cat == "complaint" and r[k, 0] < 0.35
         litig, brand = bool(risky and r[k, 1] < 0.5), bool(risky and r[k, 1] >= 0.5)
+        dispute = cat == "billing_account" and r[k, 1] < 0.04  # disputes a contract term: messages wait for Legal
         qid = esc_qid if risky else queues.get(qcode or "billing", queues["billing"])[0]
         finished = state in ("resolved", "closed", "cancelled", "rejected")
         opened = now - timedelta(days=float(old_days[k] if finished else age_days[k]))
@@ -257,11 +258,11 @@ def load_cases(ctx: Any) -> None:
             rows_link.append((link_id, cid, acc, "partner_ticket", None, f"{partner.upper()[:3]}-{700000 + k}", f"{partner} fault ticket", None, _at(opened, 60), agent or "support"))
             link_id += 1
         rows_case.append((cid, f"CS{cid:08d}", acc, cat, str(channels[k]), subject, f"{subject}. Logged via {channels[k]}.", state, prio, tier, qid, assignee, origin,
-                          email, None, litig, brand, opened, agent or "support", first_response, resolved_at, agent if resolved_at else None, closed_at, reopen,
+                          email, None, litig, brand, dispute, opened, agent or "support", first_response, resolved_at, agent if resolved_at else None, closed_at, reopen,
                           fcr_cand, fcr, ever_pending, handed, pending_reason if state == "pending" else None, held_reason if state == "held" else None,
                           partner if state == "held" else partner, resolution, state_reason, None, t, 1))
     case_cols = ("id", "reference", "account_id", "category_code", "channel", "subject", "description", "state", "priority", "value_tier_code", "queue_id",
-                 "assignee_user_id", "originating_agent", "contact_email", "contact_phone", "litigation_risk", "brand_risk", "opened_at", "opened_by",
+                 "assignee_user_id", "originating_agent", "contact_email", "contact_phone", "litigation_risk", "brand_risk", "contractual_dispute", "opened_at", "opened_by",
                  "first_response_at", "resolved_at", "resolved_by", "closed_at", "reopen_count", "fcr_candidate", "first_contact_resolution", "ever_pending",
                  "ever_handed_off", "pending_reason", "held_reason", "third_party_partner_code", "resolution", "state_reason", "sla_policy_id", "updated_at", "version")
     with ctx.engine.begin() as conn:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from opsline.cases.models import SLA_STATES, CaseEvent, CaseState, SupportCase
@@ -16,6 +16,27 @@ from opsline.cases.service.lifecycle import transition
 from opsline.core.errors import InvalidInput
 from opsline.core.events import Actor
 from opsline.customers.models import ValueTier
+from opsline.db.bulk import copy_rows
+
+# PostgreSQL column types of the staging table each summary field goes through
+_PG_TYPES = {"sla_state": "varchar(10)", "sla_due_at": "timestamptz", "sla_breached_at": "timestamptz", "sla_risk": "double precision",
+             "sla_as_of": "timestamptz", "sla_policy_id": "bigint"}
+
+
+def _update_by_id(session: Session, cols: list[str], rows: list[dict[str, Any]]) -> None:
+    """Set `cols` of support_case from `rows` ({"id", col...}), set-based. PostgreSQL: COPY into a staging table and
+    one UPDATE ... FROM it; SQLite (in-process, no round trips): executemany by id."""
+    t = SupportCase.__table__
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(t.update().where(t.c.id == bindparam("b_id")).values({c: bindparam(f"b_{c}") for c in cols}),
+                        [{"b_id": r["id"]} | {f"b_{c}": r[c] for c in cols} for r in rows])
+        return
+    conn = session.connection()
+    stage = "stage_case_" + "_".join(c.removeprefix("sla_") for c in cols)
+    conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (id bigint, {', '.join(f'{c} {_PG_TYPES[c]}' for c in cols)}) ON COMMIT DROP"))
+    conn.execute(text(f"TRUNCATE {stage}"))
+    copy_rows(conn, stage, ["id", *cols], ([r["id"], *[r[c] for c in cols]] for r in rows))
+    conn.execute(text(f"UPDATE support_case AS c SET {', '.join(f'{col} = s.{col}' for col in cols)} FROM {stage} AS s WHERE c.id = s.id"))
 
 
 def autoclose(session: Session, *, now: datetime, actor: Actor | None = None, limit: int = 5000) -> int:
@@ -59,12 +80,9 @@ def record_sla(session: Session, *, rows: Sequence[dict[str, Any]], now: datetim
             raise InvalidInput(f"unknown SLA state '{state}'", field="sla_state")
         if risk is not None and not 0.0 <= float(risk) <= 1.0:
             raise InvalidInput(f"breach risk must be between 0 and 1, got {risk}", field="sla_risk")
-        params.append({"b_id": int(r["id"]), "b_state": state, "b_due": r.get("sla_due_at"), "b_breached": r.get("sla_breached_at"),
-                       "b_risk": None if risk is None else float(risk), "b_as_of": now})
-    t = SupportCase.__table__
-    session.execute(t.update().where(t.c.id == bindparam("b_id")).values(
-        sla_state=bindparam("b_state"), sla_due_at=bindparam("b_due"), sla_breached_at=bindparam("b_breached"), sla_risk=bindparam("b_risk"),
-        sla_as_of=bindparam("b_as_of")), params)
+        params.append({"id": int(r["id"]), "sla_state": state, "sla_due_at": r.get("sla_due_at"), "sla_breached_at": r.get("sla_breached_at"),
+                       "sla_risk": None if risk is None else float(risk), "sla_as_of": now})
+    _update_by_id(session, ["sla_state", "sla_due_at", "sla_breached_at", "sla_risk", "sla_as_of"], params)
     return len(params)
 
 
@@ -73,11 +91,11 @@ def record_sla_policy(session: Session, *, changes: Sequence[dict[str, Any]], no
     (set-based). Each change {"id", "account_id", "from", "to", "name"}. Returns rows changed."""
     if not changes:
         return 0
-    t = SupportCase.__table__
-    session.execute(t.update().where(t.c.id == bindparam("b_id")).values(sla_policy_id=bindparam("b_policy")),
-                    [{"b_id": ch["id"], "b_policy": ch["to"]} for ch in changes])
-    session.execute(insert(CaseEvent.__table__), [
+    _update_by_id(session, ["sla_policy_id"], [{"id": ch["id"], "sla_policy_id": ch["to"]} for ch in changes])
+    rows = [
         {"case_id": ch["id"], "account_id": ch["account_id"], "at": now, "kind": "policy", "from_value": None if ch["from"] is None else str(ch["from"]),
          "to_value": None if ch["to"] is None else str(ch["to"]), "reason": reason or f"SLA policy: {ch['name'] or 'none'}", "actor": actor.name,
-         "data": {"policy_name": ch["name"]}} for ch in changes])
+         "data": {"policy_name": ch["name"]}} for ch in changes]
+    cols = list(rows[0])
+    copy_rows(session.connection(), CaseEvent.__table__, cols, ([r[c] for c in cols] for r in rows))
     return len(changes)

@@ -16,6 +16,8 @@ from opsline.core.calendar.base import (
     _time_to_text,
 )
 
+_MEMO_DAYS = 40_000  # about a century of days per calendar; the memo is cleared past that
+
 class BusinessCalendar:
     """When a team works: weekly shifts in a timezone, less public holidays and closures.
 
@@ -110,6 +112,9 @@ class BusinessCalendar:
                 merged.append((lo, hi))
         self._closed_ranges = merged
         self._closed_range_ends = [hi for _, hi in merged]
+        # A calendar never changes once built, so each local day's working intervals are worked out once: the
+        # scalar `add`/`between` then cost a dict lookup per day instead of timezone maths per shift bound.
+        self._days: dict[date, tuple[tuple[int, int], ...]] = {}
 
     # -- plain data ---------------------------------------------------------------------
 
@@ -203,8 +208,16 @@ class BusinessCalendar:
     def _is_closed_date(self, day: date) -> bool:
         return day in self._closed_dates or (self._holidays is not None and day in self._holidays)
 
-    def _day_intervals(self, day: date) -> list[tuple[int, int]]:
-        """Working intervals (epoch seconds, ordered, disjoint) of shifts on local `day`."""
+    def _day_intervals(self, day: date) -> tuple[tuple[int, int], ...]:
+        """Working intervals (epoch seconds, ordered, disjoint) of shifts on local `day` (memoised per calendar)."""
+        got = self._days.get(day)
+        if got is None:
+            if len(self._days) > _MEMO_DAYS:
+                self._days.clear()
+            got = self._days[day] = tuple(self._compute_day(day))
+        return got
+
+    def _compute_day(self, day: date) -> list[tuple[int, int]]:
         shifts = self._week.get(day.weekday())
         if not shifts or self._is_closed_date(day):
             return []

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+from opsline.db.bulk import copy_rows
 
 from opsline.core.errors import InvalidInput, NotFound
 
@@ -25,3 +31,10 @@ class BreachNotFound(NotFound):
 def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterable[list[int]]:
     for i in range(0, len(ids), size):
         yield [int(x) for x in ids[i : i + size]]
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows (dicts with the same keys) in the session's transaction: COPY on PostgreSQL, executemany on SQLite."""
+    if rows:
+        cols = list(rows[0])
+        copy_rows(session.connection(), table, cols, ([r[c] for c in cols] for r in rows))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from opsline.core.calendar import CalendarIndex, calendar_from_data, index_around
 from opsline.sla import policies as pol
-from opsline.sla.clocks import Clock, IndexOps, epoch, evaluate, from_epoch, replay
+from opsline.sla.clocks import Clock, IndexOps, ScalarOps, epoch, evaluate, from_epoch, replay
 from opsline.sla.service import loading
 from opsline.sla.service.common import DEFAULT_CALENDAR
 from opsline.sla.service.loading import CaseRow
@@ -69,9 +69,10 @@ def plan_cases(session: Session, cases: dict[int, CaseRow], *, now: datetime, qu
     return plans, contracts
 
 
-def compute(session: Session, case_ids: Sequence[int], *, now: datetime) -> tuple[dict[int, CaseRow], dict[int, Plan], dict[int, list[Clock]]]:
+def compute(session: Session, case_ids: Sequence[int], *, now: datetime, vectorised: bool = True) -> tuple[dict[int, CaseRow], dict[int, Plan], dict[int, list[Clock]]]:
     """Replay and measure every clock of `case_ids`; nothing is written. A batch builds one index per calendar for
-    its cases; a single case (every case change) uses the memoised index of its calendar."""
+    its cases; a single case (every case change) uses the memoised index of its calendar. `vectorised=False`
+    measures with the scalar (day-memoised) calendar instead: the same answers, the benchmark's baseline."""
     cases = loading.load_cases(session, case_ids)
     if not cases:
         return cases, {}, {}
@@ -106,12 +107,14 @@ def compute(session: Session, case_ids: Sequence[int], *, now: datetime) -> tupl
             continue
         payload = _calendar_payload(cal_data[code], tz)
         calendar = calendar_from_data(payload)
-        if len(cids) >= BULK_INDEX_FROM:
+        if not vectorised:
+            ops: Any = ScalarOps(calendar)
+        elif len(cids) >= BULK_INDEX_FROM:
             start = from_epoch(min(p.started_s for p in case_plans)) - timedelta(days=1)
-            index = CalendarIndex.build(calendar, start=start, end=now + timedelta(days=120))
+            ops = IndexOps(CalendarIndex.build(calendar, start=start, end=now + timedelta(days=120)), calendar)
         else:
-            index = index_around(payload, now)
-        clocks = evaluate(case_plans, IndexOps(index, calendar), now_s=epoch(now), queue_names=queue_names)
+            ops = IndexOps(index_around(payload, now), calendar)
+        clocks = evaluate(case_plans, ops, now_s=epoch(now), queue_names=queue_names)
         for cid, clock in zip(owners, clocks):
             result.setdefault(cid, []).append(clock)
     return cases, plans, result

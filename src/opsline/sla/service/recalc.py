@@ -32,7 +32,8 @@ def on_case_changed(session: Session, event: DomainEvent, now: datetime) -> None
     recompute_case(session, case_id=int(event.payload["id"]), now=event.occurred_at)
 
 
-def recalculate(session: Session, *, case_ids: list[int] | None, now: datetime, reason: str, actor: Actor, include_closed: bool = False) -> dict[str, int]:
+def recalculate(session: Session, *, case_ids: list[int] | None, now: datetime, reason: str, actor: Actor, include_closed: bool = False,
+                vectorised: bool = True) -> dict[str, int]:
     """Recompute clocks, breaches, warnings and policy of `case_ids` (None = every open case) from history.
 
     Deadlines equal what they would be had the current priority, policy and calendars always applied.
@@ -44,7 +45,7 @@ def recalculate(session: Session, *, case_ids: list[int] | None, now: datetime, 
         case_ids = list(session.execute(q.order_by(SupportCase.id)).scalars())
     total = {"cases": 0, "clocks": 0, "breaches": 0, "warnings": 0, "policy_changes": 0}
     for batch in chunks(case_ids, 20_000):
-        cases, plans, clocks = engine.compute(session, batch, now=now)
+        cases, plans, clocks = engine.compute(session, batch, now=now, vectorised=vectorised)
         counts = writing.write(session, cases=cases, plans=plans, clocks=clocks, now=now, actor=actor, reason=reason)
         total["cases"] += len(cases)
         for k, v in counts.items():

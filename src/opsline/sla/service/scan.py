@@ -82,9 +82,9 @@ def scan(session: Session, *, now: datetime, actor: Actor | None = None) -> dict
     if clock_upd:
         session.execute(update(SlaClock), clock_upd)
     if w_new:
-        session.execute(insert(SlaWarning), w_new)
+        session.execute(insert(SlaWarning.__table__), w_new)
     if b_new:
-        session.execute(insert(SlaBreach), b_new)
+        session.execute(insert(SlaBreach.__table__), b_new)
     counts.update(advanced=len(clock_upd), warnings=len(w_new), breaches=len(b_new))
     counts["actions"] = _escalate(session, now=now, actor=actor)
     counts["summaries"] = refresh_summaries(session, now=now, must={int(r["case_id"]) for r in w_new + b_new})
@@ -148,7 +148,7 @@ def _escalate(session: Session, *, now: datetime, actor: Actor) -> int:
                           reason=f"{LABELS.get(w.metric, w.metric)} at {w.threshold}%", after={"actions": taken})
             done += len(taken)
     if notes:
-        session.execute(insert(SlaNotification), notes)
+        session.execute(insert(SlaNotification.__table__), notes)
     if warn_upd:
         session.execute(update(SlaWarning), warn_upd)
     return done

@@ -1,19 +1,21 @@
 """Make the stored clocks, breaches, warnings and policy choice equal the computed ones (idempotent, set-based), and
-give cases its summary of each case through the cases service (the SLA area never writes cases' tables)."""
+give cases its summary of each case through the cases service (the SLA area never writes cases' tables).
+New rows go in with COPY (PostgreSQL): the ORM's bulk insert split a batch wherever the None columns of consecutive
+rows differed, which turned one insert into thousands of round trips."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from opsline.cases import service as cases_service
 from opsline.core.events import Actor
 from opsline.sla.clocks import Clock
 from opsline.sla.models import SlaBreach, SlaCase, SlaClock, SlaWarning
-from opsline.sla.service.common import chunks
+from opsline.sla.service.common import chunks, insert_rows
 from opsline.sla.service.engine import Plan
 from opsline.sla.service.loading import CaseRow
 from opsline.sla.service.reading import case_summaries
@@ -53,7 +55,7 @@ def _write_clocks(session: Session, chunk: list[int], wanted: dict[Key, dict[str
     if gone:
         session.execute(delete(SlaClock).where(SlaClock.id.in_(gone)))
     if inserts:
-        session.execute(insert(SlaClock), inserts)
+        insert_rows(session, SlaClock.__table__, inserts)
     if updates:
         session.execute(update(SlaClock), updates)
 
@@ -79,7 +81,7 @@ def _write_breaches(session: Session, chunk: list[int], wanted: dict[Key, dict[s
     if stale:
         session.execute(delete(SlaBreach).where(SlaBreach.id.in_(stale)))
     if b_ins:
-        session.execute(insert(SlaBreach), b_ins)
+        insert_rows(session, SlaBreach.__table__, b_ins)
     if b_upd:
         session.execute(update(SlaBreach), b_upd)
     return len(b_ins)
@@ -100,7 +102,7 @@ def _write_warnings(session: Session, chunk: list[int], wanted: dict[Key, dict[s
                 w_ins.append({"case_id": key[0], "account_id": row["account_id"], "metric": key[1], "clock_key": key[2], "threshold": int(t), "percent": round(pct, 2),
                               "due_at": row["due_at"], "created_at": now, "actions": []})
     if w_ins:
-        session.execute(insert(SlaWarning), w_ins)
+        insert_rows(session, SlaWarning.__table__, w_ins)
     return len(w_ins)
 
 
@@ -122,7 +124,7 @@ def _write_policy(session: Session, chunk: list[int], plans: dict[int, Plan], ca
         if plan.case.sla_policy_id != pid:
             changes.append({"id": cid, "account_id": plan.case.account_id, "from": plan.case.sla_policy_id, "to": pid, "name": plan.policy.name if plan.policy else None})
     if sc_ins:
-        session.execute(insert(SlaCase), sc_ins)
+        insert_rows(session, SlaCase.__table__, sc_ins)
     if sc_upd:
         session.execute(update(SlaCase), sc_upd)
     cases_service.record_sla_policy(session, changes=changes, now=now, actor=actor, reason=reason)
@@ -142,5 +144,6 @@ def write(session: Session, *, cases: dict[int, CaseRow], plans: dict[int, Plan]
         counts["breaches"] += _write_breaches(session, chunk, wanted, cases, now)
         counts["warnings"] += _write_warnings(session, chunk, wanted, plans, now)
         counts["policy_changes"] += _write_policy(session, chunk, plans, cases, now, actor, reason)
-        cases_service.record_sla(session, rows=case_summaries(session, case_ids=chunk, now=now), now=now)
+    # once for the whole batch: the breach-probability curves are read once, not once per chunk
+    cases_service.record_sla(session, rows=case_summaries(session, case_ids=list(cases), now=now), now=now)
     return counts
