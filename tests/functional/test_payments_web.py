@@ -146,3 +146,38 @@ def test_the_cli_imports_a_statement_with_a_progress_bar_and_names_a_bad_line(en
     assert res.exit_code == 0, res.output
     assert "1 allocated" in res.output and "invoice-number: 1" in res.output
     assert err.exit_code == 2 and "bad.csv line 2, field credit" in err.output
+
+
+def test_the_shipped_sample_statements_import_with_a_realistic_match_rate(client_as, factory):  # type: ignore[no-untyped-def]
+    from opsline.billing.invoicing.samples import make_finalised_invoice
+    from opsline.core.ids import account_number
+    from opsline.customers.models import Account, Party
+    from datetime import date
+
+    with factory.begin() as s:
+        for i in range(1, 41):
+            p = Party(kind="person", name=f"Customer {i}", created_at=NOW)
+            s.add(p)
+            s.flush()
+            s.add(Account(id=i, account_number=account_number(i), party_id=p.id, name=f"Customer {i}", kind="retail", status="active", segment_code="consumer",
+                          value_tier_code="standard", currency="ZAR", created_at=NOW, updated_at=NOW))
+            s.flush()
+            make_finalised_invoice(s, account_id=i, now=NOW, period_start=date(2026, 11, 1), period_end=date(2026, 12, 1),
+                                   lines=[{"description": "Fibre", "amount_minor": 60870}])
+    clerk = client_as("debtors_clerk")
+    desk = clerk.get("/payments")
+    names = re.findall(r'href="/payments/samples/([^"]+)"', desk.text)
+    assert len(names) == 5
+    results = {}
+    for name in ["sample-fnb.sta", "sample-nedbank-camt053.xml", "sample-standard-bank.csv", "sample-debit-orders.csv", "sample-debit-order-unpaids.csv"]:
+        data = clerk.get(f"/payments/samples/{name}").content
+        r = clerk.post("/payments/upload", files={"file": (name, data)}, data={"mapping": "standard-bank" if name.endswith("bank.csv") else ""})
+        assert r.status_code == 200, r.text
+        results[name] = r.text
+    assert "2 invoices re-opened" in results["sample-debit-order-unpaids.csv"] or "re-opened" in results["sample-debit-order-unpaids.csv"]
+    with factory() as s:
+        states = dict(s.execute(text("SELECT state, COUNT(*) FROM payment GROUP BY state")).all())
+        assert states["allocated"] >= 20 and states.get("suspense", 0) >= 3 and states.get("returned") == 2
+        assert s.execute(text("SELECT COUNT(*) FROM pending_charge")).scalar_one() == 2
+        assert_ledger_balances(s)
+    assert clerk.get("/payments/samples/..%2Fmodels.py").status_code == 404

@@ -4,6 +4,7 @@ detail (reverse), refunds awaiting a second person, staff capture, and the accou
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -45,6 +46,7 @@ def _desk(request: Request, db: Session, principal: Principal, now: datetime, tz
     return render(request, "payments/desk.html", {"summary": queries.desk_summary(db, now=now, tz=tz), "files": queries.statement_files(db),
                                                   "proposals": queries.proposals(db, limit=100), "refunds": refunds.pending_refunds(db),
                                                   "unpaids": queries.unpaids(db, days=7, now=now), "mappings": _mappings(db), "result": result,
+                                                  "samples": sample_files(),
                                                   "error": error, "ok": ok, "now": now}, principal=principal, status_code=status)
 
 
@@ -94,6 +96,23 @@ def reject(request: Request, payment_id: int, db: DB, now: Now, tz: Tz, principa
         db.rollback()
         return _desk(request, db, principal, now, tz, error=exc.detail, status=exc.status)
     return RedirectResponse("/payments?ok=Proposal+rejected+to+suspense", status_code=303)
+
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def sample_files() -> list[str]:
+    return sorted(p.name for p in SAMPLES.iterdir() if p.is_file()) if SAMPLES.is_dir() else []
+
+
+@router.get("/payments/samples/{name}")
+def sample(name: str, principal: View) -> Response:
+    """The statement files shipped with the demo (one per format), to try the import as a new user would."""
+    if name not in sample_files():
+        from opsline.core.errors import NotFound
+
+        raise NotFound(f"no sample statement '{name}'")
+    return Response((SAMPLES / name).read_bytes(), media_type="application/octet-stream", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/payments/suspense", response_class=HTMLResponse)
