@@ -20,7 +20,7 @@ from opsline.core.ids import account_number
 from opsline.db import sequences
 from opsline.db.bulk import copy_rows, next_id, reset_sequence
 from opsline.db.maintenance import schedule_optimize
-from opsline.db.session import make_sessionmaker, optimize
+from opsline.db.session import make_sessionmaker, optimize, vacuum
 from opsline.seed import seed_reference
 from opsline.users.models import User
 from opsline.users.service import create_user
@@ -270,6 +270,7 @@ def run_demo(engine: Engine, *, accounts: int, now: datetime, seed: int = 202611
             # Fresh statistics before the next step queries what this one loaded (without them PostgreSQL plans
             # the bill run over 100,000 accounts as if the tables were empty, and stalls).
             optimize(engine, analyze=True)
+    vacuum(engine)
     with factory.begin() as s:
         events.record(s, now=now, actor=Actor.system("demo"), entity_type="demo", entity_id="load", action="loaded", after=dict(ctx.counts))
         schedule_optimize(s, now=now)

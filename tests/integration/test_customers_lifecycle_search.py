@@ -178,3 +178,14 @@ def test_desk_cards_count_possible_duplicates_and_suspended_accounts(session, no
     assert sus.chart and sum(sus.chart["data"]["datasets"][0]["data"]) == 3
     assert {i["id"] for i in service.search_accounts(session, status="suspended")["items"]} == {c.id}
     assert a.id not in {i["id"] for i in service.search_accounts(session, status="suspended")["items"]}
+
+
+def test_a_misspelt_name_finds_nothing_but_postgresql_suggests_similar_accounts(session, now, actor):
+    a = _new(session, now, actor, name="Nomvula Mahlangu")
+    session.commit()
+    res = service.search_accounts(session, q="Nomvula Mahlamgu")
+    assert res["items"] == []
+    if session.get_bind().dialect.name == "postgresql":
+        assert [s["id"] for s in res["similar"]] == [a.id]
+    else:
+        assert res["similar"] == []

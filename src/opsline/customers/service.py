@@ -232,7 +232,9 @@ def search_accounts(
         rows = session.execute(query.order_by(Account.name, Account.id).limit(page_size + 1).offset(start)).scalars().all()
     has_next = len(rows) > page_size
     out: dict[str, Any] = {"items": [account_dict(a) for a in rows[:page_size]], "page": page, "page_size": page_size, "has_next": has_next,
-                           "offset": start}
+                           "offset": start, "similar": []}
+    if term and not rows and start == 0:  # nothing found: on PostgreSQL, the most similar names (a typo: 'Nkosy')
+        out["similar"] = [account_dict(a) for a in accounts_by_ids(session, ids=search.similar_ids(session, term, limit=10))]
     if with_total:  # the count only when the page does not already tell it
         known = not has_next and (rows or start == 0)
         out["total"] = start + len(rows) if known else session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()

@@ -178,3 +178,13 @@ def optimize(engine: Engine, *, analyze: bool = False) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
+
+
+def vacuum(engine: Engine) -> None:
+    """After a bulk load: VACUUM ANALYZE on PostgreSQL (visibility map for index-only scans, statistics), ANALYZE on
+    SQLite (a VACUUM there would rewrite the whole file for nothing)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE)"))
+    else:
+        optimize(engine, analyze=True)

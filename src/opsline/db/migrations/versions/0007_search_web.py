@@ -56,7 +56,7 @@ PG_ACCOUNT_DDL = ['CREATE EXTENSION IF NOT EXISTS pg_trgm',
  "translate(lower(t), 'àáâãäåāçćčèéêëēėęìíîïīñńòóôõöøōùúûüūýÿžšß@.', 'aaaaaaaccceeeeeeeiiiiinnooooooouuuuuyyzss  ') $$",
  'CREATE TABLE IF NOT EXISTS account_search (account_id BIGINT PRIMARY KEY REFERENCES account (id) ON DELETE CASCADE, '
  "document TEXT NOT NULL, tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', document)) STORED)",
- 'CREATE INDEX IF NOT EXISTS ix_account_search_tsv ON account_search USING gin (tsv)',
+ 'CREATE INDEX IF NOT EXISTS ix_account_search_tsv ON account_search USING gin (tsv) WITH (fastupdate = off)',
  'CREATE INDEX IF NOT EXISTS ix_account_search_trgm ON account_search USING gin (document gin_trgm_ops)',
  'CREATE OR REPLACE FUNCTION account_search_from_accounts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO '
  "account_search (account_id, document) SELECT a.id, opsline_fold(concat_ws(' ', a.name, a.billing_line1, "
