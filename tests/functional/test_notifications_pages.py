@@ -196,3 +196,17 @@ def test_a_translation_is_started_from_the_template_page(client_as, factory):
     assert "case.acknowledged · email · zu" in page.text and "Translation started" in page.text
     again = c.post(f"/notifications/templates/{tid}/languages", data={"language": "zu"})
     assert again.status_code == 409 and "already has a" in again.text
+
+
+def test_rejecting_without_a_reason_shows_the_error_and_keeps_the_message_waiting(client_as, factory, now, actor):
+    acc = _account(factory, now, actor)
+    with factory.begin() as s:
+        mid = service.send(s, event="generic.notice", account_id=acc, context={"subject": "s", "body": "b"}, now=now,
+                           actor=Actor(name="writer", roles=frozenset({"second_line_agent"})), needs_approval=True)
+    c = client_as("service_manager")
+    r = c.post(f"/notifications/messages/{mid}/reject", data={"reason": ""})
+    assert r.status_code == 422 and "a reason is required" in r.text
+    r = c.post(f"/notifications/messages/{mid}/reject", data={"reason": "tone"}, follow_redirects=False)
+    assert r.status_code == 303
+    with factory() as s:
+        assert s.get(Message, mid).state == MessageState.REJECTED

@@ -59,11 +59,13 @@ def message_page(request: Request, message_id: int, db: DB, principal: View) -> 
     return _detail(request, db, principal, message_id)
 
 
-async def _act(request: Request, db: DB, principal: Principal, message_id: int, fn: Any, ok: str, **kw: Any) -> Response:
+async def _act(request: Request, db: DB, principal: Principal, message_id: int, fn: Any, ok: str, *, with_reason: bool = False,
+               **kw: Any) -> Response:
+    """Run one lifecycle action on a message; on a refusal show the message with the error (nothing changed)."""
     form = await _form(request)
+    if with_reason:
+        kw["reason"] = form.get("reason", "")
     try:
-        if "reason" in kw:
-            kw["reason"] = form.get("reason", "")
         fn(db, message_id=message_id, actor=principal.actor, **kw)
     except OpslineError as exc:
         db.rollback()
@@ -80,7 +82,7 @@ async def approve_message(request: Request, message_id: int, db: DB, now: Now, t
 
 @router.post("/notifications/messages/{message_id}/reject", response_model=None)
 async def reject_message(request: Request, message_id: int, db: DB, now: Now, principal: Approve) -> Response:
-    return await _act(request, db, principal, message_id, service.reject, "rejected", now=now, reason="")
+    return await _act(request, db, principal, message_id, service.reject, "rejected", with_reason=True, now=now)
 
 
 @router.post("/notifications/messages/{message_id}/retry", response_model=None)
@@ -90,7 +92,7 @@ async def retry_message(request: Request, message_id: int, db: DB, now: Now, pri
 
 @router.post("/notifications/messages/{message_id}/cancel", response_model=None)
 async def cancel_message(request: Request, message_id: int, db: DB, now: Now, principal: Manage) -> Response:
-    return await _act(request, db, principal, message_id, service.cancel, "cancelled", now=now, reason="")
+    return await _act(request, db, principal, message_id, service.cancel, "cancelled", with_reason=True, now=now)
 
 
 @router.get("/notifications/approvals", response_class=HTMLResponse)
