@@ -191,3 +191,26 @@ def test_a_suspension_published_by_the_account_lifecycle_reaches_billing(factory
         domain_events.publish(s, "account.suspended", {"id": acc, "account_id": acc, "action": "suspend", "from": "active", "to": "suspended"},
                               now=AT_DEC, actor=SYSTEM)
         assert s.execute(select(AccountSuspension.suspended_on).where(AccountSuspension.account_id == acc)).scalar_one() == date(2026, 12, 1)
+
+
+def test_a_partner_with_a_relocation_overlap_bills_both_lines_for_those_days_and_no_more(factory):
+    from opsline.billing.models import RelocationOverlap
+
+    def build(s):  # type: ignore[no-untyped-def]
+        s.add(RelocationOverlap(partner_code="OVERLAPNET", overlap_days=3, description="bills the old line 3 days past a move"))
+        acc = make_account(s, AT_NOV)
+        old = make_product(s, AT_NOV, account_id=acc, offering_id=make_offering(s, monthly_minor=30000), start=date(2025, 3, 1))
+        s.get(Product, old).partner_code = "OVERLAPNET"
+        return acc, old
+
+    acc, old = bill_november(factory, build)
+    with factory.begin() as s:
+        p = s.get(Product, old)
+        p.end_date, p.state = date(2026, 11, 11), "terminated"
+        new_id = make_product(s, AT_DEC, account_id=acc, offering_id=p.offering_id, start=date(2026, 11, 11), replaces=old)
+    run_draft(factory, AT_DEC, cycle=DEC)
+    _, lines = december_lines(factory, acc)
+    [credit] = [ln for ln in lines if ln.product_id == old]
+    [catch_up] = [ln for ln in lines if ln.product_id == new_id and str(ln.period_start) < DEC.isoformat()]
+    assert credit.amount_minor == -17000  # credited from 14 November (move + 3 days): 17 of 30 days
+    assert catch_up.amount_minor == 20000 and str(catch_up.period_start) == "2026-11-11"  # new line from the move: 20 of 30 days

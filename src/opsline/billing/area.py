@@ -66,7 +66,7 @@ def _panels() -> list:
 
 
 def _admin_views() -> list:
-    from opsline.billing.models import BillingCycle, BillingSetting, Discount, TaxRate
+    from opsline.billing.models import BillingCycle, BillingSetting, Discount, RelocationOverlap, TaxRate
     from opsline.web.admin import ReferenceView
 
     return [
@@ -74,6 +74,7 @@ def _admin_views() -> list:
         ReferenceView(BillingCycle, icon="fa fa-calendar", display_name="Billing cycles"),
         ReferenceView(BillingSetting, icon="fa fa-sliders", display_name="Billing settings"),
         ReferenceView(Discount, icon="fa fa-tag", display_name="Discounts"),
+        ReferenceView(RelocationOverlap, icon="fa fa-exchange", display_name="Relocation overlap per partner"),
     ]
 
 

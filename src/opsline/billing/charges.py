@@ -43,7 +43,8 @@ def _recurring_sql(dia: Dialect, *, ps: str, pe: str, catch_up: bool, charge_sus
     """Recurring charges for products overlapping [ps, pe) (catch_up: the previous period, for products it never billed)."""
     states = ",".join(f"'{s}'" for s in BILLABLE_PRODUCT_STATES if charge_suspended or s != "suspended")
     s = dia.greatest("p.start_date", dia.d(ps))
-    e = dia.least(f"COALESCE(p.end_date, {dia.d(pe)})", dia.d(pe))
+    joins, bend = edges.billed_end(dia)
+    e = dia.least(f"COALESCE({bend}, {dia.d(pe)})", dia.d(pe))
     extra = ""
     if catch_up:
         extra = (f" AND p.start_date >= {dia.d(ps)} AND NOT EXISTS (SELECT 1 FROM invoice_line l WHERE l.account_id = p.account_id AND l.product_id = p.id AND l.kind = 'recurring'"
@@ -58,10 +59,10 @@ def _recurring_sql(dia: Dialect, *, ps: str, pe: str, catch_up: bool, charge_sus
         JOIN product_offering o ON o.id = p.offering_id
         JOIN price pr ON pr.offering_id = p.offering_id AND pr.kind = 'recurring' AND pr.valid_from <= {dia.d(ps)}
              AND (pr.valid_to IS NULL OR pr.valid_to > {dia.d(ps)})
-        JOIN tax_rate t ON t.code = pr.tax_rate_code
+        JOIN tax_rate t ON t.code = pr.tax_rate_code{joins}
         WHERE p.account_id >= :lo AND p.account_id < :hi AND a.id >= :lo AND a.id < :hi AND a.bill_cycle_day = :day AND pr.currency = a.currency
           AND p.state IN ({states}) AND p.start_date IS NOT NULL AND p.start_date < {dia.d(pe)}
-          AND (p.end_date IS NULL OR p.end_date > {dia.d(ps)}){extra}"""
+          AND ({bend} IS NULL OR {bend} > {dia.d(ps)}){extra}"""
     amount = f"{half_up('x.price_minor * x.de', 'x.dd')} - {half_up('x.price_minor * x.ds', 'x.dd')}"
     when = "in arrears: activated after the last bill run" if catch_up else "in advance"
     expl = (f"CASE WHEN x.de - x.ds = x.dd THEN x.oname || ' ' || {dia.date_text('x.s')} || ' to ' || {dia.minus_day_text('x.e')} || ', monthly {when}' "

@@ -17,6 +17,17 @@ from __future__ import annotations
 from opsline.billing.sql import STAGE, STAGE_COLS, TAX_BP, Dialect, half_up
 
 
+def billed_end(dia: Dialect) -> tuple[str, str]:
+    """(joins, expression) for the day a product stops being billed: its end date, plus the partner's configured
+    relocation overlap when another product replaces it. The joins need `p` (product) and the shard's :lo/:hi."""
+    joins = (" LEFT JOIN relocation_overlap ro ON ro.partner_code = p.partner_code"
+             " LEFT JOIN (SELECT replaces_product_id AS rid FROM product WHERE replaces_product_id IS NOT NULL AND account_id >= :lo AND account_id < :hi"
+             " GROUP BY replaces_product_id) rp ON rp.rid = p.id")
+    expr = (f"(CASE WHEN p.end_date IS NOT NULL AND rp.rid IS NOT NULL AND ro.overlap_days > 0 THEN {dia.add_days('p.end_date', 'ro.overlap_days')} "
+            "ELSE p.end_date END)")
+    return joins, expr
+
+
 def _piece(dia: Dialect, price: str, basis: str, days: str, a: str, b: str) -> str:
     """round(P * days(basis, b) / D) - round(P * days(basis, a) / D): the charge for [a, b) on that basis."""
     return f"({half_up(f'{price} * {dia.days(basis, b)}', days)} - {half_up(f'{price} * {dia.days(basis, a)}', days)})"
@@ -60,11 +71,12 @@ def coverage_sql(dia: Dialect, *, charge_suspended: bool) -> str:
         GROUP BY l.product_id"""
     dd = dia.days(pps, ps)
     start = dia.greatest("p.start_date", pps)
-    end = dia.least(f"COALESCE(p.end_date, {ps})", ps)
+    joins, bend = billed_end(dia)
+    end = dia.least(f"COALESCE({bend}, {ps})", ps)
     x = f"""SELECT b.*, p.end_date, COALESCE(cr.credited, 0) AS credited, {TAX_BP} AS tax_bp, {dd} AS dd,
-               {dia.days(pps, start)} AS a1, CASE WHEN p.end_date IS NOT NULL AND p.end_date <= {pps} THEN 0 ELSE {dia.days(pps, end)} END AS a2
+               {dia.days(pps, start)} AS a1, CASE WHEN {bend} IS NOT NULL AND {bend} <= {pps} THEN 0 ELSE {dia.days(pps, end)} END AS a2
         FROM ({billed}) b
-        JOIN product p ON p.id = b.product_id
+        JOIN product p ON p.id = b.product_id{joins}
         JOIN account a ON a.id = b.account_id AND a.bill_cycle_day = :day
         JOIN tax_rate t ON t.code = b.code
         LEFT JOIN ({credited}) cr ON cr.product_id = b.product_id"""
@@ -77,7 +89,7 @@ def coverage_sql(dia: Dialect, *, charge_suspended: bool) -> str:
                 f"FROM billing_suspension bs WHERE bs.account_id = x.account_id AND bs.suspended_on < {ps} "
                 f"AND (bs.resumed_on IS NULL OR bs.resumed_on > {pps}))")
     y = f"SELECT x.*, {active} - {susp} AS expected, x.billed - x.credited AS net FROM ({x}) x"
-    ended = f"y.end_date IS NOT NULL AND y.end_date < {ps}"
+    ended = f"y.end_date IS NOT NULL AND y.end_date < {ps}"  # explained by the end date (an overlap only shortens the credit)
     last = dia.minus_day_text(ps)
     expl = (f"CASE WHEN {ended} THEN 'Service ended ' || {dia.date_text('y.end_date')} || ': ' ELSE '' END"
             f" || y.description || ' ' || {dia.date_text(pps)} || ' to ' || {last} || ' was billed ' || CAST(y.net AS TEXT)"

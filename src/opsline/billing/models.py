@@ -378,3 +378,18 @@ class AccountSuspension(Base):
         CheckConstraint("resumed_on IS NULL OR resumed_on >= suspended_on", name="dates"),
         Index("ix_billing_suspension_account", "account_id", "suspended_on"),
     )
+
+
+class RelocationOverlap(Base):
+    """Reference data: days a partner (FNO) bills the old and the new line together on a relocation; billing bills the
+    old line that much past the move date too (no overlap for partners without a row)."""
+
+    __tablename__ = "relocation_overlap"
+    partner_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    overlap_days: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (CheckConstraint("overlap_days BETWEEN 0 AND 31", name="overlap_days"),)
+
+    def __str__(self) -> str:
+        return f"{self.partner_code}: {self.overlap_days} days"

@@ -52,9 +52,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_billing_suspension")),
     )
     op.create_index("ix_billing_suspension_account", "billing_suspension", ["account_id", "suspended_on"], unique=False)
+    op.create_table(
+        "relocation_overlap",
+        sa.Column("partner_code", sa.String(length=40), nullable=False),
+        sa.Column("overlap_days", sa.Integer(), nullable=False),
+        sa.Column("description", sa.String(length=200), nullable=False),
+        sa.CheckConstraint("overlap_days BETWEEN 0 AND 31", name=op.f("ck_relocation_overlap_overlap_days")),
+        sa.PrimaryKeyConstraint("partner_code", name=op.f("pk_relocation_overlap")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("relocation_overlap")
     op.drop_index("ix_billing_suspension_account", table_name="billing_suspension")
     op.drop_table("billing_suspension")
     with op.batch_alter_table("bill_run") as b:
