@@ -280,16 +280,16 @@ def _norm(s: str | None) -> str:
 
 
 def find_duplicates(session: Session, *, threshold: float = 88.0, limit: int = 200, account_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """Likely duplicate accounts for clean-up: rapidfuzz over name + address + phone, blocked by postal code
-    or phone so the work grows with block sizes, not the square of all accounts."""
+    """Likely duplicate accounts for clean-up: rapidfuzz over name + address + phone, blocked by postal code and
+    initial, phone or email, so the work grows with block sizes, not the square of all accounts."""
     q = select(Account.id, Account.account_number, Account.name, Account.phone, Account.email, Account.billing_line1, Account.billing_postal_code)
     if account_ids:
         q = q.where(Account.id.in_(account_ids))
     rows = session.execute(q).all()
     blocks: dict[str, list[Any]] = defaultdict(list)
     for r in rows:
-        if r.billing_postal_code:
-            blocks["pc:" + r.billing_postal_code].append(r)
+        if r.billing_postal_code:  # same postal code and same initial: near-identical names, without comparing a street's every pair
+            blocks["pc:" + r.billing_postal_code + ":" + _norm(r.name)[:1]].append(r)
         if r.phone:
             blocks["ph:" + r.phone[-9:]].append(r)
         if r.email:
