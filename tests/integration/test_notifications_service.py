@@ -182,13 +182,17 @@ def test_a_held_message_needs_a_second_person_with_the_approve_permission(sessio
 def test_rejecting_a_held_message_needs_a_reason_and_it_is_never_sent(session, now, actor):
     acc = _account(session, now, actor)
     mid = service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "s", "body": "b"}, now=now,
-                       actor=Actor(name="writer", roles=frozenset({"second_line_agent"})), needs_approval=True)
+                       actor=Actor(name="writer", roles=frozenset({"second_line_agent"})), needs_approval=True, subject_ref="case:9")
     legal = Actor(name="legal", roles=frozenset({"service_manager"}))
     with pytest.raises(ReasonRequired):
         service.reject(session, message_id=mid, reason=" ", now=now, actor=legal)
     assert session.get(Message, mid).state == MessageState.AWAITING_APPROVAL
     service.reject(session, message_id=mid, reason="admits liability", now=now, actor=legal)
     assert session.get(Message, mid).state == MessageState.REJECTED and _count(session, Job) == 0
+    session.flush()
+    ev = session.execute(select(AuditEvent).where(AuditEvent.entity_type == "message", AuditEvent.action == "reject")).scalar_one()
+    # the case the reply belongs to can react to `message.rejected`: the payload says what the message was about
+    assert ev.reason == "admits liability" and ev.after["subject_ref"] == "case:9" and ev.after["state"] == "rejected"
 
 
 def test_every_message_is_on_the_account_timeline_with_its_rendered_text(session, now, actor):

@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 from opsline.config import get_settings
 from opsline.core import events, jobs
 from opsline.core.events import Actor
-from opsline.core.lifecycle import transition
 from opsline.notifications.channels import DeliveryFailed, OutgoingFile, SmsGateway, gateway_from_settings, read_ref, send_email
 from opsline.notifications.contacts import is_opted_out
-from opsline.notifications.models import MESSAGE, Message, MessageAttachment, MessageState
-from opsline.notifications.service import DELIVER_JOB, get_message
+from opsline.notifications.models import Message, MessageAttachment, MessageState
+from opsline.notifications.service import DELIVER_JOB, get_message, move
 from opsline.notifications.settings import get_notification_settings
 
 SYSTEM = Actor.system("notifications")
@@ -40,7 +39,6 @@ def deliver_message(session: Session, *, message_id: int, now: datetime, gateway
                     max_attempts: int | None = None) -> dict[str, Any]:
     """Try to send one message now. Returns what happened; a failure is recorded (and retried later), not raised."""
     msg = get_message(session, message_id=message_id, lock=True)
-    label = f"message {msg.id}"
     if msg.state != MessageState.QUEUED.value:
         return {"skipped": msg.state}
     due = msg.next_attempt_at or msg.run_at
@@ -48,7 +46,7 @@ def deliver_message(session: Session, *, message_id: int, now: datetime, gateway
         return {"skipped": "not due"}  # a later job exists for the rescheduled time
     if msg.account_id is not None and is_opted_out(session, account_id=msg.account_id, channel=msg.channel, category=msg.category):
         msg.last_error = "the account opted out before the message went"
-        transition(session, MESSAGE, msg, "suppress", now=now, actor=SYSTEM, label=label)
+        move(session, msg, "suppress", now=now, actor=SYSTEM, error=msg.last_error)
         return {"suppressed": "opted out"}
     msg.attempts += 1
     try:
@@ -63,8 +61,7 @@ def deliver_message(session: Session, *, message_id: int, now: datetime, gateway
     except DeliveryFailed as exc:
         return _failed(session, msg, exc=exc, now=now, max_attempts=max_attempts)
     msg.sent_at, msg.last_error, msg.next_attempt_at = now, None, None
-    transition(session, MESSAGE, msg, "deliver", now=now, actor=SYSTEM, label=label,
-               details={"to": msg.to_addr, "attempts": msg.attempts, "external_id": msg.external_id})
+    move(session, msg, "deliver", now=now, actor=SYSTEM, to=msg.to_addr, attempts=msg.attempts, external_id=msg.external_id)
     return {"sent_to": msg.to_addr, "attempts": msg.attempts}
 
 
@@ -72,14 +69,13 @@ def _failed(session: Session, msg: Message, *, exc: DeliveryFailed, now: datetim
     limit = max_attempts or get_notification_settings().message_max_attempts
     error = str(exc)
     msg.last_error = error[:2000]
-    label = f"message {msg.id}"
     if exc.permanent:
         msg.next_attempt_at = None
-        transition(session, MESSAGE, msg, "bounce", now=now, actor=SYSTEM, label=label, details={"attempts": msg.attempts, "error": msg.last_error})
+        move(session, msg, "bounce", now=now, actor=SYSTEM, attempts=msg.attempts, error=msg.last_error)
         return {"undeliverable": error, "attempts": msg.attempts}
     if msg.attempts >= limit:
         msg.next_attempt_at = None
-        transition(session, MESSAGE, msg, "fail", now=now, actor=SYSTEM, label=label, details={"attempts": msg.attempts, "error": msg.last_error})
+        move(session, msg, "fail", now=now, actor=SYSTEM, attempts=msg.attempts, error=msg.last_error)
         return {"failed": error, "attempts": msg.attempts}
     msg.next_attempt_at = now + jobs.backoff(msg.attempts)
     # The state does not change (still queued); the attempt is on the record with its error and the next try.

@@ -171,6 +171,14 @@ def send(
     return msg.id
 
 
+def move(session: Session, msg: Message, action: str, *, now: datetime, actor: Actor, reason: str | None = None,
+         **details: Any) -> list[str]:
+    """A message lifecycle transition whose event payload tells subscribers what the message was about
+    (`event`, `subject_ref`, e.g. "case:42"), so a case can react to its reply being sent or rejected."""
+    return transition(session, MESSAGE, msg, action, now=now, actor=actor, reason=reason, label=f"message {msg.id}",
+                      details={"event": msg.event, "channel": msg.channel, "subject_ref": msg.subject_ref, **details})
+
+
 def get_message(session: Session, *, message_id: int, lock: bool = False) -> Message:
     q = select(Message).where(Message.id == message_id)
     if lock and session.get_bind().dialect.name == "postgresql":
@@ -186,11 +194,11 @@ def approve(session: Session, *, message_id: int, now: datetime, actor: Actor, t
     Raises NotFound, TransitionNotAllowed (not awaiting approval), ActionNotPermitted (no notifications.approve),
     FourEyesRequired (the approver wrote it). If the account opted out meanwhile, the message is suppressed instead."""
     msg = get_message(session, message_id=message_id, lock=True)
-    nxt = transition(session, MESSAGE, msg, "approve", now=now, actor=actor, label=f"message {msg.id}")
+    nxt = move(session, msg, "approve", now=now, actor=actor)
     msg.decided_by, msg.decided_at = actor.name, now
     if msg.account_id is not None and is_opted_out(session, account_id=msg.account_id, channel=msg.channel, category=msg.category):
         msg.last_error = "the account opted out after the message was written"
-        return transition(session, MESSAGE, msg, "suppress", now=now, actor=Actor.system("notifications"), label=f"message {msg.id}")
+        return move(session, msg, "suppress", now=now, actor=Actor.system("notifications"), error=msg.last_error)
     msg.run_at, msg.schedule_note = next_allowed(session, account_id=msg.account_id, category=msg.category, channel=msg.channel,
                                                  at=now, tz=_tz(tz), exclude_message_id=msg.id)
     _enqueue_delivery(session, msg, now=now)
@@ -201,7 +209,7 @@ def reject(session: Session, *, message_id: int, reason: str, now: datetime, act
     """The approver refuses a held message; it is never sent. Raises NotFound, TransitionNotAllowed,
     ActionNotPermitted, ReasonRequired."""
     msg = get_message(session, message_id=message_id, lock=True)
-    nxt = transition(session, MESSAGE, msg, "reject", now=now, actor=actor, reason=reason, label=f"message {msg.id}")
+    nxt = move(session, msg, "reject", now=now, actor=actor, reason=reason)
     msg.decided_by, msg.decided_at = actor.name, now
     return nxt
 
@@ -210,7 +218,7 @@ def retry(session: Session, *, message_id: int, now: datetime, actor: Actor) -> 
     """Send a failed or undeliverable message again now, with a fresh set of attempts.
     Raises NotFound, TransitionNotAllowed, ActionNotPermitted."""
     msg = get_message(session, message_id=message_id, lock=True)
-    nxt = transition(session, MESSAGE, msg, "retry", now=now, actor=actor, label=f"message {msg.id}")
+    nxt = move(session, msg, "retry", now=now, actor=actor)
     msg.attempts, msg.run_at, msg.next_attempt_at = 0, now, None
     _enqueue_delivery(session, msg, now=now)
     return nxt
@@ -219,4 +227,4 @@ def retry(session: Session, *, message_id: int, now: datetime, actor: Actor) -> 
 def cancel(session: Session, *, message_id: int, reason: str, now: datetime, actor: Actor) -> list[str]:
     """Withdraw a message not sent yet. Raises NotFound, TransitionNotAllowed, ActionNotPermitted, ReasonRequired."""
     msg = get_message(session, message_id=message_id, lock=True)
-    return transition(session, MESSAGE, msg, "cancel", now=now, actor=actor, reason=reason, label=f"message {msg.id}")
+    return move(session, msg, "cancel", now=now, actor=actor, reason=reason)
