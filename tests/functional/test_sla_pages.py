@@ -97,3 +97,43 @@ def test_case_clock_partial_and_api(client_as, api_token, factory, now, app) -> 
         assert b.status_code == 200 and b.json() and b.headers["X-Result-Count"] == str(len(b.json()))
         assert api.get("/api/sla/v1/caseClock?caseId=999999", headers=api_token("admin")).status_code == 404
         assert "/api/sla/v1/breach" in api.get("/openapi.json").json()["paths"]
+
+
+def test_the_dashboard_explains_open_breaches_against_this_months_breaches_and_links_both(client_as, factory, now) -> None:  # type: ignore[no-untyped-def]
+    # breached 8 days ago: still open now, and its deadline passed in an earlier month than the report's
+    cid = _case_with_breach(factory, now)
+    with factory() as s:
+        assert s.get(SupportCase, cid).sla_state == "breached"
+    page = client_as("service_manager").get("/sla")
+    assert "Open cases past a deadline" in page.text and "any month, still unresolved" in page.text
+    assert "Deadlines missed in 2026-11" in page.text and 'href="/sla/breaches?month=2026-11"' in page.text
+    assert 'href="/cases?tab=breaching"' in page.text and "answer different questions" in page.text
+    c = client_as("service_manager")
+    assert "CS-F0001" in c.get("/sla/breaches?open=1").text
+    assert "CS-F0001" not in c.get("/sla/breaches?month=2026-10").text
+    r = c.get("/sla/breaches?month=November")
+    assert r.status_code == 422 and "month must look like 2026-11" in r.text
+
+
+def test_the_case_page_loads_its_clocks_from_the_sla_desk_and_says_how_long_it_is_breached(client_as, factory, now) -> None:  # type: ignore[no-untyped-def]
+    cid = _case_with_breach(factory, now)
+    c = client_as("second_line_agent")
+    page = c.get(f"/cases/{cid}")
+    assert page.status_code == 200 and f'hx-get="/sla/cases/{cid}/clocks"' in page.text and "past its deadline by" in page.text
+    clocks = c.get(f"/sla/cases/{cid}/clocks")
+    assert clocks.status_code == 200 and "Resolution" in clocks.text and "breached" in clocks.text
+    queue = c.get("/cases?tab=breaching").text
+    assert "CS-F0001" in queue and "by " in queue
+
+
+def test_sla_home_cards_count_uncaused_breaches_and_chart_open_cases_by_standing(factory, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.core.events import Actor
+    from opsline.sla.home import home
+
+    _case_with_breach(factory, now)
+    with factory() as s:
+        cards = {c.title: c for c in home(s, now=now, actor=Actor(name="sm", roles=frozenset({"service_manager"})), tz="UTC")}
+    uncaused = cards["Breaches without a cause"]
+    assert uncaused.count >= 1 and uncaused.href == "/sla/breaches?uncaused=1" and uncaused.desks == ("service_manager",)
+    chart = cards["Open cases by SLA standing"].chart
+    assert chart["type"] == "doughnut" and chart["data"]["labels"][0] == "Breached" and chart["data"]["datasets"][0]["data"][0] == 1
