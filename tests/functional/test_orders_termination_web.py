@@ -113,3 +113,20 @@ def test_quotes_expiring_soon_are_counted_on_the_home_card_and_listed_behind_it(
     assert card.count == 1 and card.hint == "first on 2026-11-26" and card.href == "/orders?quotes_expiring=7#quotes"
     page = client_as("billing_analyst").get(card.href)
     assert page.status_code == 200 and "expiring within 7 days" in page.text and "Q1<" in page.text and "Q2<" not in page.text
+
+
+def test_loaned_equipment_awaiting_return_is_a_home_card_with_the_list_behind_it(client_as, factory, now):
+    from opsline.inventory.area import AREA as INVENTORY
+
+    acc, product = _active_fibre(factory, now)
+    with factory.begin() as s:
+        orders.place_order(s, data=OrderIn(account_id=acc, requested_start_date=date(2027, 1, 1), items=[OrderItemIn(action="delete", product_id=product)]),
+                           now=now, tz=TZ, actor=Actor.system("t"))
+        item = s.execute(select(ProductOrderItem).where(ProductOrderItem.action == "delete")).scalar_one()
+        orders.on_partner_order_update(s, service_order_id=item.partner_service_order_id, order_item_id=item.id, state="completed", confirmed_date=date(2027, 1, 1),
+                                       reason=None, now=now, tz=TZ, actor=Actor.system("t"))
+    with factory() as s:
+        (card,) = INVENTORY.home(s, now=now, actor=Actor.system("t"), tz=TZ)
+    assert card.count == 1 and card.desks == ("cancellations_coordinator",)
+    page = client_as("cancellations_coordinator").get(card.href)
+    assert page.status_code == 200 and "awaiting return" in page.text and "AXR" in page.text and "ONT" not in page.text.split("<tbody>")[1]

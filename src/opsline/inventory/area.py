@@ -5,17 +5,20 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from opsline.areas import Area
+from typing import Any
+
+from opsline.areas import Area, HomeCard
 from opsline.core.domain_events import DomainEvent, Subscriber
+from opsline.core.events import Actor
 from opsline.inventory import models  # noqa: F401  (tables)
 from opsline.inventory import service
 from opsline.inventory.models import EQUIPMENT, PRODUCT
 
 
 def _routers() -> list:
-    from opsline.inventory import api
+    from opsline.inventory import api, views
 
-    return [api.router]
+    return [views.router, api.router]
 
 
 def _panels() -> list:
@@ -52,6 +55,17 @@ def _on_account_active(session: Session, ev: DomainEvent, now: datetime) -> None
     service.resume_account_products(session, account_id=_account_id(ev), now=now, actor=ev.actor, reason=f"account reconnected: {why}")
 
 
+def _home(session: Session, *, now: datetime, actor: Actor, tz: Any) -> list[HomeCard]:
+    s = service.awaiting_return_summary(session, now=now)
+    oldest = s["oldest"]
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    hint = f"oldest waiting {(now - oldest).days} d" if oldest is not None else "none waiting"
+    return [HomeCard(desks=("cancellations_coordinator",), title="Loaned equipment awaiting return", count=s["count"],
+                     href="/inventory/equipment?state=awaiting_return&owner=isp_loaned", permission="inventory.view", hint=hint,
+                     tone="warn" if s["count"] else "normal", order=45)]
+
+
 AREA = Area(
     name="inventory",
     order=30,
@@ -59,6 +73,7 @@ AREA = Area(
     demo_steps=(("products", _demo_products),),
     panels=_panels,
     lifecycles=(PRODUCT, EQUIPMENT),
+    home=_home,
     subscribers=(
         Subscriber("inventory.suspend_products_with_account", "account.suspended", _on_account_suspended),
         Subscriber("inventory.resume_products_with_account", "account.active", _on_account_active),

@@ -14,7 +14,7 @@ from opsline.catalog.models import ProductOffering
 from opsline.core import events, lifecycle
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
-from opsline.customers.models import Site
+from opsline.customers.models import Account, Site
 from opsline.orders.models import ProductOrderItem
 from opsline.inventory.models import EQUIPMENT, PRODUCT, Equipment, EquipmentEvent, EquipmentState, Product, ProductState
 
@@ -290,3 +290,27 @@ def products_panel(session: Session, *, account_id: int, now: datetime) -> dict[
 def equipment_panel(session: Session, *, account_id: int, now: datetime) -> dict[str, Any]:
     """Account 360 'Equipment' panel."""
     return {"equipment": list_equipment(session, account_id=account_id, limit=50), "account_id": account_id}
+
+
+def equipment_page(session: Session, *, now: datetime, state: str | None = None, kind: str | None = None, owner: str | None = None,
+                   offset: int = 0, limit: int = 100) -> dict[str, Any]:
+    """Equipment across accounts (newest change first) with the account it sits with: one query for the page, one for
+    the total. Filters by state, kind and owner; each row says how long it has been in its state."""
+    q = select(Equipment, Account.account_number, Account.name).outerjoin(Account, Account.id == Equipment.account_id)
+    for col, val in ((Equipment.state, state), (Equipment.kind, kind), (Equipment.owner, owner)):
+        if val:
+            q = q.where(col == val)
+    total = session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    rows = session.execute(q.order_by(Equipment.updated_at, Equipment.id).offset(offset).limit(limit)).all()
+    items = []
+    for e, number, name in rows:
+        since = e.updated_at if e.updated_at.tzinfo else e.updated_at.replace(tzinfo=now.tzinfo)
+        items.append(equipment_dict(e) | {"account_number": number, "account_name": name, "days_in_state": max(0, (now - since).days)})
+    return {"items": items, "total": total, "filters": {"state": state, "kind": kind, "owner": owner},
+            "states": EQUIPMENT.state_values(), "offset": offset, "limit": limit}
+
+
+def awaiting_return_summary(session: Session, *, now: datetime) -> dict[str, Any]:
+    """Loaned equipment the customer still has to send back: how many, and since when (the oldest)."""
+    n, oldest = session.execute(select(func.count(), func.min(Equipment.updated_at)).where(Equipment.state == ES.AWAITING_RETURN.value)).one()
+    return {"count": int(n or 0), "oldest": oldest}
