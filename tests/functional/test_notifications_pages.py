@@ -82,9 +82,11 @@ def test_the_approvals_queue_lets_a_second_person_approve_but_not_the_writer(cli
     writer = client_as("service_manager")
     with factory.begin() as s:
         mid = service.send(s, event="generic.notice", account_id=acc, context={"subject": "Formal reply", "body": "We dispute the claim."},
-                           now=now, actor=Actor(name=writer.username, roles=frozenset({"service_manager"})), needs_approval=True)
+                           now=now, actor=Actor(name=writer.username, roles=frozenset({"service_manager"})), needs_approval=True,
+                           subject_ref="case:77")
     page = writer.get("/notifications/approvals")
     assert page.status_code == 200 and "We dispute the claim." in page.text and "another approver must sign it off" in page.text
+    assert 'href="/cases/77"' in page.text  # the case the reply belongs to
     r = writer.post(f"/notifications/messages/{mid}/approve", data={})
     assert r.status_code == 403 and "second person" in r.text
     with factory() as s:

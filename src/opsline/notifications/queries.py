@@ -21,6 +21,15 @@ from opsline.notifications.service import get_message
 from opsline.notifications.settings import get_notification_settings
 
 PROBLEM_STATES = (MessageState.FAILED.value, MessageState.UNDELIVERABLE.value)
+# Where a message's subject_ref ("case:42") is shown, for a link from the message to what it is about.
+REF_PAGES = {"case": "/cases/{}", "invoice": "/billing/invoices/{}", "claim": "/billing/claims/{}", "order": "/orders/{}",
+             "quote": "/quotes/{}", "account": "/accounts/{}"}
+
+
+def ref_link(subject_ref: str | None) -> str | None:
+    kind, _, ident = (subject_ref or "").partition(":")
+    page = REF_PAGES.get(kind)
+    return page.format(ident) if page and ident.isdigit() else None
 PAGE = 50
 
 
@@ -30,7 +39,8 @@ def _row(m: Message, account_number: str | None = None, account_name: str | None
             "subject": m.subject, "body": m.body, "state": m.state, "needs_approval": m.needs_approval, "created_by": m.created_by,
             "created_at": m.created_at, "run_at": m.run_at, "schedule_note": m.schedule_note, "sent_at": m.sent_at,
             "attempts": m.attempts, "next_attempt_at": m.next_attempt_at, "last_error": m.last_error,
-            "decided_by": m.decided_by, "decided_at": m.decided_at, "subject_ref": m.subject_ref, "external_id": m.external_id,
+            "decided_by": m.decided_by, "decided_at": m.decided_at, "subject_ref": m.subject_ref, "ref_link": ref_link(m.subject_ref),
+            "external_id": m.external_id,
             "scheduled": m.state == MessageState.QUEUED.value and m.run_at > m.created_at,
             "retrying": m.state == MessageState.QUEUED.value and m.attempts > 0}
 
