@@ -12,7 +12,7 @@ from opsline.cases.models import CaseEvent, Queue, SupportCase
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.jobs import Job
 from opsline.sla import service
-from opsline.sla.models import BusinessCalendarRow, SlaBreach, SlaClock, SlaNotification, SlaPolicy, SlaWarning
+from opsline.sla.models import BusinessCalendarRow, SlaBreach, SlaCase, SlaClock, SlaNotification, SlaPolicy, SlaWarning
 
 SAST = ZoneInfo("Africa/Johannesburg")
 
@@ -295,3 +295,40 @@ def test_cases_service_changes_recompute_the_clocks_in_the_same_transaction(sess
     session.expire_all()
     assert clock(session, c.id, "first_response").target_seconds == 30 * 60
     assert session.get(SupportCase, c.id).sla_policy_id == session.execute(select(SlaPolicy.id).where(SlaPolicy.name == "Default P1")).scalar_one()
+
+
+def test_a_business_hours_clock_skips_a_public_holiday(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    # Tuesday 15 December 2026 16:00; the 16th is the Day of Reconciliation. P3 first response: 4 business hours.
+    opened = at(2026, 12, 15, 16, 0)
+    cid = make_case(session, queues, opened=opened, priority=3)
+    service.recalculate(session, case_ids=[cid], now=opened + timedelta(minutes=5), reason="t", actor=actor)
+    assert clock(session, cid, "first_response").due_at == at(2026, 12, 17, 11, 0)  # 1 h on the 15th, 3 h on the 17th
+
+
+def test_a_24x7_complaint_clock_runs_across_month_end_in_calendar_time(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    opened = at(2026, 11, 30, 23, 30)
+    cid = make_case(session, queues, opened=opened, category="complaint", priority=2)
+    service.recalculate(session, case_ids=[cid], now=opened + timedelta(hours=1), reason="t", actor=actor)
+    assert clock(session, cid, "first_response").due_at == at(2026, 12, 2, 23, 30)
+    assert clock(session, cid, "resolution").due_at == at(2026, 12, 14, 23, 30)
+
+
+def test_a_24x7_clock_in_a_site_timezone_loses_no_hour_over_the_dst_change(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    from opsline.customers.models import Account, Party, Site
+
+    p = Party(kind="person", name="Ama Mensah", created_at=now)
+    session.add(p)
+    session.flush()
+    acc = Account(account_number="4000000001", party_id=p.id, name="Ama Mensah", kind="retail", status="active", segment_code="consumer",
+                  value_tier_code="standard", currency="ZAR", created_at=now, updated_at=now)
+    session.add(acc)
+    session.flush()
+    session.add(Site(account_id=acc.id, line1="1 High St", city="London", country="GB", timezone="Europe/London", created_at=now))
+    opened = datetime(2026, 3, 28, 12, 0, tzinfo=ZoneInfo("UTC"))  # the clocks go forward in London on Sunday 29 March
+    cid = make_case(session, queues, opened=opened, category="complaint", priority=2)
+    session.get(SupportCase, cid).account_id = acc.id
+    session.flush()
+    service.recalculate(session, case_ids=[cid], now=opened + timedelta(hours=1), reason="t", actor=actor)
+    fr = clock(session, cid, "first_response")
+    assert fr.calendar_code == "za-247" and fr.due_at == opened + timedelta(hours=48)
+    assert session.execute(select(SlaCase.timezone).where(SlaCase.case_id == cid)).scalar_one() == "Europe/London"
