@@ -132,6 +132,9 @@ def test_a_collections_message_in_quiet_hours_is_scheduled_for_08_00_operator_ti
     assert "quiet hours 20:00-08:00" in msg.schedule_note
     job = session.execute(select(Job).where(Job.kind == "notifications.deliver")).scalar_one()
     assert job.run_at == msg.run_at
+    session.flush()
+    entry = session.execute(select(AuditEvent).where(AuditEvent.entity_type == "message", AuditEvent.entity_id == str(mid))).scalar_one()
+    assert entry.after["scheduled_for"] == "2026-11-24T06:00:00+00:00" and "quiet hours" in entry.after["schedule_note"]  # visible
     # a service message is not held by the collections rules
     svc = session.get(Message, service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "s", "body": "b"},
                                             now=evening, actor=actor, tz=TZ))

@@ -57,11 +57,13 @@ def _tz(tz: ZoneInfo | None) -> ZoneInfo:
 
 
 def _timeline(session: Session, msg: Message, *, now: datetime, actor: Actor, action: str) -> None:
-    """The account timeline entry: the message as the customer gets it."""
+    """The account timeline entry: the message as the customer gets it (empty fields left out)."""
+    after = {"event": msg.event, "channel": msg.channel, "category": msg.category, "to": msg.to_addr, "subject": msg.subject,
+             "body": msg.body, "state": msg.state, "subject_ref": msg.subject_ref, "why": msg.last_error}
+    if msg.run_at != now:
+        after |= {"scheduled_for": msg.run_at.isoformat(), "schedule_note": msg.schedule_note}
     events.record(session, now=now, actor=actor, entity_type="message", entity_id=msg.id, action=action, account_id=msg.account_id,
-                  after={"event": msg.event, "channel": msg.channel, "category": msg.category, "to": msg.to_addr,
-                         "subject": msg.subject, "body": msg.body, "state": msg.state, "run_at": msg.run_at.isoformat(),
-                         "schedule_note": msg.schedule_note, "subject_ref": msg.subject_ref})
+                  after={k: v for k, v in after.items() if v not in (None, "")})
 
 
 def _enqueue_delivery(session: Session, msg: Message, *, now: datetime) -> None:
