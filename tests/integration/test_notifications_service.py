@@ -296,3 +296,16 @@ def test_a_translation_starts_as_a_copy_and_a_second_copy_for_the_same_language_
         service.add_language(session, template_id=tpl.id, language="af", now=now, actor=actor)
     with pytest.raises(InvalidInput):
         service.add_language(session, template_id=tpl.id, language="a1", now=now, actor=actor)
+
+
+def test_a_batch_sender_may_ask_for_a_suppressed_record_instead_of_the_opt_out_error(session, now, actor):
+    acc = _account(session, now, actor)
+    service.set_preference(session, account_id=acc.id, channel="email", category="collections", opted_out=True, now=now, actor=actor)
+    mid = service.send(session, event="generic.notice", account_id=acc.id, context={"subject": "Arrears", "body": "Please pay"}, now=now,
+                       actor=actor, category="collections", on_opt_out="suppress")
+    msg = session.get(Message, mid)
+    assert msg.state == MessageState.SUPPRESSED and "opted out of collections messages by email" in msg.last_error
+    assert _count(session, Job) == 0
+    session.flush()
+    entry = session.execute(select(AuditEvent).where(AuditEvent.entity_type == "message", AuditEvent.entity_id == str(mid))).scalar_one()
+    assert entry.action == "suppress" and "opted out" in entry.after["why"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -100,12 +100,15 @@ def send(
     idempotency_key: str | None = None,
     tz: ZoneInfo | None = None,
     language: str | None = None,
+    on_opt_out: Literal["raise", "suppress"] = "raise",
 ) -> int:
     """Render the template for `event` (in the account's language) and queue the message for delivery through the job
     table, in the caller's transaction; returns the message id. The message goes at the next time the contact rules
     allow (quiet hours, caps: it is scheduled, never dropped); with `needs_approval` it waits for a Legal/Brand approver.
     An account without an address for the channel gets a suppressed message (kept, visible, not sent).
     A repeated `idempotency_key` returns the first message's id and sends nothing more.
+    A batch sender (dunning, bill run) may pass `on_opt_out="suppress"`: an opted-out account then gets a suppressed
+    message on its timeline ("not sent: opted out") instead of the error.
 
     Raises InvalidInput (unknown channel/category, no recipient, bad attachment), NotFound (account),
     RecipientOptedOut (the account opted out of this channel for this category), NoTemplate, TemplateRenderError
@@ -126,7 +129,8 @@ def send(
     # The account read flushed whatever the caller had pending; the reads below need no further autoflush (each one
     # would scan the whole identity map, which grows when a batch sends many messages in one transaction).
     with session.no_autoflush:
-        if account is not None and is_opted_out(session, account_id=account.id, channel=channel, category=category):
+        opted_out = account is not None and is_opted_out(session, account_id=account.id, channel=channel, category=category)
+        if opted_out and on_opt_out != "suppress":
             raise RecipientOptedOut(f"account {account.account_number} has opted out of {category} messages by {channel}; nothing was sent",
                                     field="channel", extra={"account_id": account_id, "channel": channel, "category": category})
         address = to or (None if account is None else (account.email if channel == "email" else account.phone))
@@ -138,14 +142,17 @@ def send(
         rendered = render(session, event=event, channel=channel, language=lang, context=base | dict(context),
                           fallback_language=ns.notifications_default_language)
         schedule: tuple[datetime, str | None] = (now, None)
-        if address and not needs_approval:
+        if address and not needs_approval and not opted_out:
             schedule = next_allowed(session, account_id=account_id, category=category, channel=channel, at=now, tz=_tz(tz))
 
     msg = Message(account_id=account_id, event=event, channel=channel, category=category, language=rendered.language,
                   to_addr=address, subject=rendered.subject[:1000], body=rendered.body, template_id=rendered.template_id,
                   template_version=rendered.template_version, subject_ref=subject_ref, needs_approval=needs_approval,
                   created_by=actor.name, created_at=now, run_at=now, attempts=0, idempotency_key=idempotency_key)
-    if not address:
+    if opted_out:
+        msg.state, action = MessageState.SUPPRESSED.value, "suppress"
+        msg.last_error = f"not sent: the account opted out of {category} messages by {channel}"
+    elif not address:
         msg.state, action = MessageState.SUPPRESSED.value, "suppress"
         msg.last_error = f"account has no {'email address' if channel == 'email' else 'phone number'}"
     elif needs_approval:
