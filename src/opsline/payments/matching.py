@@ -24,7 +24,7 @@ from opsline.payments import settings as policy
 from opsline.payments.tokens import account_tokens, invoice_tokens
 
 SETTLED = "payments.invoice_settled"
-TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc", "pm_amt")
+TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc", "pm_amt", "pm_rare")
 
 
 @dataclass
@@ -125,13 +125,13 @@ def _rule_sql(q: _Sql, kind: str) -> str | None:
                        UNION ALL SELECT SUM(o.open_minor) FROM ({OPEN_PER_INVOICE}) o WHERE o.account_id = a.id AND o.open_minor > 0)
                    GROUP BY t.payment_id HAVING COUNT(DISTINCT a.id) = 1"""
     if kind == "amount_date":
+        # pm_rare: the still unmatched payments whose amount is rare among open invoices (refreshed before this rule)
         return f"""SELECT p.payment_id AS payment_id, MIN(i.account_id) AS account_id, CASE WHEN COUNT(DISTINCT i.id) = 1 THEN MIN(i.id) END AS invoice_id,
                    CAST(MIN(p.amount_minor) AS TEXT) AS token, 'amount equals open invoice ' || MIN(i.number) || ' due ' || CAST(MIN(i.due_date) AS TEXT)
                    || ' (the only account owing it)' AS detail
-                   FROM pm_pay p JOIN invoice i ON i.total_minor = p.amount_minor AND i.currency = p.currency AND i.number IS NOT NULL
+                   FROM pm_rare p JOIN invoice i ON i.total_minor = p.amount_minor AND i.currency = p.currency AND i.number IS NOT NULL
                         AND i.due_date >= {q.minus_days('p.received_on', ':window')} AND i.due_date <= {q.plus_days('p.received_on', ':window')}
-                   WHERE {unmatched} AND p.amount_minor IN (SELECT total_minor FROM pm_amt WHERE n <= 20)
-                     AND i.total_minor > COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id
+                   WHERE p.n <= 20 AND i.total_minor > COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id
                                                    AND x.state IN ('allocated','proposed')), 0)
                    GROUP BY p.payment_id HAVING COUNT(DISTINCT i.account_id) = 1"""
     return None
@@ -155,13 +155,11 @@ def _tokens(q: _Sql, *, default_prefix: str) -> int:
 def _payer_names(q: _Sql, *, rule_code: str, window: int, min_score: int, max_candidates: int = 200) -> None:
     """Cautious fuzzy payer names: candidates are accounts owing exactly this amount on an open invoice due near the payment
     date; the best name must clear `min_score` and beat the runner-up clearly. Only ever a proposal."""
-    cand = q.x(f"""SELECT p.payment_id, p.payer_name, a.id, a.name, a.account_number FROM pm_pay p
+    cand = q.x(f"""SELECT p.payment_id, p.payer_name, a.id, a.name, a.account_number FROM pm_rare p
                   JOIN invoice i ON i.total_minor = p.amount_minor AND i.currency = p.currency AND i.number IS NOT NULL
                        AND i.due_date >= {q.minus_days('p.received_on', ':w')} AND i.due_date <= {q.plus_days('p.received_on', ':w')}
                   JOIN account a ON a.id = i.account_id
-                  WHERE p.payer_name <> '' AND p.payment_id NOT IN (SELECT payment_id FROM pm_match)
-                    AND p.amount_minor IN (SELECT total_minor FROM pm_amt WHERE n <= :maxc)""",
-                 {"w": window, "maxc": max_candidates}).all()
+                  WHERE p.payer_name <> '' AND p.n <= :maxc""", {"w": window, "maxc": max_candidates}).all()
     best: dict[int, list[tuple[float, int, str]]] = {}
     for pid, payer, acc_id, name, number in cand:
         score = fuzz.token_set_ratio(_clean_name(payer), _clean_name(name))
@@ -231,6 +229,10 @@ def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
         q.analyze("pm_match")
         if not q.x("SELECT 1 FROM pm_pay WHERE payment_id NOT IN (SELECT payment_id FROM pm_match) LIMIT 1").first():
             break
+        if rule.kind in ("payer_name", "amount_date"):
+            q.temp("pm_rare", """AS SELECT p.payment_id, p.amount_minor, p.currency, p.received_on, p.payer_name, a.n FROM pm_pay p
+                                  JOIN pm_amt a ON a.total_minor = p.amount_minor WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""")
+            q.analyze("pm_rare")
         if rule.kind == "payer_name":
             _payer_names(q, rule_code=rule.code, window=int(rule.params.get("window_days", 45)), min_score=int(rule.params.get("min_score", 88)))
             q.x("UPDATE pm_match SET confidence = :c WHERE rule_code = :r", {"c": rule.confidence, "r": rule.code})
