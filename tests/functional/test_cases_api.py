@@ -20,7 +20,7 @@ def _conforms(ticket: dict) -> None:
 
 
 def _account(client, headers) -> str:
-    r = client.post("/api/customerManagement/v4/customer", headers=headers, json={
+    r = client.post("/tmf-api/customerManagement/v4/customer", headers=headers, json={
         "name": "Zanele Khumalo", "contactMedium": [{"mediumType": "email", "characteristic": {"emailAddress": "zanele@gmail.com"}}]})
     assert r.status_code == 201, r.text
     return r.json()["id"]

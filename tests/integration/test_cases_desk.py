@@ -131,3 +131,14 @@ def test_desk_home_cards_show_my_oldest_case_breaches_risk_and_a_chart(session, 
     chart = cards["Open cases by age"].chart
     assert chart["type"] == "bar" and sum(chart["data"]["datasets"][0]["data"]) == 2 and chart["data"]["datasets"][0]["data"] == [1, 0, 1, 0, 0]
     assert all(set(c.desks) <= {"second_line_agent", "service_manager"} for c in cards.values())
+
+
+def test_cases_with_a_message_held_for_sign_off_are_counted_and_listed(session, now, actor):
+    held = _open(session, now - timedelta(hours=3), actor, subject="Disputed contract term", contractual_dispute=True)
+    _open(session, now, actor, subject="Ordinary")
+    service.add_note(session, case_id=held.id, data=NoteIn(body="Our position is ...", visibility="customer"), now=now - timedelta(hours=2), actor=actor)
+    me = Actor(name="agent", user_id=None, roles=frozenset({"second_line_agent"}))
+    card = {c.title: c for c in home.home(session, now=now, actor=me, tz="UTC")}["Awaiting Legal/Brand sign-off"]
+    assert (card.count, card.href, card.hint) == (1, "/cases?tab=all&signoff=1", "oldest held 2 h 0 m")
+    listed = queries.work_queue(session, now=now, user_id=None, tab="all", signoff=True)
+    assert [r["subject"] for r in listed["items"]] == ["Disputed contract term"]

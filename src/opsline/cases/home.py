@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from opsline.areas import HomeCard
 from opsline.cases.models import OPEN_STATES, SupportCase
-from opsline.cases.queries import overdue_text
+from opsline.cases.queries import awaiting_sign_off, overdue_text
+from opsline.notifications.models import Message, MessageState
 from opsline.core.events import Actor
 
 DESKS = ("second_line_agent", "service_manager")
@@ -27,6 +28,10 @@ def home(session: Session, *, now: datetime, actor: Actor, tz: str) -> list[Home
     by_state = dict(session.execute(select(SupportCase.sla_state, func.count(SupportCase.id)).where(is_open, SupportCase.sla_state.in_(("breached", "at_risk")))
                                     .group_by(SupportCase.sla_state)).all())
     first_breach = session.execute(select(func.min(SupportCase.sla_breached_at)).where(is_open, SupportCase.sla_state == "breached")).scalar_one()
+    held_n, held_oldest = session.execute(
+        select(func.count(func.distinct(Message.subject_ref)), func.min(Message.created_at))
+        .where(Message.state == MessageState.AWAITING_APPROVAL.value, Message.subject_ref.in_(select(SupportCase.reference).where(
+            is_open, SupportCase.reference.in_(awaiting_sign_off()))))).one()
     age_days = (func.julianday(now) - func.julianday(SupportCase.opened_at)) if session.get_bind().dialect.name == "sqlite" else \
         func.extract("epoch", now - SupportCase.opened_at) / 86400.0
     bucket = sql_case(*[(age_days < days, i) for i, (_, days) in enumerate(AGE_BUCKETS) if days is not None], else_=len(AGE_BUCKETS) - 1)
@@ -45,7 +50,10 @@ def home(session: Session, *, now: datetime, actor: Actor, tz: str) -> list[Home
                  tone="danger" if by_state.get("breached") else "normal", order=11),
         HomeCard(desks=DESKS, title="At risk of breaching", count=int(by_state.get("at_risk", 0)), href="/cases?tab=breaching", permission="cases.view",
                  hint="breach probability of 50% or more", tone="warn" if by_state.get("at_risk") else "normal", order=12),
+        HomeCard(desks=DESKS, title="Awaiting Legal/Brand sign-off", count=int(held_n), href="/cases?tab=all&signoff=1", permission="cases.view",
+                 hint=f"oldest held {overdue_text((now - held_oldest).total_seconds())}" if held_oldest else "messages on flagged cases wait here",
+                 tone="warn" if held_n else "normal", order=13),
         HomeCard(desks=DESKS, title="Open cases by age", count=sum(int(v) for v in ages.values()), href="/cases?tab=all", permission="cases.view",
-                 chart=chart, order=13),
+                 chart=chart, order=14),
     ]
 

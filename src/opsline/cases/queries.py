@@ -18,6 +18,7 @@ from opsline.cases.models import (
 from opsline.cases.service import get_case
 from opsline.core.events import Actor
 from opsline.customers.models import Account, ValueTier
+from opsline.notifications.models import Message, MessageState
 from opsline.users.models import User
 
 PAGE_SIZE = 50
@@ -70,8 +71,13 @@ def _decorate(r: dict[str, Any], now: datetime) -> dict[str, Any]:
     return r
 
 
+def awaiting_sign_off():  # type: ignore[no-untyped-def]
+    """Case references with a message held for Legal/Brand sign-off (the notifications area's log, read only)."""
+    return select(Message.subject_ref).where(Message.state == MessageState.AWAITING_APPROVAL.value, Message.subject_ref.is_not(None))
+
+
 def work_queue(session: Session, *, now: datetime, user_id: int | None, tab: str = "mine", state: str | None = None, category: str | None = None,
-               queue: str | None = None, priority: int | None = None, page: int = 1) -> dict[str, Any]:
+               queue: str | None = None, priority: int | None = None, signoff: bool = False, page: int = 1) -> dict[str, Any]:
     """Cases for a tab (mine / team / breaching / all) with filters, sorted by (breached / at risk, priority, value
     tier, due), paged in SQL. Open cases only unless a state filter says otherwise. Breached cases say by how long."""
     tab = tab if tab in TABS else "mine"
@@ -83,6 +89,8 @@ def work_queue(session: Session, *, now: datetime, user_id: int | None, tab: str
         q = q.where(Queue.code == queue)
     if priority:
         q = q.where(SupportCase.priority == priority)
+    if signoff:
+        q = q.where(SupportCase.reference.in_(awaiting_sign_off()))
     if tab == "mine":
         q = q.where(SupportCase.assignee_user_id == (user_id or -1))
     elif tab == "team":
