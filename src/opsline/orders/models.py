@@ -75,7 +75,7 @@ ORDER = Lifecycle(
     needs_reason={"hold", "cancel"},
     labels={"hold": "Hold", "resume": "Resume", "cancel": "Cancel order"},
 )
-OPEN_ORDER_STATES = (OS.ACKNOWLEDGED, OS.PENDING, OS.HELD, OS.IN_PROGRESS, OS.ASSESSING_CANCELLATION, OS.PENDING_CANCELLATION)
+OPEN_ORDER_STATES = tuple(OS(s) for s in ORDER.state_values() if not ORDER.is_final(s))
 
 # One line of an order; driven entirely by the system (placement, the partner's answers, the order's cancellation).
 ORDER_ITEM = Lifecycle(
@@ -91,7 +91,7 @@ ORDER_ITEM = Lifecycle(
     },
     system_actions={"start", "complete", "fail", "cancel", "hold", "reject"},
 )
-OPEN_ITEM_STATES = (IS.ACKNOWLEDGED, IS.PENDING, IS.HELD, IS.IN_PROGRESS)
+OPEN_ITEM_STATES = tuple(IS(s) for s in ORDER_ITEM.state_values() if not ORDER_ITEM.is_final(s))
 
 # A quote (TMF648). Accepting places the product order.
 QUOTE = Lifecycle(

@@ -59,6 +59,7 @@ SERVICE_ORDER = Lifecycle(
     needs_reason={"cancel", "hold"},
     labels={"cancel": "Cancel (not yet delivered)"},
 )
+OPEN_SERVICE_ORDER_STATES = tuple(s for s in SERVICE_ORDER.state_values() if not SERVICE_ORDER.is_final(s))
 
 
 class Partner(Base):

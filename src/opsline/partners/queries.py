@@ -14,9 +14,9 @@ from opsline.core.jobs import Job, JobState
 from opsline.customers.models import Account
 from opsline.partners.dates import local_date
 from opsline.partners.errors import ServiceOrderNotFound
-from opsline.partners.models import Partner, PartnerMessage, PartnerServiceOrder
+from opsline.partners.models import OPEN_SERVICE_ORDER_STATES, Partner, PartnerMessage, PartnerServiceOrder
 
-OPEN_STATES = ("acknowledged", "held", "inProgress")
+OPEN_STATES = OPEN_SERVICE_ORDER_STATES
 DELIVERY_FILTERS = ("pending", "retrying", "dead", "stuck", "delivered")
 
 

@@ -39,7 +39,7 @@ from opsline.partners.queries import (  # noqa: F401  (the read side, re-exporte
     service_orders_for_items,
     service_orders_for_product,
 )
-from opsline.partners.models import SERVICE_ORDER, AdapterKind, Partner, PartnerKind, PartnerMessage, PartnerServiceOrder, ServiceOrderState
+from opsline.partners.models import OPEN_SERVICE_ORDER_STATES, SERVICE_ORDER, AdapterKind, Partner, PartnerKind, PartnerMessage, PartnerServiceOrder, ServiceOrderState
 from opsline.partners.simulator import SimulatorAdapter
 from opsline.partners.tmf641 import build_service_order, parse_state_change
 
@@ -47,7 +47,7 @@ DELIVER_JOB = "partners.deliver"
 ACTIONS = ("add", "modify", "delete")
 S = ServiceOrderState
 
-OPEN_STATES = (S.ACKNOWLEDGED.value, S.HELD.value, S.IN_PROGRESS.value)
+OPEN_STATES = OPEN_SERVICE_ORDER_STATES
 SERVICE_STATES = ("suspended", "active")
 
 
