@@ -296,3 +296,18 @@ def test_activating_or_terminating_a_product_needs_its_date(session, now, actor)
     product = _fibre(session, now, actor, acc, site)
     err = _refused(session, InvalidInput, lambda: inventory.transition_product(session, product=product, action="terminate", now=now, actor=actor, reason="x"))
     assert err.field == "effective_date" and session.get(Product, product.id).state == "active"
+
+
+def test_suspension_still_happens_when_the_fno_is_switched_off_and_the_gap_is_on_record(session, now, actor):
+    from sqlalchemy import update
+
+    from opsline.partners.models import Partner
+
+    acc, (site,) = _account(session, now, actor)
+    fibre = _fibre(session, now, actor, acc, site)
+    session.execute(update(Partner).where(Partner.code == "vumatel").values(active=False))
+    customers.transition_account(session, account_id=acc.id, action="suspend", now=now, actor=actor, reason="arrears")
+    assert fibre.state == "suspended"
+    assert session.execute(select(func.count()).select_from(PartnerServiceOrder).where(PartnerServiceOrder.service_state.is_not(None))).scalar_one() == 0
+    gap = session.execute(select(AuditEvent).where(AuditEvent.action == "line_state_not_sent")).scalar_one()
+    assert gap.entity_id == str(fibre.id) and "not active" in gap.reason

@@ -371,13 +371,19 @@ def withdraw_service_order(session: Session, *, service_order_id: int, now: date
 
 def change_line_state(session: Session, *, product_id: int, service_state: str, now: datetime, tz: ZoneInfo, actor: Actor, reason: str) -> int | None:
     """Tell the product's FNO to suspend ('suspended') or resume ('active') the line: a TMF641 modify order delivered
-    through the job table. Returns the service order id, or None when no FNO delivers the product.
-    Raises UnableToSubmitServiceOrder."""
+    through the job table. Returns the service order id, or None when no FNO delivers the product (or the partner is
+    switched off, which is recorded on the product's history). Raises UnableToSubmitServiceOrder."""
     product = session.get(Product, product_id)
     if product is None or not product.partner_code:
         return None
     partner = session.get(Partner, product.partner_code)
     if partner is None or partner.kind != PartnerKind.FNO:
+        return None
+    if not partner.active:
+        # the suspension itself must not fail because the partner is switched off; the gap is on record for the desk
+        events.record(session, now=now, actor=actor, entity_type="product", entity_id=product.id, account_id=product.account_id,
+                      action="line_state_not_sent", reason=f"{partner.name} is not active; tell them the line is {service_state} another way",
+                      after={"service_state": service_state, "partner_code": partner.code})
         return None
     return submit_service_order(session, partner_code=partner.code, action="modify", account_id=product.account_id, product_id=product.id,
                                 site_id=product.site_id, requested_date=local_date(now, tz), reason=reason, now=now, tz=tz, actor=actor, service_state=service_state)
