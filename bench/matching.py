@@ -155,6 +155,7 @@ def naive(engine, lines, limit: int) -> float:  # type: ignore[no-untyped-def]
                 if left <= 0:
                     break
         elapsed = time.perf_counter() - t0
+    print(f"  of which {spent['settled']:.1f} s in the subscribers of {spent['n']:,} payments.invoice_settled events (billing: invoice → paid, one by one)")
         tx.rollback()
     return len(sample) / elapsed
 
@@ -180,6 +181,7 @@ def main() -> None:
         c.execute(text("TRUNCATE statement_file, statement_line, payment, payment_allocation, suspense_item, payment_refund, debit_order_result "
                        "RESTART IDENTITY CASCADE"))
         c.execute(text("DELETE FROM ledger_entry WHERE kind = 'payment'"))
+        c.execute(text("UPDATE invoice SET state = 'new' WHERE state <> 'new'"))
         open_invoices = c.execute(text("SELECT COUNT(*) FROM invoice WHERE number IS NOT NULL")).scalar_one()
     invoices, rng = pick(engine, args.lines, seed=11)
     day = date(2026, 11, 20)
@@ -196,6 +198,20 @@ def main() -> None:
     naive_rate = naive(engine, lines, args.naive)
     print(f"  naive per-line matcher: {naive_rate:,.0f} lines/s on {args.naive:,} lines", flush=True)
 
+    # time what the same-transaction subscribers of payments.invoice_settled (billing moving each invoice to paid) take
+    from opsline.core import domain_events
+
+    spent = {"settled": 0.0, "n": 0}
+    deliver = domain_events._deliver
+
+    def timed_deliver(session, ev):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        deliver(session, ev)
+        if ev.name == "payments.invoice_settled":
+            spent["settled"] += time.perf_counter() - t
+            spent["n"] += 1
+
+    domain_events._deliver = timed_deliver
     factory = make_sessionmaker(engine)
     clerk = Actor(name="bench", roles=frozenset({"debtors_clerk"}))
     t0 = time.perf_counter()
@@ -206,6 +222,7 @@ def main() -> None:
             results.append(imports.import_statement(s, data=data, filename=name, fmt=fmt, mapping_name=mapping, now=NOW, actor=clerk))
         print(f"  {name}: {results[-1]['lines']:,} lines in {time.perf_counter() - t1:.1f} s; {results[-1]['by_rule']}", flush=True)
     elapsed = time.perf_counter() - t0
+    print(f"  of which {spent['settled']:.1f} s in the subscribers of {spent['n']:,} payments.invoice_settled events (billing: invoice → paid, one by one)")
 
     with engine.connect() as c:
         rows = c.execute(text("""SELECT p.id, p.state, COALESCE(l.bank_reference, p.external_id) AS key, x.account_id, x.invoice_id, x.rule_code

@@ -43,7 +43,7 @@ def desk_summary(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, 
         oldest = datetime.fromisoformat(oldest).replace(tzinfo=now.tzinfo)
     return {"proposals": int(r.proposals), "proposals_minor": int(r.proposals_minor), "suspense": int(r.suspense), "suspense_minor": int(r.suspense_minor),
             "oldest_days": _age_days(now, oldest) if oldest else None, "refunds": int(r.refunds), "unpaids_today": int(r.unpaids_today),
-            "currency": r.currency or "ZAR"}
+            "currency": r.currency or "XXX"}  # XXX: ISO 4217 "no currency", when there are no accounts yet
 
 
 def suspense_ageing(session: Session, *, now: datetime) -> dict[str, Any]:

@@ -152,7 +152,9 @@ def suspense_allocate(request: Request, item_id: int, db: DB, now: Now, principa
 
     try:
         item = db.get(SuspenseItem, item_id)
-        currency = item.currency if item else "ZAR"
+        if item is None:
+            raise InvalidInput(f"suspense item {item_id} not found", field="item")
+        currency = item.currency
         parts = [Part(account_id=_int(a, f"parts[{n}].account_id"), amount=_money(m, currency, f"parts[{n}].amount"),
                       invoice_id=_int(i, f"parts[{n}].invoice_id") if i.strip() else None)
                  for n, (a, i, m) in enumerate(zip(account_id, invoice_id, amount)) if m.strip()]
@@ -232,7 +234,9 @@ def credit_refund(request: Request, account_id: int, db: DB, now: Now, tz: Tz, p
     from sqlalchemy import text
 
     try:
-        cur = db.execute(text("SELECT currency FROM account WHERE id = :a"), {"a": account_id}).scalar() or "ZAR"
+        cur = db.execute(text("SELECT currency FROM account WHERE id = :a"), {"a": account_id}).scalar()
+        if cur is None:
+            raise InvalidInput(f"account {account_id} not found", field="account_id")
         res = refunds.request_refund(db, account_id=account_id, amount=_money(amount, cur, "amount"), reason=reason, payee_name=payee_name,
                                      payee_account=payee_account, now=now, actor=principal.actor)
     except OpslineError as exc:
