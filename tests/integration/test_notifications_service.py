@@ -309,3 +309,18 @@ def test_a_batch_sender_may_ask_for_a_suppressed_record_instead_of_the_opt_out_e
     session.flush()
     entry = session.execute(select(AuditEvent).where(AuditEvent.entity_type == "message", AuditEvent.entity_id == str(mid))).scalar_one()
     assert entry.action == "suppress" and "opted out" in entry.after["why"]
+
+
+def test_previewing_a_message_shows_text_schedule_and_opt_out_and_writes_nothing(session, now, actor):
+    acc = _account(session, now, actor)
+    service.set_preference(session, account_id=acc.id, channel="sms", category="collections", opted_out=True, now=now, actor=actor)
+    session.flush()
+    before = (_count(session, Message), _count(session, Job), _count(session, AuditEvent))
+    evening = datetime(2026, 11, 23, 19, 0, tzinfo=timezone.utc)
+    pv = service.preview_message(session, event="generic.notice", account_id=acc.id, context={"subject": "", "body": "Please pay"},
+                                 now=evening, channel="sms", category="collections", tz=TZ)
+    assert pv["body"] == "Please pay" and pv["to"] == "+27825551234" and pv["opted_out"] is True
+    assert pv["run_at"] == datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc) and "quiet hours" in pv["schedule_note"]
+    with pytest.raises(service.TemplateRenderError):
+        service.preview_message(session, event="case.acknowledged", account_id=acc.id, context={}, now=now)
+    assert (_count(session, Message), _count(session, Job), _count(session, AuditEvent)) == before

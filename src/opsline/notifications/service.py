@@ -35,7 +35,7 @@ DELIVER_JOB = "notifications.deliver"
 __all__ = [
     "Attachment", "send", "ensure_template", "render", "preview", "update_template", "list_templates", "approve", "reject",
     "retry", "cancel", "get_message", "preferences", "set_preference", "set_language", "ensure_rule", "list_rules", "update_rule",
-    "add_language",
+    "add_language", "preview_message",
     "RecipientOptedOut", "TemplateRenderError", "NoTemplate", "FourEyesRequired", "Rendered", "DELIVER_JOB", "MESSAGE",
 ]
 
@@ -83,6 +83,36 @@ def _check_attachments(attachments: list[Attachment], channel: str) -> None:
             check_ref(a.ref)
 
 
+@dataclass(frozen=True)
+class _Draft:
+    account: Any  # Row(id, account_number, name, email, phone) or None
+    address: str | None
+    opted_out: bool
+    rendered: Rendered
+
+
+def _draft(session: Session, *, event: str, account_id: int | None, context: dict[str, Any], channel: str, to: str | None,
+           category: str, language: str | None) -> _Draft:
+    """Recipient, opt-out and rendered text of a message: read and rendered, nothing written."""
+    account = None
+    if account_id is not None:
+        account = session.execute(select(Account.id, Account.account_number, Account.name, Account.email, Account.phone)
+                                  .where(Account.id == account_id)).one_or_none()
+        if account is None:
+            raise NotFound(f"account {account_id} not found")
+    # The account read flushed whatever the caller had pending; the reads below need no further autoflush (each one
+    # would scan the whole identity map, which grows when a batch sends many messages in one transaction).
+    with session.no_autoflush:
+        opted_out = account is not None and is_opted_out(session, account_id=account.id, channel=channel, category=category)
+        address = to or (None if account is None else (account.email if channel == "email" else account.phone))
+        ns = get_notification_settings()
+        lang = language or language_of(session, account_id=account_id, default=ns.notifications_default_language)
+        base = {"account": {"id": account.id, "name": account.name, "account_number": account.account_number}} if account else {}
+        rendered = render(session, event=event, channel=channel, language=lang, context=base | dict(context),
+                          fallback_language=ns.notifications_default_language)
+    return _Draft(account, address, opted_out, rendered)
+
+
 def send(
     session: Session,
     *,
@@ -120,29 +150,16 @@ def send(
             return int(existing)
     attachments = list(attachments or [])
     _check_attachments(attachments, channel)
-    account = None
-    if account_id is not None:
-        account = session.execute(select(Account.id, Account.account_number, Account.name, Account.email, Account.phone)
-                                  .where(Account.id == account_id)).one_or_none()
-        if account is None:
-            raise NotFound(f"account {account_id} not found")
-    # The account read flushed whatever the caller had pending; the reads below need no further autoflush (each one
-    # would scan the whole identity map, which grows when a batch sends many messages in one transaction).
-    with session.no_autoflush:
-        opted_out = account is not None and is_opted_out(session, account_id=account.id, channel=channel, category=category)
-        if opted_out and on_opt_out != "suppress":
-            raise RecipientOptedOut(f"account {account.account_number} has opted out of {category} messages by {channel}; nothing was sent",
-                                    field="channel", extra={"account_id": account_id, "channel": channel, "category": category})
-        address = to or (None if account is None else (account.email if channel == "email" else account.phone))
-        if not address and account is None:
-            raise InvalidInput("a message needs an account or a recipient address", field="to")
-        ns = get_notification_settings()
-        lang = language or language_of(session, account_id=account_id, default=ns.notifications_default_language)
-        base = {"account": {"id": account.id, "name": account.name, "account_number": account.account_number}} if account else {}
-        rendered = render(session, event=event, channel=channel, language=lang, context=base | dict(context),
-                          fallback_language=ns.notifications_default_language)
-        schedule: tuple[datetime, str | None] = (now, None)
-        if address and not needs_approval and not opted_out:
+    if account_id is None and not to:
+        raise InvalidInput("a message needs an account or a recipient address", field="to")
+    d = _draft(session, event=event, account_id=account_id, context=context, channel=channel, to=to, category=category, language=language)
+    account, address, opted_out, rendered = d.account, d.address, d.opted_out, d.rendered
+    if opted_out and on_opt_out != "suppress":
+        raise RecipientOptedOut(f"account {account.account_number} has opted out of {category} messages by {channel}; nothing was sent",
+                                field="channel", extra={"account_id": account_id, "channel": channel, "category": category})
+    schedule: tuple[datetime, str | None] = (now, None)
+    if address and not needs_approval and not opted_out:
+        with session.no_autoflush:
             schedule = next_allowed(session, account_id=account_id, category=category, channel=channel, at=now, tz=_tz(tz))
 
     msg = Message(account_id=account_id, event=event, channel=channel, category=category, language=rendered.language,
@@ -178,6 +195,19 @@ def send(
         _enqueue_delivery(session, msg, now=now)
     session.flush()
     return msg.id
+
+
+def preview_message(session: Session, *, event: str, account_id: int | None, context: dict[str, Any], now: datetime,
+                    channel: str = "email", to: str | None = None, category: str = "service", tz: ZoneInfo | None = None,
+                    language: str | None = None) -> dict[str, Any]:
+    """What `send` would write, without writing anything: recipient, rendered text, language, when it would go and
+    why, and whether the account has opted out. Raises what `send` raises for bad input (NoTemplate,
+    TemplateRenderError, InvalidInput, NotFound), but not RecipientOptedOut (reported as `opted_out`)."""
+    check_channel_category(channel=channel, category=category)
+    d = _draft(session, event=event, account_id=account_id, context=context, channel=channel, to=to, category=category, language=language)
+    run_at, note = next_allowed(session, account_id=account_id, category=category, channel=channel, at=now, tz=_tz(tz))
+    return {"to": d.address, "subject": d.rendered.subject, "body": d.rendered.body, "language": d.rendered.language,
+            "run_at": run_at, "schedule_note": note, "opted_out": d.opted_out}
 
 
 def move(session: Session, msg: Message, action: str, *, now: datetime, actor: Actor, reason: str | None = None,
