@@ -332,3 +332,20 @@ def test_a_24x7_clock_in_a_site_timezone_loses_no_hour_over_the_dst_change(sessi
     fr = clock(session, cid, "first_response")
     assert fr.calendar_code == "za-247" and fr.due_at == opened + timedelta(hours=48)
     assert session.execute(select(SlaCase.timezone).where(SlaCase.case_id == cid)).scalar_one() == "Europe/London"
+
+
+def test_a_single_case_change_recomputes_only_that_case_on_the_memoised_index(session, queues, now, actor, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from opsline.core.calendar import CalendarIndex, memo
+    from opsline.sla.service import engine, loading
+
+    ids = [make_case(session, queues, opened=now - timedelta(hours=h)) for h in range(1, 6)]
+    service.recompute_case(session, case_id=ids[0], now=now)  # warms the memoised index of its calendar
+    loaded: list[list[int]] = []
+    builds: list[object] = []
+    real_load, real_build = loading.load_cases, CalendarIndex.build
+    monkeypatch.setattr(loading, "load_cases", lambda s, case_ids: loaded.append(list(case_ids)) or real_load(s, case_ids))
+    monkeypatch.setattr(engine.CalendarIndex, "build", classmethod(lambda cls, *a, **k: builds.append(a) or real_build(*a, **k)))
+    assert memo.CalendarIndex is engine.CalendarIndex
+    service.recompute_case(session, case_id=ids[1], now=now + timedelta(minutes=1))
+    assert loaded == [[ids[1]]] and builds == []
+    assert session.execute(select(func.count()).select_from(SlaClock).where(SlaClock.case_id.in_(ids[2:]))).scalar_one() == 0

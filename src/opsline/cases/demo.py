@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select, text
 
+from opsline.cases.jobs import schedule_autoclose
 from opsline.cases.models import Queue, QueueMember
 from opsline.db.bulk import copy_rows, next_id, reset_sequence
 from opsline.db.session import make_sessionmaker
@@ -70,8 +71,6 @@ def setup_queues(ctx: Any) -> None:
                 if username in users and users[username] not in have:
                     s.add(QueueMember(queue_id=q.id, user_id=users[username], skills=skills, active=True))
         ctx.counts["case_queues"] = len(queues)
-        from opsline.cases.jobs import schedule_autoclose
-
         schedule_autoclose(s, now=ctx.now)
 
 

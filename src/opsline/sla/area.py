@@ -5,7 +5,7 @@ from __future__ import annotations
 from opsline.areas import Area
 from opsline.core.domain_events import Subscriber
 from opsline.sla import models  # noqa: F401  (tables)
-from opsline.sla.service import recalc
+from opsline.sla.service import recalc, scan
 
 
 def _routers() -> list:
@@ -15,10 +15,8 @@ def _routers() -> list:
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
-    from opsline.sla import service
-
-    registry.register("sla.recalculate")(service.run_recalculate_job)
-    registry.register("sla.scan")(service.run_scan_job)
+    registry.register("sla.recalculate")(recalc.run_recalculate_job)
+    registry.register("sla.scan")(scan.run_scan_job)
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]

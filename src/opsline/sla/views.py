@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import xlsxwriter
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -67,8 +68,6 @@ def report_csv(request: Request, db: DB, now: Now, tz: Tz, principal: View, mont
 
 @router.get("/sla/report.xlsx")
 def report_xlsx(request: Request, db: DB, now: Now, tz: Tz, principal: View, month: str = "") -> Response:
-    import xlsxwriter
-
     since, until, label = _period(now, tz, month or None)
     report = service.breach_report(db, since=since, until=until)
     breaches = service.list_breaches(db, since=since, until=until, limit=100_000)["items"]
