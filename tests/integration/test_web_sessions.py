@@ -43,6 +43,15 @@ def test_ending_a_session_revokes_it_and_ending_twice_changes_nothing(session, n
         sessions.load_session(session, token=tok, now=now)
 
 
+def test_signing_out_is_audited_beside_the_sign_in_and_a_dead_token_changes_nothing(session, now, user_id):
+    from opsline.core.events import history
+
+    _, tok = sessions.start_session(session, user_id=user_id, now=now, max_age_seconds=3600)
+    assert sessions.sign_out(session, token=tok, now=now) is True
+    assert sessions.sign_out(session, token=tok, now=now) is False
+    assert [e["action"] for e in history(session, entity_type="user", entity_id=user_id)] == ["signed_out", "created"]
+
+
 def test_signing_out_everywhere_ends_every_live_session_of_that_user(session, now, user_id):
     toks = [sessions.start_session(session, user_id=user_id, now=now, max_age_seconds=3600)[1] for _ in range(3)]
     assert len(sessions.live_sessions(session, user_id=user_id, now=now)) == 3

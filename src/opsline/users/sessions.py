@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from opsline.core import events
 from opsline.core.errors import NotAuthenticated
+from opsline.core.events import Actor
 from opsline.core.ids import token as new_token
 from opsline.users.models import StaffSession, User
 
@@ -84,6 +86,19 @@ def end_session(session: Session, *, token: str, now: datetime) -> bool:
         update(StaffSession).where(StaffSession.token_hash == _hash(token), StaffSession.revoked_at.is_(None)).values(revoked_at=now)
     )
     return bool(result.rowcount)
+
+
+def sign_out(session: Session, *, token: str, now: datetime) -> bool:
+    """End the session behind a cookie token and write the sign-out to the audit log (beside the sign-in).
+    Returns False, changing nothing, when the token names no live session."""
+    try:
+        active = load_session(session, token=token, now=now)
+    except NotAuthenticated:
+        return False
+    end_session(session, token=token, now=now)
+    events.record(session, now=now, actor=Actor(name=active.username, user_id=active.user_id), entity_type="user",
+                  entity_id=active.user_id, action="signed_out")
+    return True
 
 
 def end_all_sessions(session: Session, *, user_id: int, now: datetime) -> int:

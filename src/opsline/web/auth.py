@@ -64,7 +64,7 @@ def logout(request: Request, db: DB, now: Now) -> RedirectResponse:
         sent = getattr(request.state, "csrf_sent", "") or ""
         if not sent or not hmac.compare_digest(sent, active.csrf_token):
             raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
-        sessions.end_session(db, token=tok, now=now)
+        sessions.sign_out(db, token=tok, now=now)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(sessions.COOKIE_NAME, path="/")
     return response
