@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterator, Literal
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -98,6 +99,11 @@ def with_lock_mode(engine: Engine, lock: LockMode) -> Engine:
     """The same engine (same pool) whose transactions take SQLite's write lock as `lock` says."""
     if lock not in ("immediate", "deferred"):
         raise ValueError(f"unknown lock mode {lock!r}")
+    return _option_engine(engine, lock)
+
+
+@lru_cache(maxsize=64)
+def _option_engine(engine: Engine, lock: str) -> Engine:
     return engine.execution_options(**{_LOCK_OPTION: lock})
 
 
