@@ -102,3 +102,12 @@ def test_confirmation_and_select_all_work_without_inline_script(phone):
     assert asked == ["Really finalise?"] and not phone.evaluate("window.submitted === true")
     phone.click("#all")
     assert phone.evaluate("[...document.querySelectorAll('input[name=pick]')].every(b => b.checked)")
+
+
+def test_when_the_session_is_gone_a_live_search_leads_back_to_sign_in(page):
+    sign_in(page, "support")
+    page.goto("/accounts")
+    page.context.clear_cookies()  # signed out elsewhere, or the session expired
+    page.fill("#q", "khumalo")
+    page.wait_for_url("**/login?next=%2Faccounts**")
+    assert page.locator("#username").is_visible()

@@ -81,7 +81,7 @@ def render(request: Request, template: str, context: dict[str, Any], *, status_c
         if Role.ADMIN.value in principal.roles:
             nav.append({"label": "Admin", "url": "/admin/", "active": False})
         nav.insert(0, {"label": "My desk", "url": "/desk", "active": request.url.path.startswith("/desk")})
-    csrf = getattr(principal, "csrf_token", None) or ""
+    csrf = getattr(principal, "csrf_token", None) or getattr(request.state, "csrf_token", "") or ""
     ctx = {"request": request, "principal": principal, "desks": nav, "tz": tz, "csrf_token": csrf}
     ctx.update(context)
     return templates.TemplateResponse(request, template, ctx, status_code=status_code)
