@@ -43,13 +43,6 @@ def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
     load_messages(ctx)
 
 
-def _admin_views() -> list:
-    from opsline.notifications.models import ContactRule
-    from opsline.web.admin import ReferenceView
-
-    return [ReferenceView(ContactRule, icon="fa fa-bell-slash", display_name="Contact caps and quiet hours")]
-
-
 _STAFF = {"cancellations_coordinator", "second_line_agent", "debtors_clerk", "debtors_manager", "billing_analyst", "service_manager"}
 
 AREA = Area(
@@ -61,7 +54,6 @@ AREA = Area(
     demo_steps=(("messages", _demo),),
     desks=(("Messages", "/notifications/messages", "notifications.view"),),
     panels=_panels,
-    admin_views=_admin_views,
     permissions={
         "notifications.view": set(_STAFF),
         "notifications.preferences": set(_STAFF),
