@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from opsline.core import events
 from opsline.core.events import Actor
 from opsline.core.ids import account_number
+from opsline.customers import search as account_search
 from opsline.db import sequences
 from opsline.db.bulk import copy_rows, next_id, reset_sequence
 from opsline.db.maintenance import schedule_optimize
@@ -183,7 +184,7 @@ def load_customers(ctx: DemoContext, *, chunk: int = 50_000) -> None:
     task = ctx.progress.add_task("customers", total=ctx.accounts)
     for offset, n in _chunks(ctx.accounts, chunk):
         cols = generate_customers(ctx.rng, start_id=start + offset, n=n, now=ctx.now)
-        with ctx.engine.begin() as conn:
+        with ctx.engine.begin() as conn, account_search.bulk_insert(conn, first_id=start + offset, last_id=start + offset + n - 1):
             copy_rows(conn, "party", PARTY_COLS, cols.rows_party)
             copy_rows(conn, "account", ACCOUNT_COLS, cols.rows_account)
             copy_rows(conn, "site", SITE_COLS, cols.rows_site)

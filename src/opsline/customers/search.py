@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
-from sqlalchemy import ColumnElement, DDL, and_, event, literal, or_, select, text
+from sqlalchemy import ColumnElement, Connection, DDL, and_, event, literal, or_, select, text
 from sqlalchemy.schema import Table
 
 from opsline.customers.schemas import normalise_email, normalise_phone
@@ -97,6 +98,22 @@ def attach_ddl(account: Table, site: Table) -> None:
     for stmt in PG_SITE_DDL:
         event.listen(site, "after_create", DDL(stmt).execute_if(dialect="postgresql"))
     event.listen(account, "before_drop", DDL("DROP TABLE IF EXISTS account_search"))
+
+
+@contextmanager
+def bulk_insert(conn: Connection, *, first_id: int, last_id: int) -> Iterator[None]:
+    """Accounts (ids first_id..last_id) and their sites inserted inside the block are indexed once, at its end, in
+    one statement, in the same transaction. SQLite's row triggers cost about half a millisecond a row (FTS5 flushes
+    at every trigger's statement boundary); PostgreSQL's statement-level triggers are set-based already."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("DROP TRIGGER IF EXISTS account_search_ai")
+    conn.exec_driver_sql("DROP TRIGGER IF EXISTS site_search_ai")
+    yield
+    conn.execute(text(SQLITE_BACKFILL + " WHERE a.id BETWEEN :lo AND :hi"), {"lo": first_id, "hi": last_id})
+    conn.exec_driver_sql(SQLITE_ACCOUNT_DDL[1])
+    conn.exec_driver_sql(SQLITE_SITE_DDL[0])
 
 
 def is_search_table(name: str) -> bool:
