@@ -15,6 +15,7 @@ from opsline.billing.models import BILL_RUN, BillingCycle, BillRun, BillRunShard
 from opsline.billing.periods import add_months
 from opsline.billing.review_stats import analyze_run_tables, variance_stats
 from opsline.billing.service import invoice_number_prefix, reserve_invoice_numbers, setting
+from opsline.config import get_settings
 from opsline.core import events, jobs, lifecycle
 from opsline.core.errors import Conflict, NotFound, PermissionDenied, TransitionNotAllowed
 from opsline.core.events import Actor
@@ -90,7 +91,7 @@ def start_bill_run(session: Session, *, cycle_date: date, now: datetime, actor: 
     ranges = [(lo + i * width, min(hi, lo + (i + 1) * width)) for i in range(n) if lo + i * width < hi] or [(0, 1)]
     run = BillRun(cycle_date=cycle_date, period_start=cycle_date, period_end=add_months(cycle_date, 1), state=S.DRAFT_RUNNING, dry_run=dry_run,
                   shard_count=len(ranges), shards_done=0, accounts_count=0, lines_count=0, subtotal_minor=0, tax_minor=0, total_minor=0,
-                  currency="ZAR", created_at=now, created_by=actor.name)
+                  currency=_run_currency(session, cycle_date.day), created_at=now, created_by=actor.name)
     session.add(run)
     try:
         with session.begin_nested():
@@ -104,6 +105,14 @@ def start_bill_run(session: Session, *, cycle_date: date, now: datetime, actor: 
     events.record(session, now=now, actor=actor, entity_type="bill_run", entity_id=run.id, action="started",
                   after={"cycle_date": cycle_date.isoformat(), "dry_run": dry_run, "shards": len(ranges), "state": run.state})
     return run
+
+
+def _run_currency(session: Session, day: int) -> str:
+    """The currency most of the cycle's accounts are billed in (the run's totals are in it; accounts in another
+    currency are billed in theirs and reported as such)."""
+    cur = session.execute(text("SELECT currency FROM account WHERE bill_cycle_day = :d GROUP BY currency ORDER BY COUNT(*) DESC, currency LIMIT 1"),
+                          {"d": day}).scalar()
+    return str(cur or get_settings().currency)
 
 
 def _clear_shard(session: Session, run_id: int, lo: int, hi: int) -> None:

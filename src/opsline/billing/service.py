@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from opsline.billing.charges import dialect_of
 from opsline.billing import ledger
 from opsline.billing.models import INVOICE, BillingSetting, Invoice, InvoiceSequence, InvoiceState, PendingCharge, TaxRate
+from opsline.config import get_settings
 from opsline.core import events, jobs, lifecycle
 from opsline.core.errors import InvalidInput, NotFound, TransitionNotAllowed
 from opsline.core.events import Actor
@@ -81,7 +82,7 @@ def account_balance(session: Session, *, account_id: int, as_of: datetime) -> di
     by = {r.currency: int(r.bal) for r in rows}
     if not by:
         cur = session.execute(text("SELECT currency FROM account WHERE id = :a"), {"a": account_id}).scalar()
-        by = {cur or "ZAR": 0}
+        by = {cur or get_settings().currency: 0}
     currency = max(by, key=lambda c: abs(by[c]))
     return {"currency": currency, "balance_minor": by[currency], "balance": Money.from_minor(by[currency], currency), "by_currency": by}
 

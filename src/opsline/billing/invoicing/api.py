@@ -13,7 +13,7 @@ from pydantic import Field
 from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, TimePeriod, TMFModel, TMFMoney, page_headers
 from opsline.billing.invoicing import credits as cr
 from opsline.billing.invoicing import documents, invoices
-from opsline.billing.invoicing.statements import SAST
+from opsline.billing.invoicing.tz import local_zone
 from opsline.core.money import Money
 from opsline.web.deps import DB, Now, Principal, require
 
@@ -118,7 +118,7 @@ def _m(minor: int, cur: str) -> TMFMoney:
 
 
 def _at(d: date | None) -> datetime | None:
-    return datetime.combine(d, time.min).replace(tzinfo=SAST) if d else None
+    return datetime.combine(d, time.min).replace(tzinfo=local_zone()) if d else None
 
 
 def _rate(rates: dict[str, Any], code: str) -> float:

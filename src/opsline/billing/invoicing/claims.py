@@ -13,12 +13,12 @@ from opsline.billing.invoicing.credits import CreditItem, creditable_by_line, is
 from opsline.billing.invoicing.invoices import InvoiceState, get_invoice_row
 from opsline.billing.invoicing.models import CLAIM, OPEN_CLAIM_STATES, BillingClaim, BillingClaimLine, ClaimAttachment, ClaimState, CompanyProfile
 from opsline.billing.models import InvoiceLine
-from opsline.config import DEFAULT_TIMEZONE
 from opsline.core import events, jobs, lifecycle
 from opsline.core.calendar.days import add_business_days
 from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion, TransitionNotAllowed
 from opsline.core.events import Actor
-from opsline.core.localtime import local_date, zone
+from opsline.billing.invoicing.tz import local_zone
+from opsline.core.localtime import local_date
 from opsline.core.money import Money, allocate_minor
 
 CHANNELS = ("phone", "email", "web", "walk_in", "letter", "api")
@@ -47,7 +47,7 @@ class UnableToDecideClaim(InvalidInput):
 
 def business_days_after(now: datetime, days: int, *, country: str | None, tz: str | None = None) -> date:
     """The date `days` business days (weekdays, not the country's public holidays) after `now`'s local date."""
-    return add_business_days(local_date(now, zone(tz or DEFAULT_TIMEZONE)), days, holiday_country=country)
+    return add_business_days(local_date(now, local_zone(tz)), days, holiday_country=country)
 
 
 def allowed_actions(state: str, *, actor: Actor | None = None) -> list[str]:

@@ -17,11 +17,11 @@ from opsline.billing import service as billing
 from opsline.billing.invoicing.invoices import InvoiceState, _models, get_invoice_row
 from opsline.billing.invoicing.models import CreditNote, CreditNoteLine, CreditNoteSequence, RerateAdjustment
 from opsline.billing.tax import TaxedLine, rates_on, spread_vat, vat_on
-from opsline.config import DEFAULT_TIMEZONE
 from opsline.core import events
 from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
-from opsline.core.localtime import local_date, zone
+from opsline.billing.invoicing.tz import local_zone
+from opsline.core.localtime import local_date
 from opsline.core.money import Money, allocate_minor
 
 
@@ -359,7 +359,7 @@ def _issue_debit(session: Session, *, inv: Any, debits: list[dict[str, Any]], re
     """An ad-hoc invoice of adjustment lines for what was under-billed (VAT once per rate, spread over the lines),
     finalised through billing.service.finalise_invoice."""
     m = _models()
-    day = local_date(now, zone(tz or DEFAULT_TIMEZONE))  # one ad-hoc invoice per account and day (unique per account, period start, kind)
+    day = local_date(now, local_zone(tz))  # one ad-hoc invoice per account and day (unique per account, period start, kind)
     if session.execute(select(m.Invoice.id).where(m.Invoice.account_id == inv.account_id, m.Invoice.kind == "adhoc", m.Invoice.period_start == day)).first():
         raise UnableToRerate(f"account {inv.account_id} already has an ad-hoc invoice dated {day}; re-rate again tomorrow", field="period_start")
     adhoc = m.Invoice(account_id=inv.account_id, bill_run_id=None, kind="adhoc", period_start=day, period_end=day + timedelta(days=1), number=None, state="draft",

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from opsline.billing.invoicing import invoices as inv_svc
 from opsline.billing.invoicing.models import BillingClaim, CompanyProfile, InvoiceDelivery, InvoiceDocument
-from opsline.billing.invoicing.statements import SAST, account_row, balance_at, statement
+from opsline.billing.invoicing.statements import account_row, balance_at, statement
+from opsline.billing.invoicing.tz import local_zone
 from opsline.billing.models import InvoiceState, LedgerEntry
 from opsline.core import events
 from opsline.core.errors import InvalidInput, NotFound
@@ -35,7 +36,7 @@ def _money(minor: Any, currency: str = "ZAR") -> str:
 
 
 _env.filters["m"] = _money
-_env.filters["d"] = lambda v: v.astimezone(SAST).strftime("%d %b %Y") if isinstance(v, datetime) else (v.strftime("%d %b %Y") if isinstance(v, date) else "")
+_env.filters["d"] = lambda v: v.astimezone(local_zone()).strftime("%d %b %Y") if isinstance(v, datetime) else (v.strftime("%d %b %Y") if isinstance(v, date) else "")
 _env.filters["dt"] = fmt_dt
 # periods are stored half-open; customers read the last day billed
 _env.filters["dlast"] = lambda v: (v - timedelta(days=1)).strftime("%d %b %Y") if isinstance(v, date) else ""
@@ -199,7 +200,7 @@ def _invoice_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
         return Money.from_minor(v, c).amount
 
     return [[i["number"], i["account_number"], i["account_name"], i["kind"], i["state"], i["period_start"], i["period_end"],
-             i["issued_at"].astimezone(SAST).strftime("%Y-%m-%d %H:%M") if i["issued_at"] else "", i["due_date"], i["currency"],
+             i["issued_at"].astimezone(local_zone()).strftime("%Y-%m-%d %H:%M") if i["issued_at"] else "", i["due_date"], i["currency"],
              major(i["subtotal_minor"], i["currency"]), major(i["tax_minor"], i["currency"]), major(i["total_minor"], i["currency"])] for i in items]
 
 

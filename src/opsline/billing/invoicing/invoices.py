@@ -13,8 +13,7 @@ from opsline.billing.models import INVOICE, InvoiceState
 from opsline.core import jobs, lifecycle
 from opsline.core.errors import NotFound, TransitionNotAllowed
 from opsline.core.events import Actor
-from opsline.config import DEFAULT_TIMEZONE
-from opsline.core.localtime import zone
+from opsline.billing.invoicing.tz import local_zone
 
 # What a person may do from the UI or the API PATCH; the rest happen through delivery and payments (system actions).
 MANUAL_ACTIONS = INVOICE.actions() - set(INVOICE.system_actions) - {"finalise"}
@@ -122,9 +121,9 @@ def list_invoices(
     if period_start:
         conds.append(inv.period_start == period_start)
     if issued_from:
-        conds.append(inv.issued_at >= datetime.combine(issued_from, datetime.min.time()).replace(tzinfo=zone(tz or DEFAULT_TIMEZONE)))
+        conds.append(inv.issued_at >= datetime.combine(issued_from, datetime.min.time()).replace(tzinfo=local_zone(tz)))
     if issued_to:
-        conds.append(inv.issued_at < datetime.combine(issued_to, datetime.min.time()).replace(tzinfo=zone(tz or DEFAULT_TIMEZONE)))
+        conds.append(inv.issued_at < datetime.combine(issued_to, datetime.min.time()).replace(tzinfo=local_zone(tz)))
     total = session.execute(select(func.count()).select_from(inv).where(*conds)).scalar_one()
     rows = session.execute(
         select(inv, Account.name, Account.account_number).join(Account, Account.id == inv.account_id).where(*conds).order_by(inv.id.desc()).offset(offset).limit(limit)

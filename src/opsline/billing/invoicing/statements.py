@@ -6,17 +6,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from opsline.config import DEFAULT_TIMEZONE
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opsline.billing.invoicing.claims import disputed_amount
 from opsline.billing.models import LedgerEntry
+from opsline.billing.invoicing.tz import local_zone
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.customers.models import Account
-
-SAST = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def account_row(session: Session, *, account_id: int) -> dict[str, Any]:
@@ -29,8 +26,8 @@ def account_row(session: Session, *, account_id: int) -> dict[str, Any]:
             "vat_number": a.vat_number if a.vat_registered else None, "currency": a.currency, "payment_terms_days": a.payment_terms_days}
 
 
-def _start_of(d: date) -> datetime:
-    return datetime.combine(d, time.min).replace(tzinfo=SAST)
+def _start_of(d: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, time.min).replace(tzinfo=tz)
 
 
 def balance_at(session: Session, *, account_id: int, before: datetime, exclude_ref: tuple[str, int] | None = None) -> int:
@@ -41,16 +38,18 @@ def balance_at(session: Session, *, account_id: int, before: datetime, exclude_r
     return int(session.execute(q).scalar_one())
 
 
-def statement(session: Session, *, account_id: int, date_from: date | None, date_to: date | None, now: datetime) -> dict[str, Any]:
-    """Ledger statement for [date_from, date_to] (inclusive SA dates; default: the last 90 days to today).
+def statement(session: Session, *, account_id: int, date_from: date | None, date_to: date | None, now: datetime,
+              tz: str | ZoneInfo | None = None) -> dict[str, Any]:
+    """Ledger statement for [date_from, date_to] (inclusive local dates; default: the last 90 days to today).
     Raises NotFound, InvalidInput (from after to)."""
     acc = account_row(session, account_id=account_id)
-    today = now.astimezone(SAST).date()
+    zi = local_zone(tz)
+    today = now.astimezone(zi).date()
     date_to = date_to or today
     date_from = date_from or (date_to - timedelta(days=90))
     if date_from > date_to:
         raise InvalidInput(f"'from' ({date_from}) is after 'to' ({date_to})", field="date_from")
-    start, end = _start_of(date_from), _start_of(date_to + timedelta(days=1))
+    start, end = _start_of(date_from, zi), _start_of(date_to + timedelta(days=1), zi)
     opening = balance_at(session, account_id=account_id, before=start)
     rows = session.execute(select(LedgerEntry).where(LedgerEntry.account_id == account_id, LedgerEntry.posted_at >= start, LedgerEntry.posted_at < end)
                            .order_by(LedgerEntry.posted_at, LedgerEntry.id)).scalars()

@@ -13,11 +13,14 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from opsline.billing.invoicing.models import UsageRejected
+from opsline.billing.invoicing.tz import local_zone
+from opsline.config import get_settings
 from opsline.billing.models import UsageRecord
 from opsline.catalog.models import Price
 from opsline.core import events
 from opsline.core.errors import InvalidInput
 from opsline.core.events import Actor
+from opsline.customers.models import Account
 from opsline.inventory.models import Product
 
 USAGE_TYPES = ("data_mb", "voice_sec", "sms")
@@ -147,6 +150,8 @@ def import_usage(session: Session, *, file: bytes | str, filename: str, now: dat
         by_msisdn.setdefault(canonical_msisdn(pr.msisdn), []).append(pr)
     pids = {p["product_id"] for p in good if p["product_id"] is not None}
     by_id = {pr.id: pr for pr in session.execute(select(Product.id, Product.account_id, Product.msisdn, Product.start_date, Product.end_date).where(Product.id.in_(pids))).all()} if pids else {}
+    accounts = {pr.account_id for pr in found} | {pr.account_id for pr in by_id.values()}
+    currency_of = dict(session.execute(select(Account.id, Account.currency).where(Account.id.in_(accounts))).all()) if accounts else {}
     exts = [p["external_id"] for p in good]
     loaded_before: set[str] = set()
     for k in range(0, len(exts), 5000):
@@ -174,7 +179,7 @@ def import_usage(session: Session, *, file: bytes | str, filename: str, now: dat
             pr = cands[0]
         records.append({"account_id": pr.account_id, "product_id": pr.id, "usage_type": p["usage_type"], "started_at": p["started_at"], "quantity": p["quantity"],
                         "source_file": filename, "source_line": p["line"], "external_id": p["external_id"], "state": "rated", "rated_amount_minor": 0,
-                        "currency": "ZAR", "rated_at": now, "explanation": "awaiting rating"})
+                        "currency": currency_of.get(pr.account_id) or get_settings().currency, "rated_at": now, "explanation": "awaiting rating"})
     if records:
         if session.get_bind().dialect.name == "postgresql":
             from opsline.db.bulk import copy_rows
@@ -203,11 +208,18 @@ def import_usage(session: Session, *, file: bytes | str, filename: str, now: dat
     return result
 
 
-def _month_key(session: Session) -> Any:
-    """The billing month of a usage record, in South African time (UTC+2, no DST)."""
+def _sqlite_shift(now: datetime) -> str:
+    """The operator timezone's UTC offset at `now` as an SQLite date modifier (SQLite has no time zones)."""
+    off = now.astimezone(local_zone()).utcoffset()
+    minutes = int(off.total_seconds() // 60) if off else 0
+    return f"{'+' if minutes >= 0 else '-'}{abs(minutes)} minutes"
+
+
+def _month_key(session: Session, now: datetime) -> Any:
+    """The billing month of a usage record, in the operator's local time."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("Africa/Johannesburg", UsageRecord.started_at), "YYYY-MM")
-    return func.strftime("%Y-%m", UsageRecord.started_at, "+2 hours")
+        return func.to_char(func.timezone(local_zone().key, UsageRecord.started_at), "YYYY-MM")
+    return func.strftime("%Y-%m", UsageRecord.started_at, _sqlite_shift(now))
 
 
 def rate_usage(session: Session, *, now: datetime, source_file: str | None = None, account_id: int | None = None, include_billed: bool = False) -> int:
@@ -215,7 +227,7 @@ def rate_usage(session: Session, *, now: datetime, source_file: str | None = Non
     and month the bundle allowance (price.included_quantity) is used first, then the per-unit usage price valid at started_at.
     The result stays beside the raw record (rated_amount_minor, explanation). Returns the rated total in minor units
     of the rows it rated. `include_billed` re-rates billed rows too (re-rating; their invoice is not touched)."""
-    month_expr = _month_key(session)
+    month_expr = _month_key(session, now)
     month = month_expr.label("month")
     scope = select(UsageRecord.product_id)
     if source_file is not None:
@@ -228,7 +240,8 @@ def rate_usage(session: Session, *, now: datetime, source_file: str | None = Non
         .where(UsageRecord.product_id.in_(scope.distinct().scalar_subquery()), UsageRecord.state != "rejected")
         .subquery()
     )
-    date_of = func.date(base.c.started_at) if session.get_bind().dialect.name == "sqlite" else func.date(func.timezone("Africa/Johannesburg", base.c.started_at))
+    date_of = (func.date(base.c.started_at, _sqlite_shift(now)) if session.get_bind().dialect.name == "sqlite"
+               else func.date(func.timezone(local_zone().key, base.c.started_at)))
     q = (
         select(base, Price.id.label("price_id"), Price.amount_minor, Price.included_quantity, Price.currency, Price.tax_rate_code, Price.name.label("price_name"))
         .join(Product, Product.id == base.c.product_id)
@@ -298,10 +311,11 @@ def rate_usage_for_account(session: Session, *, account_id: int, now: datetime, 
     return rate_usage(session, now=now, account_id=account_id, include_billed=include_billed)
 
 
-def usage_totals(session: Session, *, account_id: int, start: date, end: date) -> dict[int, dict[str, Any]]:
-    """Product id -> rated usage amount (ex tax) for usage started in [start, end) (SA dates)."""
-    start_at = datetime.combine(start, datetime.min.time()).replace(tzinfo=_SAST)
-    end_at = datetime.combine(end, datetime.min.time()).replace(tzinfo=_SAST)
+def usage_totals(session: Session, *, account_id: int, start: date, end: date, tz: str | None = None) -> dict[int, dict[str, Any]]:
+    """Product id -> rated usage amount (ex tax) for usage started in [start, end) (local dates)."""
+    zi = local_zone(tz)
+    start_at = datetime.combine(start, datetime.min.time()).replace(tzinfo=zi)
+    end_at = datetime.combine(end, datetime.min.time()).replace(tzinfo=zi)
     rows = session.execute(
         select(UsageRecord.product_id, func.sum(UsageRecord.rated_amount_minor), func.max(UsageRecord.tax_rate_code))
         .where(UsageRecord.account_id == account_id, UsageRecord.state != "rejected", UsageRecord.started_at >= start_at, UsageRecord.started_at < end_at)
@@ -310,11 +324,6 @@ def usage_totals(session: Session, *, account_id: int, start: date, end: date) -
     return {int(r[0]): {"amount_minor": int(r[1] or 0), "tax_rate_code": r[2]} for r in rows if r[0] is not None}
 
 
-from zoneinfo import ZoneInfo  # noqa: E402
-
-from opsline.config import DEFAULT_TIMEZONE  # noqa: E402
-
-_SAST = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def list_rejected(session: Session, *, source_file: str | None = None, open_only: bool = True, limit: int = 500) -> list[dict[str, Any]]:
