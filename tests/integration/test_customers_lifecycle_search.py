@@ -189,3 +189,19 @@ def test_a_misspelt_name_finds_nothing_but_postgresql_suggests_similar_accounts(
         assert [s["id"] for s in res["similar"]] == [a.id]
     else:
         assert res["similar"] == []
+
+
+def test_bulk_loaded_accounts_are_searchable_and_later_accounts_still_indexed(engine, session, now, actor):
+    import numpy as np
+
+    from opsline.demo import DemoContext, _NoProgress, load_customers
+
+    ctx = DemoContext(engine=engine, now=now, rng=np.random.default_rng(5), accounts=120, progress=_NoProgress())
+    load_customers(ctx, chunk=50)
+    some = session.execute(select(Account).where(Account.id == int(ctx.account_ids[77]))).scalar_one()
+    assert some.id in _ids(session, some.name) and _ids(session, some.account_number) == [some.id]
+    later = _new(session, now, actor, name="Kagiso Maseko Unique")
+    session.commit()
+    assert _ids(session, "kagiso maseko unique") == [later.id]
+    # the next number continues after the bulk-loaded ones
+    assert later.account_number == account_number(int(ctx.account_ids[-1]) + 1)
