@@ -43,7 +43,7 @@ def home(session: Session, *, now: datetime, actor: Actor, tz: str) -> list[Home
         "options": {"plugins": {"legend": {"display": False}}},
     }
     return [
-        HomeCard(desks=DESKS, title="My open cases", count=int(mine_n), href="/cases?tab=mine", permission="cases.view", order=10,
+        HomeCard(desks=DESKS, title="My open cases", count=int(mine_n), href="/cases?tab=mine&sort=oldest", permission="cases.view", order=10,
                  hint=f"oldest opened {overdue_text((now - mine_oldest).total_seconds())} ago" if mine_oldest else "none waiting"),
         HomeCard(desks=DESKS, title="Breached, still open", count=int(by_state.get("breached", 0)), href="/cases?tab=breaching", permission="cases.view",
                  hint=f"longest overdue {overdue_text((now - first_breach).total_seconds())}" if first_breach else "",

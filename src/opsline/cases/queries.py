@@ -77,9 +77,10 @@ def awaiting_sign_off():  # type: ignore[no-untyped-def]
 
 
 def work_queue(session: Session, *, now: datetime, user_id: int | None, tab: str = "mine", state: str | None = None, category: str | None = None,
-               queue: str | None = None, priority: int | None = None, signoff: bool = False, page: int = 1) -> dict[str, Any]:
+               queue: str | None = None, priority: int | None = None, signoff: bool = False, sort: str = "sla", page: int = 1) -> dict[str, Any]:
     """Cases for a tab (mine / team / breaching / all) with filters, sorted by (breached / at risk, priority, value
-    tier, due), paged in SQL. Open cases only unless a state filter says otherwise. Breached cases say by how long."""
+    tier, due) or, with sort="oldest", oldest first; paged in SQL. Open cases only unless a state filter says
+    otherwise. Breached cases say by how long."""
     tab = tab if tab in TABS else "mine"
     q = _base_select()
     q = q.where(SupportCase.state == state) if state else q.where(SupportCase.state.in_([s.value for s in OPEN_STATES]))
@@ -101,9 +102,9 @@ def work_queue(session: Session, *, now: datetime, user_id: int | None, tab: str
     total = session.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one()
     page = max(1, page)
     order = (sla_rank(), SupportCase.priority, func.coalesce(ValueTier.rank, 1000), SupportCase.sla_due_at.is_(None), SupportCase.sla_due_at,
-             SupportCase.opened_at, SupportCase.id)
+             SupportCase.opened_at, SupportCase.id) if sort != "oldest" else (SupportCase.opened_at, SupportCase.id)
     rows = [_decorate(dict(r._mapping), now) for r in session.execute(q.order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))]
-    return {"items": rows, "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "tab": tab}
+    return {"items": rows, "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "tab": tab, "sort": sort}
 
 
 def oldest_open(session: Session, *, user_id: int | None, now: datetime, limit: int = 5) -> list[dict[str, Any]]:

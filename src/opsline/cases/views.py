@@ -33,11 +33,11 @@ def _errors(exc: ValidationError) -> str:
 
 @router.get("/cases", response_class=HTMLResponse)
 def work_queue(request: Request, db: DB, now: Now, principal: View, tab: str = "mine", state: str = "", category: str = "", queue: str = "",
-               priority: str = "", signoff: str = "", page: int = 1) -> HTMLResponse:
+               priority: str = "", signoff: str = "", sort: str = "sla", page: int = 1) -> HTMLResponse:
     prio = int(priority) if priority.isdigit() else None
     res = queries.work_queue(db, now=now, user_id=principal.user_id, tab=tab, state=state or None, category=category or None, queue=queue or None,
-                             priority=prio, signoff=bool(signoff), page=page)
-    ctx = {"result": res, "filters": {"state": state, "category": category, "queue": queue, "priority": priority, "signoff": signoff}, "ref": queries.reference_data(db),
+                             priority=prio, signoff=bool(signoff), sort=sort, page=page)
+    ctx = {"result": res, "filters": {"state": state, "category": category, "queue": queue, "priority": priority, "signoff": signoff, "sort": sort}, "ref": queries.reference_data(db),
            "counts": queries.tab_counts(db, user_id=principal.user_id)}
     return render(request, "cases/work_queue.html", ctx, principal=principal)
 

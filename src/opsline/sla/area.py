@@ -5,7 +5,8 @@ from __future__ import annotations
 from opsline.areas import Area
 from opsline.core.domain_events import Subscriber
 from opsline.sla import models  # noqa: F401  (tables)
-from opsline.sla.service import recalc, scan
+from opsline.sla.service import recalc
+from opsline.sla.service.scan import run_scan_job
 
 
 def _routers() -> list:
@@ -16,7 +17,7 @@ def _routers() -> list:
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
     registry.register("sla.recalculate")(recalc.run_recalculate_job)
-    registry.register("sla.scan")(scan.run_scan_job)
+    registry.register("sla.scan")(run_scan_job)
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
