@@ -214,3 +214,29 @@ def test_a_partner_with_a_relocation_overlap_bills_both_lines_for_those_days_and
     [catch_up] = [ln for ln in lines if ln.product_id == new_id and str(ln.period_start) < DEC.isoformat()]
     assert credit.amount_minor == -17000  # credited from 14 November (move + 3 days): 17 of 30 days
     assert catch_up.amount_minor == 20000 and str(catch_up.period_start) == "2026-11-11"  # new line from the move: 20 of 30 days
+
+
+def test_tax_rates_come_from_billing_by_code_and_date_and_bad_codes_are_refused(session):
+    from opsline.billing.tax import UnknownTaxRate, rate_for, rates_on
+
+    assert str(rate_for(session, code="VAT15", on=date(2026, 2, 28))) == "0.1500"
+    assert rates_on(session, on=date(2028, 2, 29))["ZERO"] == 0
+    with pytest.raises(UnknownTaxRate, match="unknown tax rate 'VAT99'"):
+        rate_for(session, code="VAT99", on=date(2026, 12, 1))
+    with pytest.raises(UnknownTaxRate, match="not valid on 2017-01-01"):
+        rate_for(session, code="VAT15", on=date(2017, 1, 1))
+
+
+def test_queue_charge_refuses_bad_input_and_changes_nothing(factory):
+    from opsline.billing.service import UnableToQueueCharge
+
+    with factory.begin() as s:
+        acc = make_account(s, AT_DEC)
+    for kwargs, match in ((dict(amount=Money.of("10", "USD")), "billed in ZAR"), (dict(tax_rate_code="NOPE"), "unknown tax rate"),
+                          (dict(description="  "), "description is required")):
+        args = dict(account_id=acc, product_id=None, description="Reconnection fee", amount=Money.of("250", "ZAR"), tax_rate_code="VAT15",
+                    reason="test", now=AT_DEC, actor=STARTER, idempotency_key=f"bad:{match}") | kwargs
+        with factory.begin() as s, pytest.raises(UnableToQueueCharge, match=match):
+            queue_charge(s, **args)
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(PendingCharge)).scalar_one() == 0
