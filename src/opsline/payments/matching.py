@@ -24,7 +24,7 @@ from opsline.payments import settings as policy
 from opsline.payments.tokens import account_tokens, invoice_tokens
 
 SETTLED = "payments.invoice_settled"
-TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc", "pm_amt", "pm_rare")
+TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc", "pm_amt", "pm_rare", "pm_cand")
 
 
 @dataclass
@@ -129,7 +129,7 @@ def _rule_sql(q: _Sql, kind: str) -> str | None:
         return f"""SELECT p.payment_id AS payment_id, MIN(i.account_id) AS account_id, CASE WHEN COUNT(DISTINCT i.id) = 1 THEN MIN(i.id) END AS invoice_id,
                    CAST(MIN(p.amount_minor) AS TEXT) AS token, 'amount equals open invoice ' || MIN(i.number) || ' due ' || CAST(MIN(i.due_date) AS TEXT)
                    || ' (the only account owing it)' AS detail
-                   FROM pm_rare p JOIN invoice i ON i.total_minor = p.amount_minor AND i.currency = p.currency AND i.number IS NOT NULL
+                   FROM pm_rare p JOIN pm_cand i ON i.total_minor = p.amount_minor AND i.currency = p.currency
                         AND i.due_date >= {q.minus_days('p.received_on', ':window')} AND i.due_date <= {q.plus_days('p.received_on', ':window')}
                    WHERE p.n <= 20 AND i.total_minor > COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id
                                                    AND x.state IN ('allocated','proposed')), 0)
@@ -156,7 +156,7 @@ def _payer_names(q: _Sql, *, rule_code: str, window: int, min_score: int, max_ca
     """Cautious fuzzy payer names: candidates are accounts owing exactly this amount on an open invoice due near the payment
     date; the best name must clear `min_score` and beat the runner-up clearly. Only ever a proposal."""
     cand = q.x(f"""SELECT p.payment_id, p.payer_name, a.id, a.name, a.account_number FROM pm_rare p
-                  JOIN invoice i ON i.total_minor = p.amount_minor AND i.currency = p.currency AND i.number IS NOT NULL
+                  JOIN pm_cand i ON i.total_minor = p.amount_minor AND i.currency = p.currency
                        AND i.due_date >= {q.minus_days('p.received_on', ':w')} AND i.due_date <= {q.plus_days('p.received_on', ':w')}
                   JOIN account a ON a.id = i.account_id
                   WHERE p.payer_name <> '' AND p.n <= :maxc""", {"w": window, "maxc": max_candidates}).all()
@@ -231,8 +231,14 @@ def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
             break
         if rule.kind in ("payer_name", "amount_date"):
             q.temp("pm_rare", """AS SELECT p.payment_id, p.amount_minor, p.currency, p.received_on, p.payer_name, a.n FROM pm_pay p
-                                  JOIN pm_amt a ON a.total_minor = p.amount_minor WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""")
+                                  JOIN pm_amt a ON a.total_minor = p.amount_minor
+                                  WHERE a.n <= 200 AND p.payment_id NOT IN (SELECT payment_id FROM pm_match)""")
             q.analyze("pm_rare")
+            # the invoices carrying those rare amounts, read in one scan (no index on amounts in billing's table)
+            q.temp("pm_cand", """AS SELECT i.id, i.account_id, i.number, i.total_minor, i.currency, i.due_date FROM invoice i
+                                  WHERE i.number IS NOT NULL AND i.total_minor IN (SELECT amount_minor FROM pm_rare)""")
+            q.x("CREATE INDEX pm_cand_amt ON pm_cand (total_minor)")
+            q.analyze("pm_cand")
         if rule.kind == "payer_name":
             _payer_names(q, rule_code=rule.code, window=int(rule.params.get("window_days", 45)), min_score=int(rule.params.get("min_score", 88)))
             q.x("UPDATE pm_match SET confidence = :c WHERE rule_code = :r", {"c": rule.confidence, "r": rule.code})
