@@ -151,3 +151,21 @@ def test_every_demo_user_lands_on_their_own_desk_page_with_every_areas_cards(cli
             page = c.get(r.headers["location"])
             assert page.status_code == 200, (username, page.text[:500])
             assert "desk-unavailable" not in page.text, (username, declared, re.findall(r'data-area="([^"]+)"', page.text))
+
+
+def test_the_admin_desk_shows_stuck_background_jobs_with_the_oldest_ones_age(client_as, factory, now):
+    from datetime import timedelta
+
+    from opsline.core.jobs import Job
+
+    def job(kind: str, at, **kw):  # type: ignore[no-untyped-def]
+        return Job(kind=kind, payload={}, state=kw.pop("state", "queued"), priority=100, run_at=at, created_at=at, **kw)
+
+    with factory.begin() as s:
+        s.add_all([job("test.dead", now - timedelta(hours=5), state="dead", attempts=8),
+                   job("test.retry", now - timedelta(minutes=30), attempts=2),
+                   job("test.fine", now)])
+    page = client_as("admin").get("/desk/admin").text
+    card = page[page.index("Background jobs stuck"):][:600]
+    assert re.search(r'href="/jobs"[^>]*>2</a>', card) and "1 dead, 1 retrying; oldest 5 h 0 min" in card
+    assert "Background jobs stuck" not in client_as("billing_analyst").get("/desk/billing_analyst").text
