@@ -121,22 +121,28 @@ def _usage_sql(dia: Dialect) -> str:
 
 
 def _discount_sql(dia: Dialect) -> list[str]:
+    """Percent and fixed discounts on the staged recurring lines. Each kind is matched twice, by equality only (the
+    account's own discounts, then offering-wide ones), so the join is an index lookup, never stage x discounts."""
     valid = f"d.valid_from <= {dia.d('ps')} AND (d.valid_to IS NULL OR d.valid_to > {dia.d('ps')})"
-    match = "(d.account_id IS NULL OR d.account_id = s.account_id) AND (d.offering_id IS NULL OR d.offering_id = s.offering_id)"
+    matches = ("d.account_id = s.account_id AND (d.offering_id IS NULL OR d.offering_id = s.offering_id)",
+               "d.account_id IS NULL AND d.offering_id = s.offering_id")
     pct_bp = "CAST(round(d.value * 10000) AS BIGINT)"
-    percent = f"""INSERT INTO {STAGE} ({STAGE_COLS})
+    out = []
+    for match in matches:
+        out.append(f"""INSERT INTO {STAGE} ({STAGE_COLS})
         SELECT s.account_id, s.product_id, s.offering_id, NULL, 'discount', d.description, s.period_start, s.period_end, 1, 0,
                -{half_up(f's.amount_minor * {pct_bp}', '1000000')}, s.tax_bp, s.tax_rate_code, s.currency,
                d.description || ': ' || {dia.num_text('d.value')} || '% of ' || s.description, NULL, d.id, NULL, NULL
-        FROM {STAGE} s JOIN discount d ON d.kind = 'percent' AND {valid} AND {match}
-        WHERE s.kind = 'recurring'"""
-    fixed = f"""INSERT INTO {STAGE} ({STAGE_COLS})
+        FROM {STAGE} s JOIN discount d ON {match} AND d.kind = 'percent' AND {valid}
+        WHERE s.kind = 'recurring'""")
+    for match in matches:
+        out.append(f"""INSERT INTO {STAGE} ({STAGE_COLS})
         SELECT s.account_id, NULL, d.offering_id, NULL, 'discount', MIN(d.description), NULL, NULL, 1, 0,
                -CAST(round(MIN(d.value) * 100) AS BIGINT), MIN(s.tax_bp), MIN(s.tax_rate_code), MIN(s.currency), MIN(d.description) || ': fixed monthly discount', NULL, d.id, NULL, NULL
-        FROM {STAGE} s JOIN discount d ON d.kind = 'fixed' AND {valid} AND {match}
+        FROM {STAGE} s JOIN discount d ON {match} AND d.kind = 'fixed' AND {valid}
         WHERE s.kind = 'recurring'
-        GROUP BY s.account_id, d.id, d.offering_id"""
-    return [percent, fixed]
+        GROUP BY s.account_id, d.id, d.offering_id""")
+    return out
 
 
 def stage_lines(session: Session, *, lo: int, hi: int, bill_day: int, period_start: date, period_end: date, prev_start: date,

@@ -334,7 +334,8 @@ class Discount(Base):
     valid_to: Mapped[date | None] = mapped_column(Date)
     description: Mapped[str] = mapped_column(String(200))
 
-    __table_args__ = (CheckConstraint("kind IN ('percent','fixed')", name="kind"), CheckConstraint("account_id IS NOT NULL OR offering_id IS NOT NULL", name="target"))
+    __table_args__ = (CheckConstraint("kind IN ('percent','fixed')", name="kind"), CheckConstraint("account_id IS NOT NULL OR offering_id IS NOT NULL", name="target"),
+                      Index("ix_discount_account", "account_id"), Index("ix_discount_offering", "offering_id"))
 
     def __str__(self) -> str:
         return self.description

@@ -15,7 +15,7 @@ from opsline.billing.billrun import bill_run_detail, get_run
 from opsline.billing.models import BILL_RUN
 from opsline.billing.charges import dialect_of
 from opsline.billing.periods import add_months
-from opsline.billing.review_stats import REASONS, components_sql, flag_sql, variance_stats
+from opsline.billing.review_stats import REASONS, build_components, flag_sql, variance_stats
 from opsline.billing.service import setting
 from opsline.core.money import Money
 
@@ -53,9 +53,10 @@ def review(session: Session, *, bill_run_id: int, limit: int = 100) -> dict[str,
             FROM invoice i JOIN account a ON a.id = i.account_id WHERE i.bill_run_id = :run GROUP BY a.{col}, i.currency ORDER BY 6 DESC"""), p).mappings().all()
     pp = {"run": run.id, "prev": dia.bind_date(prev), "thr": float(threshold)}
     over, flagged = flag_sql()
-    stats = variance_stats(session, bill_run_id=run.id)
+    table = build_components(session, run=run)
+    stats = variance_stats(session, bill_run_id=run.id, run=run, built=True)
     rows = session.execute(text(f"""
-        SELECT c.*, {over} AS over, {flagged} AS flagged FROM ({components_sql(dia)}) c
+        SELECT c.*, {over} AS over, {flagged} AS flagged FROM {table} c
         ORDER BY CASE WHEN {flagged} THEN 0 WHEN {over} THEN 1 ELSE 2 END, ABS(c.total_minor - COALESCE(c.previous_minor, 0)) DESC, c.account_id
         LIMIT :lim"""), pp | {"lim": limit}).mappings().all()
     diffs = []

@@ -40,6 +40,8 @@ def upgrade() -> None:
         b.create_index("ix_invoice_line_product", ["product_id"], unique=False)
     with op.batch_alter_table("bill_run") as b:
         b.add_column(sa.Column("flagged_count", sa.Integer(), nullable=True))
+    op.create_index("ix_discount_account", "discount", ["account_id"], unique=False)
+    op.create_index("ix_discount_offering", "discount", ["offering_id"], unique=False)
     op.create_table(
         "billing_suspension",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
@@ -66,6 +68,8 @@ def downgrade() -> None:
     op.drop_table("relocation_overlap")
     op.drop_index("ix_billing_suspension_account", table_name="billing_suspension")
     op.drop_table("billing_suspension")
+    op.drop_index("ix_discount_offering", table_name="discount")
+    op.drop_index("ix_discount_account", table_name="discount")
     with op.batch_alter_table("bill_run") as b:
         b.drop_column("flagged_count")
     with op.batch_alter_table("invoice_line") as b:
