@@ -241,3 +241,19 @@ def test_a_held_invoice_is_not_emailed_until_released_and_a_rejected_claim_is_ex
     subjects = sorted(m.content.split(b"Subject: ")[1].split(b"\r\n")[0] for m in sink.messages)
     assert subjects == [b"Tax invoice INV-2026-00000042 from Opsline Demo ISP (Pty) Ltd", b"Your billing query 1 on invoice INV-2026-00000042: not upheld"]
     assert b"Speed tests at the FNO were within contract" in next(m.content for m in sink.messages if b"billing query" in m.content)
+
+
+def test_an_account_that_opted_out_of_billing_email_gets_no_invoice_email_and_the_job_does_not_retry(factory, invoice):  # type: ignore[no-untyped-def]
+    from opsline.billing.invoicing import documents
+    from opsline.core.events import Actor
+    from opsline.notifications.contacts import set_preference
+
+    with factory.begin() as s:
+        set_preference(s, account_id=invoice["account_id"], channel="email", category="billing", opted_out=True, now=NOW, actor=Actor.system("test"))
+    with factory.begin() as s:
+        out = documents.email_invoice(s, invoice_id=invoice["invoice_id"], now=NOW, actor=Actor.system("invoice-mailer"))
+    assert out == {"skipped": "the account opted out of billing email"}
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(Message)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(InvoiceDelivery)).scalar_one() == 0
+        assert s.get(Invoice, invoice["invoice_id"]).state == "new"

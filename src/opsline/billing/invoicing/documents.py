@@ -157,10 +157,14 @@ def email_invoice(session: Session, *, invoice_id: int, now: datetime, actor: Ac
     ctx = {"invoice": {"id": inv.id, "number": inv.number, "total": str(Money.from_minor(inv.total_minor, inv.currency)),
                        "due_date": inv.due_date.isoformat() if inv.due_date else ""},
            "company": {k: company[k] for k in ("name", "bank_name", "bank_account_number", "bank_branch_code")}}
-    message_id = notifications.send(
-        session, event=INVOICE_EVENT, account_id=inv.account_id, context=ctx, now=now, actor=actor, to=acc["email"], category="billing",
-        subject_ref=f"invoice:{inv.id}", idempotency_key=f"invoice-email:{inv.id}",
-        attachments=[notifications.Attachment(filename=f"{inv.number}.pdf", content_type="application/pdf", ref=("invoice_document", "content", doc.id))])
+    try:
+        message_id = notifications.send(
+            session, event=INVOICE_EVENT, account_id=inv.account_id, context=ctx, now=now, actor=actor, to=acc["email"], category="billing",
+            subject_ref=f"invoice:{inv.id}", idempotency_key=f"invoice-email:{inv.id}",
+            attachments=[notifications.Attachment(filename=f"{inv.number}.pdf", content_type="application/pdf", ref=("invoice_document", "content", doc.id))])
+    except notifications.RecipientOptedOut:
+        # the customer chose not to get billing email: the invoice stays on the portal and the statement; nothing to retry
+        return {"skipped": "the account opted out of billing email"}
     if prior is None:
         prior = InvoiceDelivery(invoice_id=invoice_id, account_id=inv.account_id, channel="email", recipient=acc["email"], state="sent", sent_at=now,
                                 message_id=f"message:{message_id}")
@@ -184,8 +188,11 @@ def email_claim_outcome(session: Session, *, claim_id: int, now: datetime, actor
            "claim": {"id": c.id, "outcome": outcome, "reason": c.outcome_reason or "", "disputed": str(Money.from_minor(c.disputed_minor, c.currency)),
                      "credited": str(Money.from_minor(c.upheld_minor, c.currency)) if c.upheld_minor else ""},
            "company": {"name": company["name"]}}
-    message_id = notifications.send(session, event=CLAIM_EVENT, account_id=c.account_id, context=ctx, now=now, actor=actor, category="billing",
-                                    subject_ref=f"claim:{c.id}", idempotency_key=f"claim-outcome:{c.id}")
+    try:
+        message_id = notifications.send(session, event=CLAIM_EVENT, account_id=c.account_id, context=ctx, now=now, actor=actor, category="billing",
+                                        subject_ref=f"claim:{c.id}", idempotency_key=f"claim-outcome:{c.id}")
+    except notifications.RecipientOptedOut:
+        return {"skipped": "the account opted out of billing email"}
     return {"message_id": message_id}
 
 
