@@ -163,6 +163,8 @@ def test_a_state_change_from_another_site_is_refused_and_changes_nothing(client_
     assert r.status_code == 403 and "cross-site" in r.json()["detail"]
     r = c.post(f"/accounts/{acc_id}/memos", data={"body": "wrong token"}, headers={"X-CSRF-Token": "not-the-token"})
     assert r.status_code == 403 and "CSRF" in r.json()["detail"]
+    r = c.post(f"/accounts/{acc_id}/memos", data={"body": "odd token", "csrf_token": "tökén-ü"}, headers={"X-CSRF-Token": ""})
+    assert r.status_code == 403 and "CSRF" in r.json()["detail"]  # a non-ASCII token is refused, not a server error
     with factory() as s:
         assert s.execute(select(func.count()).select_from(Memo)).scalar_one() == 0
     same_site = c.post(f"/accounts/{acc_id}/memos", data={"body": "from our own page"}, headers={"Origin": "http://testserver", "HX-Request": "true"})

@@ -62,7 +62,7 @@ def logout(request: Request, db: DB, now: Now) -> RedirectResponse:
         active = None
     if active is not None:
         sent = getattr(request.state, "csrf_sent", "") or ""
-        if not sent or not hmac.compare_digest(sent, active.csrf_token):
+        if not sent or not hmac.compare_digest(sent.encode(), active.csrf_token.encode()):
             raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
         sessions.sign_out(db, token=tok, now=now)
     response = RedirectResponse("/login", status_code=303)

@@ -73,7 +73,7 @@ def get_principal(request: Request, db: Annotated[Session, Depends(get_db, scope
     active = sessions.load_session(db, token=session_token(request), now=now)
     if request.method in UNSAFE:
         sent = getattr(request.state, "csrf_sent", None) or ""
-        if not sent or not hmac.compare_digest(sent, active.csrf_token):
+        if not sent or not hmac.compare_digest(sent.encode(), active.csrf_token.encode()):
             raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
     request.state.csrf_token = active.csrf_token
     return Principal(Actor(name=active.username, user_id=active.user_id, roles=active.roles), active.user_id, active.full_name, active.roles, "session", active.csrf_token)
