@@ -99,3 +99,9 @@ def test_the_username_is_trimmed_and_capped_before_it_is_stored(session, now, us
     with pytest.raises(NotAuthenticated):
         signin.sign_in(session, username="  " + "z" * 300, password="x", ip="10.0.0.1", now=now)
     assert session.execute(select(func.length(SignInAttempt.username))).scalar_one() == 60
+
+
+def test_control_characters_in_a_username_are_a_wrong_sign_in_not_a_database_error(session, now, user_id):
+    with pytest.raises(NotAuthenticated, match="wrong username or password"):
+        signin.sign_in(session, username="tha\x00bo\n", password="nope", ip="10.0.0.1", now=now)
+    assert session.execute(select(SignInAttempt.username)).scalar_one() == "thabo"

@@ -42,7 +42,7 @@ def sign_in(session: Session, *, username: str, password: str, ip: str, now: dat
     """Check the rate limit, then the password, and record the attempt in the caller's transaction (the caller must
     commit even when this raises, so that failures count). Raises TooManySignInAttempts (nothing checked, nothing
     recorded) or NotAuthenticated (one message for unknown user and wrong password)."""
-    username = username.strip()[:60]
+    username = "".join(ch for ch in username if ch.isprintable()).strip()[:60]  # no NUL or control characters reach SQL
     ip = (ip or "unknown")[:64]
     since = now - timedelta(seconds=limits.window_seconds)
     _refuse_if_limited(session, username=username, ip=ip, since=since, now=now, limits=limits)
