@@ -15,6 +15,7 @@ from opsline.api.tmf import PAGE_LIMIT_MAX, TMFModel, dump, page_headers
 from opsline.cases import service, tickets
 from opsline.cases.models import CHANNELS, CaseCategory
 from opsline.cases.schemas import CaseIn, NoteIn
+from opsline.core import domain_events
 from opsline.core.errors import InvalidInput
 from opsline.web.deps import DB, Now, Principal, require
 
@@ -179,6 +180,10 @@ def create_ticket(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
     def action() -> tuple[int, dict[str, Any]]:
+        with domain_events.collect(db):  # the case, its links and notes: its SLA clocks are computed once
+            return _create()
+
+    def _create() -> tuple[int, dict[str, Any]]:
         if db.get(CaseCategory, body.ticketType) is None:
             raise InvalidInput(f"unknown ticketType '{body.ticketType}'", field="ticketType")
         account_id = None

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from opsline.cases import service
 from opsline.cases.models import CaseNote, CaseState, SupportCase
 from opsline.cases.schemas import CaseIn, NoteIn
+from opsline.core import domain_events
 from opsline.core.events import Actor
 from opsline.customers.models import Account, Contact
 
@@ -46,9 +47,14 @@ def match_account(session: Session, *, address: str) -> int | None:
 
 
 def ingest_email(session: Session, *, raw: bytes, now: datetime, actor: Actor | None = None) -> dict[str, Any]:
-    """Create or thread a case from one raw RFC 5322 message. Idempotent by Message-ID.
+    """Create or thread a case from one raw RFC 5322 message. Idempotent by Message-ID. One service call: a reply that
+    reopens a case and adds a note recomputes its SLA clocks once.
     Returns {"action": "created"|"threaded"|"duplicate", "case_id", "reference"}."""
-    actor = actor or Actor.system("inbound-email")
+    with domain_events.collect(session):
+        return _ingest(session, raw=raw, now=now, actor=actor or Actor.system("inbound-email"))
+
+
+def _ingest(session: Session, *, raw: bytes, now: datetime, actor: Actor) -> dict[str, Any]:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     sender = parseaddr(str(msg.get("From", "")))[1]
