@@ -240,3 +240,26 @@ def test_queue_charge_refuses_bad_input_and_changes_nothing(factory):
             queue_charge(s, **args)
     with factory() as s:
         assert s.execute(select(func.count()).select_from(PendingCharge)).scalar_one() == 0
+
+
+def test_suspending_and_reconnecting_an_account_through_its_lifecycle_records_the_days_and_queues_the_fee(factory):
+    from opsline.customers import service as customers
+
+    if "account.active" not in domain_events.declared_events():
+        pytest.skip("the account lifecycle is not declared yet")
+    with factory.begin() as s:
+        acc = make_account(s, AT_DEC)
+        off = make_offering(s, monthly_minor=31000, one_offs=[("reconnection", 25000)])
+        prod = make_product(s, AT_DEC, account_id=acc, offering_id=off, start=date(2025, 1, 1))
+    boss = Actor(name="dineo", roles=frozenset({"admin"}))
+    with factory.begin() as s:
+        customers.transition_account(s, account_id=acc, action="suspend", now=datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc), actor=boss,
+                                     reason="arrears 60 days")
+    with factory.begin() as s:
+        customers.transition_account(s, account_id=acc, action="reconnect", now=datetime(2026, 12, 9, 8, 0, tzinfo=timezone.utc), actor=boss,
+                                     reason="paid in full")
+    with factory() as s:
+        row = s.execute(select(AccountSuspension).where(AccountSuspension.account_id == acc)).scalar_one()
+        assert (row.suspended_on, row.resumed_on) == (date(2026, 12, 3), date(2026, 12, 9))
+        fees = s.execute(select(PendingCharge).where(PendingCharge.account_id == acc)).scalars().all()
+        assert [(f.product_id, f.amount_minor) for f in fees] == [(prod, 25000)]
