@@ -105,10 +105,11 @@ def test_account_numbers_come_from_the_sequence_and_skip_numbers_typed_by_hand(s
 
 
 def test_advance_to_moves_the_sequence_past_bulk_loaded_numbers(session):
-    sequences.advance_to(session, sequences.ACCOUNT_NUMBER, 5000)
-    assert sequences.next_value(session, sequences.ACCOUNT_NUMBER) == 5001
+    base = sequences.next_value(session, sequences.ACCOUNT_NUMBER) + 5000
+    sequences.advance_to(session, sequences.ACCOUNT_NUMBER, base)
+    assert sequences.next_value(session, sequences.ACCOUNT_NUMBER) == base + 1
     sequences.advance_to(session, sequences.ACCOUNT_NUMBER, 10)  # never backwards
-    assert sequences.next_value(session, sequences.ACCOUNT_NUMBER) == 5002
+    assert sequences.next_value(session, sequences.ACCOUNT_NUMBER) == base + 2
     with pytest.raises(KeyError):
         sequences.next_value(session, "no_such_seq")
 
@@ -203,5 +204,5 @@ def test_bulk_loaded_accounts_are_searchable_and_later_accounts_still_indexed(en
     later = _new(session, now, actor, name="Kagiso Maseko Unique")
     session.commit()
     assert _ids(session, "kagiso maseko unique") == [later.id]
-    # the next number continues after the bulk-loaded ones
-    assert later.account_number == account_number(int(ctx.account_ids[-1]) + 1)
+    # the next number continues after the bulk-loaded ones (PostgreSQL's sequence outlives this test's rows)
+    assert int(later.account_number[:9]) - 100_000_000 > int(ctx.account_ids[-1])
