@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from opsline.areas import HomeCard
-from opsline.core.events import Actor
+from opsline.core.events import Actor, AuditEvent
 from opsline.customers.models import Account, AccountStatus
 
 DUPLICATE_DESKS = ("billing_analyst", "second_line_agent")
@@ -30,12 +30,22 @@ def possible_duplicates(session: Session) -> int:
                                                                    shared)).scalar_one())
 
 
+def _longest_suspended_since(session: Session) -> datetime | None:
+    """When the longest-suspended account was last suspended, from the audit log (accounts loaded in bulk as suspended
+    have no suspension event and are not guessed at)."""
+    last = (select(func.max(AuditEvent.occurred_at).label("at"))
+            .join(Account, Account.id == AuditEvent.account_id)
+            .where(Account.status == AccountStatus.SUSPENDED.value, AuditEvent.entity_type == "account", AuditEvent.action == "suspend")
+            .group_by(Account.id).subquery())
+    return session.execute(select(func.min(last.c.at))).scalar_one()
+
+
 def home(session: Session, *, now: datetime, actor: Actor, tz: Any) -> list[HomeCard]:
     """One query per card."""
     dups = possible_duplicates(session)
     by_status = dict(session.execute(select(Account.status, func.count(Account.id)).group_by(Account.status)).all())
     suspended = int(by_status.get(AccountStatus.SUSPENDED.value, 0))
-    oldest = session.execute(select(func.min(Account.updated_at)).where(Account.status == AccountStatus.SUSPENDED.value)).scalar_one() if suspended else None
+    oldest = _longest_suspended_since(session) if suspended else None
     order = [s.value for s in AccountStatus]
     chart = {
         "type": "doughnut",

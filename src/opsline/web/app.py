@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from opsline.api import problems
 from opsline.config import Settings, get_settings
 from opsline.core.jobs import Worker
-from opsline.db.session import make_engine, make_sessionmaker
+from opsline.db.session import deferred, make_engine, make_sessionmaker
 from opsline.jobs_registry import build_registry
 from opsline.web.deps import public
 from opsline.web.security import BodySizeLimit, SecurityHeaders, check_csrf
@@ -61,6 +61,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = factory
+    app.state.read_sessionmaker = deferred(factory)
     app.state.clock = clock
     app.state.registry = registry
 

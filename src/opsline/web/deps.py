@@ -22,8 +22,10 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit when the handler returns, roll back on error."""
-    session = request.app.state.sessionmaker()
+    """One transaction per request: commit when the handler returns, roll back on error. Reads (GET, HEAD) run
+    deferred on SQLite: they never wait for the worker's write lock and take it only if they happen to write."""
+    factory = request.app.state.read_sessionmaker if request.method in ("GET", "HEAD") else request.app.state.sessionmaker
+    session = factory()
     try:
         yield session
         session.commit()
