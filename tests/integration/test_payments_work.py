@@ -63,7 +63,11 @@ def test_a_clerk_approves_a_batch_of_proposals_in_one_action_and_the_invoice_is_
         assert res == {"payments": 2, "allocations": 2}
         assert {r[0] for r in s.execute(text("SELECT state FROM payment"))} == {"allocated"}
         assert_ledger_balances(s)
-    assert ("payments.invoice_settled", {"id": p["invoices"][0], "account_id": p["id"]}) in published
+    batches = [pl for name, pl in published if name == "payments.invoices_settled"]
+    assert len(batches) == 1  # one event for the whole approval, not one per invoice
+    assert p["invoices"][0] in batches[0]["ids"]
+    assert batches[0]["account_ids"][batches[0]["ids"].index(p["invoices"][0])] == p["id"]
+    assert not [name for name, _ in published if name == "payments.invoice_settled"]
 
 
 def test_rejecting_a_proposal_needs_a_reason_and_puts_the_money_in_suspense(factory, book):  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import CheckConstraint, inspect as sa_inspect, select
+from sqlalchemy import CheckConstraint, inspect as sa_inspect, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -209,3 +209,113 @@ def transition(
             payload["details"] = dict(details)
         domain_events.publish(session, f"{lc.name}.{target}", payload, now=now, actor=actor)
     return lc.allowed_actions(target, actor=actor)
+
+
+def _table_name(table_or_model: Any) -> tuple[str, type | None]:
+    """(table name, mapped class or None) for an ORM class, a Table or a table name."""
+    if isinstance(table_or_model, str):
+        return table_or_model, None
+    mapper = sa_inspect(table_or_model, raiseerr=False)
+    if mapper is not None and hasattr(mapper, "local_table"):
+        return str(mapper.local_table.name), mapper.class_
+    return str(table_or_model.name), None
+
+
+def transition_many(
+    session: Session,
+    lc: Lifecycle,
+    table_or_model: Any,
+    ids: Iterable[int],
+    action: str,
+    *,
+    now: datetime,
+    actor: Actor,
+    reason: str | None = None,
+    account_col: str | None = "account_id",
+) -> list[int]:
+    """Apply `action` to many rows of `table_or_model` (an ORM class, a Table or a table name with an integer `id`) in a
+    few statements: the rows whose current state allows `action` move to the declared target, one audit event each (the
+    shape `transition()` writes), and ONE domain event `<name>.<target>` per target state is published with payload
+    {"ids": [...], "batch": True, "action", "from": [state per id], "to": target, "reason"}. Rows in a state that does not
+    allow the action (or missing) are left alone and not returned. Returns the changed ids, ascending.
+
+    Raises like `transition()`: TransitionNotAllowed (unknown action, a system-only action by a person), ActionNotPermitted,
+    ReasonRequired; FourEyesRequired for a four-eyes action (a second person must decide each one; never in bulk).
+    Nothing is changed when it raises."""
+    if action not in lc.actions():
+        raise TransitionNotAllowed(f"'{action}' is not an action of a {lc.name.replace('_', ' ')}", field=lc.column)
+    what = f"{lc.name.replace('_', ' ')}s"
+    if action in lc.system_actions and not actor.is_system:
+        raise TransitionNotAllowed(f"'{action}' on {what} is done by the system, not by a person", field=lc.column)
+    perm = lc.permissions.get(action)
+    if perm and not actor.is_system and not role_allows(actor.roles, perm):
+        raise ActionNotPermitted(f"your role does not allow '{perm}' (needed to {action} {what})", extra={"permission": perm})
+    reason = (reason or "").strip() or None
+    if action in lc.needs_reason and not reason:
+        raise ReasonRequired(f"a reason is required to {action} {what}", field="reason")
+    if action in lc.four_eyes:
+        raise FourEyesRequired(f"'{action}' needs a second person for each {lc.name.replace('_', ' ')}; it cannot be done in bulk",
+                               field="action")
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return []
+    by_target: dict[str, list[str]] = {}
+    for state, moves in lc.transitions.items():
+        if action in moves:
+            by_target.setdefault(str(moves[action]), []).append(str(state))
+    from_states = sorted({s for states in by_target.values() for s in states})
+
+    from opsline.db.base import sqlite_utc
+    from opsline.db.bulk import copy_rows
+    from opsline.db.session import lock_for_write
+
+    session.flush()  # pending ORM changes to these rows reach the database before the set-based statements
+    lock_for_write(session)  # SQLite: hold the write lock from the read of the states to the update
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    name, model = _table_name(table_or_model)
+    col = lc.column
+    acc = f't."{account_col}"' if account_col else "NULL"
+    x = lambda sql, params=None: session.execute(text(sql), params or {})  # noqa: E731
+    x("DROP TABLE IF EXISTS lc_many_ids")
+    x("DROP TABLE IF EXISTS lc_many_rows")
+    x("CREATE TEMP TABLE lc_many_ids (id BIGINT PRIMARY KEY)")
+    x("CREATE TEMP TABLE lc_many_rows (id BIGINT PRIMARY KEY, account_id BIGINT, before_state VARCHAR(60))")
+    # on an error the caller's transaction rolls back, and the temp tables with it
+    copy_rows(conn, "lc_many_ids", ("id",), ((i,) for i in wanted))
+    marks = ", ".join(f":s{k}" for k in range(len(from_states)))
+    states = {f"s{k}": s for k, s in enumerate(from_states)}
+    # the rows that will change, locked (PostgreSQL) in id order so two batches cannot deadlock
+    x(f"""INSERT INTO lc_many_rows (id, account_id, before_state)
+          SELECT t.id, {acc}, t."{col}" FROM "{name}" t JOIN lc_many_ids i ON i.id = t.id
+          WHERE t."{col}" IN ({marks}) ORDER BY t.id{' FOR UPDATE OF t' if pg else ''}""", states)
+    changed = x("SELECT id, before_state FROM lc_many_rows ORDER BY id").all()
+    occurred = now if pg else sqlite_utc(now)
+    as_json = "jsonb_build_object" if pg else "json_object"
+    for target, sources in by_target.items() if changed else ():
+        smarks = ", ".join(f":s{k}" for k in range(len(sources)))
+        sp = {f"s{k}": s for k, s in enumerate(sources)}
+        x(f"""UPDATE "{name}" SET "{col}" = :target
+              WHERE id IN (SELECT id FROM lc_many_rows WHERE before_state IN ({smarks}))""", {"target": target, **sp})
+        x(f"""INSERT INTO audit_event (occurred_at, actor, entity_type, entity_id, account_id, action, reason, "before", "after")
+              SELECT :now, :actor, :etype, CAST(r.id AS VARCHAR(60)), r.account_id, :action, :reason,
+                     {as_json}(CAST(:col AS VARCHAR(60)), r.before_state), {as_json}(CAST(:col AS VARCHAR(60)), CAST(:target AS VARCHAR(60)))
+              FROM lc_many_rows r WHERE r.before_state IN ({smarks}) ORDER BY r.id""",
+          {"now": occurred, "actor": actor.name, "etype": lc.name, "action": action, "reason": reason, "col": col,
+           "target": target, **sp})
+    x("DROP TABLE lc_many_ids")
+    x("DROP TABLE lc_many_rows")
+    done = {int(r.id) for r in changed}
+    if model is not None:  # loaded objects must not keep the old state
+        for obj in list(session.identity_map.values()):
+            if isinstance(obj, model) and getattr(obj, "id", None) in done:
+                session.expire(obj, [col])
+    source_target = {s: t for t, sources in by_target.items() for s in sources}
+    for target in by_target:
+        moved = [r for r in changed if source_target[str(r.before_state)] == target]
+        if moved:
+            domain_events.publish(session, f"{lc.name}.{target}",
+                                  {"ids": [int(r.id) for r in moved], "batch": True, "action": action,
+                                   "from": [str(r.before_state) for r in moved], "to": target, "reason": reason},
+                                  now=now, actor=actor)
+    return [int(r.id) for r in changed]

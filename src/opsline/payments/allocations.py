@@ -75,9 +75,9 @@ def _post(session: Session, alloc: Allocation, *, now: datetime, reversal: bool 
 
 
 def _announce_settled(session: Session, invoice_ids: Iterable[int], *, now: datetime, actor: Actor) -> None:
-    for inv_id, row in invoice_open(session, invoice_ids=[i for i in invoice_ids if i], reserve_proposals=False).items():
-        if row["open_minor"] <= 0:
-            domain_events.publish(session, matching.SETTLED, {"id": inv_id, "account_id": row["account_id"]}, now=now, actor=actor)
+    rows = invoice_open(session, invoice_ids=[i for i in invoice_ids if i], reserve_proposals=False)
+    matching.announce_settled(session, [(inv_id, row["account_id"]) for inv_id, row in sorted(rows.items()) if row["open_minor"] <= 0],
+                              now=now, actor=actor)
 
 
 def _payment(session: Session, payment_id: int) -> Payment:

@@ -10,6 +10,7 @@ CLERK, MANAGER, ANALYST = "debtors_clerk", "debtors_manager", "billing_analyst"
 
 INVOICE_SETTLED = "payments.invoice_settled"
 INVOICE_REOPENED = "payments.invoice_reopened"
+INVOICES_SETTLED = "payments.invoices_settled"  # one per import / approval batch: {"ids": [...], "account_ids": [...]}
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
@@ -77,6 +78,6 @@ AREA = Area(
         "payments.capture": {CLERK, MANAGER},
     },
     lifecycles=(PAYMENT, ALLOCATION, REFUND),
-    events=(INVOICE_SETTLED, INVOICE_REOPENED),
+    events=(INVOICE_SETTLED, INVOICE_REOPENED, INVOICES_SETTLED),
     home=_home,
 )

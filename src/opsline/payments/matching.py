@@ -23,7 +23,8 @@ from opsline.db.bulk import copy_rows
 from opsline.payments import settings as policy
 from opsline.payments.tokens import account_tokens, invoice_tokens
 
-SETTLED = "payments.invoice_settled"
+SETTLED = "payments.invoice_settled"  # one invoice: {"id", "account_id"}
+SETTLED_MANY = "payments.invoices_settled"  # one batch: {"ids": [...], "account_ids": [...]} (same order)
 TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc", "pm_amt", "pm_rare", "pm_cand")
 
 
@@ -336,6 +337,13 @@ def _finish(q: _Sql, out: MatchSummary, *, now: datetime, actor: Actor, owner: s
                                  AND invoice_id IN (SELECT invoice_id FROM pm_alloc) GROUP BY invoice_id) al ON al.invoice_id = i.id
                       WHERE i.id IN (SELECT a.invoice_id FROM pm_alloc a JOIN pm_match m ON m.payment_id = a.payment_id AND m.auto = 1)
                         AND i.total_minor - COALESCE(cn.s, 0) - COALESCE(al.s, 0) <= 0 ORDER BY i.id""").all()
-    for inv_id, acc_id in settled:
-        domain_events.publish(q.s, SETTLED, {"id": int(inv_id), "account_id": int(acc_id)}, now=now, actor=actor)
+    announce_settled(q.s, [(int(i), int(a)) for i, a in settled], now=now, actor=actor)
     out.settled_invoices = len(settled)
+
+
+def announce_settled(session: Session, settled: list[tuple[int, int]], *, now: datetime, actor: Actor) -> None:
+    """Announce the invoices (id, account id) these payments settled, in ONE event for the batch (billing moves them to
+    paid set-based, in this transaction). Nothing is published for an empty batch."""
+    if settled:
+        domain_events.publish(session, SETTLED_MANY, {"ids": [i for i, _ in settled], "account_ids": [a for _, a in settled]},
+                              now=now, actor=actor)

@@ -14,6 +14,10 @@ def _settled(session, event, now):  # type: ignore[no-untyped-def]
     invoices.follow_payment(session, invoice_id=int(event.payload["id"]), action="settle", now=event.occurred_at, actor=event.actor)
 
 
+def _settled_batch(session, event, now):  # type: ignore[no-untyped-def]
+    invoices.settle_many(session, invoice_ids=[int(i) for i in event.payload["ids"]], now=event.occurred_at, actor=event.actor)
+
+
 def _reopened(session, event, now):  # type: ignore[no-untyped-def]
     invoices.follow_payment(session, invoice_id=int(event.payload["id"]), action="reopen", now=event.occurred_at, actor=event.actor)
 
@@ -100,6 +104,7 @@ AREA = Area(
     subscribers=(
         # payments publishes these (and declares them); the invoice follows in the same transaction
         Subscriber("invoicing.invoice_settled", "payments.invoice_settled", _settled),
+        Subscriber("invoicing.invoices_settled", "payments.invoices_settled", _settled_batch),  # a statement import's batch
         Subscriber("invoicing.invoice_reopened", "payments.invoice_reopened", _reopened),
     ),
 )

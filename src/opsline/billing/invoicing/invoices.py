@@ -75,6 +75,29 @@ def follow_payment(session: Session, *, invoice_id: int, action: str, now: datet
     transition(session, invoice_id=invoice_id, action=action, now=now, actor=actor if actor.is_system else Actor.system("payments"))
 
 
+def settle_many(session: Session, *, invoice_ids: list[int], now: datetime, actor: Actor) -> list[int]:
+    """Move many invoices to paid in a few statements (payments announced them settled in one batch); the ones already
+    paid are left alone. Returns the ids moved. Raises NotFound (an id is not an invoice) and InvoiceTransitionNotAllowed
+    (an invoice is in a state that is neither settleable nor paid, e.g. a draft): the caller's transaction must then roll
+    back, as it does when a same-transaction subscriber raises."""
+    ids = sorted({int(i) for i in invoice_ids})
+    moved = lifecycle.transition_many(session, INVOICE, _models().Invoice, ids, "settle", now=now,
+                                      actor=actor if actor.is_system else Actor.system("payments"))
+    rest = sorted(set(ids) - set(moved))  # normally few: invoices an earlier payment already settled
+    Invoice = _models().Invoice
+    for k in range(0, len(rest), 500):
+        chunk = rest[k:k + 500]
+        found = {r.id: r for r in session.execute(select(Invoice.id, Invoice.number, Invoice.state).where(Invoice.id.in_(chunk)))}
+        missing = [i for i in chunk if i not in found]
+        if missing:
+            raise NotFound(f"invoice {missing[0]} does not exist")
+        bad = next((r for r in found.values() if r.state != InvoiceState.PAID), None)
+        if bad is not None:
+            raise InvoiceTransitionNotAllowed(f"cannot settle invoice {bad.number or bad.id} while it is {bad.state}", field="state",
+                                              extra={"state": bad.state, "allowed": allowed_actions(bad.state)})
+    return moved
+
+
 def transition_to(session: Session, *, invoice_id: int, state: str, now: datetime, actor: Actor, reason: str | None = None, manual: bool = True) -> list[str]:
     """Transition by target state (the TMF PATCH shape). Raises as `transition`."""
     inv = get_invoice_row(session, invoice_id=invoice_id)
