@@ -76,3 +76,10 @@ def test_an_outbox_job_calls_its_subscriber_in_the_worker(registry, session, now
     assert handler is not None
     handler(session, job.payload, now)
     assert registry == [("thing.later", {"id": 9})]
+
+
+def test_collect_never_merges_batch_events_without_an_id(registry, session, now):
+    with domain_events.collect(session):
+        domain_events.publish(session, "thing.changed", {"ids": [1, 2], "batch": True}, now=now, actor=ACTOR)
+        domain_events.publish(session, "thing.changed", {"ids": [3], "batch": True}, now=now, actor=ACTOR)
+    assert registry == [("thing.changed", {"ids": [1, 2], "batch": True}), ("thing.changed", {"ids": [3], "batch": True})]

@@ -116,7 +116,9 @@ def publish(session: Session, name: str, payload: dict[str, Any], *, now: dateti
     ev = DomainEvent(name=name, payload=payload, occurred_at=now, actor=actor)
     pending = session.info.get("_domain_events_pending")
     if pending is not None:
-        pending[(name, str(payload.get("id")))] = ev  # the last one wins; delivered once at the end of collect()
+        # one delivery per (name, id): the last one wins; events without an id (batches) are never merged
+        key = (name, str(payload["id"])) if "id" in payload else (name, f"#{len(pending)}")
+        pending[key] = ev
         return
     _deliver(session, ev)
 
