@@ -33,8 +33,7 @@ from datetime import date, datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 CYCLE = date(2026, 11, 1)  # the demo bills last month (finalised) and drafts this month's 1st: the run we time
@@ -49,22 +48,10 @@ LINE_COLS = ("invoice_id, account_id, product_id, offering_id, price_id, kind, d
 
 def generate(url: str, accounts: int) -> None:
     """Child process: a fresh database with the whole demo (so this process's memory measures the bill run only)."""
-    import opsline.models  # noqa: F401
-    from opsline.db.base import metadata
-    from opsline.db.session import make_engine
+    from benchdb import fresh_database
     from opsline.demo import run_demo
 
-    u = make_url(url)
-    if u.get_backend_name() == "postgresql":
-        admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{u.database}"'))
-        admin.dispose()
-    elif u.database and os.path.exists(u.database):
-        os.remove(u.database)
-    engine = make_engine(url)
-    metadata.create_all(engine)
+    engine = fresh_database(url)
     t0 = time.perf_counter()
     counts = run_demo(engine, accounts=accounts, now=NOW, steps=list(DEMO_STEPS))
     print(f"  demo: {accounts} accounts, {counts.get('products', 0)} products, {counts.get('usage_rows', 0)} usage rows, "

@@ -29,25 +29,13 @@ from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
 import opsline.models  # noqa: E402,F401  (every table)
 from opsline.db.base import metadata  # noqa: E402
-from opsline.db.session import make_engine  # noqa: E402
 from opsline.demo import demo_steps, run_demo  # noqa: E402
+from benchdb import fresh_database  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 
 
-def fresh(url: str) -> Engine:
-    u = make_url(url)
-    if u.get_backend_name() == "postgresql":
-        admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{u.database}"'))
-        admin.dispose()
-    elif u.database and os.path.exists(u.database):
-        os.remove(u.database)
-    engine = make_engine(url)
-    metadata.create_all(engine)
-    return engine
+fresh = fresh_database
 
 
 def counts(engine: Engine) -> dict[str, int]:

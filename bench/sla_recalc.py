@@ -29,17 +29,17 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import create_engine, select, text, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import select, text, update
+from sqlalchemy.engine import Engine
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 import opsline.models  # noqa: E402,F401
 from opsline.cases.models import CaseEvent, SupportCase  # noqa: E402
 from opsline.core.events import Actor  # noqa: E402
-from opsline.db.base import metadata  # noqa: E402
 from opsline.db.session import make_engine, make_sessionmaker  # noqa: E402
 from opsline.demo import run_demo  # noqa: E402
+from benchdb import fresh_database  # noqa: E402
 from opsline.sla.models import SlaBreach, SlaCase, SlaClock, SlaNotification, SlaWarning  # noqa: E402
 from opsline.sla.service import engine as sla_engine  # noqa: E402
 from opsline.sla.service import writing  # noqa: E402
@@ -48,21 +48,6 @@ from opsline.sla.service.common import OPEN_CASE_STATES, chunks  # noqa: E402
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 BATCH = 20_000  # the batch `recalculate` uses
 ACTOR = Actor.system("bench")
-
-
-def fresh_database(url: str) -> Engine:
-    u = make_url(url)
-    if u.get_backend_name() == "postgresql":
-        admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{u.database}"'))
-        admin.dispose()
-    elif u.database and os.path.exists(u.database):
-        os.remove(u.database)
-    engine = make_engine(url)
-    metadata.create_all(engine)
-    return engine
 
 
 def reset(engine: Engine) -> None:
