@@ -142,9 +142,14 @@ def list_service_orders(
         conds += [undelivered, Job.state == JobState.DEAD.value]
     elif delivery == "stuck":
         conds += [undelivered, or_(Job.state == JobState.DEAD.value, and_(Job.state == JobState.QUEUED.value, Job.attempts > 0))]
-    base = _base_query().where(*conds)
-    total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    rows = session.execute(base.order_by(PartnerServiceOrder.id.desc()).offset(start).limit(page_size)).all()
+    # count and page on the service-order table alone (the job table only when a delivery filter needs it), then join
+    # the page's rows: a count over the four-way join was the slowest list at 100,000 accounts
+    ids = select(PartnerServiceOrder.id).where(*conds)
+    if delivery in ("pending", "retrying", "dead", "stuck"):
+        ids = ids.join(Job, Job.idempotency_key == PartnerServiceOrder.external_ref)
+    total = session.execute(select(func.count()).select_from(ids.subquery())).scalar_one()
+    page_ids = list(session.execute(ids.order_by(PartnerServiceOrder.id.desc()).offset(start).limit(page_size)).scalars())
+    rows = session.execute(_base_query().where(PartnerServiceOrder.id.in_(page_ids)).order_by(PartnerServiceOrder.id.desc())).all() if page_ids else []
     return {"items": [_row_dict(r, today) for r in rows], "total": total, "page": page, "page_size": page_size, "pages": max(1, -(-total // page_size))}
 
 
