@@ -103,7 +103,11 @@ def work_queue(session: Session, *, now: datetime, user_id: int | None, tab: str
     page = max(1, page)
     order = (sla_rank(), SupportCase.priority, func.coalesce(ValueTier.rank, 1000), SupportCase.sla_due_at.is_(None), SupportCase.sla_due_at,
              SupportCase.opened_at, SupportCase.id) if sort != "oldest" else (SupportCase.opened_at, SupportCase.id)
-    rows = [_decorate(dict(r._mapping), now) for r in session.execute(q.order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))]
+    # sort and page the narrow id list first, then read the page's rows: sorting every open case's full row was the
+    # slowest page at 100,000 accounts
+    page_ids = list(session.execute(q.with_only_columns(SupportCase.id).order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).scalars())
+    by_id = {r.id: r for r in session.execute(q.where(SupportCase.id.in_(page_ids)))} if page_ids else {}
+    rows = [_decorate(dict(by_id[i]._mapping), now) for i in page_ids if i in by_id]
     return {"items": rows, "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "tab": tab, "sort": sort}
 
 
