@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The operator's business timezone when nothing more specific (site, queue calendar) applies.
 DEFAULT_TIMEZONE = "Africa/Johannesburg"
+# The operator's default currency for new accounts (OPSLINE_CURRENCY); every amount carries its own currency.
+DEFAULT_CURRENCY = "ZAR"
 
 
 class Settings(BaseSettings):
@@ -18,7 +20,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///opsline.db", description="SQLAlchemy URL; postgresql+psycopg://... in production")
     secret_key: str = Field(default="change-me-in-production-opsline-secret", min_length=16)
     timezone: str = DEFAULT_TIMEZONE
-    currency: str = Field(default="ZAR", min_length=3, max_length=3)
+    currency: str = Field(default=DEFAULT_CURRENCY, min_length=3, max_length=3)
     session_max_age_seconds: int = 8 * 3600
     max_request_bytes: int = 1_000_000
     smtp_host: str = "127.0.0.1"

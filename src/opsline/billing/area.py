@@ -7,7 +7,7 @@ from datetime import date
 from opsline.areas import Area
 from opsline.billing import models  # noqa: F401  (tables)
 from opsline.billing import suspension
-from opsline.billing.models import BILL_RUN, INVOICE
+from opsline.billing.models import BILL_RUN, BILL_RUN_SHARD, INVOICE, PENDING_CHARGE, USAGE_RECORD
 from opsline.core.domain_events import Subscriber
 
 TAX_RATES = [
@@ -107,7 +107,7 @@ AREA = Area(
     panels=_panels,
     admin_views=_admin_views,
     cli=_cli,
-    lifecycles=(BILL_RUN, INVOICE),
+    lifecycles=(BILL_RUN, BILL_RUN_SHARD, INVOICE, PENDING_CHARGE, USAGE_RECORD),
     subscribers=(
         Subscriber("billing.account_suspended", "account.suspended", suspension.on_account_suspended),
         Subscriber("billing.account_reconnected", "account.active", suspension.on_account_active),

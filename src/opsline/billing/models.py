@@ -79,6 +79,41 @@ INVOICE = Lifecycle(
 )
 
 
+class ShardState(enum.StrEnum):
+    QUEUED = "queued"
+    DONE = "done"
+
+
+# a shard is computed by one job; re-running a done shard is an idempotent no-op, rollback deletes the run's shards
+BILL_RUN_SHARD = Lifecycle(name="bill_run_shard", states=ShardState, transitions={ShardState.QUEUED: {"complete": ShardState.DONE}, ShardState.DONE: {}},
+                           system_actions={"complete"}, initial=ShardState.QUEUED)
+
+
+class UsageState(enum.StrEnum):
+    RATED = "rated"
+    BILLED = "billed"
+    REJECTED = "rejected"
+
+
+# rated usage is billed when its bill run finalises (set-based); rejected rows are kept for correction and re-import
+USAGE_RECORD = Lifecycle(name="usage_record", states=UsageState,
+                         transitions={UsageState.RATED: {"bill": UsageState.BILLED}, UsageState.BILLED: {}, UsageState.REJECTED: {}},
+                         system_actions={"bill"}, initial=UsageState.RATED)
+
+
+class PendingChargeState(enum.StrEnum):
+    PENDING = "pending"
+    BILLED = "billed"
+    CANCELLED = "cancelled"
+
+
+# a queued one-off charge (early-termination fee, reconnection fee, returned-debit fee) waits for the next bill
+PENDING_CHARGE = Lifecycle(name="pending_charge", states=PendingChargeState,
+                           transitions={PendingChargeState.PENDING: {"bill": PendingChargeState.BILLED, "cancel": PendingChargeState.CANCELLED},
+                                        PendingChargeState.BILLED: {}, PendingChargeState.CANCELLED: {}},
+                           system_actions={"bill"}, needs_reason={"cancel"}, initial=PendingChargeState.PENDING)
+
+
 class InvoiceKind(enum.StrEnum):
     CYCLE = "cycle"
     FINAL = "final"
@@ -199,7 +234,7 @@ class BillRunShard(Base):
     total_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     finished_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("bill_run_id", "shard_no"), CheckConstraint("state IN ('queued','done')", name="state"))
+    __table_args__ = (UniqueConstraint("bill_run_id", "shard_no"), BILL_RUN_SHARD.check())
 
 
 class Invoice(Base):
@@ -315,7 +350,7 @@ class UsageRecord(Base):
 
     __table_args__ = (
         CheckConstraint("usage_type IN ('data_mb','voice_sec','sms')", name="usage_type"),
-        CheckConstraint("state IN ('rated','billed','rejected')", name="state"),
+        USAGE_RECORD.check(),
         Index("ix_usage_record_account_started", "account_id", "started_at"),
         Index("ix_usage_record_invoice", "invoice_id"),
     )
@@ -360,7 +395,7 @@ class PendingCharge(Base):
     created_by: Mapped[str] = mapped_column(String(120))
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
-    __table_args__ = (CheckConstraint("state IN ('pending','billed','cancelled')", name="state"), Index("ix_pending_charge_account_state", "account_id", "state"))
+    __table_args__ = (PENDING_CHARGE.check(), Index("ix_pending_charge_account_state", "account_id", "state"))
 
 
 class AccountSuspension(Base):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from opsline.config import DEFAULT_CURRENCY
+
 import re
 from collections import defaultdict
 from datetime import datetime
@@ -73,7 +75,7 @@ def next_account_number(session: Session) -> str:
     raise Conflict("no free account number in the next 1000 values of the sequence; advance account_number_seq", field="account_number")
 
 
-def create_account(session: Session, *, data: AccountIn, now: datetime, actor: Actor, default_currency: str = "ZAR") -> Account:
+def create_account(session: Session, *, data: AccountIn, now: datetime, actor: Actor, default_currency: str = DEFAULT_CURRENCY) -> Account:
     """Create a party and its account, with sites and contacts. Raises InvalidInput, Conflict (number taken)."""
     _check_reference(session, segment_code=data.segment_code, value_tier_code=data.value_tier_code)
     number = data.account_number or next_account_number(session)

@@ -3,6 +3,8 @@ Open claims hold their disputed amount out of dunning (`disputed_amount`, `dispu
 
 from __future__ import annotations
 
+from opsline.config import DEFAULT_CURRENCY
+
 from datetime import date, datetime
 from typing import Any, Sequence
 
@@ -219,7 +221,7 @@ def attachment(session: Session, *, attachment_id: int) -> ClaimAttachment:
     return a
 
 
-def disputed_amount(session: Session, *, account_id: int, currency: str = "ZAR") -> Money:
+def disputed_amount(session: Session, *, account_id: int, currency: str = DEFAULT_CURRENCY) -> Money:
     """What the account disputes in open claims (submitted / in review): held out of dunning."""
     v = session.execute(select(func.coalesce(func.sum(BillingClaim.disputed_minor), 0)).where(
         BillingClaim.account_id == account_id, BillingClaim.state.in_(OPEN_CLAIM_STATES), BillingClaim.currency == currency)).scalar_one()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from opsline.config import DEFAULT_CURRENCY
+
 import csv
 import hashlib
 import io
@@ -29,7 +31,7 @@ from opsline.web.templating import fmt_dt
 _env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "pdf_templates")), autoescape=select_autoescape(["html"]))
 
 
-def _money(minor: Any, currency: str = "ZAR") -> str:
+def _money(minor: Any, currency: str = DEFAULT_CURRENCY) -> str:
     if minor is None:
         return ""
     return f"{Money.from_minor(int(minor), currency).amount:,.2f}".replace(",", " ")
