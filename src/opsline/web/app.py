@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi import Depends, FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
@@ -56,7 +57,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
 
     app = FastAPI(
         title="Opsline API", version="4.0.0", description=API_DESCRIPTION, lifespan=lifespan,
-        dependencies=[Depends(check_csrf)], docs_url="/api/docs", redoc_url=None,
+        dependencies=[Depends(check_csrf)], docs_url=None, redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -82,6 +83,12 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     from opsline.web.admin import mount_admin
 
     mount_admin(app, engine=engine, secret_key=settings.secret_key, clock=clock)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        """The API browser, from vendored Swagger UI (no CDN: it works on a closed network)."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Opsline API", swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/vendor/swagger-ui.css", swagger_favicon_url="data:,")
 
     @app.get("/healthz", include_in_schema=False, dependencies=[Depends(public("load-balancer health check"))])
     def healthz() -> dict[str, str]:
