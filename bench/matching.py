@@ -183,6 +183,8 @@ def main() -> None:
         c.execute(text("TRUNCATE statement_file, statement_line, payment, payment_allocation, suspense_item, payment_refund, debit_order_result "
                        "RESTART IDENTITY CASCADE"))
         c.execute(text("DELETE FROM ledger_entry WHERE kind = 'payment'"))
+        # payer accounts the previous run learned (the generated history is dated 2026-09-01) would make a re-run easier
+        c.execute(text("DELETE FROM payment_known_payer WHERE first_seen_on > :d"), {"d": date(2026, 9, 1)})
         c.execute(text("UPDATE invoice SET state = 'new' WHERE state <> 'new'"))
         open_invoices = c.execute(text("SELECT COUNT(*) FROM invoice WHERE number IS NOT NULL")).scalar_one()
     invoices, rng = pick(engine, args.lines, seed=11)

@@ -110,13 +110,14 @@ def import_statement(session: Session, *, data: bytes, filename: str, fmt: str |
                                   FROM pm_stage WHERE 1 = 1
                                   ON CONFLICT (bank_account, bank_reference, value_date, amount_minor) DO NOTHING"""), {"f": file_id, "ba": bank_account}).rowcount
     session.execute(text("DROP TABLE IF EXISTS pm_stage"))
-    session.execute(text("""INSERT INTO payment (statement_line_id, source, method, state, amount_minor, currency, received_on, payer_name, payer_account,
-                            reference, created_at, created_by)
-                            SELECT id, 'statement', 'eft', 'received', amount_minor, currency, value_date, payer_name, payer_account, reference, :now, :who
-                            FROM statement_line WHERE statement_file_id = :f AND amount_minor > 0"""),
-                    {"f": file_id, "now": now if pg else sqlite_utc(now), "who": actor.name})
+    # money in becomes payments, written by the matcher once it knows each one's account and state
+    matching.stage_incoming(session, select_sql="""SELECT CAST(NULL AS BIGINT), id, CAST(NULL AS VARCHAR(120)), 'statement', 'eft', amount_minor, currency,
+                                                   value_date, payer_name, payer_account, reference, CAST(NULL AS BIGINT)
+                                                   FROM statement_line WHERE statement_file_id = :f AND amount_minor > 0 ORDER BY id""",
+                            params={"f": file_id})
     tick("match", 0, total)
-    summary = matching.run(session, now=now, actor=actor)
+    summary = matching.run(session, now=now, actor=actor, incoming=True)
+    session.execute(text(f"DROP TABLE IF EXISTS {matching.INCOMING}"))
     tick("match", total, total)
     return _close(session, st, file_id=file_id, new_lines=int(new), summary=summary, now=now, actor=actor)
 
@@ -167,17 +168,16 @@ def _debit_results(session: Session, st: ParsedStatement, *, file_id: int, now: 
                     LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> '' WHERE 1 = 1
                     ON CONFLICT (collection_ref, status) DO NOTHING""", {"f": file_id}).rowcount
     x("DROP TABLE IF EXISTS pm_do")
-    paid = x("""INSERT INTO payment (account_id, external_id, source, method, state, amount_minor, currency, received_on, payer_name, payer_account,
-                reference, named_invoice_id, created_at, created_by)
-                SELECT account_id, 'DO:' || collection_ref, 'debit_order', 'debit_order', 'received', amount_minor, currency, action_date, '', '',
-                       collection_ref, invoice_id, :now, :who
-                FROM debit_order_result WHERE statement_file_id = :f AND status = 'paid'""",
-             {"f": file_id, "now": now if pg else sqlite_utc(now), "who": actor.name}).rowcount
+    paid = matching.stage_incoming(session, select_sql="""SELECT account_id, CAST(NULL AS BIGINT), 'DO:' || collection_ref, 'debit_order', 'debit_order',
+                                                          amount_minor, currency, action_date, '', '', collection_ref, invoice_id
+                                                          FROM debit_order_result WHERE statement_file_id = :f AND status = 'paid' ORDER BY id""",
+                                   params={"f": file_id})
     tick("match", 0, len(st.debit_results))
-    summary = matching.run(session, now=now, actor=actor)
+    summary = matching.run(session, now=now, actor=actor, incoming=True)
     tick("match", len(st.debit_results), len(st.debit_results))
-    x("""UPDATE debit_order_result SET payment_id = (SELECT p.id FROM payment p WHERE p.external_id = 'DO:' || debit_order_result.collection_ref)
-         WHERE statement_file_id = :f""", {"f": file_id})
+    x(f"DROP TABLE IF EXISTS {matching.INCOMING}")
+    x("""UPDATE debit_order_result SET payment_id = p.id FROM payment p
+         WHERE debit_order_result.statement_file_id = :f AND p.external_id = 'DO:' || debit_order_result.collection_ref""", {"f": file_id})
     cfg = policy.load(session)
     reasons = {r.code: r for r in session.execute(select(UnpaidReason)).scalars()}
     unpaid = x("""SELECT d.id, d.collection_ref, d.account_id, d.amount_minor, d.currency, d.reason_code, d.payment_id FROM debit_order_result d

@@ -20,11 +20,15 @@ from opsline.core import domain_events
 from opsline.core.events import Actor
 from opsline.db.base import sqlite_utc
 from opsline.db.bulk import copy_rows
+from opsline.db.session import lock_for_write
 from opsline.payments import settings as policy
 from opsline.payments.tokens import account_tokens, invoice_tokens
 
 SETTLED = "payments.invoice_settled"  # one invoice: {"id", "account_id"}
 SETTLED_MANY = "payments.invoices_settled"  # one batch: {"ids": [...], "account_ids": [...]} (same order)
+INCOMING = "pm_in"  # payments not written yet: see stage_incoming()
+INCOMING_COLUMNS = ("id", "account_id", "statement_line_id", "external_id", "source", "method", "amount_minor", "currency", "received_on",
+                    "payer_name", "payer_account", "reference", "named_invoice_id")
 TEMP = ("pm_pay", "pm_tok", "pm_match", "pm_open", "pm_alloc", "pm_amt", "pm_rare", "pm_cand")
 
 
@@ -185,14 +189,45 @@ def _clean_name(s: str) -> str:
     return " ".join(w for w in s.upper().replace(".", " ").split() if w not in _TITLES)
 
 
-def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
-    """Match every payment in state `received` (those recorded in this transaction). Raises nothing for unmatched money:
-    it goes to suspense with an owner."""
+def stage_incoming(session: Session, *, select_sql: str, params: dict[str, Any]) -> int:
+    """Stage a batch of payments that are not written yet (a statement's lines, a debit-order file's paid collections) in the
+    temp table INCOMING, each with its id drawn now; `select_sql` returns INCOMING_COLUMNS without the id, in that order.
+    `run(..., incoming=True)` matches them and writes each payment once, already in its final state: a hundred thousand
+    fresh payments are not inserted as `received` and then all updated again. Returns the number staged."""
+    q = _Sql(session)
+    q.temp(INCOMING, """(id BIGINT PRIMARY KEY, account_id BIGINT, statement_line_id BIGINT, external_id VARCHAR(120), source VARCHAR(20),
+                       method VARCHAR(20), amount_minor BIGINT, currency VARCHAR(3), received_on DATE, payer_name VARCHAR(200), payer_account VARCHAR(40),
+                       reference VARCHAR(300), named_invoice_id BIGINT)""")
+    cols = ", ".join(INCOMING_COLUMNS)
+    if q.pg:
+        new_id = "nextval(pg_get_serial_sequence('payment', 'id'))"
+    else:  # SQLite: this transaction holds the write lock, so no one else draws payment ids meanwhile
+        lock_for_write(session)
+        new_id = "(SELECT COALESCE(MAX(id), 0) FROM payment) + ROW_NUMBER() OVER ()"
+    n = q.x(f"INSERT INTO {INCOMING} ({cols}) SELECT {new_id}, s.* FROM ({select_sql}) s", params).rowcount
+    return int(n)
+
+
+def _write_incoming(q: _Sql, *, now: datetime, actor: Actor) -> None:
+    """The staged payments, written once in their final state: matched (allocated or proposed, on the account found) or
+    suspense. (They pass through `received` only inside this transaction, as the ones updated below do.)"""
+    cols = ", ".join(INCOMING_COLUMNS)
+    q.x(f"""INSERT INTO payment ({cols}, state, created_at, created_by)
+            SELECT n.id, CASE WHEN m.payment_id IS NULL THEN n.account_id ELSE m.account_id END, {', '.join('n.' + c for c in INCOMING_COLUMNS[2:])},
+                   CASE WHEN m.payment_id IS NULL THEN 'suspense' WHEN m.auto = 1 THEN 'allocated' ELSE 'proposed' END, :now, :who
+            FROM {INCOMING} n LEFT JOIN pm_match m ON m.payment_id = n.id ORDER BY n.id""", {"now": q.ts(now), "who": actor.name})
+
+
+def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False) -> MatchSummary:
+    """Match every payment in state `received` (those recorded in this transaction) and, with `incoming`, the payments staged
+    by stage_incoming() (written here, in their final state). Raises nothing for unmatched money: it goes to suspense with
+    an owner."""
     q = _Sql(session)
     out = MatchSummary()
     cfg = policy.load(session)
-    q.temp("pm_pay", """AS SELECT id AS payment_id, account_id, amount_minor, currency, received_on, payer_account, payer_name, reference,
-                        named_invoice_id FROM payment WHERE state = 'received'""")
+    cols = "account_id, amount_minor, currency, received_on, payer_account, payer_name, reference, named_invoice_id"
+    q.temp("pm_pay", f"""AS SELECT id AS payment_id, {cols}, 0 AS fresh FROM payment WHERE state = 'received'"""
+           + (f" UNION ALL SELECT id AS payment_id, {cols}, 1 AS fresh FROM {INCOMING}" if incoming else ""))
     out.payments = int(q.x("SELECT COUNT(*) FROM pm_pay").scalar_one())
     if not out.payments:
         q.drop_all()
@@ -254,13 +289,16 @@ def run(session: Session, *, now: datetime, actor: Actor) -> MatchSummary:
     q.analyze("pm_match")
     q.x("""UPDATE pm_match SET auto = CASE WHEN confidence >= :thr AND rule_kind <> 'payer_name' AND amount_minor <= :lim THEN 1 ELSE 0 END""",
         {"thr": cfg.auto_threshold, "lim": cfg.auto_amount_limit_minor})
-    _allocate(q, now=now, actor=actor)
+    _allocate(q)
+    if incoming:
+        _write_incoming(q, now=now, actor=actor)
+    _write_allocations(q, now=now, actor=actor)
     _finish(q, out, now=now, actor=actor, owner=cfg.suspense_owner)
     q.drop_all()
     return out
 
 
-def _allocate(q: _Sql, *, now: datetime, actor: Actor) -> None:
+def _allocate(q: _Sql) -> None:
     """pm_alloc ← the invoice named (up to its open amount), then oldest open invoices first, then account credit."""
     q.temp("pm_open", """AS SELECT i.id AS invoice_id, i.account_id, i.currency, i.due_date AS due, i.total_minor AS open_minor
                           FROM invoice i WHERE i.account_id IN (SELECT account_id FROM pm_match) AND i.number IS NOT NULL""")
@@ -295,6 +333,9 @@ def _allocate(q: _Sql, *, now: datetime, actor: Actor) -> None:
                  AND ir.iend - ir.open_minor < pr.pend AND pr.pend - pr.r < ir.iend""")
     q.x(f"""INSERT INTO pm_alloc (payment_id, account_id, invoice_id, amount_minor, how)
             SELECT payment_id, account_id, NULL, r, 'credit' FROM (SELECT m.payment_id, m.account_id, {rem} AS r FROM pm_match m {paid}) x WHERE r > 0""")
+
+
+def _write_allocations(q: _Sql, *, now: datetime, actor: Actor) -> None:
     ev = q.json([("rule", "m.rule_code"), ("matched", "m.detail"), ("token", "m.token"), ("field", "CASE m.rule_kind WHEN 'payer_account' THEN 'payer_account' WHEN 'amount_date' THEN 'amount, value date' "
                                                "WHEN 'payer_name' THEN 'payer_name' ELSE CASE WHEN m.rule_code = 'named-invoice' THEN 'payment item' "
                                                "ELSE 'reference' END END"),
@@ -310,21 +351,24 @@ def _allocate(q: _Sql, *, now: datetime, actor: Actor) -> None:
 
 
 def _finish(q: _Sql, out: MatchSummary, *, now: datetime, actor: Actor, owner: str) -> None:
-    rows = q.x("""SELECT x.id, x.account_id, x.amount_minor, x.currency, x.payment_id, x.rule_code FROM payment_allocation x
-                  WHERE x.state = 'allocated' AND x.payment_id IN (SELECT payment_id FROM pm_match WHERE auto = 1)""").all()
-    ledger.post_rows(q.s, ({"account_id": r.account_id, "kind": "payment", "ref_type": "allocation", "ref_id": r.id, "amount_minor": -r.amount_minor,
-                            "currency": r.currency, "posted_at": now, "due_date": None, "description": f"Payment {r.payment_id} ({r.rule_code})"} for r in rows))
-    out.allocated_minor = sum(r.amount_minor for r in rows)
-    upd = """UPDATE payment SET state = CASE WHEN m.auto = 1 THEN 'allocated' ELSE 'proposed' END, account_id = m.account_id
-             FROM pm_match m WHERE payment.id = m.payment_id"""
-    q.x(upd)
+    # the ledger straight from the allocations just written (one INSERT ... SELECT, no rows through Python)
+    auto_allocs = """FROM payment_allocation x WHERE x.state = 'allocated' AND x.payment_id IN (SELECT payment_id FROM pm_match WHERE auto = 1)"""
+    ledger.post_select(q.s, select_sql=f"""SELECT x.account_id, 'payment' AS kind, 'allocation' AS ref_type, x.id AS ref_id, -x.amount_minor AS amount_minor,
+                                           x.currency, :now AS posted_at, CAST(NULL AS DATE) AS due_date,
+                                           'Payment ' || CAST(x.payment_id AS VARCHAR(20)) || ' (' || x.rule_code || ')' AS description {auto_allocs}""",
+                       params={"now": q.ts(now)})
+    out.allocated_minor = int(q.x(f"SELECT COALESCE(SUM(x.amount_minor), 0) {auto_allocs}").scalar_one())
+    # payments recorded earlier in this transaction move on; the staged ones were written in their final state
+    q.x("""UPDATE payment SET state = CASE WHEN m.auto = 1 THEN 'allocated' ELSE 'proposed' END, account_id = m.account_id
+           FROM pm_match m WHERE payment.id = m.payment_id AND m.payment_id IN (SELECT payment_id FROM pm_pay WHERE fresh = 0)""")
     for code, auto, n in q.x("SELECT rule_code, auto, COUNT(*) FROM pm_match GROUP BY rule_code, auto").all():
         out.by_rule[f"{code}{'' if auto else ' (proposed)'}"] = int(n)
         if auto:
             out.allocated += int(n)
         else:
             out.proposed += int(n)
-    out.suspense = int(q.x("""UPDATE payment SET state = 'suspense' WHERE state = 'received' AND id IN (SELECT payment_id FROM pm_pay)""").rowcount)
+    q.x("""UPDATE payment SET state = 'suspense' WHERE state = 'received' AND id IN (SELECT payment_id FROM pm_pay WHERE fresh = 0)""")
+    out.suspense = int(q.x("SELECT COUNT(*) FROM pm_pay WHERE payment_id NOT IN (SELECT payment_id FROM pm_match)").scalar_one())
     q.x("""INSERT INTO suspense_item (payment_id, amount_minor, currency, owner, opened_at, opened_reason)
            SELECT p.payment_id, p.amount_minor, p.currency, :owner, :now, 'no matching rule found an account'
            FROM pm_pay p WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""", {"owner": owner, "now": q.ts(now)})
