@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from opsline.db.bulk import copy_rows
@@ -31,6 +32,18 @@ class BreachNotFound(NotFound):
 def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterable[list[int]]:
     for i in range(0, len(ids), size):
         yield [int(x) for x in ids[i : i + size]]
+
+
+def id_filters(session: Session, column: Any, ids: Sequence[int]) -> list[ColumnElement[bool]]:
+    """WHERE clauses that together cover `ids`, one query each: on PostgreSQL a single `column = ANY(:ids)` (one
+    array parameter however many ids: no 2,000-placeholder IN-lists to render, parse and plan per chunk); on
+    SQLite (in-process, no round trips) IN-lists of CHUNK."""
+    ids = [int(x) for x in ids]
+    if not ids:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return [column == any_(bindparam(None, ids, type_=ARRAY(BigInteger), unique=True))]
+    return [column.in_(chunk) for chunk in chunks(ids)]
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -16,7 +16,7 @@ from opsline.cases.models import CaseEvent, Queue, SupportCase
 from opsline.customers.models import Site
 from opsline.sla.clocks import Event
 from opsline.sla.models import BusinessCalendarRow, SlaCase, SlaContract
-from opsline.sla.service.common import CHUNK, chunks
+from opsline.sla.service.common import id_filters
 
 
 @dataclass
@@ -36,9 +36,9 @@ class CaseRow:
 def load_cases(session: Session, case_ids: Sequence[int]) -> dict[int, CaseRow]:
     C = SupportCase
     out: dict[int, CaseRow] = {}
-    for chunk in chunks(case_ids):
+    for cond in id_filters(session, C.id, case_ids):
         for r in session.execute(select(C.id, C.account_id, C.category_code, C.channel, C.state, C.priority, C.value_tier_code, C.queue_id,
-                                        C.third_party_partner_code, C.sla_policy_id).where(C.id.in_(chunk))):
+                                        C.third_party_partner_code, C.sla_policy_id).where(cond)):
             out[r[0]] = CaseRow(*r)
     return out
 
@@ -46,8 +46,8 @@ def load_cases(session: Session, case_ids: Sequence[int]) -> dict[int, CaseRow]:
 def load_events(session: Session, case_ids: Sequence[int]) -> dict[int, list[Event]]:
     E = CaseEvent
     out: dict[int, list[Event]] = defaultdict(list)
-    for chunk in chunks(case_ids):
-        q = select(E.case_id, E.at, E.kind, E.from_value, E.to_value, E.data).where(E.case_id.in_(chunk), E.kind != "policy").order_by(E.case_id, E.at, E.id)
+    for cond in id_filters(session, E.case_id, case_ids):
+        q = select(E.case_id, E.at, E.kind, E.from_value, E.to_value, E.data).where(cond, E.kind != "policy").order_by(E.case_id, E.at, E.id)
         for cid, at, kind, fv, tv, data in session.execute(q):
             out[cid].append(Event(at=at, kind=kind, from_value=fv, to_value=tv, data=data))
     return out
@@ -73,8 +73,8 @@ def normalise_queue_events(evs: list[Event], by_code: dict[str, int]) -> list[Ev
 def site_timezones(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted({int(a) for a in account_ids if a is not None})
     out: dict[int, str] = {}
-    for chunk in chunks(ids):
-        for acc, tz in session.execute(select(Site.account_id, func.min(Site.timezone)).where(Site.account_id.in_(chunk), Site.timezone.is_not(None)).group_by(Site.account_id)):
+    for cond in id_filters(session, Site.account_id, ids):
+        for acc, tz in session.execute(select(Site.account_id, func.min(Site.timezone)).where(cond, Site.timezone.is_not(None)).group_by(Site.account_id)):
             out[int(acc)] = tz
     return out
 
@@ -82,9 +82,9 @@ def site_timezones(session: Session, account_ids: Iterable[int]) -> dict[int, st
 def contracts(session: Session, account_ids: Iterable[int], *, today: date) -> dict[int, tuple[int, dict[str, Any]]]:
     ids = sorted({int(a) for a in account_ids if a is not None})
     out: dict[int, tuple[int, dict[str, Any]]] = {}
-    for chunk in chunks(ids):
+    for cond in id_filters(session, SlaContract.account_id, ids):
         q = select(SlaContract.account_id, SlaContract.id, SlaContract.overrides).where(
-            SlaContract.account_id.in_(chunk), SlaContract.valid_from <= today, or_(SlaContract.valid_to.is_(None), SlaContract.valid_to > today)
+            cond, SlaContract.valid_from <= today, or_(SlaContract.valid_to.is_(None), SlaContract.valid_to > today)
         ).order_by(SlaContract.id)
         for acc, cid, overrides in session.execute(q):
             out.setdefault(int(acc), (int(cid), dict(overrides or {})))
@@ -93,8 +93,8 @@ def contracts(session: Session, account_ids: Iterable[int], *, today: date) -> d
 
 def pinned_policies(session: Session, case_ids: Sequence[int]) -> dict[int, int | None]:
     out: dict[int, int | None] = {}
-    for chunk in chunks(case_ids, CHUNK):
-        out.update(dict(session.execute(select(SlaCase.case_id, SlaCase.policy_id).where(SlaCase.pinned.is_(True), SlaCase.case_id.in_(chunk))).tuples().all()))
+    for cond in id_filters(session, SlaCase.case_id, case_ids):
+        out.update(dict(session.execute(select(SlaCase.case_id, SlaCase.policy_id).where(SlaCase.pinned.is_(True), cond)).tuples().all()))
     return out
 
 

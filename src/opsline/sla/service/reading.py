@@ -4,9 +4,9 @@ to cases (breached and since when, the next deadline, the breach probability).""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import and_, select
@@ -17,7 +17,7 @@ from opsline.sla.clocks import LABELS
 from opsline.sla.models import SlaClock
 from opsline.sla.risk import MIN_HISTORY, Survival, breach_probability
 from opsline.sla.service import engine
-from opsline.sla.service.common import AT_RISK, CUSTOMER_METRICS, OPEN_CASE_STATES, chunks
+from opsline.sla.service.common import AT_RISK, CUSTOMER_METRICS, OPEN_CASE_STATES, id_filters
 
 
 def case_clocks(session: Session, *, case_id: int, now: datetime) -> list[dict[str, Any]]:
@@ -75,6 +75,15 @@ def _curve_for(session: Session, queue_ids: set[Any]) -> Any:
     return pick
 
 
+class _RiskRow(NamedTuple):
+    id: int
+    queue_id: Any
+    category_code: Any
+    elapsed_seconds: int
+    target_seconds: int
+    state: str
+
+
 def breach_risk(session: Session, *, case_ids: list[int], now: datetime) -> dict[int, float | None]:
     """Probability (0..1) that each open case's resolution clock breaches, from the Kaplan-Meier curve of its queue and
     category (falling back to its queue, then to every case, when a group has fewer than MIN_HISTORY finished cases).
@@ -82,11 +91,14 @@ def breach_risk(session: Session, *, case_ids: list[int], now: datetime) -> dict
     if not case_ids:
         return {}
     rows = []
-    for chunk in chunks(case_ids):
-        rows += session.execute(
+    for cond in id_filters(session, C.id, case_ids):
+        rows += [_RiskRow(*r) for r in session.execute(
             select(C.id, C.queue_id, C.category_code, SlaClock.elapsed_seconds, SlaClock.target_seconds, SlaClock.state)
-            .join(SlaClock, and_(SlaClock.case_id == C.id, SlaClock.metric == "resolution")).where(C.id.in_(chunk))
-        ).all()
+            .join(SlaClock, and_(SlaClock.case_id == C.id, SlaClock.metric == "resolution")).where(cond))]
+    return _risks(session, rows, case_ids)
+
+
+def _risks(session: Session, rows: Sequence[_RiskRow], case_ids: Iterable[int]) -> dict[int, float | None]:
     out: dict[int, float | None] = {int(cid): None for cid in case_ids}
     if not rows:
         return out
@@ -106,6 +118,10 @@ def breach_risk(session: Session, *, case_ids: list[int], now: datetime) -> dict
     return out
 
 
+# A customer clock still open, as the summary needs it: (state, due_at, breached_at, elapsed_seconds, target_seconds)
+_Open = tuple[str, datetime, "datetime | None", int, int]
+
+
 def case_summaries(session: Session, *, case_ids: Sequence[int], now: datetime) -> list[dict[str, Any]]:
     """Per case, from its stored clocks: 'breached' (a customer clock still open past its deadline, since when),
     'at_risk' (breach probability >= AT_RISK, or >= 75 % of a target used when there is no history) or 'ok'; the
@@ -113,24 +129,48 @@ def case_summaries(session: Session, *, case_ids: Sequence[int], now: datetime) 
     ids = [int(x) for x in case_ids]
     if not ids:
         return []
-    open_ids = set()
-    clocks: dict[int, list[Any]] = defaultdict(list)
-    for chunk in chunks(ids):
-        open_ids |= set(session.execute(select(C.id).where(C.id.in_(chunk), C.state.in_(OPEN_CASE_STATES))).scalars())
+    open_ids: set[int] = set()
+    clocks: dict[int, list[_Open]] = defaultdict(list)
+    for cond in id_filters(session, C.id, ids):
+        open_ids |= set(session.execute(select(C.id).where(cond, C.state.in_(OPEN_CASE_STATES))).scalars())
+    for cond in id_filters(session, SlaClock.case_id, ids):
         for r in session.execute(select(SlaClock.case_id, SlaClock.state, SlaClock.due_at, SlaClock.breached_at, SlaClock.elapsed_seconds, SlaClock.target_seconds)
-                                 .where(SlaClock.case_id.in_(chunk), SlaClock.metric.in_(CUSTOMER_METRICS), SlaClock.stopped_at.is_(None))):
-            clocks[r.case_id].append(r)
-    risks = breach_risk(session, case_ids=sorted(open_ids), now=now)
+                                 .where(cond, SlaClock.metric.in_(CUSTOMER_METRICS), SlaClock.stopped_at.is_(None))):
+            clocks[r.case_id].append(tuple(r)[1:])  # type: ignore[arg-type]
+    return _summarise(ids, open_ids, clocks, breach_risk(session, case_ids=sorted(open_ids), now=now))
+
+
+def summaries_from_clocks(session: Session, *, cases: Mapping[int, tuple[str, Any, Any]], clocks: Iterable[Mapping[str, Any]],
+                          now: datetime) -> list[dict[str, Any]]:
+    """`case_summaries` of `cases` ({id: (state, queue_id, category_code)}) from clock rows the caller has just stored
+    (`clocks`: every clock of those cases, as written), so a batch does not read back what it wrote. Only the
+    breach-probability curves, which need every case's history, are read."""
+    open_ids = {cid for cid, (state, _, _) in cases.items() if state in OPEN_CASE_STATES}
+    by_case: dict[int, list[_Open]] = defaultdict(list)
+    risk_rows = []
+    for c in clocks:
+        cid = c["case_id"]
+        if cid not in open_ids:
+            continue
+        if c["metric"] == "resolution":
+            _, queue_id, category = cases[cid]
+            risk_rows.append(_RiskRow(cid, queue_id, category, c["elapsed_seconds"], c["target_seconds"], c["state"]))
+        if c["metric"] in CUSTOMER_METRICS and c["stopped_at"] is None:
+            by_case[cid].append((c["state"], c["due_at"], c["breached_at"], c["elapsed_seconds"], c["target_seconds"]))
+    return _summarise(list(cases), open_ids, by_case, _risks(session, risk_rows, sorted(open_ids)))
+
+
+def _summarise(ids: Sequence[int], open_ids: set[int], clocks: Mapping[int, list[_Open]], risks: Mapping[int, float | None]) -> list[dict[str, Any]]:
     out = []
     for cid in ids:
         rows = clocks.get(cid, []) if cid in open_ids else []
         if not rows:
             out.append({"id": cid, "sla_state": None, "sla_due_at": None, "sla_breached_at": None, "sla_risk": None})
             continue
-        breached = [r.breached_at or r.due_at for r in rows if r.state == "breached"]
-        due = [r.due_at for r in rows if r.state != "breached"]
+        breached = [breached_at or due_at for state, due_at, breached_at, _, _ in rows if state == "breached"]
+        due = [due_at for state, due_at, _, _, _ in rows if state != "breached"]
         risk = risks.get(cid)
-        used = max((r.elapsed_seconds / r.target_seconds for r in rows if r.target_seconds and r.state != "breached"), default=0.0)
+        used = max((el / tg for state, _, _, el, tg in rows if tg and state != "breached"), default=0.0)
         state = "breached" if breached else "at_risk" if (risk is not None and risk >= AT_RISK) or (risk is None and used >= 0.75) else "ok"
         out.append({"id": cid, "sla_state": state, "sla_due_at": min(due) if due else None, "sla_breached_at": min(breached) if breached else None,
                     "sla_risk": risk})

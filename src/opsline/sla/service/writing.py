@@ -15,10 +15,10 @@ from opsline.cases import service as cases_service
 from opsline.core.events import Actor
 from opsline.sla.clocks import Clock
 from opsline.sla.models import SlaBreach, SlaCase, SlaClock, SlaWarning
-from opsline.sla.service.common import chunks, insert_rows
+from opsline.sla.service.common import id_filters, insert_rows
 from opsline.sla.service.engine import Plan
 from opsline.sla.service.loading import CaseRow
-from opsline.sla.service.reading import case_summaries
+from opsline.sla.service.reading import summaries_from_clocks
 
 Key = tuple[int, str, str]
 _CLOCK_COLS = ("id", "case_id", "metric", "clock_key", "due_at", "elapsed_seconds", "state", "paused_seconds", "stopped_at", "policy_id", "calendar_code",
@@ -42,8 +42,8 @@ def _wanted(chunk: list[int], cases: dict[int, CaseRow], plans: dict[int, Plan],
 
 
 def _write_clocks(session: Session, chunk: list[int], wanted: dict[Key, dict[str, Any]], now: datetime) -> None:
-    existing = {(r.case_id, r.metric, r.clock_key): r for r in session.execute(
-        select(*[getattr(SlaClock, c) for c in _CLOCK_COLS]).where(SlaClock.case_id.in_(chunk)))}
+    existing = {(r.case_id, r.metric, r.clock_key): r for cond in id_filters(session, SlaClock.case_id, chunk) for r in session.execute(
+        select(*[getattr(SlaClock, c) for c in _CLOCK_COLS]).where(cond))}
     inserts, updates = [], []
     for key, row in wanted.items():
         old = existing.get(key)
@@ -62,9 +62,9 @@ def _write_clocks(session: Session, chunk: list[int], wanted: dict[Key, dict[str
 
 def _write_breaches(session: Session, chunk: list[int], wanted: dict[Key, dict[str, Any]], cases: dict[int, CaseRow], now: datetime) -> int:
     """One breach per breached clock; a breach that recalculation shows never happened goes (unless analysed)."""
-    old_b = {(r.case_id, r.metric, r.clock_key): r for r in session.execute(
+    old_b = {(r.case_id, r.metric, r.clock_key): r for cond in id_filters(session, SlaBreach.case_id, chunk) for r in session.execute(
         select(SlaBreach.id, SlaBreach.case_id, SlaBreach.metric, SlaBreach.clock_key, SlaBreach.cause_code, SlaBreach.due_at, SlaBreach.overrun_seconds,
-               SlaBreach.queue_id, SlaBreach.partner_code).where(SlaBreach.case_id.in_(chunk)))}
+               SlaBreach.queue_id, SlaBreach.partner_code).where(cond))}
     b_ins, b_upd = [], []
     for key, row in wanted.items():
         if row["state"] != "breached":
@@ -89,7 +89,8 @@ def _write_breaches(session: Session, chunk: list[int], wanted: dict[Key, dict[s
 
 def _write_warnings(session: Session, chunk: list[int], wanted: dict[Key, dict[str, Any]], plans: dict[int, Plan], now: datetime) -> int:
     """Once per (clock, threshold) crossed while the clock is still open."""
-    old_w = set(session.execute(select(SlaWarning.case_id, SlaWarning.metric, SlaWarning.clock_key, SlaWarning.threshold).where(SlaWarning.case_id.in_(chunk))).tuples())
+    old_w = {tuple(r) for cond in id_filters(session, SlaWarning.case_id, chunk)
+             for r in session.execute(select(SlaWarning.case_id, SlaWarning.metric, SlaWarning.clock_key, SlaWarning.threshold).where(cond))}
     w_ins = []
     for key, row in wanted.items():
         if row["stopped_at"] is not None or not row["target_seconds"]:
@@ -108,7 +109,8 @@ def _write_warnings(session: Session, chunk: list[int], wanted: dict[Key, dict[s
 
 def _write_policy(session: Session, chunk: list[int], plans: dict[int, Plan], cases: dict[int, CaseRow], now: datetime, actor: Actor, reason: str | None) -> int:
     """The sla_case row per case; a changed policy is reported to cases (its `sla_policy_id` and a history row)."""
-    sc_old = {r.case_id: r for r in session.execute(select(SlaCase.case_id, SlaCase.policy_id, SlaCase.pinned, SlaCase.calendar_code, SlaCase.timezone).where(SlaCase.case_id.in_(chunk)))}
+    sc_old = {r.case_id: r for cond in id_filters(session, SlaCase.case_id, chunk)
+              for r in session.execute(select(SlaCase.case_id, SlaCase.policy_id, SlaCase.pinned, SlaCase.calendar_code, SlaCase.timezone).where(cond))}
     sc_ins, sc_upd, changes = [], [], []
     for cid in chunk:
         plan = plans.get(cid)
@@ -137,13 +139,15 @@ def write(session: Session, *, cases: dict[int, CaseRow], plans: dict[int, Plan]
           reason: str | None) -> dict[str, int]:
     """Store what `engine.compute` found for these cases and report each case's summary to cases. Returns counts."""
     counts = {"clocks": 0, "breaches": 0, "warnings": 0, "policy_changes": 0}
-    for chunk in chunks(list(cases)):
-        wanted = _wanted(chunk, cases, plans, clocks)
-        _write_clocks(session, chunk, wanted, now)
-        counts["clocks"] += len(wanted)
-        counts["breaches"] += _write_breaches(session, chunk, wanted, cases, now)
-        counts["warnings"] += _write_warnings(session, chunk, wanted, plans, now)
-        counts["policy_changes"] += _write_policy(session, chunk, plans, cases, now, actor, reason)
-    # once for the whole batch: the breach-probability curves are read once, not once per chunk
-    cases_service.record_sla(session, rows=case_summaries(session, case_ids=list(cases), now=now), now=now)
+    ids = list(cases)
+    wanted = _wanted(ids, cases, plans, clocks)
+    _write_clocks(session, ids, wanted, now)
+    counts["clocks"] = len(wanted)
+    counts["breaches"] = _write_breaches(session, ids, wanted, cases, now)
+    counts["warnings"] = _write_warnings(session, ids, wanted, plans, now)
+    counts["policy_changes"] = _write_policy(session, ids, plans, cases, now, actor, reason)
+    # The summaries come from the clocks just written (held here), not read back; only the breach-probability
+    # curves, which need every case's history, are read (once for the whole batch).
+    cases_service.record_sla(session, rows=summaries_from_clocks(session, cases={cid: (c.state, c.queue_id, c.category_code) for cid, c in cases.items()},
+                                                                 clocks=wanted.values(), now=now), now=now)
     return counts
