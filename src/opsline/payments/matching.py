@@ -144,7 +144,7 @@ def _rule_sql(q: _Sql, kind: str) -> str | None:
 
 def _tokens(q: _Sql, *, default_prefix: str) -> int:
     rows: list[tuple[int, str, str, str]] = []
-    for pid, ref in q.x("SELECT payment_id, reference FROM pm_pay WHERE reference <> ''"):
+    for pid, ref in q.x("SELECT payment_id, reference FROM pm_pay WHERE reference <> ''").all():
         for tok in invoice_tokens(ref, default_prefix=default_prefix):
             rows.append((pid, "inv", tok, ""))
         valid, repaired = account_tokens(ref)
@@ -199,8 +199,9 @@ def stage_incoming(session: Session, *, select_sql: str, params: dict[str, Any])
                        method VARCHAR(20), amount_minor BIGINT, currency VARCHAR(3), received_on DATE, payer_name VARCHAR(200), payer_account VARCHAR(40),
                        reference VARCHAR(300), named_invoice_id BIGINT)""")
     cols = ", ".join(INCOMING_COLUMNS)
-    if q.pg:
-        new_id = "nextval(pg_get_serial_sequence('payment', 'id'))"
+    if q.pg:  # the sequence named once: pg_get_serial_sequence() per row would cost more than the insert
+        seq = q.x("SELECT pg_get_serial_sequence('payment', 'id')").scalar_one()
+        new_id = "nextval('" + str(seq).replace("'", "''") + "'::regclass)"
     else:  # SQLite: this transaction holds the write lock, so no one else draws payment ids meanwhile
         lock_for_write(session)
         new_id = "(SELECT COALESCE(MAX(id), 0) FROM payment) + ROW_NUMBER() OVER ()"
@@ -251,18 +252,28 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
             GROUP BY i.total_minor""", {"lo": q.bind_date(lo), "hi": q.bind_date(hi), "w": window})
     q.analyze("pm_amt")
     # the payer named an invoice through the API or a debit order: that is the strongest evidence there is
-    q.x("""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency)
-           SELECT p.payment_id, i.account_id, i.id, 'named-invoice', 'invoice_ref', 100, i.number, 'invoice named by the payer', p.amount_minor, p.currency
+    # a match is allocated at once (auto) when its rule is confident enough, it is not a name match, and the amount is within the limit
+    def auto(confidence: int, kind: str) -> str:
+        return "CASE WHEN p.amount_minor <= :lim THEN 1 ELSE 0 END" if confidence >= cfg.auto_threshold and kind != "payer_name" else "0"
+
+    limits = {"lim": cfg.auto_amount_limit_minor}
+    matched = q.x(f"""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency, auto)
+           SELECT p.payment_id, i.account_id, i.id, 'named-invoice', 'invoice_ref', 100, i.number, 'invoice named by the payer', p.amount_minor, p.currency,
+                  {auto(100, 'invoice_ref')}
            FROM pm_pay p JOIN invoice i ON i.id = p.named_invoice_id AND i.currency = p.currency
-           WHERE p.account_id IS NULL OR p.account_id = i.account_id""")
+           WHERE p.account_id IS NULL OR p.account_id = i.account_id""", limits).rowcount
     # captured by staff or through the API against an account: the account is given, allocation follows the usual order
-    q.x("""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency)
+    matched += q.x(f"""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency, auto)
            SELECT p.payment_id, p.account_id, NULL, 'account-given', 'account_ref', 100, a.account_number, 'account chosen when the payment was recorded',
-                  p.amount_minor, p.currency
+                  p.amount_minor, p.currency, {auto(100, 'account_ref')}
            FROM pm_pay p JOIN account a ON a.id = p.account_id AND a.currency = p.currency
-           WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""")
+           WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""", limits).rowcount
+    analysed, have_candidates = -1, False
     for rule in cfg.rules:
-        q.analyze("pm_match")
+        # fresh statistics when pm_match has grown a lot (PostgreSQL scales the row estimate with the table's pages in between)
+        if analysed < 0 or matched > 2 * analysed + 1000:
+            q.analyze("pm_match")
+            analysed = matched
         if not q.x("SELECT 1 FROM pm_pay WHERE payment_id NOT IN (SELECT payment_id FROM pm_match) LIMIT 1").first():
             break
         if rule.kind in ("payer_name", "amount_date"):
@@ -270,11 +281,14 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
                                   JOIN pm_amt a ON a.total_minor = p.amount_minor
                                   WHERE a.n <= 200 AND p.payment_id NOT IN (SELECT payment_id FROM pm_match)""")
             q.analyze("pm_rare")
-            # the invoices carrying those rare amounts, read in one scan (no index on amounts in billing's table)
+        if rule.kind in ("payer_name", "amount_date") and not have_candidates:
+            # the invoices carrying those rare amounts, read in one scan (no index on amounts in billing's table); a later amount or
+            # name rule reuses them, as the payments still unmatched then are a subset of these
             q.temp("pm_cand", """AS SELECT i.id, i.account_id, i.number, i.total_minor, i.currency, i.due_date FROM invoice i
                                   WHERE i.number IS NOT NULL AND i.total_minor IN (SELECT amount_minor FROM pm_rare)""")
             q.x("CREATE INDEX pm_cand_amt ON pm_cand (total_minor)")
             q.analyze("pm_cand")
+            have_candidates = True
         if rule.kind == "payer_name":
             _payer_names(q, rule_code=rule.code, window=int(rule.params.get("window_days", 45)), min_score=int(rule.params.get("min_score", 88)))
             q.x("UPDATE pm_match SET confidence = :c WHERE rule_code = :r", {"c": rule.confidence, "r": rule.code})
@@ -282,13 +296,12 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
         sql = _rule_sql(q, rule.kind)
         if sql is None:
             continue
-        q.x(f"""INSERT INTO pm_match (payment_id, account_id, invoice_id, token, detail, rule_code, rule_kind, confidence, amount_minor, currency)
-                SELECT m.payment_id, m.account_id, m.invoice_id, m.token, m.detail, :code, :kind, :conf, p.amount_minor, p.currency
+        matched += q.x(f"""INSERT INTO pm_match (payment_id, account_id, invoice_id, token, detail, rule_code, rule_kind, confidence, amount_minor, currency, auto)
+                SELECT m.payment_id, m.account_id, m.invoice_id, m.token, m.detail, :code, :kind, :conf, p.amount_minor, p.currency,
+                       {auto(rule.confidence, rule.kind)}
                 FROM ({sql}) m JOIN pm_pay p ON p.payment_id = m.payment_id""",
-            {"code": rule.code, "kind": rule.kind, "conf": rule.confidence, "window": int(rule.params.get("window_days", 45))})
+            {"code": rule.code, "kind": rule.kind, "conf": rule.confidence, "window": int(rule.params.get("window_days", 45)), **limits}).rowcount
     q.analyze("pm_match")
-    q.x("""UPDATE pm_match SET auto = CASE WHEN confidence >= :thr AND rule_kind <> 'payer_name' AND amount_minor <= :lim THEN 1 ELSE 0 END""",
-        {"thr": cfg.auto_threshold, "lim": cfg.auto_amount_limit_minor})
     _allocate(q)
     if incoming:
         _write_incoming(q, now=now, actor=actor)
