@@ -111,14 +111,16 @@ def decode(data: bytes, *, filename: str, encoding: str) -> str:
     return text
 
 
+_SPACE = re.compile(r"\s")
 _PLAIN_DOT = re.compile(r"(-?)(\d{1,15})(?:\.(\d{1,2}))?")
 _PLAIN_COMMA = re.compile(r"(-?)(\d{1,15})(?:,(\d{1,2}))?")
 
 
-def to_minor(raw: str, currency: str, *, decimal_comma: bool, filename: str, line: int, field: str) -> int:
-    """'1 234,50' / '-1,234.50' / '(99.00)' / 'R 599' → signed minor units, refusing sub-cent precision."""
+def to_minor(raw: str, currency: str, *, decimal_comma: bool, filename: str, line: int, field: str, cents: bool | None = None) -> int:
+    """'1 234,50' / '-1,234.50' / '(99.00)' / 'R 599' → signed minor units, refusing sub-cent precision. `cents`: the caller
+    already knows whether the currency has two decimals (a parser asks once per file, not once per amount)."""
     m = (_PLAIN_COMMA if decimal_comma else _PLAIN_DOT).fullmatch(raw)
-    if m and exponent(currency) == 2:
+    if m and (exponent(currency) == 2 if cents is None else cents):
         whole, cents = m.group(2), (m.group(3) or "").ljust(2, "0")
         v = int(whole) * 100 + int(cents)
         return -v if m.group(1) else v
@@ -214,18 +216,23 @@ def parse_csv(data: bytes, *, filename: str, mapping: Mapping) -> ParsedStatemen
     st = ParsedStatement(format="csv", filename=filename, currency=mapping.currency, bank=mapping.bank, bank_account=mapping.bank_account)
     seen: dict[str, int] = {}
     prev_balance: int | None = None
+    cents = {mapping.currency.upper(): exponent(mapping.currency) == 2}  # per currency, asked once
+    i_date, i_amount, i_cur = idx["date"], idx["amount"], idx["currency"]
     for line_no, r in body:
-        if not any(c.strip() for c in r):
+        if not "".join(r).strip():
             continue
         if len(r) < width:
             raise UnableToImportStatement(f"the row has {len(r)} columns, {width} expected: truncated or wrong delimiter", filename=filename, line=line_no,
                                           field="row")
         cell = lambda k: r[idx[k]].strip() if idx[k] is not None else ""  # noqa: E731
-        raw_date = cell("date")
+        raw_date = r[i_date].strip()
         d = dates.get(raw_date) or dates.setdefault(raw_date, _date(raw_date, mapping.date_format, filename=filename, line=line_no, field="date"))
-        cur = (cell("currency") or mapping.currency).upper()
-        if idx["amount"] is not None:
-            amount = to_minor(cell("amount"), cur, decimal_comma=mapping.decimal_comma, filename=filename, line=line_no, field="amount")
+        cur = ((r[i_cur].strip() if i_cur is not None else "") or mapping.currency).upper()
+        two = cents.get(cur)
+        if two is None:
+            two = cents[cur] = exponent(cur) == 2
+        if i_amount is not None:
+            amount = to_minor(r[i_amount].strip(), cur, decimal_comma=mapping.decimal_comma, filename=filename, line=line_no, field="amount", cents=two)
         else:
             cr_, dr_ = cell("credit"), cell("debit")
             if not cr_ and not dr_:
@@ -235,7 +242,7 @@ def parse_csv(data: bytes, *, filename: str, mapping: Mapping) -> ParsedStatemen
         if amount == 0:
             raise UnableToImportStatement("an entry of zero", filename=filename, line=line_no, field="amount")
         if idx["balance"] is not None and cell("balance"):
-            bal = to_minor(cell("balance"), cur, decimal_comma=mapping.decimal_comma, filename=filename, line=line_no, field="balance")
+            bal = to_minor(cell("balance"), cur, decimal_comma=mapping.decimal_comma, filename=filename, line=line_no, field="balance", cents=two)
             if prev_balance is None:
                 st.opening_minor = bal - amount
             elif prev_balance + amount != bal:
@@ -248,7 +255,7 @@ def parse_csv(data: bytes, *, filename: str, mapping: Mapping) -> ParsedStatemen
             seen[base] = seen.get(base, 0) + 1
             ref = f"{base}-{seen[base]}"
         st.lines.append(ParsedLine(line_no=line_no, bank_reference=ref[:80], value_date=d, amount_minor=amount, currency=cur,
-                                   payer_name=cell("payer_name")[:200], payer_account=re.sub(r"\s", "", cell("payer_account"))[:40],
+                                   payer_name=cell("payer_name")[:200], payer_account=_SPACE.sub("", cell("payer_account"))[:40],
                                    reference=cell("reference")[:300]))
     if not st.lines:
         raise UnableToImportStatement("no entries between the header and footer rows", filename=filename)
@@ -428,6 +435,8 @@ def parse_debit_results(data: bytes, *, filename: str, currency: str) -> ParsedS
     if not rows or [c.strip().lower() for c in rows[0][1]] != list(DEBIT_RESULT_COLUMNS):
         raise UnableToImportStatement(f"the header must be {','.join(DEBIT_RESULT_COLUMNS)}", filename=filename, line=1, field="header")
     st = ParsedStatement(format="debit_result", filename=filename, currency=currency, bank="debit orders")
+    two = exponent(currency) == 2
+    dates: dict[str, date] = {}  # few distinct action dates; strptime is the slow part of a row
     for line_no, r in rows[1:]:
         if len(r) != len(DEBIT_RESULT_COLUMNS):
             raise UnableToImportStatement(f"the row has {len(r)} columns, {len(DEBIT_RESULT_COLUMNS)} expected", filename=filename, line=line_no, field="row")
@@ -439,11 +448,12 @@ def parse_debit_results(data: bytes, *, filename: str, currency: str) -> ParsedS
             raise UnableToImportStatement(f"status '{status}' is neither paid nor unpaid", filename=filename, line=line_no, field="status")
         if status == "unpaid" and not reason:
             raise UnableToImportStatement("an unpaid needs its reason code", filename=filename, line=line_no, field="reason_code")
-        minor = to_minor(amount, currency, decimal_comma=False, filename=filename, line=line_no, field="amount")
+        minor = to_minor(amount, currency, decimal_comma=False, filename=filename, line=line_no, field="amount", cents=two)
         if minor <= 0:
             raise UnableToImportStatement("the amount must be positive", filename=filename, line=line_no, field="amount")
         st.debit_results.append(DebitResultLine(line_no=line_no, collection_ref=ref[:80], account_number=accno, invoice_number=invno, amount_minor=minor,
-                                                currency=currency, action_date=_date(when, "%Y-%m-%d", filename=filename, line=line_no, field="action_date"),
+                                                currency=currency, action_date=dates.get(when) or dates.setdefault(
+                                                    when, _date(when, "%Y-%m-%d", filename=filename, line=line_no, field="action_date")),
                                                 status=status, reason_code=reason))
     if not st.debit_results:
         raise UnableToImportStatement("no result rows", filename=filename)
