@@ -12,6 +12,7 @@ ACCOUNT_DIGITS = 10
 _INVOICE = re.compile(r"(?<![A-Za-z])([A-Za-z]{2,5})[\s\-_/.:#]*((?:19|20)\d\d)[\s\-_/.]*([A-Za-z]?)[\s\-]*(\d{1,10})(?!\d)")
 _BARE_INVOICE = re.compile(r"(?<!\d)((?:19|20)\d\d)[\s\-_/.]+(\d{1,10})(?!\d)")
 _DIGIT_RUN = re.compile(r"\d(?:[\s\-]?\d)+")
+_NON_DIGIT = re.compile(r"\D")
 
 
 def is_valid_account_number(number: str) -> bool:
@@ -36,7 +37,7 @@ def account_tokens(reference: str) -> tuple[set[str], dict[str, str]]:
     valid: set[str] = set()
     repaired: dict[str, str] = {}
     for m in _DIGIT_RUN.finditer(reference):
-        digits = re.sub(r"\D", "", m.group())
+        digits = _NON_DIGIT.sub("", m.group())
         if len(digits) != ACCOUNT_DIGITS:
             continue
         if is_valid_account_number(digits):
