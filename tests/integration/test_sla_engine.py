@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from opsline.cases import service as cases_service
 from opsline.cases.models import CaseEvent, Queue, SupportCase
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.jobs import Job
@@ -349,3 +350,31 @@ def test_a_single_case_change_recomputes_only_that_case_on_the_memoised_index(se
     service.recompute_case(session, case_id=ids[1], now=now + timedelta(minutes=1))
     assert loaded == [[ids[1]]] and builds == []
     assert session.execute(select(func.count()).select_from(SlaClock).where(SlaClock.case_id.in_(ids[2:]))).scalar_one() == 0
+
+
+def test_a_batch_gives_cases_the_summaries_it_would_read_back_from_its_stored_clocks(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    ids = [make_case(session, queues, opened=now - timedelta(hours=h), priority=1 + h % 4,
+                     events=[(now - timedelta(hours=h) + timedelta(minutes=20), "state", "acknowledged", "pending" if h % 3 else "held", {"partner_code": "openserve"})])
+           for h in range(1, 60, 3)]
+    ids.append(make_case(session, queues, opened=now - timedelta(days=2), state="resolved", events=[(now - timedelta(days=1), "state", "acknowledged", "resolved", None)]))
+    service.recalculate(session, case_ids=ids, now=now, reason="t", actor=actor)
+    stored = {r.id: {"id": r.id, "sla_state": r.sla_state, "sla_due_at": r.sla_due_at, "sla_breached_at": r.sla_breached_at, "sla_risk": r.sla_risk}
+              for r in session.execute(select(SupportCase).where(SupportCase.id.in_(ids))).scalars()}
+    read_back = {r["id"]: r for r in service.case_summaries(session, case_ids=ids, now=now)}
+    assert stored == read_back
+    assert {r["sla_state"] for r in read_back.values()} >= {"breached", None} and len({r["sla_state"] for r in read_back.values()}) >= 3
+
+
+def test_a_policy_change_without_its_case_summary_is_refused_and_nothing_changes(session, queues, now, actor) -> None:  # type: ignore[no-untyped-def]
+    case_id = make_case(session, queues, opened=now - timedelta(hours=2))
+    service.recalculate(session, case_ids=[case_id], now=now, reason="t", actor=actor)
+    session.commit()
+    before = session.execute(select(SupportCase.sla_policy_id, SupportCase.sla_state, SupportCase.sla_as_of).where(SupportCase.id == case_id)).one()
+    history = session.execute(select(func.count()).select_from(CaseEvent).where(CaseEvent.case_id == case_id)).scalar_one()
+    change = {"id": case_id, "account_id": None, "from": before.sla_policy_id, "to": None, "name": None}
+    with pytest.raises(InvalidInput, match="policy change without a matching summary row"):
+        cases_service.record_sla_recalculation(session, rows=[{"id": case_id, "sla_state": "ok", "sla_policy_id": before.sla_policy_id}], policy_changes=[change],
+                                               now=now + timedelta(hours=1), actor=actor, reason="t")
+    session.rollback()
+    assert session.execute(select(SupportCase.sla_policy_id, SupportCase.sla_state, SupportCase.sla_as_of).where(SupportCase.id == case_id)).one() == before
+    assert session.execute(select(func.count()).select_from(CaseEvent).where(CaseEvent.case_id == case_id)).scalar_one() == history

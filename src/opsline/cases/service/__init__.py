@@ -6,7 +6,7 @@ Rooms: common (errors, loading, history), routing (priority, queues, assignment)
 hand-offs, priority, the combined update), notes (notes, links, attachments), sales (retention, leads),
 batch (auto-close, FCR, the SLA engine's reports back), queues (queue reference data)."""
 
-from opsline.cases.service.batch import autoclose, decide_fcr, record_sla, record_sla_policy, value_tier_ranks
+from opsline.cases.service.batch import autoclose, decide_fcr, record_sla, record_sla_policy, record_sla_recalculation, value_tier_ranks
 from opsline.cases.service.common import (
     CHANGED, CaseNotFound, CaseNotOpen, NoteNotAllowed, RetentionNotAllowed, UnableToChangeCase, UnableToOpenCase, get_case,
     get_case_by_reference, get_queue, setting, setting_int,
@@ -24,5 +24,5 @@ __all__ = [
     "UnableToOpenCase", "action_for_status", "add_attachment", "add_link", "add_member", "add_note", "allowed_actions", "assign",
     "autoclose", "change_priority", "compute_priority", "create_lead", "create_queue", "decide_fcr", "escalation_queue", "get_case",
     "get_case_by_reference", "get_queue", "lead_transition", "open_case", "pick_assignee", "record_retention", "record_sla",
-    "record_sla_policy", "set_lead_state", "setting", "setting_int", "transition", "update_case", "value_tier_ranks",
+    "record_sla_policy", "record_sla_recalculation", "set_lead_state", "setting", "setting_int", "transition", "update_case", "value_tier_ranks",
 ]

@@ -73,15 +73,7 @@ def record_sla(session: Session, *, rows: Sequence[dict[str, Any]], now: datetim
     Raises InvalidInput for an unknown state or a risk outside 0..1. Returns rows written."""
     if not rows:
         return 0
-    params = []
-    for r in rows:
-        state, risk = r.get("sla_state"), r.get("sla_risk")
-        if state is not None and state not in SLA_STATES:
-            raise InvalidInput(f"unknown SLA state '{state}'", field="sla_state")
-        if risk is not None and not 0.0 <= float(risk) <= 1.0:
-            raise InvalidInput(f"breach risk must be between 0 and 1, got {risk}", field="sla_risk")
-        params.append({"id": int(r["id"]), "sla_state": state, "sla_due_at": r.get("sla_due_at"), "sla_breached_at": r.get("sla_breached_at"),
-                       "sla_risk": None if risk is None else float(risk), "sla_as_of": now})
+    params = _summary_params(rows, now)
     _update_by_id(session, ["sla_state", "sla_due_at", "sla_breached_at", "sla_risk", "sla_as_of"], params)
     return len(params)
 
@@ -92,10 +84,51 @@ def record_sla_policy(session: Session, *, changes: Sequence[dict[str, Any]], no
     if not changes:
         return 0
     _update_by_id(session, ["sla_policy_id"], [{"id": ch["id"], "sla_policy_id": ch["to"]} for ch in changes])
+    _policy_history(session, changes, now=now, actor=actor, reason=reason)
+    return len(changes)
+
+
+def record_sla_recalculation(session: Session, *, rows: Sequence[dict[str, Any]], policy_changes: Sequence[dict[str, Any]], now: datetime, actor: Actor,
+                             reason: str | None) -> int:
+    """`record_sla` and `record_sla_policy` in one pass, for the SLA engine's recalculation: each summary row also
+    carries "sla_policy_id" (the policy that now applies), so every case row is rewritten once (one UPDATE, not
+    two), and each of `policy_changes` (as in `record_sla_policy`) gets its 'policy' history row.
+    Raises InvalidInput as `record_sla` does, or for a change whose case has no row or another policy. Returns rows written."""
+    if not rows:
+        if policy_changes:
+            raise InvalidInput("a policy change needs its case's summary row", field="sla_policy_id")
+        return 0
+    params = _summary_params(rows, now, with_policy=True)
+    policy_of = {p["id"]: p["sla_policy_id"] for p in params}
+    for ch in policy_changes:
+        if int(ch["id"]) not in policy_of or policy_of[int(ch["id"])] != ch["to"]:
+            raise InvalidInput(f"case {ch['id']}: policy change without a matching summary row", field="sla_policy_id")
+    _update_by_id(session, ["sla_state", "sla_due_at", "sla_breached_at", "sla_risk", "sla_as_of", "sla_policy_id"], params)
+    if policy_changes:
+        _policy_history(session, policy_changes, now=now, actor=actor, reason=reason)
+    return len(params)
+
+
+def _summary_params(rows: Sequence[dict[str, Any]], now: datetime, *, with_policy: bool = False) -> list[dict[str, Any]]:
+    params = []
+    for r in rows:
+        state, risk = r.get("sla_state"), r.get("sla_risk")
+        if state is not None and state not in SLA_STATES:
+            raise InvalidInput(f"unknown SLA state '{state}'", field="sla_state")
+        if risk is not None and not 0.0 <= float(risk) <= 1.0:
+            raise InvalidInput(f"breach risk must be between 0 and 1, got {risk}", field="sla_risk")
+        p = {"id": int(r["id"]), "sla_state": state, "sla_due_at": r.get("sla_due_at"), "sla_breached_at": r.get("sla_breached_at"),
+             "sla_risk": None if risk is None else float(risk), "sla_as_of": now}
+        if with_policy:
+            p["sla_policy_id"] = r["sla_policy_id"]
+        params.append(p)
+    return params
+
+
+def _policy_history(session: Session, changes: Sequence[dict[str, Any]], *, now: datetime, actor: Actor, reason: str | None) -> None:
     rows = [
         {"case_id": ch["id"], "account_id": ch["account_id"], "at": now, "kind": "policy", "from_value": None if ch["from"] is None else str(ch["from"]),
          "to_value": None if ch["to"] is None else str(ch["to"]), "reason": reason or f"SLA policy: {ch['name'] or 'none'}", "actor": actor.name,
          "data": {"policy_name": ch["name"]}} for ch in changes]
     cols = list(rows[0])
     copy_rows(session.connection(), CaseEvent.__table__, cols, ([r[c] for c in cols] for r in rows))
-    return len(changes)

@@ -90,13 +90,18 @@ def compute(session: Session, case_ids: Sequence[int], *, now: datetime, vectori
         if plan.policy is not None and evs.get(cid):
             groups[plan.calendar_key].append(cid)
     result: dict[int, list[Clock]] = {}
+    targets_memo: dict[tuple[Any, ...], Any] = {}
     for (code, tz), cids in groups.items():
         case_plans, owners = [], []
         for cid in cids:
             c = plans[cid].case
             contract = contracts.get(c.account_id) if c.account_id is not None else None
-            targets = pol.targets_for(plans[cid].policy, priority=c.priority, olas=olas, partners=partners,  # type: ignore[arg-type]
-                                      contract_overrides=contract[1] if contract else None)
+            # one PolicyTargets per (policy, priority, contract): thousands of cases share a handful
+            tkey = (plans[cid].policy.id, c.priority, contract[0] if contract else None)  # type: ignore[union-attr]
+            targets = targets_memo.get(tkey)
+            if targets is None:
+                targets = targets_memo[tkey] = pol.targets_for(plans[cid].policy, priority=c.priority, olas=olas, partners=partners,  # type: ignore[arg-type]
+                                                               contract_overrides=contract[1] if contract else None)
             first_queue = next((e.data.get("queue") for e in evs[cid] if e.kind == "opened" and e.data and e.data.get("queue")), None)
             initial_queue = by_code.get(first_queue, c.queue_id) if first_queue else c.queue_id
             cps = replay(loading.normalise_queue_events(evs[cid], by_code), targets, now=now,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from opsline.cases.models import CaseEvent, Queue, SupportCase
@@ -44,12 +44,17 @@ def load_cases(session: Session, case_ids: Sequence[int]) -> dict[int, CaseRow]:
 
 
 def load_events(session: Session, case_ids: Sequence[int]) -> dict[int, list[Event]]:
+    """Each case's history as the replay reads it, in order. Only what the replay uses of `data` is read: the
+    whole object for state changes (the partner) and notes (visibility), the queue of 'opened'; nothing for
+    the rest (parsing every row's JSON was a third of the read)."""
     E = CaseEvent
     out: dict[int, list[Event]] = defaultdict(list)
+    data = case((E.kind.in_(("state", "note")), E.data), else_=null())
+    opened_queue = case((E.kind == "opened", E.data["queue"].as_string()), else_=null())
     for cond in id_filters(session, E.case_id, case_ids):
-        q = select(E.case_id, E.at, E.kind, E.from_value, E.to_value, E.data).where(cond, E.kind != "policy").order_by(E.case_id, E.at, E.id)
-        for cid, at, kind, fv, tv, data in session.execute(q):
-            out[cid].append(Event(at=at, kind=kind, from_value=fv, to_value=tv, data=data))
+        q = select(E.case_id, E.at, E.kind, E.from_value, E.to_value, data, opened_queue).where(cond, E.kind != "policy").order_by(E.case_id, E.at, E.id)
+        for cid, at, kind, fv, tv, d, queue in session.execute(q):
+            out[cid].append(Event(at=at, kind=kind, from_value=fv, to_value=tv, data={"queue": queue} if queue is not None else d))
     return out
 
 

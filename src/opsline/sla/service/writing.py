@@ -107,8 +107,9 @@ def _write_warnings(session: Session, chunk: list[int], wanted: dict[Key, dict[s
     return len(w_ins)
 
 
-def _write_policy(session: Session, chunk: list[int], plans: dict[int, Plan], cases: dict[int, CaseRow], now: datetime, actor: Actor, reason: str | None) -> int:
-    """The sla_case row per case; a changed policy is reported to cases (its `sla_policy_id` and a history row)."""
+def _write_policy(session: Session, chunk: list[int], plans: dict[int, Plan], cases: dict[int, CaseRow], now: datetime) -> list[dict[str, Any]]:
+    """The sla_case row per case. Returns the policy changes for cases (each case's `sla_policy_id` and a history row),
+    reported with the summaries so each case row is updated once."""
     sc_old = {r.case_id: r for cond in id_filters(session, SlaCase.case_id, chunk)
               for r in session.execute(select(SlaCase.case_id, SlaCase.policy_id, SlaCase.pinned, SlaCase.calendar_code, SlaCase.timezone).where(cond))}
     sc_ins, sc_upd, changes = [], [], []
@@ -129,10 +130,9 @@ def _write_policy(session: Session, chunk: list[int], plans: dict[int, Plan], ca
         insert_rows(session, SlaCase.__table__, sc_ins)
     if sc_upd:
         session.execute(update(SlaCase), sc_upd)
-    cases_service.record_sla_policy(session, changes=changes, now=now, actor=actor, reason=reason)
     for ch in changes:
         cases[ch["id"]].sla_policy_id = ch["to"]
-    return len(changes)
+    return changes
 
 
 def write(session: Session, *, cases: dict[int, CaseRow], plans: dict[int, Plan], clocks: dict[int, list[Clock]], now: datetime, actor: Actor,
@@ -145,9 +145,13 @@ def write(session: Session, *, cases: dict[int, CaseRow], plans: dict[int, Plan]
     counts["clocks"] = len(wanted)
     counts["breaches"] = _write_breaches(session, ids, wanted, cases, now)
     counts["warnings"] = _write_warnings(session, ids, wanted, plans, now)
-    counts["policy_changes"] = _write_policy(session, ids, plans, cases, now, actor, reason)
+    changes = _write_policy(session, ids, plans, cases, now)
+    counts["policy_changes"] = len(changes)
     # The summaries come from the clocks just written (held here), not read back; only the breach-probability
-    # curves, which need every case's history, are read (once for the whole batch).
-    cases_service.record_sla(session, rows=summaries_from_clocks(session, cases={cid: (c.state, c.queue_id, c.category_code) for cid, c in cases.items()},
-                                                                 clocks=wanted.values(), now=now), now=now)
+    # curves, which need every case's history, are read (once for the whole batch). They go to cases with each
+    # case's policy in one call, so each case row is rewritten once.
+    rows = summaries_from_clocks(session, cases={cid: (c.state, c.queue_id, c.category_code) for cid, c in cases.items()}, clocks=wanted.values(), now=now)
+    for r in rows:
+        r["sla_policy_id"] = cases[r["id"]].sla_policy_id
+    cases_service.record_sla_recalculation(session, rows=rows, policy_changes=changes, now=now, actor=actor, reason=reason)
     return counts
