@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-import xlsxwriter
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opsline.core.errors import InvalidInput, OpslineError
+from opsline.core.exports import Sheet, download_headers, export_sheets
 from opsline.sla.policies import UnableToSaveCalendar
 from opsline.sla import service
 from opsline.web.deps import DB, Now, Principal, Tz, require
@@ -51,43 +49,23 @@ def dashboard(request: Request, db: DB, now: Now, tz: Tz, principal: View) -> HT
     return render(request, "sla/dashboard.html", data, principal=principal)
 
 
-def _report_rows(report: dict[str, Any]) -> list[list[Any]]:
-    rows: list[list[Any]] = [["Group", "Name", "Breaches", "Overrun business hours"]]
-    rows += [["cause", r["cause"], r["count"], r["overrun_hours"]] for r in report["by_cause"]]
-    rows += [["team", r["team"], r["count"], r["overrun_hours"]] for r in report["by_team"]]
-    return rows
+BREACH_COLUMNS = ["reference", "label", "team", "partner_code", "due_at", "breached_at", "overrun_hours", "cause_name", "cause_note", "set_by"]
 
 
-@router.get("/sla/report.csv")
-def report_csv(request: Request, db: DB, now: Now, tz: Tz, principal: View, month: str = "") -> Response:
-    since, until, label = _period(now, tz, month or None)
-    buf = io.StringIO()
-    csv.writer(buf).writerows(_report_rows(service.breach_report(db, since=since, until=until)))
-    return Response(buf.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="sla-breaches-{label}.csv"'})
-
-
-@router.get("/sla/report.xlsx")
-def report_xlsx(request: Request, db: DB, now: Now, tz: Tz, principal: View, month: str = "") -> Response:
-    since, until, label = _period(now, tz, month or None)
+def _report_sheets(db: DB, since: datetime, until: datetime) -> list[Sheet]:
     report = service.breach_report(db, since=since, until=until)
     breaches = service.list_breaches(db, since=since, until=until, limit=100_000)["items"]
-    buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {"in_memory": True, "remove_timezone": True})
-    bold = wb.add_format({"bold": True})
-    for name, key in (("By cause", "by_cause"), ("By team", "by_team")):
-        ws = wb.add_worksheet(name)
-        ws.write_row(0, 0, ["Cause" if key == "by_cause" else "Team", "Breaches", "Overrun business hours"], bold)
-        for i, r in enumerate(report[key], start=1):
-            ws.write_row(i, 0, [r["cause"] if key == "by_cause" else r["team"], r["count"], r["overrun_hours"]])
-        ws.set_column(0, 0, 32)
-    ws = wb.add_worksheet("Breaches")
-    cols = ["reference", "label", "team", "partner_code", "due_at", "breached_at", "overrun_hours", "cause_name", "cause_note", "set_by"]
-    ws.write_row(0, 0, cols, bold)
-    for i, b in enumerate(breaches, start=1):
-        ws.write_row(i, 0, [b[c].isoformat() if isinstance(b[c], datetime) else b[c] for c in cols])
-    wb.close()
-    return Response(buf.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="sla-breaches-{label}.xlsx"'})
+    return [Sheet("By cause", ["Cause", "Breaches", "Overrun business hours"], [[r["cause"], r["count"], r["overrun_hours"]] for r in report["by_cause"]]),
+            Sheet("By team", ["Team", "Breaches", "Overrun business hours"], [[r["team"], r["count"], r["overrun_hours"]] for r in report["by_team"]]),
+            Sheet("Breaches", BREACH_COLUMNS, [[b[c] for c in BREACH_COLUMNS] for b in breaches])]
+
+
+@router.get("/sla/report.{fmt}")
+def report_export(fmt: str, request: Request, db: DB, now: Now, tz: Tz, principal: View, month: str = "") -> Response:
+    """The month's breach report: by cause, by team and every breach; xlsx with a sheet each, CSV one after another."""
+    since, until, label = _period(now, tz, month or None)
+    name, media, body = export_sheets(fmt, name=f"sla-breaches-{label}", sheets=_report_sheets(db, since, until))
+    return Response(body, media_type=media, headers=download_headers(name))
 
 
 @router.get("/sla/breaches", response_class=HTMLResponse)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from opsline.config import DEFAULT_CURRENCY
-
-import csv
 import hashlib
 import io
 from datetime import date, datetime, timedelta
@@ -21,9 +18,11 @@ from opsline.billing.invoicing.models import BillingClaim, CompanyProfile, Invoi
 from opsline.billing.invoicing.statements import account_row, balance_at, statement
 from opsline.billing.invoicing.tz import local_zone
 from opsline.billing.models import InvoiceState, LedgerEntry
+from opsline.config import DEFAULT_CURRENCY
 from opsline.core import events
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
+from opsline.core.exports import export_table
 from opsline.core.money import Money
 from opsline.notifications import service as notifications
 from opsline.web.templating import fmt_dt
@@ -220,62 +219,17 @@ def _line_rows(inv: dict[str, Any]) -> list[list[Any]]:
             for ln in inv["lines"]]
 
 
-def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    for r in rows:
-        w.writerow(["" if v is None else v for v in r])
-    return buf.getvalue().encode("utf-8-sig")
-
-
-def _xlsx(sheet: str, header: list[str], rows: list[list[Any]], money_cols: set[int]) -> bytes:
-    import xlsxwriter
-
-    buf = io.BytesIO()
-    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
-    ws = wb.add_worksheet(sheet[:31])
-    bold = wb.add_format({"bold": True, "bg_color": "#E8EEF4"})
-    money = wb.add_format({"num_format": "#,##0.00"})
-    ws.write_row(0, 0, header, bold)
-    for r, row in enumerate(rows, start=1):
-        for c, v in enumerate(row):
-            if v is None:
-                continue
-            if isinstance(v, Decimal):
-                ws.write_number(r, c, float(v), money if c in money_cols else None)
-            elif isinstance(v, (date, datetime)):
-                ws.write_string(r, c, v.isoformat())
-            else:
-                ws.write(r, c, v)
-    ws.autofilter(0, 0, max(1, len(rows)), len(header) - 1)
-    ws.freeze_panes(1, 0)
-    ws.set_column(0, len(header) - 1, 16)
-    wb.close()
-    return buf.getvalue()
-
-
 def export_invoices(session: Session, *, fmt: str, max_rows: int = 100_000, **filters: Any) -> tuple[str, str, bytes]:
     """(file name, media type, bytes) of the invoices matching `filters` (as list_invoices). Raises InvalidInput for an unknown format."""
     items = inv_svc.list_invoices(session, limit=max_rows, **filters)["items"]
-    rows = _invoice_rows(items)
-    if fmt == "csv":
-        return "invoices.csv", "text/csv; charset=utf-8", _csv(INVOICE_COLUMNS, rows)
-    if fmt == "xlsx":
-        return "invoices.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _xlsx("Invoices", INVOICE_COLUMNS, rows, {10, 11, 12})
-    raise InvalidInput(f"format '{fmt}' is not csv or xlsx", field="format")
+    return export_table(fmt, name="invoices", header=INVOICE_COLUMNS, rows=_invoice_rows(items), money_cols={10, 11, 12})
 
 
 def export_invoice_lines(session: Session, *, invoice_id: int, fmt: str) -> tuple[str, str, bytes]:
     """(file name, media type, bytes) of one invoice's lines. Raises NotFound, InvalidInput."""
     inv = inv_svc.get_invoice(session, invoice_id=invoice_id)
-    rows = _line_rows(inv)
     stem = inv["number"] or f"draft-{invoice_id}"
-    if fmt == "csv":
-        return f"{stem}-lines.csv", "text/csv; charset=utf-8", _csv(LINE_COLUMNS, rows)
-    if fmt == "xlsx":
-        return f"{stem}-lines.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _xlsx("Lines", LINE_COLUMNS, rows, {7, 8, 10, 11})
-    raise InvalidInput(f"format '{fmt}' is not csv or xlsx", field="format")
+    return export_table(fmt, name=f"{stem}-lines", header=LINE_COLUMNS, rows=_line_rows(inv), money_cols={7, 8, 10, 11})
 
 
 def ledger_for_invoice(session: Session, *, invoice_id: int) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from opsline.billing.invoicing import credits as cr
 from opsline.billing.invoicing import detail, documents, invoices, statements, usage
 from opsline.billing.invoicing.models import OPEN_CLAIM_STATES
 from opsline.core.errors import InvalidInput, OpslineError
+from opsline.core.exports import download_headers
 from opsline.web.deps import DB, Now, Principal, require
 from opsline.web.templating import render
 
@@ -51,7 +52,7 @@ def invoice_list(request: Request, db: DB, principal: View, state: str = "", acc
 @router.get("/billing/invoices/export.{fmt}")
 def invoice_export(fmt: str, db: DB, principal: View, state: str = "", account: str = "", period: str = "", issued_from: str = "", issued_to: str = "") -> Response:
     name, media, body = documents.export_invoices(db, fmt=fmt, **_filters(state, account, period, issued_from, issued_to))
-    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(body, media_type=media, headers=download_headers(name))
 
 
 def _detail_ctx(db: Session, invoice_id: int, now: datetime) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def invoice_pdf(invoice_id: int, db: DB, now: Now, principal: View) -> Response:
 @router.get("/billing/invoices/{invoice_id}/lines.{fmt}")
 def invoice_lines_export(invoice_id: int, fmt: str, db: DB, principal: View) -> Response:
     name, media, body = documents.export_invoice_lines(db, invoice_id=invoice_id, fmt=fmt)
-    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(body, media_type=media, headers=download_headers(name))
 
 
 @router.post("/billing/invoices/{invoice_id}/transition", response_model=None)
