@@ -120,9 +120,11 @@ def evaluate(plans: Sequence[ClockPlan], ops: CalendarOps, *, now_s: int, queue_
     due = ops.add(due_from, due_need)
 
     out: list[Clock] = []
+    # plain Python ints once (indexing numpy arrays element by element costs more than the maths above)
+    elapsed_l, target_l, crossed_l, due_l, paused_l = elapsed.tolist(), target.tolist(), crossed.tolist(), due.tolist(), paused_secs.tolist()
     for i, p in enumerate(plans):
-        el, tg = int(elapsed[i]), int(target[i])
-        breached = bool(crossed[i]) and (tg > 0 or el > 0)
+        el, tg = elapsed_l[i], target_l[i]
+        breached = crossed_l[i] and (tg > 0 or el > 0)
         if p.stopped_s is not None:
             state = "breached" if el > tg else "met"
             breached = el > tg
@@ -130,14 +132,15 @@ def evaluate(plans: Sequence[ClockPlan], ops: CalendarOps, *, now_s: int, queue_
             state = "breached"
         else:
             state = "paused" if p.paused else "running"
+        due_at = from_epoch(due_l[i])
         out.append(
             Clock(
                 metric=p.metric, key=p.key, label=LABELS[p.metric] if p.metric != "team" else f"Team · {queue_names.get(p.queue or '', p.queue)}",
                 team=queue_names.get(p.queue or "", p.queue) if p.queue is not None else None, queue=p.queue, partner=p.partner,
-                started_at=from_epoch(p.started_s), due_at=from_epoch(int(due[i])),
+                started_at=from_epoch(p.started_s), due_at=due_at,
                 stopped_at=from_epoch(p.stopped_s) if p.stopped_s is not None else None,
-                breached_at=from_epoch(int(due[i])) if breached else None,
-                elapsed_seconds=el, target_seconds=tg, paused_seconds=int(paused_secs[i]),
+                breached_at=due_at if breached else None,
+                elapsed_seconds=el, target_seconds=tg, paused_seconds=paused_l[i],
                 percent=round(100.0 * el / tg, 2) if tg else (100.0 if el else 0.0),
                 state=state, paused=p.paused,
             )

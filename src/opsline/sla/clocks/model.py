@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 METRICS = ("first_response", "next_update", "resolution", "team", "third_party")
@@ -96,11 +96,12 @@ class Clock:
 
 def epoch(value: datetime) -> int:
     """Whole epoch seconds (floored), the unit every clock works in."""
-    return int((value - _EPOCH) // timedelta(seconds=1))
+    d = value - _EPOCH  # days and 0 <= seconds < 86400 (microseconds dropped): exactly the floor, without a division
+    return d.days * 86400 + d.seconds
 
 
 def from_epoch(seconds: int) -> datetime:
-    return _EPOCH + timedelta(seconds=int(seconds))
+    return datetime.fromtimestamp(int(seconds), UTC)  # exact for whole seconds, and twice as fast as adding a timedelta
 
 
 def is_customer_visible(data: Mapping[str, Any] | None) -> bool:
