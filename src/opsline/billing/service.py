@@ -87,13 +87,14 @@ def account_balance(session: Session, *, account_id: int, as_of: datetime) -> di
     return {"currency": currency, "balance_minor": by[currency], "balance": Money.from_minor(by[currency], currency), "by_currency": by}
 
 
-def _ageing_sql(dia: Any, one_account: bool) -> str:
+def open_debits_cte(dia: Any, *, one_account: bool = False) -> str:
+    """The body of a WITH clause whose last name, `x(account_id, currency, due, open_minor)`, is every ledger debit posted by
+    `:t` with what remains open of it (for one account `:a`, or all). Reports that age debt differently (per account, per
+    segment) build on this so every ageing in Opsline settles debits the same way."""
     # Credits (payments, credit notes: negative entries) settle the oldest debits first (FIFO by due date).
     # Each debit keeps what remains after the credits: min(amount, running_total - credits), never below zero.
-    days = dia.days("x.due", dia.d("asof_d"))
     acc = "AND account_id = :a" if one_account else ""
-    return f"""
-    WITH deb AS (
+    return f"""deb AS (
         SELECT account_id, currency, amount_minor, COALESCE(due_date, {"CAST(posted_at AS DATE)" if dia.pg else "date(posted_at)"}) AS due, id
         FROM ledger_entry WHERE amount_minor > 0 AND posted_at <= :t {acc}),
     cred AS (
@@ -104,7 +105,13 @@ def _ageing_sql(dia: Any, one_account: bool) -> str:
         FROM deb d LEFT JOIN cred c ON c.account_id = d.account_id AND c.currency = d.currency),
     x AS (
         SELECT account_id, currency, due, CASE WHEN cum - paid <= 0 THEN 0 WHEN cum - paid < amount_minor THEN cum - paid ELSE amount_minor END AS open_minor
-        FROM run)
+        FROM run)"""
+
+
+def _ageing_sql(dia: Any, one_account: bool) -> str:
+    days = dia.days("x.due", dia.d("asof_d"))
+    return f"""
+    WITH {open_debits_cte(dia, one_account=one_account)}
     SELECT currency,
            SUM(CASE WHEN {days} <= 0 THEN open_minor ELSE 0 END) AS current,
            SUM(CASE WHEN {days} BETWEEN 1 AND 30 THEN open_minor ELSE 0 END) AS d30,
