@@ -182,3 +182,26 @@ def test_debit_order_unpaid_reverses_the_allocation_reopens_the_invoice_and_char
         assert fee.amount_minor == 9900 and "02" in fee.description
         assert_ledger_balances(s)
     assert ("payments.invoice_reopened", {"id": t["invoices"][0], "account_id": t["id"]}) in published
+
+
+def test_a_debit_order_result_delivered_twice_is_recorded_and_paid_once_with_its_payment(factory, book):  # type: ignore[no-untyped-def]
+    t, lerato = book["thabo"], book["lerato"]
+    head = "collection_ref,account_number,invoice_number,amount,action_date,status,reason_code\n"
+    first = f"DO-1,{t['number']},{t['invoice_numbers'][0]},599.00,2026-11-20,paid,\n"
+    with factory.begin() as s:
+        res = imports.import_statement(s, data=(head + first).encode(), filename="do-results-1.csv", now=NOW, actor=CLERK)
+        assert res["new_lines"] == 1 and res["paid"] == 1
+    # the next file repeats DO-1, names DO-2 twice, and pays and returns DO-3 in the same file
+    again = (head + first + f"DO-2,{t['number']},{t['invoice_numbers'][1]},599.00,2026-11-21,paid,\n"
+             + f"DO-2,{t['number']},{t['invoice_numbers'][1]},599.00,2026-11-21,paid,\n"
+             + f"DO-3,{lerato['number']},{lerato['invoice_numbers'][0]},799.00,2026-11-21,paid,\n"
+             + f"DO-3,{lerato['number']},{lerato['invoice_numbers'][0]},799.00,2026-11-22,unpaid,02\n")
+    with factory.begin() as s:
+        res = imports.import_statement(s, data=again.encode(), filename="do-results-2.csv", now=NOW, actor=CLERK)
+        assert (res["lines"], res["new_lines"], res["duplicates"], res["paid"], res["unpaid"]) == (5, 3, 2, 2, 1)
+        rows = s.execute(text("""SELECT d.collection_ref, d.status, p.external_id, p.state FROM debit_order_result d
+                                 LEFT JOIN payment p ON p.id = d.payment_id ORDER BY d.collection_ref, d.status""")).all()
+        assert [tuple(r) for r in rows] == [("DO-1", "paid", "DO:DO-1", "allocated"), ("DO-2", "paid", "DO:DO-2", "allocated"),
+                                            ("DO-3", "paid", "DO:DO-3", "returned"), ("DO-3", "unpaid", "DO:DO-3", "returned")]
+        assert s.execute(text("SELECT COUNT(*) FROM payment")).scalar_one() == 3
+        assert_ledger_balances(s)

@@ -137,14 +137,15 @@ def _close(session: Session, st: ParsedStatement, *, file_id: int, new_lines: in
 
 
 def _debit_results(session: Session, st: ParsedStatement, *, file_id: int, now: datetime, actor: Actor, tick: Progress) -> dict[str, Any]:
-    """Set-based: stage the rows, resolve accounts and invoices with joins (the first unknown one refuses the file), record each
-    result once (a row re-delivered in a later file is skipped), create the paid collections as payments and match them; then
-    return each unpaid collection (few) through the allocation service."""
+    """Set-based: stage the rows, resolve accounts and invoices with joins (the first unknown one refuses the file), keep each
+    result once (a row re-delivered in a later file, or twice in this one, is skipped), create the paid collections as payments
+    and match them, then record the results with their payments; then return each unpaid collection (few) through the
+    allocation service."""
     pg = session.get_bind().dialect.name == "postgresql"
     x = lambda sql, params=None: session.execute(text(sql), params or {})  # noqa: E731
     x("DROP TABLE IF EXISTS pm_do")
     x("""CREATE TEMP TABLE pm_do (line_no INTEGER, collection_ref VARCHAR(80), account_number VARCHAR(20), invoice_number VARCHAR(30),
-         amount_minor BIGINT, action_date DATE, status VARCHAR(10), reason_code VARCHAR(10))""")
+         amount_minor BIGINT, action_date DATE, status VARCHAR(10), reason_code VARCHAR(10), keep INTEGER DEFAULT 0)""")
     copy_rows(session.connection(), "pm_do", ("line_no", "collection_ref", "account_number", "invoice_number", "amount_minor", "action_date", "status", "reason_code"),
               ((r.line_no, r.collection_ref, r.account_number, r.invoice_number, r.amount_minor, r.action_date if pg else r.action_date.isoformat(), r.status,
                 r.reason_code or None) for r in st.debit_results))
@@ -161,23 +162,32 @@ def _debit_results(session: Session, st: ParsedStatement, *, file_id: int, now: 
             raise UnableToImportStatement(f"unknown unpaid reason code '{bad.reason_code}'", filename=st.filename, line=bad.line_no, field="reason_code")
         raise UnableToImportStatement(f"invoice {bad.invoice_number} is not an invoice of account {bad.account_number}", filename=st.filename,
                                       line=bad.line_no, field="invoice_number")
-    inserted = x("""INSERT INTO debit_order_result (statement_file_id, line_no, collection_ref, status, account_id, invoice_id, amount_minor, currency,
-                    action_date, reason_code)
-                    SELECT :f, d.line_no, d.collection_ref, d.status, a.id, i.id, d.amount_minor, a.currency, d.action_date, d.reason_code
-                    FROM pm_do d JOIN account a ON a.account_number = d.account_number
-                    LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> '' WHERE 1 = 1
-                    ON CONFLICT (collection_ref, status) DO NOTHING""", {"f": file_id}).rowcount
-    x("DROP TABLE IF EXISTS pm_do")
-    paid = matching.stage_incoming(session, select_sql="""SELECT account_id, CAST(NULL AS BIGINT), 'DO:' || collection_ref, 'debit_order', 'debit_order',
-                                                          amount_minor, currency, action_date, '', '', collection_ref, invoice_id
-                                                          FROM debit_order_result WHERE statement_file_id = :f AND status = 'paid' ORDER BY id""",
-                                   params={"f": file_id})
+    # which results are new: the first row of each (collection, status) not recorded before. Result files are imported one at a
+    # time (PostgreSQL: a transaction lock; SQLite holds its write lock already), so that answer holds until this one commits.
+    if pg:
+        x("SELECT pg_advisory_xact_lock(hashtext('opsline.payments.debit_order_results'))")
+    x("""UPDATE pm_do SET keep = 1 WHERE line_no IN (SELECT MIN(line_no) FROM pm_do GROUP BY collection_ref, status)
+         AND NOT EXISTS (SELECT 1 FROM debit_order_result r WHERE r.collection_ref = pm_do.collection_ref AND r.status = pm_do.status)""")
+    resolved = """FROM pm_do d JOIN account a ON a.account_number = d.account_number
+                  LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> '' WHERE d.keep = 1"""
+    # the paid collections become payments, written by the matcher once it knows each one's state
+    paid = matching.stage_incoming(session, select_sql=f"""SELECT a.id, CAST(NULL AS BIGINT), 'DO:' || d.collection_ref, 'debit_order', 'debit_order',
+                                                           d.amount_minor, a.currency, d.action_date, '', '', d.collection_ref, i.id
+                                                           {resolved} AND d.status = 'paid' ORDER BY d.line_no""", params={})
     tick("match", 0, len(st.debit_results))
     summary = matching.run(session, now=now, actor=actor, incoming=True)
     tick("match", len(st.debit_results), len(st.debit_results))
     x(f"DROP TABLE IF EXISTS {matching.INCOMING}")
-    x("""UPDATE debit_order_result SET payment_id = p.id FROM payment p
-         WHERE debit_order_result.statement_file_id = :f AND p.external_id = 'DO:' || debit_order_result.collection_ref""", {"f": file_id})
+    # each result with its collection's payment (an unpaid one's was recorded when it was paid, in this file or before)
+    inserted = x("""INSERT INTO debit_order_result (statement_file_id, line_no, collection_ref, status, account_id, invoice_id, amount_minor, currency,
+                    action_date, reason_code, payment_id)
+                    SELECT :f, d.line_no, d.collection_ref, d.status, a.id, i.id, d.amount_minor, a.currency, d.action_date, d.reason_code, p.id
+                    FROM pm_do d JOIN account a ON a.account_number = d.account_number
+                    LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> ''
+                    LEFT JOIN payment p ON p.external_id = 'DO:' || d.collection_ref
+                    WHERE d.keep = 1 ORDER BY d.line_no
+                    ON CONFLICT (collection_ref, status) DO NOTHING""", {"f": file_id}).rowcount
+    x("DROP TABLE IF EXISTS pm_do")
     cfg = policy.load(session)
     reasons = {r.code: r for r in session.execute(select(UnpaidReason)).scalars()}
     unpaid = x("""SELECT d.id, d.collection_ref, d.account_id, d.amount_minor, d.currency, d.reason_code, d.payment_id FROM debit_order_result d
