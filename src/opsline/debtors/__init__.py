@@ -1,0 +1,1 @@
+"""Debtors (collections): dunning policies and runs, holds; reports in debtors.reports."""

@@ -1,0 +1,66 @@
+"""Debtors area wiring: dunning policies, runs, holds, the debtors desk, CLI `dunning-run`, worker jobs and demo."""
+
+from __future__ import annotations
+
+from opsline.areas import Area
+from opsline.debtors import models  # noqa: F401  (tables)
+from opsline.debtors.models import DUNNING_ACTION, DUNNING_HOLD, DUNNING_RUN
+
+CLERK, MANAGER = "debtors_clerk", "debtors_manager"
+
+
+def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.debtors import seed
+
+    seed.seed(session, now=now)
+
+
+def _routers() -> list:
+    from opsline.debtors import views
+
+    return [views.router]
+
+
+def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
+    from opsline.debtors import actions, runs
+
+    registry.register(runs.PERFORM_JOB)(actions.perform_job)
+
+
+def _cli(app) -> None:  # type: ignore[no-untyped-def]
+    from opsline.debtors import cli
+
+    cli.register(app)
+
+
+def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.debtors import demo_step
+
+    demo_step.run(ctx)
+
+
+def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.debtors import home
+
+    return home.cards(session, now=now, actor=actor, tz=tz)
+
+
+AREA = Area(
+    name="debtors",
+    order=75,  # after payments (ledger, suspense, proposals) and billing claims
+    routers=_routers,
+    register_jobs=_register_jobs,
+    seed=_seed,
+    demo_steps=(("dunning", _demo),),
+    desks=(("Debtors", "/debtors", "debtors.view"),),
+    cli=_cli,
+    permissions={
+        "debtors.view": {CLERK, MANAGER},
+        "debtors.run": {CLERK, MANAGER},
+        "debtors.act": {CLERK, MANAGER},
+        "debtors.hold": {CLERK, MANAGER},
+        "debtors.policy": {MANAGER},
+    },
+    lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD),
+    home=_home,
+)

@@ -1,0 +1,40 @@
+"""Desk home cards for the debtors clerk and manager: proposals for a person, accounts due for their next step, holds
+ending this week, failed actions and the last dunning run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from opsline.areas import HomeCard
+from opsline.core.localtime import local_date
+from opsline.core.money import Money
+from opsline.debtors import desk
+
+DESKS = ("debtors_clerk", "debtors_manager")
+
+
+def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo) -> list[HomeCard]:
+    today = local_date(now, tz)
+    s = desk.summary(session, today=today)
+    last = s["last_run"]
+    behind = last is None or (today - last["run_date"]).days > 1
+    out = [
+        HomeCard(desks=DESKS, title="Dunning steps waiting for a person", count=s["proposals"], href="/debtors#proposals", permission="debtors.view",
+                 hint=str(Money.from_minor(s["proposals_minor"], s["currency"])) + (f" · up to {s['proposals_oldest_days']} d overdue" if s["proposals"] else ""),
+                 tone="warn" if s["proposals"] else "normal", order=20),
+        HomeCard(desks=DESKS, title="Accounts due for their next dunning step", count=s["due_for_step"], href="/debtors/run", permission="debtors.view",
+                 hint="notice period over; the next run takes them", order=21),
+        HomeCard(desks=DESKS, title="Dunning holds ending this week", count=s["holds_ending"], href="/debtors/holds", permission="debtors.view",
+                 hint=f"first on {s['first_hold_end'].isoformat()}" if s["first_hold_end"] else "none", tone="warn" if s["holds_ending"] else "normal", order=22),
+        HomeCard(desks=DESKS, title="Last dunning run", count=last["run_date"].isoformat() if last else "never", href="/debtors/run", permission="debtors.view",
+                 hint=(f"{last['actions']} actions" if last else "no run yet") + (" · today's run not done" if behind else ""),
+                 tone="warn" if behind else "normal", order=23),
+    ]
+    if s["failed"]:
+        out.append(HomeCard(desks=DESKS, title="Dunning actions that failed", count=s["failed"], href="/debtors#failed", permission="debtors.view",
+                            tone="danger", order=24))
+    return out

@@ -1,0 +1,241 @@
+"""Debtors tables: dunning policies and their steps (data), dunning runs, the actions a run takes, where each account
+stands in dunning, holds out of dunning, and letters of demand."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opsline.core.lifecycle import Lifecycle
+from opsline.db.base import Base, IdPk, JSONType
+
+
+class StepAction(enum.StrEnum):
+    REMINDER_EMAIL = "reminder_email"
+    REMINDER_SMS = "reminder_sms"
+    LETTER_OF_DEMAND = "letter_of_demand"
+    SUSPENSION_WARNING = "suspension_warning"
+    SUSPEND = "suspend"
+    # recorded as proposals for a person in this slice (the partner cease, final invoice and write-off come later)
+    DISCONTINUANCE = "discontinuance"
+    FINAL_ACCOUNT = "final_account"
+    WRITE_OFF_PROPOSAL = "write_off_proposal"
+    CALL = "call"  # a person phones the customer (VIP / high-value routing)
+
+
+PROPOSAL_ACTIONS = (StepAction.DISCONTINUANCE, StepAction.FINAL_ACCOUNT, StepAction.WRITE_OFF_PROPOSAL, StepAction.CALL)
+HANDLERS = ("system", "person")
+
+
+def _in(col: str, values: Any) -> str:
+    return f"{col} IN (" + ",".join(f"'{v}'" for v in values) + ")"
+
+
+class DunningPolicy(Base):
+    """Which steps apply to accounts of a segment and value tier (null = any). The most specific active policy wins
+    (segment and tier, then segment, then tier, then the default)."""
+
+    __tablename__ = "dunning_policy"
+    id: Mapped[IdPk]
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    segment_code: Mapped[str | None] = mapped_column(String(30), ForeignKey("segment.code"))
+    value_tier_code: Mapped[str | None] = mapped_column(String(30), ForeignKey("value_tier.code"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(120))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DunningStep(Base):
+    """One step of a policy: taken once an account is `min_days_overdue` days overdue with at least `min_balance_minor`
+    overdue, and no sooner than the previous step's `notice_days` after it. `handled_by='person'` routes it to the desk."""
+
+    __tablename__ = "dunning_step"
+    id: Mapped[IdPk]
+    policy_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dunning_policy.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(30))
+    min_days_overdue: Mapped[int] = mapped_column(Integer)
+    min_balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    notice_days: Mapped[int] = mapped_column(Integer, default=0)  # days the customer gets after this step before the next
+    handled_by: Mapped[str] = mapped_column(String(10), default="system")
+    template_event: Mapped[str | None] = mapped_column(String(80))
+
+    __table_args__ = (
+        UniqueConstraint("policy_id", "position", name="uq_dunning_step_policy_position"),
+        CheckConstraint(_in("action", StepAction), name="action"),
+        CheckConstraint(_in("handled_by", HANDLERS), name="handled_by"),
+        CheckConstraint("min_days_overdue >= 0 AND min_balance_minor >= 0 AND notice_days >= 0 AND position >= 1", name="non_negative"),
+    )
+
+
+class RunState(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+DUNNING_RUN = Lifecycle(
+    name="dunning_run",
+    states=RunState,
+    initial=RunState.RUNNING,
+    transitions={RunState.RUNNING: {"complete": RunState.COMPLETED, "fail": RunState.FAILED}, RunState.COMPLETED: {}, RunState.FAILED: {}},
+    system_actions={"complete", "fail"},
+)
+
+
+class DunningRun(Base):
+    """One run per date (a second run the same day finds this row and does nothing). `summary` keeps per-step counts
+    and amounts and the exclusions, as the dry run showed them."""
+
+    __tablename__ = "dunning_run"
+    id: Mapped[IdPk]
+    run_date: Mapped[date] = mapped_column(Date, unique=True)
+    state: Mapped[str] = mapped_column(String(20), default=RunState.RUNNING)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    started_by: Mapped[str] = mapped_column(String(120))
+    previous_run_date: Mapped[date | None] = mapped_column(Date)
+    accounts_evaluated: Mapped[int] = mapped_column(Integer, default=0)
+    actions_count: Mapped[int] = mapped_column(Integer, default=0)
+    overdue_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    __table_args__ = (DUNNING_RUN.check(),)
+
+
+class ActionState(enum.StrEnum):
+    QUEUED = "queued"  # written by the run; the worker sends / suspends
+    DONE = "done"
+    SKIPPED = "skipped"  # nothing to do when the worker came to it (e.g. already suspended)
+    FAILED = "failed"
+    PROPOSED = "proposed"  # waits for a person (routed step, discontinuance, final account, write-off)
+    ACCEPTED = "accepted"
+    DISMISSED = "dismissed"
+
+
+A = ActionState
+DUNNING_ACTION = Lifecycle(
+    name="dunning_action",
+    states=ActionState,
+    initial=A.QUEUED,
+    transitions={
+        A.QUEUED: {"perform": A.DONE, "skip": A.SKIPPED, "fail": A.FAILED},
+        A.FAILED: {"retry": A.QUEUED},
+        A.PROPOSED: {"accept": A.ACCEPTED, "dismiss": A.DISMISSED},
+        A.DONE: {}, A.SKIPPED: {}, A.ACCEPTED: {}, A.DISMISSED: {},
+    },
+    system_actions={"perform", "skip", "fail"},
+    permissions={"retry": "debtors.run", "accept": "debtors.act", "dismiss": "debtors.act"},
+    needs_reason={"dismiss"},
+    labels={"retry": "Retry", "accept": "Done / accepted", "dismiss": "Dismiss"},
+)
+
+
+class DunningAction(Base):
+    """What a run did (or proposes) for one account: at most one per account per run date."""
+
+    __tablename__ = "dunning_action"
+    id: Mapped[IdPk]
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dunning_run.id"), index=True)
+    run_date: Mapped[date] = mapped_column(Date)
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    policy_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dunning_policy.id"))
+    step_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dunning_step.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(30))
+    handled_by: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20), default=ActionState.QUEUED)
+    days_overdue: Mapped[int] = mapped_column(Integer)
+    overdue_minor: Mapped[int] = mapped_column(BigInteger)
+    balance_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (
+        DUNNING_ACTION.check(),
+        UniqueConstraint("account_id", "run_date", name="uq_dunning_action_account_date"),
+        CheckConstraint(_in("action", StepAction), name="action"),
+        Index("ix_dunning_action_state", "state", "run_date"),
+        Index("ix_dunning_action_account", "account_id", "id"),
+    )
+
+
+class DunningAccount(Base):
+    """Where an account stands in dunning: its last step and the first date the next may come. Removed when the account
+    is no longer overdue, so a later arrear starts again at the first step."""
+
+    __tablename__ = "dunning_account"
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"), primary_key=True)
+    policy_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dunning_policy.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    step_id: Mapped[int] = mapped_column(BigInteger)
+    last_step_on: Mapped[date] = mapped_column(Date)
+    next_step_from: Mapped[date] = mapped_column(Date)  # last_step_on + that step's notice days
+
+
+class HoldState(enum.StrEnum):
+    ACTIVE = "active"
+    RELEASED = "released"
+
+
+DUNNING_HOLD = Lifecycle(
+    name="dunning_hold",
+    states=HoldState,
+    initial=HoldState.ACTIVE,
+    transitions={HoldState.ACTIVE: {"release": HoldState.RELEASED}, HoldState.RELEASED: {}},
+    permissions={"release": "debtors.hold"},
+    needs_reason={"release"},
+    labels={"release": "Release hold"},
+)
+
+
+class DunningHold(Base):
+    """A person holds an account out of dunning on [valid_from, valid_to) with a reason."""
+
+    __tablename__ = "dunning_hold"
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    state: Mapped[str] = mapped_column(String(20), default=HoldState.ACTIVE)
+    reason: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date] = mapped_column(Date)  # exclusive: dunning resumes on this date
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (
+        DUNNING_HOLD.check(),
+        CheckConstraint("valid_to > valid_from", name="period"),
+        Index("ix_dunning_hold_account", "account_id", "state", "valid_to"),
+    )
+
+
+class DunningLetter(Base):
+    """A letter of demand as sent: the PDF, rendered once by the worker."""
+
+    __tablename__ = "dunning_letter"
+    id: Mapped[IdPk]
+    action_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dunning_action.id"), unique=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"), index=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    rendered_at: Mapped[datetime]
