@@ -54,6 +54,27 @@ def copy_rows(conn: Connection, table: Table | str, columns: Sequence[str], rows
     return n
 
 
+def copy_rows_binary(conn: Connection, table: Table | str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """`copy_rows` in PostgreSQL's binary COPY format, each column's type read from the catalogue: psycopg formats
+    in C and the server parses no text (timestamps above all), several times faster for wide rows. JSON columns
+    take Python objects, never JSON text. On SQLite it is `copy_rows`. Returns the row count."""
+    if conn.dialect.name != "postgresql":
+        return copy_rows(conn, table, columns, rows)
+    name = table if isinstance(table, str) else table.name
+    raw = conn.connection.driver_connection  # psycopg connection, in the session's transaction
+    n = 0
+    with raw.cursor() as cur:
+        cur.execute("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", (f'"{name}"',))
+        oids = dict(cur.fetchall())
+        cols = ", ".join(f'"{c}"' for c in columns)
+        with cur.copy(f'COPY "{name}" ({cols}) FROM STDIN (FORMAT BINARY)') as copy:
+            copy.set_types([oids[c] for c in columns])
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+    return n
+
+
 def next_id(conn: Connection, table: str) -> int:
     return int(conn.execute(text(f'SELECT COALESCE(MAX(id), 0) + 1 FROM "{table}"')).scalar_one())
 

@@ -16,7 +16,7 @@ from opsline.cases.service.lifecycle import transition
 from opsline.core.errors import InvalidInput
 from opsline.core.events import Actor
 from opsline.customers.models import ValueTier
-from opsline.db.bulk import copy_rows
+from opsline.db.bulk import copy_rows_binary
 
 # PostgreSQL column types of the staging table each summary field goes through
 _PG_TYPES = {"sla_state": "varchar(10)", "sla_due_at": "timestamptz", "sla_breached_at": "timestamptz", "sla_risk": "double precision",
@@ -35,7 +35,7 @@ def _update_by_id(session: Session, cols: list[str], rows: list[dict[str, Any]])
     stage = "stage_case_" + "_".join(c.removeprefix("sla_") for c in cols)
     conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (id bigint, {', '.join(f'{c} {_PG_TYPES[c]}' for c in cols)}) ON COMMIT DROP"))
     conn.execute(text(f"TRUNCATE {stage}"))
-    copy_rows(conn, stage, ["id", *cols], ([r["id"], *[r[c] for c in cols]] for r in rows))
+    copy_rows_binary(conn, stage, ["id", *cols], ([r["id"], *[r[c] for c in cols]] for r in rows))
     conn.execute(text(f"UPDATE support_case AS c SET {', '.join(f'{col} = s.{col}' for col in cols)} FROM {stage} AS s WHERE c.id = s.id"))
 
 
@@ -131,4 +131,4 @@ def _policy_history(session: Session, changes: Sequence[dict[str, Any]], *, now:
          "to_value": None if ch["to"] is None else str(ch["to"]), "reason": reason or f"SLA policy: {ch['name'] or 'none'}", "actor": actor.name,
          "data": {"policy_name": ch["name"]}} for ch in changes]
     cols = list(rows[0])
-    copy_rows(session.connection(), CaseEvent.__table__, cols, ([r[c] for c in cols] for r in rows))
+    copy_rows_binary(session.connection(), CaseEvent.__table__, cols, ([r[c] for c in cols] for r in rows))
