@@ -312,15 +312,18 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
 
 
 def _allocate(q: _Sql) -> None:
-    """pm_alloc ← the invoice named (up to its open amount), then oldest open invoices first, then account credit."""
-    q.temp("pm_open", """AS SELECT i.id AS invoice_id, i.account_id, i.currency, i.due_date AS due, i.total_minor AS open_minor
-                          FROM invoice i WHERE i.account_id IN (SELECT account_id FROM pm_match) AND i.number IS NOT NULL""")
+    """pm_alloc ← the invoice named (up to its open amount), then oldest open invoices first (what the named ones left open),
+    then account credit."""
+    # the open invoices of the accounts matched, their open amounts computed as they are read (no UPDATE pass over them)
+    open_minor = "inv.total_minor - COALESCE(cn.s, 0) - COALESCE(al.s, 0)"
+    q.temp("pm_open", f"""AS WITH inv AS (SELECT i.id, i.account_id, i.currency, i.due_date, i.total_minor FROM invoice i
+                                           WHERE i.account_id IN (SELECT account_id FROM pm_match) AND i.number IS NOT NULL)
+                          SELECT inv.id AS invoice_id, inv.account_id, inv.currency, inv.due_date AS due, {open_minor} AS open_minor
+                          FROM inv LEFT JOIN ({OPEN_CN.format(ids="SELECT id FROM inv")}) cn ON cn.invoice_id = inv.id
+                          LEFT JOIN ({OPEN_ALLOC.format(ids="SELECT id FROM inv")}) al ON al.invoice_id = inv.id
+                          WHERE {open_minor} > 0""")
     q.x("CREATE INDEX pm_open_inv ON pm_open (invoice_id)")
     q.analyze("pm_open")
-    for sub in (OPEN_CN, OPEN_ALLOC):
-        q.x(f"""UPDATE pm_open SET open_minor = open_minor - x.s FROM ({sub.format(ids="SELECT invoice_id FROM pm_open")}) x
-                WHERE x.invoice_id = pm_open.invoice_id""")
-    q.x("DELETE FROM pm_open WHERE open_minor <= 0")
     q.temp("pm_alloc", "(payment_id BIGINT, account_id BIGINT, invoice_id BIGINT, amount_minor BIGINT, how VARCHAR(20))")
     before = "(SUM(m.amount_minor) OVER (PARTITION BY m.invoice_id ORDER BY m.payment_id ROWS UNBOUNDED PRECEDING) - m.amount_minor)"
     q.x(f"""INSERT INTO pm_alloc (payment_id, account_id, invoice_id, amount_minor, how)
@@ -328,8 +331,6 @@ def _allocate(q: _Sql) -> None:
               SELECT m.payment_id, m.account_id, m.invoice_id,
                      {q.greatest('0', q.least('m.amount_minor', f'o.open_minor - {before}'))} AS take
               FROM pm_match m JOIN pm_open o ON o.invoice_id = m.invoice_id AND o.currency = m.currency) x WHERE take > 0""")
-    q.x("""UPDATE pm_open SET open_minor = open_minor - a.s FROM (SELECT invoice_id, SUM(amount_minor) AS s FROM pm_alloc GROUP BY invoice_id) a
-           WHERE a.invoice_id = pm_open.invoice_id""")
     q.analyze("pm_alloc")
     rem = "m.amount_minor - COALESCE(pa.s, 0)"
     paid = "LEFT JOIN (SELECT payment_id, SUM(amount_minor) AS s FROM pm_alloc GROUP BY payment_id) pa ON pa.payment_id = m.payment_id"
@@ -337,9 +338,11 @@ def _allocate(q: _Sql) -> None:
             WITH rem AS (SELECT m.payment_id, m.account_id, m.currency, {rem} AS r FROM pm_match m {paid}),
             pr AS (SELECT payment_id, account_id, currency, r,
                           SUM(r) OVER (PARTITION BY account_id, currency ORDER BY payment_id ROWS UNBOUNDED PRECEDING) AS pend FROM rem WHERE r > 0),
+            left_open AS (SELECT o.invoice_id, o.account_id, o.currency, o.due, o.open_minor - COALESCE(na.s, 0) AS open_minor FROM pm_open o
+                          LEFT JOIN (SELECT invoice_id, SUM(amount_minor) AS s FROM pm_alloc GROUP BY invoice_id) na ON na.invoice_id = o.invoice_id),
             ir AS (SELECT invoice_id, account_id, currency, open_minor,
                           SUM(open_minor) OVER (PARTITION BY account_id, currency ORDER BY due, invoice_id ROWS UNBOUNDED PRECEDING) AS iend
-                   FROM pm_open WHERE open_minor > 0)
+                   FROM left_open WHERE open_minor > 0)
             SELECT pr.payment_id, pr.account_id, ir.invoice_id,
                    {q.least('pr.pend', 'ir.iend')} - {q.greatest('pr.pend - pr.r', 'ir.iend - ir.open_minor')}, 'oldest'
             FROM pr JOIN ir ON ir.account_id = pr.account_id AND ir.currency = pr.currency
