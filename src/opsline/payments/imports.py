@@ -149,11 +149,15 @@ def _debit_results(session: Session, st: ParsedStatement, *, file_id: int, now: 
     copy_rows(session.connection(), "pm_do", ("line_no", "collection_ref", "account_number", "invoice_number", "amount_minor", "action_date", "status", "reason_code"),
               ((r.line_no, r.collection_ref, r.account_number, r.invoice_number, r.amount_minor, r.action_date if pg else r.action_date.isoformat(), r.status,
                 r.reason_code or None) for r in st.debit_results))
-    bad = x("""SELECT d.line_no, d.account_number, d.invoice_number, d.status, d.reason_code, a.id AS acc, i.id AS inv, i.account_id AS inv_acc, r.code
-               FROM pm_do d LEFT JOIN account a ON a.account_number = d.account_number
-               LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> ''
-               LEFT JOIN payment_unpaid_reason r ON r.code = d.reason_code
-               WHERE a.id IS NULL OR (d.invoice_number <> '' AND (i.id IS NULL OR i.account_id <> a.id)) OR (d.status = 'unpaid' AND r.code IS NULL)
+    # accounts and invoices resolved once, for the checks, the payments and the results alike
+    x("DROP TABLE IF EXISTS pm_dor")
+    x("""CREATE TEMP TABLE pm_dor AS SELECT d.*, a.id AS acc, a.currency AS acc_currency, i.id AS inv, i.account_id AS inv_acc
+         FROM pm_do d LEFT JOIN account a ON a.account_number = d.account_number
+         LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> ''""")
+    x("DROP TABLE IF EXISTS pm_do")
+    bad = x("""SELECT d.line_no, d.account_number, d.invoice_number, d.status, d.reason_code, d.acc, d.inv, d.inv_acc, r.code
+               FROM pm_dor d LEFT JOIN payment_unpaid_reason r ON r.code = d.reason_code
+               WHERE d.acc IS NULL OR (d.invoice_number <> '' AND (d.inv IS NULL OR d.inv_acc <> d.acc)) OR (d.status = 'unpaid' AND r.code IS NULL)
                ORDER BY d.line_no LIMIT 1""").first()
     if bad is not None:
         if bad.acc is None:
@@ -166,14 +170,12 @@ def _debit_results(session: Session, st: ParsedStatement, *, file_id: int, now: 
     # time (PostgreSQL: a transaction lock; SQLite holds its write lock already), so that answer holds until this one commits.
     if pg:
         x("SELECT pg_advisory_xact_lock(hashtext('opsline.payments.debit_order_results'))")
-    x("""UPDATE pm_do SET keep = 1 WHERE line_no IN (SELECT MIN(line_no) FROM pm_do GROUP BY collection_ref, status)
-         AND NOT EXISTS (SELECT 1 FROM debit_order_result r WHERE r.collection_ref = pm_do.collection_ref AND r.status = pm_do.status)""")
-    resolved = """FROM pm_do d JOIN account a ON a.account_number = d.account_number
-                  LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> '' WHERE d.keep = 1"""
+    x("""UPDATE pm_dor SET keep = 1 WHERE line_no IN (SELECT MIN(line_no) FROM pm_dor GROUP BY collection_ref, status)
+         AND NOT EXISTS (SELECT 1 FROM debit_order_result r WHERE r.collection_ref = pm_dor.collection_ref AND r.status = pm_dor.status)""")
     # the paid collections become payments, written by the matcher once it knows each one's state
-    paid = matching.stage_incoming(session, select_sql=f"""SELECT a.id, CAST(NULL AS BIGINT), 'DO:' || d.collection_ref, 'debit_order', 'debit_order',
-                                                           d.amount_minor, a.currency, d.action_date, '', '', d.collection_ref, i.id
-                                                           {resolved} AND d.status = 'paid' ORDER BY d.line_no""", params={})
+    paid = matching.stage_incoming(session, select_sql="""SELECT d.acc, CAST(NULL AS BIGINT), 'DO:' || d.collection_ref, 'debit_order', 'debit_order',
+                                                          d.amount_minor, d.acc_currency, d.action_date, '', '', d.collection_ref, d.inv
+                                                          FROM pm_dor d WHERE d.keep = 1 AND d.status = 'paid' ORDER BY d.line_no""", params={})
     tick("match", 0, len(st.debit_results))
     summary = matching.run(session, now=now, actor=actor, incoming=True)
     tick("match", len(st.debit_results), len(st.debit_results))
@@ -181,13 +183,11 @@ def _debit_results(session: Session, st: ParsedStatement, *, file_id: int, now: 
     # each result with its collection's payment (an unpaid one's was recorded when it was paid, in this file or before)
     inserted = x("""INSERT INTO debit_order_result (statement_file_id, line_no, collection_ref, status, account_id, invoice_id, amount_minor, currency,
                     action_date, reason_code, payment_id)
-                    SELECT :f, d.line_no, d.collection_ref, d.status, a.id, i.id, d.amount_minor, a.currency, d.action_date, d.reason_code, p.id
-                    FROM pm_do d JOIN account a ON a.account_number = d.account_number
-                    LEFT JOIN invoice i ON i.number = d.invoice_number AND d.invoice_number <> ''
-                    LEFT JOIN payment p ON p.external_id = 'DO:' || d.collection_ref
+                    SELECT :f, d.line_no, d.collection_ref, d.status, d.acc, d.inv, d.amount_minor, d.acc_currency, d.action_date, d.reason_code, p.id
+                    FROM pm_dor d LEFT JOIN payment p ON p.external_id = 'DO:' || d.collection_ref
                     WHERE d.keep = 1 ORDER BY d.line_no
                     ON CONFLICT (collection_ref, status) DO NOTHING""", {"f": file_id}).rowcount
-    x("DROP TABLE IF EXISTS pm_do")
+    x("DROP TABLE IF EXISTS pm_dor")
     cfg = policy.load(session)
     reasons = {r.code: r for r in session.execute(select(UnpaidReason)).scalars()}
     unpaid = x("""SELECT d.id, d.collection_ref, d.account_id, d.amount_minor, d.currency, d.reason_code, d.payment_id FROM debit_order_result d
