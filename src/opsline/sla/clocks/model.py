@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 METRICS = ("first_response", "next_update", "resolution", "team", "third_party")
 LABELS = {
@@ -25,9 +25,9 @@ DEFAULT_WARN_PERCENTS = (50, 75, 100)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Event:
-    """One `case_event` row, as the replay needs it (values are strings as stored)."""
+class Event(NamedTuple):
+    """One `case_event` row, as the replay needs it (values are strings as stored). A named tuple: a batch makes
+    one per history row, and a frozen dataclass took twice as long to build."""
 
     at: datetime
     kind: str
