@@ -17,8 +17,9 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
 
 def _routers() -> list:
     from opsline.debtors import views
+    from opsline.debtors.reports import views as reports
 
-    return [views.router]
+    return [views.router, reports.router]
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
