@@ -67,7 +67,7 @@ def run(engine: Engine, ids: list[int], *, vectorised: bool) -> dict[str, Any]:
     """One recalculation of `ids`, timed end to end (the `recalculate` loop, split into compute and write)."""
     t_compute = t_write = 0.0
     counts = {"clocks": 0, "breaches": 0, "warnings": 0, "policy_changes": 0}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     with make_sessionmaker(engine).begin() as s:
         for batch in chunks(ids, BATCH):
             a = time.perf_counter()
@@ -79,7 +79,8 @@ def run(engine: Engine, ids: list[int], *, vectorised: bool) -> dict[str, Any]:
             for k, v in got.items():
                 counts[k] += v
     total = time.perf_counter() - t0
-    return {"total": total, "compute": t_compute, "write": t_write, "commit": total - t_compute - t_write, "counts": counts}
+    return {"total": total, "compute": t_compute, "write": t_write, "commit": total - t_compute - t_write, "counts": counts,
+            "cpu": time.process_time() - cpu0}
 
 
 def snapshot(engine: Engine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(demo generator, {time.perf_counter() - t0:.0f} s to build)")
     assert ids, "the demo made no open cases"
 
+    load_before = os.getloadavg()
     base_runs, our_runs = [], []
     for _ in range(max(1, args.repeat)):
         reset(engine)
@@ -137,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     c = ours["counts"]
     for name, r in (("ours", ours), ("memoised scalar", base)):
         print(f"{name + ':':17} {r['total']:7.2f} s = {n / r['total']:8,.0f} cases/s  (read+compute {r['compute']:.2f} s, write {r['write']:.2f} s, "
-              f"commit {r['commit']:.2f} s)")
+              f"commit {r['commit']:.2f} s; this process's CPU {r['cpu']:.2f} s, the rest is the database server and waiting)")
     print(f"written: {c['clocks']} clocks, {c['breaches']} breaches, {c['warnings']} warnings, {c['policy_changes']} policy choices, {n} summaries; "
           f"agree {len(got[0])}/{len(expected[0])} clocks, {len(got[1])} breaches, {len(got[2])} summaries")
+    print(f"load average (1, 5, 15 min) before the runs {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores (a shared machine: compare the ratio, not the seconds)")
     print(f"all runs (s): ours {[round(r['total'], 1) for r in our_runs]}, memoised scalar {[round(r['total'], 1) for r in base_runs]}")
     print(f"sla_recalc: {n} open cases end to end {ours['total']:.2f} s (read+compute {ours['compute']:.2f}, write {ours['write']:.2f}); "
           f"memoised scalar {base['total']:.2f} s; ratio {base['total'] / ours['total']:.1f}")
