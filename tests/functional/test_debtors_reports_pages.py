@@ -10,7 +10,7 @@ import re
 import zipfile
 
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from debtors_reports_helpers import build_book
 from opsline.debtors.reports.views import router
@@ -19,7 +19,7 @@ from opsline.debtors.reports.views import router
 @pytest.fixture
 def app(app):  # type: ignore[no-untyped-def]
     """The app under test, with the reports router mounted here until the debtors area wires it (then it is already there)."""
-    if not any(isinstance(r, APIRoute) and r.path == "/debtors/reports" for r in app.routes):
+    if not any(isinstance(c.original_route, APIRoute) and c.original_route.path == "/debtors/reports" for c in iter_route_contexts(app.routes)):
         app.include_router(router)
     return app
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from debtors_reports_helpers import build_book
 
@@ -15,7 +15,7 @@ PAGES = ["/debtors/reports", "/debtors/reports/aged", "/debtors/reports/aged/acc
 
 
 def test_the_app_serves_the_reports_router_from_the_debtors_area(app):  # type: ignore[no-untyped-def]
-    paths = {r.path for r in app.routes if isinstance(r, APIRoute)}
+    paths = {ctx.original_route.path for ctx in iter_route_contexts(app.routes) if isinstance(ctx.original_route, APIRoute)}
     assert {"/debtors/reports", "/debtors/reports/top", "/debtors/reports/aged/export"} <= paths
 
 
