@@ -458,6 +458,24 @@ def test_review_explains_each_variance_and_flags_only_what_no_reason_explains(fa
     assert rev["by_segment"][0]["name"] == "consumer"
 
 
+def test_a_product_live_before_last_period_but_not_billed_then_is_flagged_however_small(factory, now):
+    """A late activation confirmation (the line was live since October, the November run never billed it) is a revenue
+    leak: flagged with its amount even though the account's change is under the variance threshold."""
+    with factory.begin() as s:
+        acc = make_account(s, now)
+        make_product(s, now, account_id=acc, offering_id=make_offering(s, monthly_minor=500000), start=date(2026, 1, 1))
+    finalise(factory, now, run_draft(factory, now, cycle=date(2026, 11, 1)))
+    with factory.begin() as s:
+        make_product(s, now, account_id=acc, offering_id=make_offering(s, monthly_minor=9900), start=date(2026, 10, 1))
+    rid = run_draft(factory, now)
+    with factory() as s:
+        rev = review.review(s, bill_run_id=rid)
+        assert s.get(BillRun, rid).flagged_count == 1
+    [d] = rev["diff"]
+    assert d["flagged"] and d["flag_reason"] == "ZAR 99.00 for products active before last period but not billed then"
+    assert not d["over"] and d["explanation"] != "no change"
+
+
 def test_ageing_applies_credits_to_the_oldest_debt_first(factory, now):
     with factory.begin() as s:
         acc, other = make_account(s, now), make_account(s, now)

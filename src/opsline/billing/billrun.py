@@ -399,7 +399,11 @@ def demo_bill_runs(ctx: Any) -> None:
             finalised += 1
     with factory.begin() as s:
         exists = s.execute(select(BillRun.id).where(BillRun.cycle_date == this_month, BillRun.state != S.ROLLED_BACK)).first()
-        if not exists:
+    if not exists:
+        from opsline.billing.demo_leaks import plant_late_activations  # demo-only module, kept out of the run's imports
+
+        ctx.counts["late_activations"] = plant_late_activations(factory, cycle=this_month, now=ctx.now)
+        with factory.begin() as s:
             start_bill_run(s, cycle_date=this_month, now=ctx.now, actor=starter)
     drain_shards(factory, now=ctx.now)
     with factory() as s:

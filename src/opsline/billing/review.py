@@ -67,7 +67,7 @@ def review(session: Session, *, bill_run_id: int, limit: int = 100) -> dict[str,
         d["change_minor"] = d["total_minor"] - (prevv or 0)
         d["change_percent"] = None if not prevv else round(100 * (d["total_minor"] - prevv) / abs(prevv), 1)
         d["reasons"], d["flag_reason"] = explain(d)
-        d["explanation"] = "; ".join(d["reasons"]) or "no change"
+        d["explanation"] = "; ".join(d["reasons"]) or ("no change" if d["change_minor"] == 0 else "")
         diffs.append(d)
     # billed last period but not in this run: a join on the invoice's unique key (account, period, kind), no correlated scan
     dropped = session.execute(text(f"""

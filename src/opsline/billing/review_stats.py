@@ -96,7 +96,8 @@ def components_sql(dia: Any, lines: str = LINES_TABLE) -> str:
 def flag_sql(thr_col: str = ":thr") -> tuple[str, str]:
     over = f"(c.previous_minor IS NULL OR ABS(c.total_minor - c.previous_minor) * 100.0 > {thr_col} * ABS(c.previous_minor))"
     unexplained = f"(c.unexplained <> 0 AND (c.previous_minor IS NULL OR ABS(c.unexplained) * 100.0 > {thr_col} * ABS(COALESCE(c.prev_sub, 0))))"
-    return over, f"({over} AND {unexplained})"
+    # a product live before last period that last period did not bill is a revenue leak at any size: always flagged
+    return over, f"(({over} AND {unexplained}) OR c.unbilled_before <> 0)"
 
 
 def build_components(session: Session, *, run: BillRun) -> str:
