@@ -219,6 +219,19 @@ def _write_incoming(q: _Sql, *, now: datetime, actor: Actor) -> None:
             FROM {INCOMING} n LEFT JOIN pm_match m ON m.payment_id = n.id ORDER BY n.id""", {"now": q.ts(now), "who": actor.name})
 
 
+def _common_amounts(q: _Sql, *, window: int) -> None:
+    """pm_amt: how many open invoices due near the payments carry each of their amounts. Amounts common among open invoices
+    can never single out one account: counted once, so the amount and name rules only join the rare ones (a join per common
+    amount would pair each payment with a hundred thousand invoices). Only read when a payment is left for those rules."""
+    lo, hi = q.x("SELECT MIN(received_on), MAX(received_on) FROM pm_pay").one()
+    q.temp("pm_amt", "(total_minor BIGINT, n INTEGER)")
+    q.x(f"""INSERT INTO pm_amt (total_minor, n) SELECT i.total_minor, COUNT(*) FROM invoice i
+            WHERE i.number IS NOT NULL AND i.total_minor IN (SELECT amount_minor FROM pm_pay)
+              AND i.due_date >= {q.minus_days(q.d(':lo'), ':w')} AND i.due_date <= {q.plus_days(q.d(':hi'), ':w')}
+            GROUP BY i.total_minor""", {"lo": q.bind_date(lo), "hi": q.bind_date(hi), "w": window})
+    q.analyze("pm_amt")
+
+
 def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False) -> MatchSummary:
     """Match every payment in state `received` (those recorded in this transaction) and, with `incoming`, the payments staged
     by stage_incoming() (written here, in their final state). Raises nothing for unmatched money: it goes to suspense with
@@ -241,16 +254,6 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
     if _tokens(q, default_prefix=cfg.invoice_prefix):
         q.x("CREATE INDEX pm_tok_tok ON pm_tok (kind, token)")
         q.analyze("pm_tok")
-    # amounts common among open invoices can never single out one account: count them once, so the amount and name rules
-    # only join the rare ones (a join per common amount would pair each payment with a hundred thousand invoices)
-    window = max([int(r.params.get("window_days", 45)) for r in cfg.rules] + [45])
-    lo, hi = q.x("SELECT MIN(received_on), MAX(received_on) FROM pm_pay").one()
-    q.temp("pm_amt", "(total_minor BIGINT, n INTEGER)")
-    q.x(f"""INSERT INTO pm_amt (total_minor, n) SELECT i.total_minor, COUNT(*) FROM invoice i
-            WHERE i.number IS NOT NULL AND i.total_minor IN (SELECT amount_minor FROM pm_pay)
-              AND i.due_date >= {q.minus_days(q.d(':lo'), ':w')} AND i.due_date <= {q.plus_days(q.d(':hi'), ':w')}
-            GROUP BY i.total_minor""", {"lo": q.bind_date(lo), "hi": q.bind_date(hi), "w": window})
-    q.analyze("pm_amt")
     # the payer named an invoice through the API or a debit order: that is the strongest evidence there is
     # a match is allocated at once (auto) when its rule is confident enough, it is not a name match, and the amount is within the limit
     def auto(confidence: int, kind: str) -> str:
@@ -277,6 +280,8 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
         if not q.x("SELECT 1 FROM pm_pay WHERE payment_id NOT IN (SELECT payment_id FROM pm_match) LIMIT 1").first():
             break
         if rule.kind in ("payer_name", "amount_date"):
+            if not have_candidates:
+                _common_amounts(q, window=max([int(r.params.get("window_days", 45)) for r in cfg.rules] + [45]))
             q.temp("pm_rare", """AS SELECT p.payment_id, p.amount_minor, p.currency, p.received_on, p.payer_name, a.n FROM pm_pay p
                                   JOIN pm_amt a ON a.total_minor = p.amount_minor
                                   WHERE a.n <= 200 AND p.payment_id NOT IN (SELECT payment_id FROM pm_match)""")
