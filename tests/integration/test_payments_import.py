@@ -105,6 +105,21 @@ def test_csv_with_a_saved_mapping_reads_decimal_commas_debit_credit_columns_and_
         assert_ledger_balances(s)
 
 
+def test_a_csv_without_a_mapping_named_is_read_by_the_one_saved_mapping_that_fits_or_refused_naming_them(factory, book):  # type: ignore[no-untyped-def]
+    l = book["lerato"]
+    body = ("Valutadatum;Credit;Debit;Reference;Counterparty;Counterparty Account\r\n"
+            f"20.11.2026;799,00;;{l['invoice_numbers'][0]};L MOKOENA;99887766\r\n"
+            "Total;799,00;;;;\r\n").encode("cp1252")
+    with factory.begin() as s:
+        res = imports.import_statement(s, data=body, filename="sb.csv", fmt="csv", mapping_name=None, now=NOW, actor=CLERK)
+        assert res["lines"] == 1 and res["allocated"] == 1
+    with factory.begin() as s, pytest.raises(imports.UnableToImportStatement) as e:
+        imports.import_statement(s, data=b"when,how much\n2026-11-20,5\n", filename="odd.csv", fmt="csv", mapping_name=None, now=NOW, actor=CLERK)
+    assert e.value.field == "mapping" and "fnb, standard-bank" in e.value.detail and "odd.csv" in e.value.detail
+    with factory() as s:
+        assert s.execute(text("SELECT COUNT(*) FROM statement_file WHERE filename = 'odd.csv'")).scalar() == 0
+
+
 def test_overpayment_becomes_account_credit_on_that_account_only(factory, book):  # type: ignore[no-untyped-def]
     l = book["lerato"]
     data = mt940(lines=[("261120", 100000, "B9", f"/REMI/{l['number']}")])

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from opsline.billing import service as billing
 from opsline.core import events
-from opsline.core.errors import Conflict, NotFound
+from opsline.core.errors import Conflict, NotFound, OpslineError
 from opsline.core.events import Actor
 from opsline.core.money import Money
 from opsline.db.base import sqlite_utc
@@ -41,14 +41,31 @@ def mapping(session: Session, name: str) -> parsers.Mapping:
                            header_rows=row.header_rows, footer_rows=row.footer_rows)
 
 
+def _parse_csv_any(session: Session, data: bytes, filename: str) -> ParsedStatement:
+    """A CSV statement with no mapping named: the one saved mapping that reads it. Raises UnableToImportStatement when
+    none or several do (naming them, so the clerk can choose)."""
+    names = list(session.execute(select(CsvMapping.name).order_by(CsvMapping.name)).scalars())
+    fits: list[tuple[str, ParsedStatement]] = []
+    for name in names:
+        try:
+            fits.append((name, parsers.parse_csv(data, filename=filename, mapping=mapping(session, name))))
+        except OpslineError:
+            continue
+    if len(fits) == 1:
+        return fits[0][1]
+    if not fits:
+        raise UnableToImportStatement(f"no saved bank CSV mapping reads this file (tried: {', '.join(names) or 'none'}); choose or add the bank's mapping",
+                                      filename=filename, field="mapping")
+    raise UnableToImportStatement(f"several bank CSV mappings read this file ({', '.join(n for n, _ in fits)}); choose the bank's mapping",
+                                  filename=filename, field="mapping")
+
+
 def parse(session: Session, *, data: bytes, filename: str, fmt: str | None, mapping_name: str | None) -> ParsedStatement:
     """Parse and check a file without writing anything. Raises UnableToImportStatement, NotFound (mapping)."""
     fmt = fmt or parsers.detect_format(data, filename)
     currencies = [r[0] for r in session.execute(text("SELECT DISTINCT currency FROM account"))]
     if fmt == "csv":
-        if not mapping_name:
-            raise UnableToImportStatement("a CSV statement needs the bank's mapping (--mapping NAME)", filename=filename, field="mapping")
-        st = parsers.parse_csv(data, filename=filename, mapping=mapping(session, mapping_name))
+        st = parsers.parse_csv(data, filename=filename, mapping=mapping(session, mapping_name)) if mapping_name else _parse_csv_any(session, data, filename)
     elif fmt == "mt940":
         st = parsers.parse_mt940(data, filename=filename)
     elif fmt == "camt053":
