@@ -186,3 +186,25 @@ def test_suspense_ageing_is_the_payments_desks_own_figures(factory, book):  # ty
     assert report["buckets"] == desk["buckets"] and report["chart"] == desk["chart"]
     assert report["count"] == len(items) == sum(b["count"] for b in report["buckets"]) >= 2
     assert report["amount_minor"] == sum(b["amount_minor"] for b in report["buckets"]) == sum(i["amount_minor"] for i in items)
+
+
+def test_top_debtors_show_the_next_dunning_step_once_a_run_has_placed_them_and_a_hold_instead(factory, book):  # type: ignore[no-untyped-def]
+    from opsline.debtors import holds, runs
+
+    today = date(2026, 11, 23)
+    with factory() as s:
+        before = queries.top_debtors(s, now=NOW, tz=JHB, n=10)
+    assert all(r["next_step"] is None for r in before["rows"])  # no run yet: nothing placed
+    with factory.begin() as s:
+        runs.run_dunning(s, run_date=today, today=today, now=NOW, actor=CLERK)
+        holds.place_hold(s, account_id=book["pieter"], reason="Estate being wound up; executor to pay", valid_to=date(2026, 12, 31), today=today,
+                         now=NOW, actor=CLERK)
+    with factory() as s:
+        top = {r["account_id"]: r for r in queries.top_debtors(s, now=NOW, tz=JHB, n=10)["rows"]}
+        placed = dict(s.execute(text("""SELECT da.account_id, n.name FROM dunning_account da
+                                        LEFT JOIN dunning_step n ON n.policy_id = da.policy_id AND n.position = da.position + 1""")).all())
+    assert top[book["pieter"]]["next_step"] == "held out of dunning until 2026-12-31"
+    assert book["thabo"] in placed, "the run places an account 54 days overdue"
+    for acc, nxt in placed.items():
+        if acc in top and acc != book["pieter"]:
+            assert top[acc]["next_step"].startswith(f"{nxt} from ") if nxt else top[acc]["next_step"].startswith("last step done")

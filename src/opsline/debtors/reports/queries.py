@@ -182,7 +182,8 @@ def aged_accounts(session: Session, *, now: datetime, tz: ZoneInfo, segment: str
 def top_debtors(session: Session, *, now: datetime, tz: ZoneInfo, n: int = 10, segment: str = "") -> dict[str, Any]:
     """The `n` accounts that owe the most (10 or 60), with their ageing, days past due of the oldest open debit, last
     payment (date and amount allocated to the account), money in dispute (open billing claims), the last entry on their
-    timeline, and the owner and next step (empty until the dunning slice records them). Raises InvalidInput (n)."""
+    timeline, and the next dunning step (where the dunning runs have placed the account, or its hold). Owner stays
+    empty: nothing in Opsline assigns debtors accounts to a person yet. Raises InvalidInput (n)."""
     if n not in TOP_SIZES:
         raise InvalidInput(f"Top {n} is not offered; choose {' or '.join(map(str, TOP_SIZES))}", field="n")
     dia = dialect_of(session)
@@ -196,6 +197,7 @@ def top_debtors(session: Session, *, now: datetime, tz: ZoneInfo, n: int = 10, s
         FROM pa JOIN account a ON a.id = pa.account_id {seg} ORDER BY pa.total DESC, a.id LIMIT :lim"""), params).all()
     ids = [int(r.account_id) for r in rows]
     pays, disputes, actions = _last_payments(session, ids), _disputes(session, ids), _last_actions(session, ids)
+    steps = _next_steps(session, ids, today=asof.today)
     out = []
     for rank, r in enumerate(rows, start=1):
         oldest = _date(r.oldest_due)
@@ -204,7 +206,7 @@ def top_debtors(session: Session, *, now: datetime, tz: ZoneInfo, n: int = 10, s
                     "oldest_due": oldest, "oldest_days": max(0, (asof.today - oldest).days) if oldest else 0,
                     "last_payment_on": pays.get(r.account_id, {}).get("received_on"), "last_payment_minor": pays.get(r.account_id, {}).get("amount_minor"),
                     "dispute_minor": disputes.get(r.account_id, 0), "last_action": actions.get(r.account_id),
-                    "owner": None, "next_step": None})
+                    "owner": None, "next_step": _next_step(steps.get(r.account_id), oldest)})
     total = sum(o["total"] for o in out)
     cur = out[0]["currency"] if out else None
     chart = None
@@ -254,6 +256,41 @@ def _last_actions(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]
         WHERE e.id IN (SELECT MAX(id) FROM audit_event WHERE account_id IN ({_in_list(ids)}) GROUP BY account_id)""")).all()
     return {int(r.account_id): {"at": _dt(r.occurred_at), "actor": r.actor,
                                 "what": f"{r.entity_type} {r.action}".replace("_", " "), "reason": r.reason or ""} for r in rows}
+
+
+def _next_steps(session: Session, ids: list[int], *, today: date) -> dict[int, dict[str, Any]]:
+    """Per account, where dunning stands: the last step done, the next step of its policy and the first date it may come,
+    or an active hold. Accounts the dunning runs have not reached yet are absent."""
+    if not ids:
+        return {}
+    dia = dialect_of(session)
+    marks = _in_list(ids)
+    rows = session.execute(text(f"""
+        SELECT da.account_id, da.next_step_from, cur.name AS done, nxt.name AS next_name, nxt.min_days_overdue
+        FROM dunning_account da LEFT JOIN dunning_step cur ON cur.id = da.step_id
+        LEFT JOIN dunning_step nxt ON nxt.policy_id = da.policy_id AND nxt.position = da.position + 1
+        WHERE da.account_id IN ({marks})""")).all()
+    out: dict[int, dict[str, Any]] = {int(r.account_id): {"done": r.done, "next": r.next_name, "from": _date(r.next_step_from),
+                                                          "min_days": r.min_days_overdue} for r in rows}
+    holds = session.execute(text(f"""SELECT account_id, MAX(valid_to) AS until FROM dunning_hold WHERE account_id IN ({marks}) AND state = 'active'
+                                    AND valid_from <= {dia.d('today')} AND valid_to > {dia.d('today')} GROUP BY account_id"""),
+                            {"today": dia.bind_date(today)}).all()
+    for h in holds:
+        out.setdefault(int(h.account_id), {})["held_until"] = _date(h.until)
+    return out
+
+
+def _next_step(step: dict[str, Any] | None, oldest_due: date | None) -> str | None:
+    if not step:
+        return None
+    if step.get("held_until"):
+        return f"held out of dunning until {step['held_until']}"
+    if not step.get("next"):
+        return f"last step done ({step['done']})" if step.get("done") else None
+    start = step["from"]
+    if oldest_due is not None and step.get("min_days") is not None:
+        start = max(start, date.fromordinal(oldest_due.toordinal() + int(step["min_days"])))
+    return f"{step['next']} from {start}"
 
 
 # --- collections effectiveness ----------------------------------------------------------------------------------------
