@@ -7,6 +7,7 @@ Open amount of an invoice = total − credit notes − allocations that are allo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -144,7 +145,9 @@ def _rule_sql(q: _Sql, kind: str) -> str | None:
 
 def _tokens(q: _Sql, *, default_prefix: str) -> int:
     rows: list[tuple[int, str, str, str]] = []
-    for pid, ref in q.x("SELECT payment_id, reference FROM pm_pay WHERE reference <> ''").all():
+    for pid, ref in q.x("SELECT payment_id, reference FROM pm_pay WHERE reference <> '' AND payment_id NOT IN (SELECT payment_id FROM pm_match)").all():
+        if not _DIGIT.search(ref):  # every token has digits
+            continue
         for tok in invoice_tokens(ref, default_prefix=default_prefix):
             rows.append((pid, "inv", tok, ""))
         valid, repaired = account_tokens(ref)
@@ -182,6 +185,7 @@ def _payer_names(q: _Sql, *, rule_code: str, window: int, min_score: int, max_ca
                     rows)
 
 
+_DIGIT = re.compile(r"\d")
 _TITLES = {"MR", "MRS", "MS", "DR", "PROF", "ME", "MNR", "MEV", "THE"}
 
 
@@ -251,15 +255,12 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
     q.temp("pm_tok", "(payment_id BIGINT, kind VARCHAR(4), token VARCHAR(40), typed VARCHAR(40))")
     q.temp("pm_match", """(payment_id BIGINT PRIMARY KEY, account_id BIGINT, invoice_id BIGINT, rule_code VARCHAR(40), rule_kind VARCHAR(30),
                           confidence INTEGER, token VARCHAR(80), detail VARCHAR(400), amount_minor BIGINT, currency VARCHAR(3), auto INTEGER DEFAULT 0)""")
-    if _tokens(q, default_prefix=cfg.invoice_prefix):
-        q.x("CREATE INDEX pm_tok_tok ON pm_tok (kind, token)")
-        q.analyze("pm_tok")
-    # the payer named an invoice through the API or a debit order: that is the strongest evidence there is
     # a match is allocated at once (auto) when its rule is confident enough, it is not a name match, and the amount is within the limit
     def auto(confidence: int, kind: str) -> str:
         return "CASE WHEN p.amount_minor <= :lim THEN 1 ELSE 0 END" if confidence >= cfg.auto_threshold and kind != "payer_name" else "0"
 
     limits = {"lim": cfg.auto_amount_limit_minor}
+    # the payer named an invoice through the API or a debit order: that is the strongest evidence there is
     matched = q.x(f"""INSERT INTO pm_match (payment_id, account_id, invoice_id, rule_code, rule_kind, confidence, token, detail, amount_minor, currency, auto)
            SELECT p.payment_id, i.account_id, i.id, 'named-invoice', 'invoice_ref', 100, i.number, 'invoice named by the payer', p.amount_minor, p.currency,
                   {auto(100, 'invoice_ref')}
@@ -271,6 +272,10 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
                   p.amount_minor, p.currency, {auto(100, 'account_ref')}
            FROM pm_pay p JOIN account a ON a.id = p.account_id AND a.currency = p.currency
            WHERE p.payment_id NOT IN (SELECT payment_id FROM pm_match)""", limits).rowcount
+    # what the references of the payments still unmatched may name (a debit-order file, all named, has none to read)
+    if _tokens(q, default_prefix=cfg.invoice_prefix):
+        q.x("CREATE INDEX pm_tok_tok ON pm_tok (kind, token)")
+        q.analyze("pm_tok")
     analysed, have_candidates = -1, False
     for rule in cfg.rules:
         # fresh statistics when pm_match has grown a lot (PostgreSQL scales the row estimate with the table's pages in between)
