@@ -63,7 +63,8 @@ def _parse_csv_any(session: Session, data: bytes, filename: str) -> ParsedStatem
 def parse(session: Session, *, data: bytes, filename: str, fmt: str | None, mapping_name: str | None) -> ParsedStatement:
     """Parse and check a file without writing anything. Raises UnableToImportStatement, NotFound (mapping)."""
     fmt = fmt or parsers.detect_format(data, filename)
-    currencies = [r[0] for r in session.execute(text("SELECT DISTINCT currency FROM account"))]
+    billing_currencies = lambda: [r[0] for r in session.execute(text("SELECT DISTINCT currency FROM account"))]  # noqa: E731  (reads every account)
+    currencies: list[str] = []
     if fmt == "csv":
         st = parsers.parse_csv(data, filename=filename, mapping=mapping(session, mapping_name)) if mapping_name else _parse_csv_any(session, data, filename)
     elif fmt == "mt940":
@@ -71,11 +72,15 @@ def parse(session: Session, *, data: bytes, filename: str, fmt: str | None, mapp
     elif fmt == "camt053":
         st = parsers.parse_camt053(data, filename=filename)
     elif fmt == "debit_result":
+        currencies = billing_currencies()
         if len(currencies) != 1:
             raise UnableToImportStatement("debit-order results need one billing currency", filename=filename, field="currency")
         st = parsers.parse_debit_results(data, filename=filename, currency=currencies[0])
     else:
         raise UnableToImportStatement(f"unknown format '{fmt}' (csv, mt940, camt053, debit_result)", filename=filename, field="format")
+    if not currencies:  # one account billed in the statement's currency is enough; the full list only to say what is wrong
+        known = session.execute(text("SELECT 1 FROM account WHERE currency = :c LIMIT 1"), {"c": st.currency.upper()}).first()
+        currencies = [st.currency] if known else billing_currencies()
     parsers.check_currency(st, currencies or [st.currency])
     parsers.check_balances(st)
     return st
