@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam
+from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -53,3 +53,26 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if rows:
         cols = list(rows[0])
         copy_rows_binary(session.connection(), table, cols, ([r[c] for c in cols] for r in rows))
+
+
+def update_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Set columns of existing rows of `model` (dicts with the same keys, its primary key among them). PostgreSQL:
+    binary COPY into a staging table and one UPDATE ... FROM it; the ORM's bulk update sends one statement per
+    row, and a recalculation an hour after the last one changes every running clock. SQLite (in-process, no round
+    trips): the ORM's bulk update by primary key."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(update(model), rows)
+        return
+    table: Table = model.__table__
+    key = table.primary_key.columns.values()[0].name
+    cols = list(rows[0])
+    conn = session.connection()
+    stage = f"stage_{table.name}"
+    names = ", ".join(f'"{c}"' for c in cols)
+    conn.execute(text(f'CREATE TEMP TABLE "{stage}" ON COMMIT DROP AS SELECT {names} FROM "{table.name}" WITH NO DATA'))
+    copy_rows_binary(conn, stage, cols, ([r[c] for c in cols] for r in rows))
+    sets = ", ".join(f'"{c}" = s."{c}"' for c in cols if c != key)
+    conn.execute(text(f'UPDATE "{table.name}" AS t SET {sets} FROM "{stage}" AS s WHERE t."{key}" = s."{key}"'))
+    conn.execute(text(f'DROP TABLE "{stage}"'))
