@@ -315,30 +315,33 @@ def collections_effectiveness(session: Session, *, now: datetime, tz: ZoneInfo, 
     Raises InvalidInput (months out of 1..36)."""
     dia = dialect_of(session)
     bounds = month_bounds(now=now, tz=tz, months=months)
-    params: dict[str, Any] = {"t0": dia.bind_ts(bounds[0][1]), "t": dia.bind_ts(now)}
-    cols = []
-    for k, (_, start, end) in enumerate(bounds):
-        params[f"s{k}"], params[f"e{k}"] = dia.bind_ts(start), dia.bind_ts(end)
-        within = f"posted_at >= :s{k} AND posted_at {'<=' if k == len(bounds) - 1 else '<'} :e{k}"
-        cols.append(f"SUM(CASE WHEN kind = 'invoice' AND {within} THEN amount_minor ELSE 0 END) AS b{k}")
-        cols.append(f"SUM(CASE WHEN kind = 'payment' AND {within} THEN amount_minor ELSE 0 END) AS c{k}")
-        cols.append(f"SUM(CASE WHEN kind = 'credit_note' AND {within} THEN amount_minor ELSE 0 END) AS n{k}")
-        cols.append(f"SUM(CASE WHEN {within} THEN amount_minor ELSE 0 END) AS m{k}")
-    rows = session.execute(text(f"""SELECT currency, SUM(CASE WHEN posted_at < :t0 THEN amount_minor ELSE 0 END) AS opening, {', '.join(cols)}
-                                   FROM ledger_entry WHERE posted_at <= :t GROUP BY currency ORDER BY currency"""), params).all()
-    series = []
+    # each entry's month is found once (k = -1 before the window), then a small GROUP BY: one pass, few comparisons a row
+    params: dict[str, Any] = {"t": dia.bind_ts(now), "s0": dia.bind_ts(bounds[0][1])}
+    whens = ["WHEN posted_at < :s0 THEN -1"]
+    for k, (_, _, end) in enumerate(bounds[:-1]):
+        params[f"e{k}"] = dia.bind_ts(end)
+        whens.append(f"WHEN posted_at < :e{k} THEN {k}")
+    rows = session.execute(text(f"""SELECT currency, k, kind, SUM(amount_minor) AS amount FROM (
+                                       SELECT currency, kind, amount_minor, CASE {' '.join(whens)} ELSE {len(bounds) - 1} END AS k
+                                       FROM ledger_entry WHERE posted_at <= :t) e
+                                   GROUP BY currency, k, kind"""), params).all()
+    sums: dict[str, dict[tuple[int, str], int]] = {}
     for r in rows:
-        closing = int(r.opening or 0)
+        sums.setdefault(r.currency, {})[(int(r.k), r.kind)] = int(r.amount or 0)
+    series = []
+    for currency in sorted(sums):
+        got = sums[currency]
+        closing = sum(v for (k, _), v in got.items() if k == -1)
         months_out = []
         for k, (m, start, end) in enumerate(bounds):
-            billed, collected, credited = int(getattr(r, f"b{k}") or 0), -int(getattr(r, f"c{k}") or 0), -int(getattr(r, f"n{k}") or 0)
-            closing += int(getattr(r, f"m{k}") or 0)
+            billed, collected, credited = got.get((k, "invoice"), 0), -got.get((k, "payment"), 0), -got.get((k, "credit_note"), 0)
+            closing += sum(v for (kk, _), v in got.items() if kk == k)
             days = calendar.monthrange(m.year, m.month)[1] if k < len(bounds) - 1 else max(1, (local_date(now, tz) - m).days + 1)
             rate = (Decimal(collected) * 100 / Decimal(billed)).quantize(Decimal("0.1")) if billed > 0 else None
             dso = (Decimal(max(closing, 0)) * days / Decimal(billed)).quantize(Decimal("1")) if billed > 0 else None
             months_out.append({"month": m.strftime("%Y-%m"), "billed_minor": billed, "collected_minor": collected, "credited_minor": credited,
                                "closing_minor": closing, "rate_pct": rate, "dso_days": dso, "days": days})
-        series.append({"currency": r.currency, "months": months_out})
+        series.append({"currency": currency, "months": months_out})
     return {"months": [m.strftime("%Y-%m") for m, _, _ in bounds], "series": series, "chart": _collections_chart(series)}
 
 
