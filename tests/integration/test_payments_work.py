@@ -205,3 +205,17 @@ def test_a_debit_order_result_delivered_twice_is_recorded_and_paid_once_with_its
                                             ("DO-3", "paid", "DO:DO-3", "returned"), ("DO-3", "unpaid", "DO:DO-3", "returned")]
         assert s.execute(text("SELECT COUNT(*) FROM payment")).scalar_one() == 3
         assert_ledger_balances(s)
+
+
+def test_an_invoice_paid_in_two_imports_is_announced_settled_by_the_second_only(factory, book, published):  # type: ignore[no-untyped-def]
+    lerato = book["lerato"]
+    number = lerato["invoice_numbers"][0]
+    with factory.begin() as s:
+        res = _import(s, [("261120", 30000, "P1", f"/REMI/{number}")], name="st-1.sta")
+        assert (res["allocated"], res["settled_invoices"]) == (1, 0)
+    with factory.begin() as s:
+        res = _import(s, [("261121", 49900, "P2", f"/REMI/{number}")], name="st-2.sta")
+        assert (res["allocated"], res["settled_invoices"]) == (1, 1)
+        assert s.execute(text("SELECT state FROM invoice WHERE id = :i"), {"i": lerato["invoices"][0]}).scalar_one() == "paid"
+        assert_ledger_balances(s)
+    assert [pl for name, pl in published if name == "payments.invoices_settled"] == [{"ids": [lerato["invoices"][0]], "account_ids": [lerato["id"]]}]

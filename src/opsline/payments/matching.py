@@ -92,7 +92,6 @@ class _Sql:
             self.x(f"DROP TABLE IF EXISTS {t}")
 
 
-OPEN_ALLOC = "SELECT invoice_id, SUM(amount_minor) AS s FROM payment_allocation WHERE state IN ('allocated','proposed') AND invoice_id IN ({ids}) GROUP BY invoice_id"
 OPEN_PER_INVOICE = """SELECT i.account_id, i.total_minor - COALESCE((SELECT SUM(c.total_minor) FROM credit_note c WHERE c.invoice_id = i.id), 0)
     - COALESCE((SELECT SUM(x.amount_minor) FROM payment_allocation x WHERE x.invoice_id = i.id AND x.state IN ('allocated','proposed')), 0) AS open_minor
     FROM invoice i WHERE i.account_id = a.id AND i.number IS NOT NULL"""
@@ -324,13 +323,17 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
 def _allocate(q: _Sql) -> None:
     """pm_alloc ← the invoice named (up to its open amount), then oldest open invoices first (what the named ones left open),
     then account credit."""
-    # the open invoices of the accounts matched, their open amounts computed as they are read (no UPDATE pass over them)
+    # the open invoices of the accounts matched, their open amounts computed as they are read (no UPDATE pass over them);
+    # unpaid: what is left to pay before this batch (proposals do not pay), for telling which invoices the batch settles
     open_minor = "inv.total_minor - COALESCE(cn.s, 0) - COALESCE(al.s, 0)"
     q.temp("pm_open", f"""AS WITH inv AS (SELECT i.id, i.account_id, i.currency, i.due_date, i.total_minor FROM invoice i
                                            WHERE i.account_id IN (SELECT account_id FROM pm_match) AND i.number IS NOT NULL)
-                          SELECT inv.id AS invoice_id, inv.account_id, inv.currency, inv.due_date AS due, {open_minor} AS open_minor
+                          SELECT inv.id AS invoice_id, inv.account_id, inv.currency, inv.due_date AS due, {open_minor} AS open_minor,
+                                 inv.total_minor - COALESCE(cn.s, 0) - COALESCE(al.allocated, 0) AS unpaid
                           FROM inv LEFT JOIN ({OPEN_CN.format(ids="SELECT id FROM inv")}) cn ON cn.invoice_id = inv.id
-                          LEFT JOIN ({OPEN_ALLOC.format(ids="SELECT id FROM inv")}) al ON al.invoice_id = inv.id
+                          LEFT JOIN (SELECT invoice_id, SUM(amount_minor) AS s, SUM(CASE WHEN state = 'allocated' THEN amount_minor ELSE 0 END) AS allocated
+                                     FROM payment_allocation WHERE state IN ('allocated','proposed') AND invoice_id IN (SELECT id FROM inv)
+                                     GROUP BY invoice_id) al ON al.invoice_id = inv.id
                           WHERE {open_minor} > 0""")
     q.x("CREATE INDEX pm_open_inv ON pm_open (invoice_id)")
     q.analyze("pm_open")
@@ -401,12 +404,11 @@ def _finish(q: _Sql, out: MatchSummary, *, now: datetime, actor: Actor, owner: s
     q.x("""INSERT INTO payment_known_payer (payer_account, account_id, first_seen_on)
            SELECT DISTINCT p.payer_account, m.account_id, p.received_on FROM pm_match m JOIN pm_pay p ON p.payment_id = m.payment_id
            WHERE m.auto = 1 AND p.payer_account <> '' ON CONFLICT (payer_account, account_id) DO NOTHING""")
-    settled = q.x(f"""SELECT i.id, i.account_id FROM invoice i
-                      LEFT JOIN ({OPEN_CN.format(ids="SELECT invoice_id FROM pm_alloc")}) cn ON cn.invoice_id = i.id
-                      LEFT JOIN (SELECT invoice_id, SUM(amount_minor) AS s FROM payment_allocation WHERE state = 'allocated'
-                                 AND invoice_id IN (SELECT invoice_id FROM pm_alloc) GROUP BY invoice_id) al ON al.invoice_id = i.id
-                      WHERE i.id IN (SELECT a.invoice_id FROM pm_alloc a JOIN pm_match m ON m.payment_id = a.payment_id AND m.auto = 1)
-                        AND i.total_minor - COALESCE(cn.s, 0) - COALESCE(al.s, 0) <= 0 ORDER BY i.id""").all()
+    # settled: what was left to pay before this batch, less what the batch allocated at once (only open invoices take money)
+    settled = q.x("""SELECT o.invoice_id, o.account_id FROM pm_open o
+                     JOIN (SELECT a.invoice_id, SUM(a.amount_minor) AS s FROM pm_alloc a JOIN pm_match m ON m.payment_id = a.payment_id AND m.auto = 1
+                           WHERE a.invoice_id IS NOT NULL GROUP BY a.invoice_id) b ON b.invoice_id = o.invoice_id
+                     WHERE o.unpaid - b.s <= 0 ORDER BY o.invoice_id""").all()
     announce_settled(q.s, [(int(i), int(a)) for i, a in settled], now=now, actor=actor)
     out.settled_invoices = len(settled)
 
