@@ -1,7 +1,8 @@
 """Make the stored clocks, breaches, warnings and policy choice equal the computed ones (idempotent, set-based), and
 give cases its summary of each case through the cases service (the SLA area never writes cases' tables).
-New rows go in with COPY (PostgreSQL): the ORM's bulk insert split a batch wherever the None columns of consecutive
-rows differed, which turned one insert into thousands of round trips."""
+A batch is written in one pass, set-based on PostgreSQL: new rows by binary COPY (the ORM's bulk insert split a batch
+wherever the None columns of consecutive rows differed: thousands of round trips), changed rows through a staging
+table and one UPDATE ... FROM (the ORM's bulk update is a statement per row), clocks compared in the database."""
 
 from __future__ import annotations
 
