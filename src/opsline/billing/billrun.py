@@ -362,8 +362,12 @@ def _demo_discounts(ctx: Any, factory: Any, *, valid_from: date) -> None:
         ctx.counts["discounts"] = int(s.execute(text("SELECT COUNT(*) FROM discount")).scalar_one())
 
 
+HISTORY_MONTHS = 3
+
+
 def demo_bill_runs(ctx: Any) -> None:
-    """Demo: finalised runs for last month's bill days and a draft for this month's 1st, through the real services."""
+    """Demo: finalised runs for each bill day of the last HISTORY_MONTHS months (so debts age into 30 and 60 days and
+    the debtors desk has work) and a draft for this month's 1st, through the real services."""
     from datetime import timezone
 
     from opsline.db.session import make_sessionmaker
@@ -372,13 +376,12 @@ def demo_bill_runs(ctx: Any) -> None:
     starter = Actor(name="billing", roles=frozenset({"billing_analyst"}))
     approver = Actor(name="debtorsmgr", roles=frozenset({"debtors_manager"}))
     this_month = ctx.now.date().replace(day=1)
-    last_month = add_months(this_month, -1)
+    months = [add_months(this_month, -k) for k in range(HISTORY_MONTHS, 0, -1)]
     with factory() as s:
         days = sorted(set(s.execute(select(BillingCycle.bill_day)).scalars()))
-    _demo_discounts(ctx, factory, valid_from=add_months(last_month, -1))
+    _demo_discounts(ctx, factory, valid_from=add_months(months[0], -1))
     finalised = 0
-    for day in days:
-        cycle = last_month.replace(day=day)
+    for cycle in [m.replace(day=day) for m in months for day in days]:
         at = datetime.combine(cycle, datetime.min.time(), tzinfo=timezone.utc).replace(hour=4)
         with factory.begin() as s:
             if s.execute(select(BillRun.id).where(BillRun.cycle_date == cycle, BillRun.state != S.ROLLED_BACK)).first():
