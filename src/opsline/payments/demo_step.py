@@ -1,4 +1,4 @@
-"""Demo: a week of payments against the demo invoices, generated with realistic behaviour per segment and imported through the
+"""Demo: months of payments against the demo invoices, generated with realistic behaviour per segment and imported through the
 real service as one file of each format (MT940, camt.053, bank CSV, debit-order results, then a file of unpaids), so the
 desk shows a realistic match rate, proposals to approve and a real suspense queue."""
 
