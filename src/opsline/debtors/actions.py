@@ -25,7 +25,9 @@ from opsline.debtors.models import DUNNING_ACTION, ActionState, DunningAction, D
 from opsline.notifications import service as notifications
 
 SYSTEM = Actor.system("dunning")
-_env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "pdf_templates")), autoescape=select_autoescape(["html"]))
+# the letter shares the invoice PDFs' house style (billing/invoicing/pdf_templates/_style.html)
+_env = Environment(loader=FileSystemLoader([str(Path(__file__).parent / "pdf_templates"), str(Path(__file__).parents[1] / "billing" / "invoicing" / "pdf_templates")]),
+                   autoescape=select_autoescape(["html"]))
 LABELS = {
     StepAction.REMINDER_EMAIL: "Reminder email", StepAction.REMINDER_SMS: "Reminder SMS", StepAction.LETTER_OF_DEMAND: "Letter of demand",
     StepAction.SUSPENSION_WARNING: "Suspension warning", StepAction.SUSPEND: "Suspension", StepAction.DISCONTINUANCE: "Discontinuance (proposed)",
