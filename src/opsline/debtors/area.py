@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opsline.areas import Area
 from opsline.debtors import models  # noqa: F401  (tables)
-from opsline.debtors.models import DUNNING_ACTION, DUNNING_HOLD, DUNNING_RUN
+from opsline.debtors.models import ARRANGEMENT, DUNNING_ACTION, DUNNING_HOLD, DUNNING_RUN
 
 CLERK, MANAGER = "debtors_clerk", "debtors_manager"
 
@@ -61,7 +61,8 @@ AREA = Area(
         "debtors.act": {CLERK, MANAGER},
         "debtors.hold": {CLERK, MANAGER},
         "debtors.policy": {MANAGER},
+        "debtors.arrange": {CLERK, MANAGER},  # propose, approve (within the role's limit) and cancel arrangements
     },
-    lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD),
+    lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT),
     home=_home,
 )

@@ -239,3 +239,99 @@ class DunningLetter(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     size_bytes: Mapped[int] = mapped_column(Integer)
     rendered_at: Mapped[datetime]
+
+
+# --- arrangements (issue 11 item 3): extension of time and pay-off plans ------------------------------------------
+
+
+class ArrangementKind(enum.StrEnum):
+    PROMISE = "promise"  # extension of time: one amount by one date
+    PLAN = "plan"  # pay-off plan: instalments
+
+
+class ArrangementState(enum.StrEnum):
+    PROPOSED = "proposed"  # above the proposer's approval limit: waits for a second person
+    ACTIVE = "active"
+    KEPT = "kept"
+    BROKEN = "broken"
+    CANCELLED = "cancelled"
+
+
+_G = ArrangementState
+ARRANGEMENT = Lifecycle(
+    name="arrangement",
+    states=ArrangementState,
+    initial=_G.PROPOSED,
+    transitions={
+        _G.PROPOSED: {"approve": _G.ACTIVE, "cancel": _G.CANCELLED},
+        _G.ACTIVE: {"keep": _G.KEPT, "break": _G.BROKEN, "cancel": _G.CANCELLED},
+        _G.KEPT: {}, _G.BROKEN: {}, _G.CANCELLED: {},
+    },
+    system_actions={"keep", "break"},
+    permissions={"approve": "debtors.arrange", "cancel": "debtors.arrange"},
+    needs_reason={"cancel"},
+    labels={"approve": "Approve", "cancel": "Cancel arrangement"},
+)
+
+
+class Arrangement(Base):
+    """A promise to pay (one instalment) or a pay-off plan (several) for an account's debt. Payments count towards it
+    from `created_at` on (every credit on the account's ledger), the oldest instalment first."""
+
+    __tablename__ = "arrangement"
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20), default=ArrangementState.PROPOSED)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # what is promised in total (the instalments add up to it)
+    debt_minor: Mapped[int] = mapped_column(BigInteger)  # overdue on the account when it was made
+    currency: Mapped[str] = mapped_column(String(3))
+    note: Mapped[str] = mapped_column(Text, default="")
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    closed_on: Mapped[date | None] = mapped_column(Date)  # kept / broken / cancelled on
+    closing_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        ARRANGEMENT.check(),
+        CheckConstraint(_in("kind", ArrangementKind), name="kind"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        Index("ix_arrangement_account", "account_id", "state"),
+        Index("ix_arrangement_state", "state"),
+    )
+
+
+class ArrangementInstalment(Base):
+    """One dated amount of an arrangement; met when the payments since the arrangement cover it and every earlier one
+    by the end of `due_date`."""
+
+    __tablename__ = "arrangement_instalment"
+    id: Mapped[IdPk]
+    arrangement_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("arrangement.id"))
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    due_date: Mapped[date] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("arrangement_id", "seq", name="uq_arrangement_instalment_seq"),
+        CheckConstraint("amount_minor > 0 AND seq >= 1", name="positive"),
+        Index("ix_arrangement_instalment_due", "due_date"),
+    )
+
+
+class ArrangementApprovalLimit(Base):
+    """Settings data: the largest arrangement a role may approve on its own (null = no limit)."""
+
+    __tablename__ = "arrangement_approval_limit"
+    role: Mapped[str] = mapped_column(String(40), primary_key=True)
+    max_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(120))
+
+    def __str__(self) -> str:
+        return self.role
