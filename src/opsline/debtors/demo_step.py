@@ -20,9 +20,9 @@ DAYS = 22
 # Above this many accounts the demo keeps to today's run and leaves its actions queued for the worker, as a live system
 # would (carrying out three weeks of letters and messages inline would take the demo from minutes to hours).
 HISTORY_UP_TO_ACCOUNTS = 5_000
-# Above this, no run at all: the payments demo pays only the oldest 200,000 invoices, so a run would chase nearly everyone
+# Above this, no run at all: the payments demo pays only the oldest 1,000,000 invoices, so a run would chase most accounts
 # (`opsline dunning-run --date D --dry-run` shows what it would do).
-RUN_UP_TO_ACCOUNTS = 200_000
+RUN_UP_TO_ACCOUNTS = 100_000
 CLERK = Actor(name="debtors", roles=frozenset({"debtors_clerk"}))
 MANAGER = Actor(name="debtorsmgr", roles=frozenset({"debtors_manager"}))
 HOLD_REASONS = ["Customer in hospital; family will pay by month-end", "Disputing installation date with the FNO; wait for the ticket",

@@ -3,6 +3,7 @@ account's credit balance, four-eyes above the limit). Shapes follow the official
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timezone
 from decimal import Decimal
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 
 from opsline.api.idempotency import run_idempotent
 from opsline.api.tmf import Limit, Offset, ResourceId, TMFModel, dump, page_headers
@@ -138,23 +139,42 @@ def _money(m: Any) -> MoneyOut:
     return MoneyOut(unit=m.currency, value=float(Money.from_minor(m.amount_minor, m.currency).amount))
 
 
+def _account_refs(db: Any, account_ids: Iterable[int | None]) -> dict[int | None, Ref]:
+    """BillingAccount references for these ids in one query (None: money still in suspense)."""
+    ids = sorted({a for a in account_ids if a is not None})
+    names = dict(db.execute(text("SELECT id, name FROM account WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)), {"ids": ids}).all()) if ids else {}
+    refs: dict[int | None, Ref] = {None: Ref(id="unallocated", name="suspense", **{"@referredType": "BillingAccount"})}
+    for a in ids:
+        refs[a] = Ref(id=str(a), href=f"/tmf-api/accountManagement/v4/billingAccount/{a}", name=names.get(a), **{"@referredType": "BillingAccount"})
+    return refs
+
+
 def _account_ref(db: Any, account_id: int | None) -> Ref:
-    if account_id is None:
-        return Ref(id="unallocated", name="suspense", **{"@referredType": "BillingAccount"})
-    row = db.execute(text("SELECT account_number, name FROM account WHERE id = :a"), {"a": account_id}).first()
-    return Ref(id=str(account_id), href=f"/tmf-api/accountManagement/v4/billingAccount/{account_id}", name=row.name if row else None,
-               **{"@referredType": "BillingAccount"})
+    return _account_refs(db, [account_id])[account_id]
+
+
+def payments_out(db: Any, payments: Sequence[Payment]) -> list[PaymentOut]:
+    """TMF676 payments with their items and accounts, read in two queries for the whole page."""
+    items: dict[int, list[Allocation]] = {p.id: [] for p in payments}
+    if payments:
+        for a in db.execute(select(Allocation).where(Allocation.payment_id.in_(list(items)), Allocation.state.in_(("allocated", "proposed")))
+                            .order_by(Allocation.id)).scalars():
+            items[a.payment_id].append(a)
+    refs = _account_refs(db, [p.account_id for p in payments])
+    return [PaymentOut(id=str(p.id), href=f"{PAYMENT}/{p.id}", correlatorId=p.external_id, description=p.reference or None,
+                       paymentDate=datetime.combine(p.received_on, time(12), tzinfo=timezone.utc), status=PAYMENT_STATUS[p.state],
+                       account=refs[p.account_id], amount=_money(p), totalAmount=_money(p),
+                       paymentMethod=MethodOut(name=p.method, **{"@type": "PaymentMethodRef"}),
+                       paymentItem=[PaymentItemOut(id=str(a.id), amount=_money(a),
+                                                   item=Ref(id=str(a.invoice_id), href=f"/tmf-api/customerBillManagement/v4/customerBill/{a.invoice_id}",
+                                                            **{"@referredType": "CustomerBill"}) if a.invoice_id else
+                                                   Ref(id=str(a.account_id), name="account credit", **{"@referredType": "BillingAccount"}))
+                                    for a in items[p.id]])
+            for p in payments]
 
 
 def payment_out(db: Any, p: Payment) -> PaymentOut:
-    items = db.execute(select(Allocation).where(Allocation.payment_id == p.id, Allocation.state.in_(("allocated", "proposed"))).order_by(Allocation.id)).scalars()
-    out_items = [PaymentItemOut(id=str(a.id), amount=_money(a), item=Ref(id=str(a.invoice_id), href=f"/tmf-api/customerBillManagement/v4/customerBill/{a.invoice_id}",
-                                                                          **{"@referredType": "CustomerBill"}) if a.invoice_id else
-                                Ref(id=str(a.account_id), name="account credit", **{"@referredType": "BillingAccount"})) for a in items]
-    return PaymentOut(id=str(p.id), href=f"{PAYMENT}/{p.id}", correlatorId=p.external_id, description=p.reference or None,
-                      paymentDate=datetime.combine(p.received_on, time(12), tzinfo=timezone.utc), status=PAYMENT_STATUS[p.state],
-                      account=_account_ref(db, p.account_id), amount=_money(p), totalAmount=_money(p),
-                      paymentMethod=MethodOut(name=p.method, **{"@type": "PaymentMethodRef"}), paymentItem=out_items)
+    return payments_out(db, [p])[0]
 
 
 def refund_out(db: Any, r: Refund) -> RefundOut:
@@ -174,7 +194,7 @@ def list_payments(response: Response, db: DB, principal: View, offset: Offset = 
     q = select(Payment).order_by(Payment.id.desc()).offset(offset).limit(limit)
     if account_id:
         q = q.where(Payment.account_id == account_id)
-    rows = [payment_out(db, p) for p in db.execute(q).scalars()]
+    rows = payments_out(db, list(db.execute(q).scalars()))
     page_headers(response, count=len(rows))
     return rows
 
