@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opsline.areas import Area
+from opsline.core.domain_events import Subscriber
 from opsline.debtors import models  # noqa: F401  (tables)
 from opsline.debtors.models import ARRANGEMENT, DUNNING_ACTION, DUNNING_HOLD, DUNNING_RUN
 
@@ -10,9 +11,10 @@ CLERK, MANAGER = "debtors_clerk", "debtors_manager"
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
-    from opsline.debtors import seed
+    from opsline.debtors import arrangements, seed
 
     seed.seed(session, now=now)
+    arrangements.seed_limits(session, now=now)
 
 
 def _routers() -> list:
@@ -20,6 +22,18 @@ def _routers() -> list:
     from opsline.debtors.reports import views as reports
 
     return [views.router, reports.router]
+
+
+def _reconnect_on_settled(session, event, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.debtors import reconnect
+
+    reconnect.on_settled(session, event, now)
+
+
+def _reconnect_on_arrangement(session, event, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.debtors import reconnect
+
+    reconnect.on_arrangement_active(session, event, now)
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
@@ -65,4 +79,10 @@ AREA = Area(
     },
     lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT),
     home=_home,
+    # a job, not the payment's transaction: a statement import settles thousands of invoices; reconnection can follow
+    subscribers=(
+        Subscriber("debtors.reconnect_on_invoice_settled", "payments.invoice_settled", _reconnect_on_settled, mode="job"),
+        Subscriber("debtors.reconnect_on_invoices_settled", "payments.invoices_settled", _reconnect_on_settled, mode="job"),
+        Subscriber("debtors.reconnect_on_arrangement", "arrangement.active", _reconnect_on_arrangement, mode="job"),
+    ),
 )

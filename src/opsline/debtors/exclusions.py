@@ -5,6 +5,8 @@ with the first exclusion that holds; adding one (the next slice's active arrange
 - `unallocated_money`: money that may be theirs and is not on the account yet: a payment proposal waiting for a person,
   or an open suspense item whose payer bank account has paid this account before or whose reference names its number.
 - `on_hold`: a person held the account out of dunning until a date.
+- `under_arrangement`: an active promise to pay or pay-off plan (the run reviews arrangements first, so a broken one
+  no longer holds and dunning resumes from where the account stood).
 """
 
 from __future__ import annotations
@@ -65,10 +67,15 @@ def on_hold(session: Session, d: Dialect, run_date: date) -> tuple[str, dict[str
             {"hold_on": d.bind_date(run_date)})
 
 
+def under_arrangement(session: Session, d: Dialect, run_date: date) -> tuple[str, dict[str, Any]]:
+    return ("SELECT account_id FROM arrangement WHERE state = 'active'", {})
+
+
 EXCLUSIONS: tuple[Exclusion, ...] = (
     Exclusion("in_dispute", "Money in dispute (open billing claim)", in_dispute),
     Exclusion("unallocated_money", "Unallocated money that may be theirs (proposal or suspense)", unallocated_money),
     Exclusion("on_hold", "Held out of dunning by a person", on_hold),
+    Exclusion("under_arrangement", "Under an arrangement (promise to pay or pay-off plan)", under_arrangement),
 )
 LABELS = {e.code: e.label for e in EXCLUSIONS}
 

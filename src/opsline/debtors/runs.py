@@ -22,7 +22,7 @@ from opsline.core.errors import Conflict, InvalidInput
 from opsline.core.events import Actor
 from opsline.db.bulk import copy_rows
 from opsline.db.session import lock_for_write
-from opsline.debtors import policies
+from opsline.debtors import arrangements, policies
 from opsline.debtors.exclusions import EXCLUSIONS, LABELS
 from opsline.debtors.models import DUNNING_RUN, PROPOSAL_ACTIONS, DunningRun, RunState
 
@@ -179,8 +179,11 @@ def run_dunning(session: Session, *, run_date: date, today: date, now: datetime,
             session.flush()
     except IntegrityError:
         raise Conflict(f"a dunning run for {run_date.isoformat()} is already in progress", field="date") from None
+    # broken promises first: their accounts are no longer excluded, so this run resumes their dunning
+    reviewed = arrangements.review(session, run_date=run_date, now=now)
     d = _stage(session, run_date=run_date, cutoff=now, progress=tick)
     summary = _summary(session, run_date=run_date, previous=previous)
+    summary["arrangements"] = {k: len(v) for k, v in reviewed.items()}
     p = {"run": run.id, "run_date": d.bind_date(run_date), "now": d.bind_ts(now)}
     marks = ", ".join(f"'{a.value}'" for a in PROPOSAL_ACTIONS)
     tick("actions", 0, 4)
