@@ -6,6 +6,7 @@ from opsline.areas import Area
 from opsline.core.domain_events import Subscriber
 from opsline.debtors import models  # noqa: F401  (tables)
 from opsline.debtors.models import ARRANGEMENT, DUNNING_ACTION, DUNNING_HOLD, DUNNING_RUN
+from opsline.debtors.models import WRITE_OFF, WRITE_OFF_BATCH
 
 CLERK, MANAGER = "debtors_clerk", "debtors_manager"
 
@@ -21,7 +22,9 @@ def _routers() -> list:
     from opsline.debtors import views
     from opsline.debtors.reports import views as reports
 
-    return [views.router, reports.router]
+    from opsline.debtors import writeoff_views
+
+    return [views.router, reports.router, writeoff_views.router]
 
 
 def _reconnect_on_settled(session, event, now) -> None:  # type: ignore[no-untyped-def]
@@ -76,8 +79,10 @@ AREA = Area(
         "debtors.hold": {CLERK, MANAGER},
         "debtors.policy": {MANAGER},
         "debtors.arrange": {CLERK, MANAGER},  # propose, approve (within the role's limit) and cancel arrangements
+        "debtors.writeoff.propose": {CLERK, MANAGER},  # propose (single or bulk) and withdraw write-offs
+        "debtors.writeoff.approve": {MANAGER},  # approve or reject them (never one's own: four eyes)
     },
-    lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT),
+    lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT, WRITE_OFF, WRITE_OFF_BATCH),
     home=_home,
     # a job, not the payment's transaction: a statement import settles thousands of invoices; reconnection can follow
     subscribers=(

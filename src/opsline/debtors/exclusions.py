@@ -7,6 +7,8 @@ with the first exclusion that holds; adding one (the next slice's active arrange
 - `on_hold`: a person held the account out of dunning until a date.
 - `under_arrangement`: an active promise to pay or pay-off plan (the run reviews arrangements first, so a broken one
   no longer holds and dunning resumes from where the account stood).
+- `prescribed`: part of the debt fell due three years ago or more (Prescription Act): never dunned; the desk writes
+  the prescribed part off (debtors.prescription).
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ def on_hold(session: Session, d: Dialect, run_date: date) -> tuple[str, dict[str
             {"hold_on": d.bind_date(run_date)})
 
 
+def prescribed(session: Session, d: Dialect, run_date: date) -> tuple[str, dict[str, Any]]:
+    from opsline.debtors import prescription
+
+    return prescription.exclusion_sql(d, run_date)
+
+
 def under_arrangement(session: Session, d: Dialect, run_date: date) -> tuple[str, dict[str, Any]]:
     return ("SELECT account_id FROM arrangement WHERE state = 'active'", {})
 
@@ -76,6 +84,7 @@ EXCLUSIONS: tuple[Exclusion, ...] = (
     Exclusion("unallocated_money", "Unallocated money that may be theirs (proposal or suspense)", unallocated_money),
     Exclusion("on_hold", "Held out of dunning by a person", on_hold),
     Exclusion("under_arrangement", "Under an arrangement (promise to pay or pay-off plan)", under_arrangement),
+    Exclusion("prescribed", "Prescribed debt (over 3 years past due): never dunned, write it off", prescribed),
 )
 LABELS = {e.code: e.label for e in EXCLUSIONS}
 

@@ -37,4 +37,15 @@ def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo) -> list[
     if s["failed"]:
         out.append(HomeCard(desks=DESKS, title="Dunning actions that failed", count=s["failed"], href="/debtors#failed", permission="debtors.view",
                             tone="danger", order=24))
+    out.extend(_write_off_cards(session, actor=actor, currency=s["currency"]))
     return out
+
+
+def _write_off_cards(session: Session, *, actor: Any, currency: str) -> list[HomeCard]:
+    """The manager's approvals: write-offs (single and batches) someone else proposed."""
+    from opsline.debtors import writeoffs
+
+    w = writeoffs.waiting_for(session, actor_name=getattr(actor, "name", ""))
+    hint = str(Money.from_minor(w["amount_minor"], currency)) + (f" · {w['batches']} bulk" if w["batches"] else "")
+    return [HomeCard(desks=("debtors_manager",), title="Write-offs waiting for your approval", count=w["count"], href="/debtors/writeoffs",
+                     permission="debtors.writeoff.approve", hint=hint, tone="warn" if w["count"] else "normal", order=19)]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
@@ -335,3 +336,115 @@ class ArrangementApprovalLimit(Base):
 
     def __str__(self) -> str:
         return self.role
+
+
+# --- write-offs (issue 11 item 5): proposals a debtors manager approves (never the proposer), posted to the ledger ---
+
+class WriteOffState(enum.StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    POSTED = "posted"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+W = WriteOffState
+WRITE_OFF = Lifecycle(
+    name="write_off",
+    states=WriteOffState,
+    initial=W.PROPOSED,
+    transitions={
+        # `approve_in_batch`: the batch's approval (four eyes on the batch) moves its proposals; never a person's button
+        W.PROPOSED: {"approve": W.APPROVED, "reject": W.REJECTED, "cancel": W.CANCELLED, "approve_in_batch": W.APPROVED},
+        W.APPROVED: {"post": W.POSTED},
+        W.POSTED: {}, W.REJECTED: {}, W.CANCELLED: {},
+    },
+    system_actions={"post", "approve_in_batch"},
+    permissions={"approve": "debtors.writeoff.approve", "reject": "debtors.writeoff.approve", "cancel": "debtors.writeoff.propose"},
+    needs_reason={"reject", "cancel"},
+    four_eyes={"approve": "proposed_by"},
+    labels={"approve": "Approve and post", "reject": "Reject", "cancel": "Withdraw"},
+)
+
+WRITE_OFF_BATCH = Lifecycle(
+    name="write_off_batch",
+    states=WriteOffState,
+    initial=W.PROPOSED,
+    transitions={
+        W.PROPOSED: {"approve": W.APPROVED, "reject": W.REJECTED, "cancel": W.CANCELLED},
+        W.APPROVED: {"post": W.POSTED},
+        W.POSTED: {}, W.REJECTED: {}, W.CANCELLED: {},
+    },
+    system_actions={"post"},
+    permissions={"approve": "debtors.writeoff.approve", "reject": "debtors.writeoff.approve", "cancel": "debtors.writeoff.propose"},
+    needs_reason={"reject", "cancel"},
+    four_eyes={"approve": "proposed_by"},
+    labels={"approve": "Approve and post all", "reject": "Reject all", "cancel": "Withdraw all"},
+)
+
+
+class WriteOffBatch(Base):
+    """Write-offs proposed together for a filtered set of accounts (the filter kept as proposed), decided in one action."""
+
+    __tablename__ = "write_off_batch"
+    id: Mapped[IdPk]
+    state: Mapped[str] = mapped_column(String(20), default=WriteOffState.PROPOSED)
+    reason: Mapped[str] = mapped_column(Text)
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    accounts: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    vat_relief_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    proposed_at: Mapped[datetime]
+    proposed_by: Mapped[str] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    posted_at: Mapped[datetime | None]
+
+    __table_args__ = (WRITE_OFF_BATCH.check(),)
+
+
+class WriteOff(Base):
+    """A proposal to write off `amount_minor` of an account's debt, oldest debt first; posted as one ledger entry of
+    kind write_off. `prescribed_minor`: how much of it was prescribed (3 years past due) when proposed."""
+
+    __tablename__ = "write_off"
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("write_off_batch.id"), index=True)
+    dunning_action_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("dunning_action.id"))
+    state: Mapped[str] = mapped_column(String(20), default=WriteOffState.PROPOSED)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    vat_relief_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    prescribed_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_minor: Mapped[int] = mapped_column(BigInteger)  # the balance when proposed
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_at: Mapped[datetime]
+    proposed_by: Mapped[str] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    posted_at: Mapped[datetime | None]
+    ledger_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        WRITE_OFF.check(),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        # one open write-off per account: a second proposal waits for the first to be decided
+        Index("uq_write_off_open_account", "account_id", unique=True,
+              postgresql_where=text("state IN ('proposed', 'approved')"), sqlite_where=text("state IN ('proposed', 'approved')")),
+        Index("ix_write_off_state", "state", "proposed_at"),
+    )
+
+
+class WriteOffVat(Base):
+    """The VAT relief of a write-off per VAT rate of the invoices written off: gross written off under that rate and its
+    VAT fraction (gross x rate / (1 + rate), half-up). Debt not from an invoice has tax_rate_code '' and no relief."""
+
+    __tablename__ = "write_off_vat"
+    write_off_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("write_off.id"), primary_key=True)
+    tax_rate_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(Numeric(7, 4))
+    gross_minor: Mapped[int] = mapped_column(BigInteger)
+    vat_relief_minor: Mapped[int] = mapped_column(BigInteger)
