@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from opsline.areas import HomeCard
 from opsline.core.localtime import local_date
 from opsline.core.money import Money
-from opsline.debtors import desk
+from opsline.debtors import arrangements, desk
 
 DESKS = ("debtors_clerk", "debtors_manager")
 
@@ -33,6 +33,16 @@ def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo) -> list[
         HomeCard(desks=DESKS, title="Last dunning run", count=last["run_date"].isoformat() if last else "never", href="/debtors/run", permission="debtors.view",
                  hint=(f"{last['actions']} actions" if last else "no run yet") + (" · today's run not done" if behind else ""),
                  tone="warn" if behind else "normal", order=23),
+    ]
+    g = arrangements.desk_counts(session, today=today)
+    out += [
+        HomeCard(desks=DESKS, title="Promises due today", count=g["due_today"], href="/debtors/arrangements?state=active", permission="debtors.view",
+                 hint="arrangement dates falling today", tone="warn" if g["due_today"] else "normal", order=25),
+        HomeCard(desks=DESKS, title="Arrangements waiting for approval", count=g["waiting"], href="/debtors/arrangements?state=proposed",
+                 permission="debtors.view", hint="above the proposer's limit; never the proposer's to approve", tone="warn" if g["waiting"] else "normal",
+                 order=26),
+        HomeCard(desks=DESKS, title="Arrangements broken this week", count=g["broken_week"], href="/debtors/arrangements?state=broken",
+                 permission="debtors.view", hint="dunning resumed from where each account stood", tone="danger" if g["broken_week"] else "normal", order=27),
     ]
     if s["failed"]:
         out.append(HomeCard(desks=DESKS, title="Dunning actions that failed", count=s["failed"], href="/debtors#failed", permission="debtors.view",
