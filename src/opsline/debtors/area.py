@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from opsline.areas import Area
 from opsline.core.domain_events import Subscriber
-from opsline.core.domain_events import Subscriber
 from opsline.debtors import models  # noqa: F401  (tables)
 from opsline.debtors.models import ARRANGEMENT, DUNNING_ACTION, DUNNING_HOLD, DUNNING_RUN
 from opsline.debtors.models import WRITE_OFF, WRITE_OFF_BATCH
@@ -28,18 +27,6 @@ def _routers() -> list:
     from opsline.debtors import arrangements_views
 
     return [views.router, reports.router, arrangements_views.router, writeoff_views.router]
-
-
-def _reconnect_on_settled(session, event, now) -> None:  # type: ignore[no-untyped-def]
-    from opsline.debtors import reconnect
-
-    reconnect.on_settled(session, event, now)
-
-
-def _reconnect_on_arrangement(session, event, now) -> None:  # type: ignore[no-untyped-def]
-    from opsline.debtors import reconnect
-
-    reconnect.on_arrangement_active(session, event, now)
 
 
 def _reconnect_on_settled(session, event, now) -> None:  # type: ignore[no-untyped-def]
@@ -99,12 +86,6 @@ AREA = Area(
     },
     lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT, WRITE_OFF, WRITE_OFF_BATCH),
     home=_home,
-    # a job, not the payment's transaction: a statement import settles thousands of invoices; reconnection can follow
-    subscribers=(
-        Subscriber("debtors.reconnect_on_invoice_settled", "payments.invoice_settled", _reconnect_on_settled, mode="job"),
-        Subscriber("debtors.reconnect_on_invoices_settled", "payments.invoices_settled", _reconnect_on_settled, mode="job"),
-        Subscriber("debtors.reconnect_on_arrangement", "arrangement.active", _reconnect_on_arrangement, mode="job"),
-    ),
     # a job, not the payment's transaction: a statement import settles thousands of invoices; reconnection can follow
     subscribers=(
         Subscriber("debtors.reconnect_on_invoice_settled", "payments.invoice_settled", _reconnect_on_settled, mode="job"),
