@@ -123,3 +123,29 @@ def test_prescribed_debt_page_lists_it_with_totals_and_exports(client_as, factor
     assert clerk.get("/debtors/prescribed/export?format=pdf").status_code == 422
     dry = clerk.get(f"/debtors/run?date={TODAY.isoformat()}")
     assert dry.status_code == 200 and "Prescribed debt" in dry.text
+
+
+def test_a_dunning_write_off_proposal_opens_the_write_off_form_from_its_row(client_as, factory):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    with factory.begin() as s:
+        a = debtor(s, name="Long Overdue", amount=59900, overdue_days=130)
+        pol = s.execute(text("SELECT id FROM dunning_policy WHERE code = 'default'")).scalar_one()
+        step = s.execute(text("SELECT id FROM dunning_step WHERE policy_id = :p AND position = 7"), {"p": pol}).scalar_one()
+        s.execute(text("INSERT INTO dunning_account (account_id, policy_id, position, step_id, last_step_on, next_step_from) VALUES (:a, :p, 7, :s, :d, :d)"),
+                  {"a": a["id"], "p": pol, "s": step, "d": TODAY - timedelta(days=40)})
+    clerk = client_as("debtors_clerk")
+    assert clerk.post("/debtors/run", data={"date": TODAY.isoformat()}, follow_redirects=False).status_code == 303
+    desk = clerk.get("/debtors")
+    link = re.search(r'href="(/debtors/writeoffs/new\?account=[^"]+)"', desk.text).group(1).replace("&amp;", "&")
+    aid = re.search(r"action_id=(\d+)", link).group(1)
+    form = clerk.get(link)
+    assert form.status_code == 200 and f'name="action_id" value="{aid}"' in form.text and "ZAR 599.00" in form.text
+    r = clerk.post("/debtors/writeoffs", data={"account": a["number"], "amount": "599.00", "reason": "dunning ran out of steps", "action_id": aid},
+                   follow_redirects=False)
+    assert r.status_code == 303
+    assert f"DUN-{aid}" in clerk.get(r.headers["location"]).text
+    with factory() as s:
+        assert s.execute(text("SELECT state FROM dunning_action WHERE id = :i"), {"i": int(aid)}).scalar_one() == "accepted"
+    bad = clerk.post("/debtors/writeoffs", data={"account": a["number"], "amount": "1", "reason": "x", "action_id": "abc"})
+    assert bad.status_code == 422 and bad.json()["field"] == "dunning_action_id"
