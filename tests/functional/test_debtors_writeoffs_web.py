@@ -149,3 +149,16 @@ def test_a_dunning_write_off_proposal_opens_the_write_off_form_from_its_row(clie
         assert s.execute(text("SELECT state FROM dunning_action WHERE id = :i"), {"i": int(aid)}).scalar_one() == "accepted"
     bad = clerk.post("/debtors/writeoffs", data={"account": a["number"], "amount": "1", "reason": "x", "action_id": "abc"})
     assert bad.status_code == 422 and bad.json()["field"] == "dunning_action_id"
+
+
+def test_the_account_page_shows_the_write_off_on_its_timeline_and_memos(client_as, factory):  # type: ignore[no-untyped-def]
+    with factory.begin() as s:
+        a = debtor(s, name="Timeline Tshabalala", amount=59900, overdue_days=150)
+    clerk = client_as("debtors_clerk")
+    manager = client_as("debtors_manager")
+    r = clerk.post("/debtors/writeoffs", data={"account": a["number"], "amount": "599.00", "reason": "emigrated, no assets"}, follow_redirects=False)
+    wid = int(re.search(r"/debtors/writeoffs/(\d+)", r.headers["location"]).group(1))
+    assert manager.post(f"/debtors/writeoffs/{wid}/approve", follow_redirects=False).status_code == 303
+    page = manager.get(f"/accounts/{a['id']}")
+    assert page.status_code == 200
+    assert f"Write-off WO-{wid} proposed by" in page.text and f"Write-off WO-{wid} approved by" in page.text

@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable
 
 from sqlalchemy import delete, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opsline.billing import ledger
@@ -242,8 +243,12 @@ def propose(session: Session, *, account_id: int, amount: Money | None, reason: 
     wo = WriteOff(account_id=acc.id, state=WriteOffState.PROPOSED, amount_minor=minor, balance_minor=balance, currency=acc.currency, reason=reason,
                   prescribed_minor=min(minor, _prescribed_minor(session, account_id=acc.id, today=today)), proposed_at=now, proposed_by=actor.name,
                   dunning_action_id=dunning_action_id)
-    session.add(wo)
-    session.flush()
+    try:
+        with session.begin_nested():  # two people proposing for one account at once: the partial unique index decides
+            session.add(wo)
+            session.flush()
+    except IntegrityError:
+        raise UnableToWriteOff(f"account {acc.account_number} already has a write-off waiting; decide that one first", field="account") from None
     _alloc_table(session, [(wo.id, acc.id, minor)])
     wo.vat_relief_minor = _store_vat(session, _allocate(session)).get(wo.id, 0)
     _x(session, f"DROP TABLE {ALLOC}")
