@@ -252,3 +252,16 @@ def test_an_approved_arrangement_reconnects_a_suspended_account(factory):  # typ
         assert s.get(Account, a["id"]).status == "active"
         assert s.execute(text("SELECT COUNT(*) FROM memo WHERE account_id = :a AND body LIKE 'Reconnection queued: arrangement ARR-%'"),
                          {"a": a["id"]}).scalar_one() == 1
+
+
+def test_a_dry_run_already_counts_a_missed_promise_as_dunned_not_excluded(factory):  # type: ignore[no-untyped-def]
+    with factory.begin() as s:
+        a = debtor(s, name="Dry Missed", amount=59900, overdue_days=22)
+        gid = _promise(s, a, due=TODAY + timedelta(days=1)).id
+    day = TODAY + timedelta(days=2)
+    with factory.begin() as s:
+        preview = runs.dry_run(s, run_date=day, today=day, now=at(day))
+    assert preview["actions"] == 1 and preview["excluded"] == []
+    with factory() as s:
+        assert s.get(Arrangement, gid).state == "active"  # the dry run changed nothing
+        assert a["id"] in excluded_accounts(s, run_date=TODAY) and a["id"] not in excluded_accounts(s, run_date=day)

@@ -41,6 +41,13 @@ def _reconnect_on_arrangement(session, event, now) -> None:  # type: ignore[no-u
     reconnect.on_arrangement_active(session, event, now)
 
 
+def _admin_views() -> list:
+    from opsline.debtors.models import ArrangementApprovalLimit
+    from opsline.web.admin import ReferenceView
+
+    return [ReferenceView(ArrangementApprovalLimit, icon="fa fa-handshake", display_name="Arrangement approval limits by role")]
+
+
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
     from opsline.debtors import actions, runs
 
@@ -86,6 +93,7 @@ AREA = Area(
     },
     lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT, WRITE_OFF, WRITE_OFF_BATCH),
     home=_home,
+    admin_views=_admin_views,
     # a job, not the payment's transaction: a statement import settles thousands of invoices; reconnection can follow
     subscribers=(
         Subscriber("debtors.reconnect_on_invoice_settled", "payments.invoice_settled", _reconnect_on_settled, mode="job"),

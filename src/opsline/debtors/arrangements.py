@@ -204,6 +204,17 @@ def _day_after(d: Dialect, col: str) -> str:
     return f"(CAST({col} + 1 AS TIMESTAMP) AT TIME ZONE 'UTC')" if d.pg else f"date({col}, '+1 day')"
 
 
+def broken_sql(d: Dialect) -> str:
+    """SELECT of the ids of active arrangements broken by `:run_date`: an instalment due before it that the payments by
+    the end of its date did not cover, with the instalments before it."""
+    return f"""SELECT DISTINCT g.id FROM arrangement g
+        JOIN (SELECT i.arrangement_id, i.due_date,
+                     SUM(i.amount_minor) OVER (PARTITION BY i.arrangement_id ORDER BY i.seq) AS cum
+              FROM arrangement_instalment i) c ON c.arrangement_id = g.id
+        WHERE g.state = 'active' AND c.due_date < {d.d('run_date')}
+          AND {_paid_sql(d, by=_day_after(d, 'c.due_date'))} < c.cum"""
+
+
 def review(session: Session, *, run_date: date, now: datetime) -> dict[str, list[int]]:
     """Set-based, for a dunning run on `run_date`: every active arrangement with an instalment due before `run_date` that
     the payments by the end of its date did not cover (with the earlier ones) is broken; every other one paid in full is
@@ -211,14 +222,7 @@ def review(session: Session, *, run_date: date, now: datetime) -> dict[str, list
     d = Dialect(session.get_bind().dialect.name)
     p = {"run_date": d.bind_date(run_date), "now": d.bind_ts(now)}
     session.flush()
-    broken = list(session.execute(text(f"""
-        SELECT DISTINCT g.id FROM arrangement g
-        JOIN (SELECT i.arrangement_id, i.due_date,
-                     SUM(i.amount_minor) OVER (PARTITION BY i.arrangement_id ORDER BY i.seq) AS cum
-              FROM arrangement_instalment i) c ON c.arrangement_id = g.id
-        WHERE g.state = 'active' AND c.due_date < {d.d('run_date')}
-          AND {_paid_sql(d, by=_day_after(d, 'c.due_date'))} < c.cum
-        ORDER BY g.id"""), p).scalars())
+    broken = list(session.execute(text(f"SELECT id FROM ({broken_sql(d)}) b ORDER BY id"), p).scalars())
     kept = list(session.execute(text(f"""
         SELECT g.id FROM arrangement g WHERE g.state = 'active' AND {_paid_sql(d, by=':now')} >= g.amount_minor ORDER BY g.id"""), p).scalars())
     kept = [i for i in kept if i not in set(broken)]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from opsline.billing.invoicing.models import OPEN_CLAIM_STATES
 from opsline.billing.sql import Dialect
 from opsline.db.bulk import copy_rows
+from opsline.debtors.arrangements import broken_sql
 from opsline.payments.tokens import account_tokens
 
 SUSPENSE_NAMED = "dn_suspense_named"
@@ -76,7 +77,8 @@ def prescribed(session: Session, d: Dialect, run_date: date) -> tuple[str, dict[
 
 
 def under_arrangement(session: Session, d: Dialect, run_date: date) -> tuple[str, dict[str, Any]]:
-    return ("SELECT account_id FROM arrangement WHERE state = 'active'", {})
+    # the run breaks missed arrangements before it looks; leaving them out here lets a dry run show the same
+    return (f"SELECT account_id FROM arrangement WHERE state = 'active' AND id NOT IN ({broken_sql(d)})", {"run_date": d.bind_date(run_date)})
 
 
 EXCLUSIONS: tuple[Exclusion, ...] = (
