@@ -42,7 +42,7 @@ def _api(app, headers):  # type: ignore[no-untyped-def]
 def test_a_system_lists_and_reads_customer_bills_in_tmf678_shape(app, api_token, invoice):  # type: ignore[no-untyped-def]
     c = _api(app, api_token("billing_analyst"))
     r = c.get(BILL, params={"billingAccount.id": invoice["account_id"]})
-    assert r.status_code == 200 and r.headers["X-Result-Count"] == "1"
+    assert r.status_code == 200 and r.headers["X-Result-Count"] == "1" and r.headers["X-Total-Count"] == "1"
     bill = r.json()[0]
     assert bill["billNo"] == "INV-2026-00000042" and bill["state"] == "new" and bill["@type"] == "CustomerBill"
     assert bill["taxIncludedAmount"] == {"unit": "ZAR", "value": 1838.85}

@@ -32,7 +32,7 @@ def breach_list(response: Response, db: DB, principal: View, caseId: int | None 
                 offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100) -> list[Breach]:
     """SLA breaches, newest first; filter by case, cause code, or not yet analysed."""
     res = service.list_breaches(db, case_id=caseId, cause=cause, uncaused=uncaused, limit=limit, offset=offset)
-    page_headers(response, count=res["total"])
+    page_headers(response, count=len(res["items"]), total=res["total"])
     return [Breach(id=b["id"], caseId=b["case_id"], caseReference=b["reference"], metric=b["metric"], team=b["team"], partner=b["partner_code"], dueAt=b["due_at"],
                    breachedAt=b["breached_at"], overrunHours=b["overrun_hours"], causeCode=b["cause_code"], causeNote=b["cause_note"], setBy=b["set_by"], setAt=b["set_at"])
             for b in res["items"]]

@@ -174,7 +174,7 @@ def list_bills(
     """Finalised invoices, newest first. Filters: billingAccount.id, state, billDate.gte / billDate.lt (dates)."""
     res = invoices.list_invoices(db, account_id=billing_account_id, state=FROM_TMF_STATE.get(state, state) if state else None, issued_from=bill_date_gte, issued_to=bill_date_lt, finalised_only=True, offset=offset, limit=limit)
     rates = invoices.tax_rates(db)
-    page_headers(response, count=res["total"])
+    page_headers(response, count=len(res["items"]), total=res["total"])
     ids = [i["id"] for i in res["items"]]
     lines = invoices.lines_by_invoice(db, invoice_ids=ids)
     credited = cr.credited_by_invoice(db, invoice_ids=ids)
