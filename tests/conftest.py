@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
@@ -22,6 +23,19 @@ from opsline.db.session import make_engine, make_sessionmaker
 from opsline.seed import seed_reference
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)  # Monday 09:00 in Johannesburg
+
+
+def _tmf_dir() -> Path:
+    """The official TM Forum v4 specs and samples (`../shared/tmf` beside the checkout): OPSLINE_TMF_DIR, else the
+    first `shared/tmf` above this file, else /work/shared/tmf (a clone made elsewhere on this machine)."""
+    env = os.environ.get("OPSLINE_TMF_DIR")
+    candidates = ([Path(env)] if env else []) + [p / "shared" / "tmf" for p in Path(__file__).resolve().parents] + [Path("/work/shared/tmf")]
+    return next((c for c in candidates if (c / "specs").is_dir()), candidates[-1])
+
+
+TMF_DIR = _tmf_dir()
+TMF_SPECS = TMF_DIR / "specs"
+TMF_SAMPLES = TMF_DIR / "samples"
 PG_URL = os.environ.get("OPSLINE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

@@ -4,13 +4,12 @@ v4 swagger documents; bad paging, filters and field lists are 422 problem+json."
 from pathlib import Path
 
 import pytest
+from conftest import TMF_SPECS
 from fastapi.testclient import TestClient
 
 from opsline.api.tmf_spec import list_path, resource_validator
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "tmf" / "specs"
-if not SPECS.exists():
-    SPECS = Path("/work/shared/tmf/specs")
+SPECS = TMF_SPECS
 TMF629 = SPECS / "TMF629-Customer-v4.0.0.swagger.json"
 TMF666 = SPECS / "TMF666-Account-v4.0.0.swagger.json"
 

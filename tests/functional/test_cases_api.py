@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import jsonschema
-from conftest import run_schemathesis
+from conftest import run_schemathesis, TMF_SPECS
 
 BASE = "/tmf-api/troubleTicket/v4/troubleTicket"
-SPEC = next((p / "shared" / "tmf" / "specs" / "TMF621-TroubleTicket-v4.0.0.swagger.json" for p in [*Path(__file__).resolve().parents, Path("/work")]
-             if (p / "shared" / "tmf" / "specs").is_dir()), Path("../shared/tmf/specs/TMF621-TroubleTicket-v4.0.0.swagger.json"))
+SPEC = TMF_SPECS / "TMF621-TroubleTicket-v4.0.0.swagger.json"
 
 
 def _conforms(ticket: dict) -> None:

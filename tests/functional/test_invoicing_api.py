@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from conftest import NOW, free_port, run_schemathesis
+from conftest import NOW, free_port, run_schemathesis, TMF_SPECS
 from opsline.billing.invoicing.models import InvoiceDelivery, InvoiceDocument
 from opsline.billing.invoicing.samples import make_account, make_finalised_invoice
 from opsline.billing.models import Invoice
@@ -83,7 +83,7 @@ def test_tmf678_endpoints_conform_to_their_openapi_schema(app, api_token, invoic
     assert n == 6
 
 
-TMF678 = "/work/shared/tmf/specs/TMF678-CustomerBill-v4.0.0.swagger.json"
+TMF678 = str(TMF_SPECS / "TMF678-CustomerBill-v4.0.0.swagger.json")
 
 
 def test_customer_bills_and_billing_rates_validate_against_the_official_tmf678_document(app, api_token, invoice, factory):  # type: ignore[no-untyped-def]

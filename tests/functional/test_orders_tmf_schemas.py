@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from conftest import TMF_SAMPLES, TMF_SPECS
 from fastapi.testclient import TestClient
 
 from opsline.catalog import service as catalog
@@ -22,8 +23,7 @@ from opsline.orders import service as orders
 from opsline.orders.schemas import OrderIn, OrderItemIn, QuoteIn
 from opsline.partners import service as partners
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "tmf" / "specs"
-SAMPLES = SPECS.parent / "samples"
+SPECS, SAMPLES = TMF_SPECS, TMF_SAMPLES
 TZ = zone("Africa/Johannesburg")
 
 

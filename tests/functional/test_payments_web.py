@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from conftest import NOW
+from conftest import NOW, TMF_DIR
 from payments_helpers import account_with_invoices, assert_ledger_balances, mt940
 
-TMF = next((p / "shared" / "tmf" for p in [*Path(__file__).resolve().parents, Path("/work")] if (p / "shared" / "tmf" / "specs").is_dir()))
+TMF = TMF_DIR
 SPEC = json.loads((TMF / "specs" / "TMF676-Payment-v4.0.0.swagger.json").read_text())
 
 
