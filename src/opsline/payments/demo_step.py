@@ -13,11 +13,13 @@ from sqlalchemy.orm import Session
 from opsline.core.events import Actor
 from opsline.db.session import make_sessionmaker
 from opsline.core.money import Money
-from opsline.payments import allocations, behaviour, imports
+from opsline.db.base import sqlite_utc
+from opsline.payments import allocations, behaviour, imports, refunds
 from opsline.payments.models import PaymentState
 from opsline.payments.behaviour import OpenInvoice
 
 CLERK = Actor(name="debtors", roles=frozenset({"debtors_clerk"}))
+MANAGER = Actor(name="debtorsmgr", roles=frozenset({"debtors_manager"}))
 MAX_INVOICES = 1_000_000  # the oldest due first: above ~300,000 accounts this month's invoices stay open
 UNPAID_REASONS = ("02", "02", "02", "04", "03", "30")
 
@@ -79,6 +81,16 @@ def _work(factory: Any, truth: dict[str, int], *, at: datetime) -> None:
             if ref in truth:
                 allocations.allocate_suspense(s, suspense_item_id=item_id, parts=[allocations.Part(account_id=truth[ref], amount=Money.from_minor(amount, cur))],
                                               reason="Payer identified by phone", now=at, actor=CLERK)
+        # money nobody could place for a month goes back to the payer (a second person approves above the limit)
+        stale = s.execute(text("""SELECT si.id, si.amount_minor, si.currency, p.payer_name, p.payer_account FROM suspense_item si
+                                  JOIN payment p ON p.id = si.payment_id
+                                  WHERE si.closed_at IS NULL AND si.amount_minor > 0 AND si.opened_at < :cut AND p.payer_account <> ''
+                                  ORDER BY si.id"""), {"cut": sqlite_utc(at - timedelta(days=25)) if s.get_bind().dialect.name == "sqlite" else at - timedelta(days=25)}).all()
+        for item_id, amount, cur, payer, payer_account in stale:
+            res = refunds.request_refund(s, suspense_item_id=item_id, amount=Money.from_minor(amount, cur), payee_name=payer, payee_account=payer_account,
+                                         reason="Unidentified for a month; returned to the payer", now=at, actor=CLERK)
+            if res["state"] == "requested":
+                refunds.approve_refund(s, refund_id=res["refund_id"], now=at, actor=MANAGER)
 
 
 def run(ctx: Any) -> None:
@@ -91,9 +103,11 @@ def run(ctx: Any) -> None:
     if not invoices:
         ctx.counts["payments"] = 0
         return
+    # invoices due before this month, by due month; everything due this month or later is one group: this week's files
+    this_month = (ctx.now.year, ctx.now.month)
     by_month: dict[tuple[int, int], list[OpenInvoice]] = {}
     for inv in invoices:
-        by_month.setdefault((inv.due_date.year, inv.due_date.month), []).append(inv)
+        by_month.setdefault(min((inv.due_date.year, inv.due_date.month), this_month), []).append(inv)
     months = sorted(by_month)
     latest_day = (ctx.now - timedelta(days=3)).date()
     plan = []
