@@ -58,6 +58,17 @@ def get_account_by_number(session: Session, *, account_number: str) -> Account:
     return acc
 
 
+def resolve_account_id(session: Session, *, key: str, field: str = "account") -> int:
+    """The id of the account a person typed: its account number, else its id. Raises InvalidInput naming `field`."""
+    key = (key or "").strip()
+    acc_id = session.execute(select(Account.id).where(Account.account_number == key)).scalar() if key else None
+    if acc_id is None and key.isdigit() and 0 < int(key) < 2**62 and session.get(Account, int(key)) is not None:
+        acc_id = int(key)
+    if acc_id is None:
+        raise InvalidInput(f"no account '{key}' (give the account number)", field=field)
+    return int(acc_id)
+
+
 def _check_reference(session: Session, *, segment_code: str | None, value_tier_code: str | None) -> None:
     if segment_code is not None and session.get(Segment, segment_code) is None:
         raise InvalidInput(f"unknown segment '{segment_code}'", field="segment_code")

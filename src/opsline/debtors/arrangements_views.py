@@ -8,11 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
-from opsline.core.errors import InvalidInput
 from opsline.core.localtime import local_date
-from opsline.customers.models import Account
+from opsline.customers import service as customers
 from opsline.debtors import arrangements, reconnect
 from opsline.debtors.arrangements import InstalmentIn
 from opsline.debtors.models import ArrangementState
@@ -25,13 +23,7 @@ Arrange = Annotated[Principal, Depends(require("debtors.arrange"))]
 
 
 def _account_id(db: DB, key: str) -> int:
-    key = (key or "").strip()
-    acc_id = db.execute(select(Account.id).where(Account.account_number == key)).scalar() if key else None
-    if acc_id is None and key.isdigit() and db.get(Account, int(key)) is not None:
-        acc_id = int(key)
-    if acc_id is None:
-        raise InvalidInput(f"no account '{key}' (give the account number)", field="account")
-    return acc_id
+    return customers.resolve_account_id(db, key=key)
 
 
 @router.get("/debtors/arrangements", response_class=HTMLResponse)
@@ -48,7 +40,7 @@ def new_page(request: Request, db: DB, now: Now, tz: Tz, principal: Arrange, acc
     today = local_date(now, tz)
     acc = None
     if account.strip():
-        a = db.get(Account, _account_id(db, account))
+        a = customers.get_account(db, account_id=_account_id(db, account))
         owed = arrangements.overdue_minor(db, account_id=a.id, today=today, now=now)
         acc = {"id": a.id, "account_number": a.account_number, "name": a.name, "overdue": arrangements._money(owed, a.currency),
                "overdue_plain": f"{owed / 100:.2f}"}

@@ -8,14 +8,12 @@ from typing import Annotated, Any, Iterable, Sequence
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from opsline.config import DEFAULT_CURRENCY
-from opsline.core.errors import InvalidInput
 from opsline.core.exports import download_headers, export_table
 from opsline.core.localtime import local_date
 from opsline.core.money import Money
-from opsline.customers.models import Account
+from opsline.customers import service as customers
 from opsline.debtors import prescription, writeoffs
 from opsline.debtors.models import WRITE_OFF, WRITE_OFF_BATCH, WriteOffState
 from opsline.web.deps import DB, Now, Principal, Tz, require
@@ -38,13 +36,7 @@ def _download(fmt: str, *, name: str, header: Sequence[str], rows: Iterable[Sequ
 
 
 def _account_id(db: DB, key: str) -> int:
-    key = (key or "").strip()
-    acc_id = db.execute(select(Account.id).where(Account.account_number == key)).scalar() if key else None
-    if acc_id is None and key.isdigit() and db.get(Account, int(key)) is not None:
-        acc_id = int(key)
-    if acc_id is None:
-        raise InvalidInput(f"no account '{key}' (give the account number)", field="account")
-    return int(acc_id)
+    return customers.resolve_account_id(db, key=key)
 
 
 @router.get(BASE, response_class=HTMLResponse)
@@ -72,7 +64,7 @@ def new_page(request: Request, db: DB, now: Now, tz: Tz, principal: Propose, acc
     ctx: dict[str, Any] = {"account": account, "amount": amount, "action_id": action_id, "acc": None}
     if account.strip():
         acc_id = _account_id(db, account)
-        acc = db.get(Account, acc_id)
+        acc = customers.get_account(db, account_id=acc_id)
         from opsline.billing import ledger
 
         balance = ledger.balance_minor(db, account_id=acc_id)
@@ -89,7 +81,7 @@ def new_page(request: Request, db: DB, now: Now, tz: Tz, principal: Propose, acc
 def propose(request: Request, db: DB, now: Now, tz: Tz, principal: Propose, account: Annotated[str, Form()] = "",
             amount: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "", action_id: Annotated[str, Form()] = "") -> Response:
     acc_id = _account_id(db, account)
-    acc = db.get(Account, acc_id)
+    acc = customers.get_account(db, account_id=acc_id)
     if not amount.strip():
         raise writeoffs.UnableToWriteOff("give the amount to write off (the form shows the balance)", field="amount")
     money = writeoffs.parse_amount(amount, currency=acc.currency)
