@@ -149,10 +149,6 @@ def _account_refs(db: Any, account_ids: Iterable[int | None]) -> dict[int | None
     return refs
 
 
-def _account_ref(db: Any, account_id: int | None) -> Ref:
-    return _account_refs(db, [account_id])[account_id]
-
-
 def payments_out(db: Any, payments: Sequence[Payment]) -> list[PaymentOut]:
     """TMF676 payments with their items and accounts, read in two queries for the whole page."""
     items: dict[int, list[Allocation]] = {p.id: [] for p in payments}
@@ -177,10 +173,17 @@ def payment_out(db: Any, p: Payment) -> PaymentOut:
     return payments_out(db, [p])[0]
 
 
+def refunds_out(db: Any, rows: Sequence[Refund]) -> list[RefundOut]:
+    """TMF676 refunds with their accounts read in one query for the whole page."""
+    refs = _account_refs(db, [r.account_id for r in rows])
+    return [RefundOut(id=str(r.id), href=f"{REFUND}/{r.id}", description=r.reason, refundDate=r.requested_at, status=REFUND_STATUS[r.state],
+                      statusDate=r.decided_at or r.requested_at, account=refs[r.account_id], amount=_money(r), totalAmount=_money(r),
+                      paymentMethod=MethodOut(name=f"bank transfer to {r.payee_account}", **{"@type": "BankAccountTransfer"}))
+            for r in rows]
+
+
 def refund_out(db: Any, r: Refund) -> RefundOut:
-    return RefundOut(id=str(r.id), href=f"{REFUND}/{r.id}", description=r.reason, refundDate=r.requested_at, status=REFUND_STATUS[r.state],
-                     statusDate=r.decided_at or r.requested_at, account=_account_ref(db, r.account_id), amount=_money(r), totalAmount=_money(r),
-                     paymentMethod=MethodOut(name=f"bank transfer to {r.payee_account}", **{"@type": "BankAccountTransfer"}))
+    return refunds_out(db, [r])[0]
 
 
 def _account_id(ref: Ref) -> int:
@@ -237,7 +240,7 @@ def create_payment(body: PaymentCreate, db: DB, now: Now, principal: Capture,
 
 @router.get(REFUND, response_model=list[RefundOut], response_model_by_alias=True, response_model_exclude_none=True)
 def list_refunds(response: Response, db: DB, principal: View, offset: Offset = 0, limit: Limit = 50) -> list[RefundOut]:
-    rows = [refund_out(db, r) for r in db.execute(select(Refund).order_by(Refund.id.desc()).offset(offset).limit(limit)).scalars()]
+    rows = refunds_out(db, list(db.execute(select(Refund).order_by(Refund.id.desc()).offset(offset).limit(limit)).scalars()))
     page_headers(response, count=len(rows))
     return rows
 
