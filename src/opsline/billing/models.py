@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, I
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
-from opsline.db.base import Base, IdPk, JSONType
+from opsline.db.base import Base, IdPk, JSONType, sql_in
 
 
 class BillRunState(enum.StrEnum):
@@ -137,8 +137,6 @@ class LedgerKind(enum.StrEnum):
     REFUND = "refund"
 
 
-def _in(col: str, values: type[enum.StrEnum]) -> str:
-    return f"{col} IN (" + ",".join(f"'{v.value}'" for v in values) + ")"
 
 
 class TaxRate(Base):
@@ -263,7 +261,7 @@ class Invoice(Base):
         UniqueConstraint("account_id", "period_start", "kind", name="uq_invoice_account_period_kind"),
         Index("uq_invoice_number", "number", unique=True, postgresql_where=text("number IS NOT NULL"), sqlite_where=text("number IS NOT NULL")),
         INVOICE.check(),
-        CheckConstraint(_in("kind", InvoiceKind), name="kind"),
+        CheckConstraint(sql_in("kind", InvoiceKind), name="kind"),
     )
 
 
@@ -292,7 +290,7 @@ class InvoiceLine(Base):
     discount_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
-        CheckConstraint(_in("kind", LineKind), name="kind"),
+        CheckConstraint(sql_in("kind", LineKind), name="kind"),
         Index("ix_invoice_line_product", "product_id"),
         Index("ix_invoice_line_invoice", "invoice_id"),
         Index("ix_invoice_line_account", "account_id"),
@@ -323,7 +321,7 @@ class LedgerEntry(Base):
     description: Mapped[str] = mapped_column(String(300), default="")
 
     __table_args__ = (
-        CheckConstraint(_in("kind", LedgerKind), name="kind"),
+        CheckConstraint(sql_in("kind", LedgerKind), name="kind"),
         Index("ix_ledger_entry_account_posted", "account_id", "posted_at"),
         Index("ix_ledger_entry_ref", "ref_type", "ref_id"),
     )

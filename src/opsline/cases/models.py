@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
-from opsline.db.base import Base, IdPk, JSONType, append_only
+from opsline.db.base import Base, IdPk, JSONType, append_only, sql_in
 
 
 class CaseState(enum.StrEnum):
@@ -74,8 +74,6 @@ LINK_TYPES = ("account", "invoice", "order", "product", "partner_ticket", "cance
 ASSIGNMENT = ("manual", "round_robin", "least_loaded")
 
 
-def _in(col: str, values: tuple[str, ...] | type[enum.StrEnum]) -> str:
-    return f"{col} IN (" + ",".join(f"'{v}'" for v in values) + ")"
 
 
 class CaseCategory(Base):
@@ -111,7 +109,7 @@ class Queue(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     rr_last_user_id: Mapped[int | None] = mapped_column(BigInteger)  # round-robin pointer (last assigned member)
 
-    __table_args__ = (CheckConstraint(_in("assignment", ASSIGNMENT), name="assignment"),)
+    __table_args__ = (CheckConstraint(sql_in("assignment", ASSIGNMENT), name="assignment"),)
 
     def __str__(self) -> str:
         return self.name
@@ -203,9 +201,9 @@ class SupportCase(Base):
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         CASE.check(),
-        CheckConstraint("sla_state IS NULL OR " + _in("sla_state", SLA_STATES), name="sla_state"),
+        CheckConstraint("sla_state IS NULL OR " + sql_in("sla_state", SLA_STATES), name="sla_state"),
         CheckConstraint("sla_risk IS NULL OR (sla_risk >= 0 AND sla_risk <= 1)", name="sla_risk"),
-        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(sql_in("channel", CHANNELS), name="channel"),
         CheckConstraint("priority BETWEEN 1 AND 4", name="priority"),
         Index("ix_support_case_account", "account_id", "id"),
         Index("ix_support_case_queue_state", "queue_id", "state"),
@@ -254,7 +252,7 @@ class CaseNote(Base):
     email_message_id: Mapped[str | None] = mapped_column(String(300))
 
     __table_args__ = (
-        CheckConstraint(_in("visibility", NOTE_VISIBILITY), name="visibility"),
+        CheckConstraint(sql_in("visibility", NOTE_VISIBILITY), name="visibility"),
         CheckConstraint("direction IN ('in','out')", name="direction"),
         Index("ix_case_note_case", "case_id", "id"),
         Index("ix_case_note_message", "email_message_id"),
@@ -291,7 +289,7 @@ class CaseLink(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(120))
 
-    __table_args__ = (CheckConstraint(_in("target_type", LINK_TYPES), name="target_type"),)
+    __table_args__ = (CheckConstraint(sql_in("target_type", LINK_TYPES), name="target_type"),)
 
 
 class SalesLead(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -64,6 +65,11 @@ class Base(DeclarativeBase):
 def sqlite_utc(value: datetime) -> str:
     """The string SQLite stores for an instant; used by set-based SQL that writes datetimes directly."""
     return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def sql_in(col: str, values: Iterable[Any]) -> str:
+    """A CHECK expression allowing only `values` (strings or StrEnum members) in `col`: "kind IN ('a','b')"."""
+    return f"{col} IN (" + ",".join(f"'{v}'" for v in values) + ")"
 
 
 def append_only_sql(table: str, dialect: str, message: str) -> list[str]:

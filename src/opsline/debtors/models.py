@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, I
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
-from opsline.db.base import Base, IdPk, JSONType
+from opsline.db.base import Base, IdPk, JSONType, sql_in
 
 
 class StepAction(enum.StrEnum):
@@ -32,8 +32,6 @@ PROPOSAL_ACTIONS = (StepAction.DISCONTINUANCE, StepAction.FINAL_ACCOUNT, StepAct
 HANDLERS = ("system", "person")
 
 
-def _in(col: str, values: Any) -> str:
-    return f"{col} IN (" + ",".join(f"'{v}'" for v in values) + ")"
 
 
 class DunningPolicy(Base):
@@ -76,8 +74,8 @@ class DunningStep(Base):
 
     __table_args__ = (
         UniqueConstraint("policy_id", "position", name="uq_dunning_step_policy_position"),
-        CheckConstraint(_in("action", StepAction), name="action"),
-        CheckConstraint(_in("handled_by", HANDLERS), name="handled_by"),
+        CheckConstraint(sql_in("action", StepAction), name="action"),
+        CheckConstraint(sql_in("handled_by", HANDLERS), name="handled_by"),
         CheckConstraint("min_days_overdue >= 0 AND min_balance_minor >= 0 AND notice_days >= 0 AND position >= 1", name="non_negative"),
     )
 
@@ -173,7 +171,7 @@ class DunningAction(Base):
     __table_args__ = (
         DUNNING_ACTION.check(),
         UniqueConstraint("account_id", "run_date", name="uq_dunning_action_account_date"),
-        CheckConstraint(_in("action", StepAction), name="action"),
+        CheckConstraint(sql_in("action", StepAction), name="action"),
         Index("ix_dunning_action_state", "state", "run_date"),
         Index("ix_dunning_action_account", "account_id", "id"),
     )
@@ -298,7 +296,7 @@ class Arrangement(Base):
 
     __table_args__ = (
         ARRANGEMENT.check(),
-        CheckConstraint(_in("kind", ArrangementKind), name="kind"),
+        CheckConstraint(sql_in("kind", ArrangementKind), name="kind"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         Index("ix_arrangement_account", "account_id", "state"),
         Index("ix_arrangement_state", "state"),

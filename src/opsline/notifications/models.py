@@ -10,14 +10,12 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
-from opsline.db.base import Base, IdPk, JSONType
+from opsline.db.base import Base, IdPk, JSONType, sql_in
 
 CHANNELS = ("email", "sms")
 CATEGORIES = ("service", "billing", "collections", "marketing")
 
 
-def _in(col: str, values: tuple[str, ...]) -> str:
-    return f"{col} IN (" + ",".join(f"'{v}'" for v in values) + ")"
 
 
 class MessageState(enum.StrEnum):
@@ -79,7 +77,7 @@ class MessageTemplate(Base):
 
     __table_args__ = (
         UniqueConstraint("event", "channel", "language"),
-        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(sql_in("channel", CHANNELS), name="channel"),
     )
 
 
@@ -117,8 +115,8 @@ class Message(Base):
 
     __table_args__ = (
         MESSAGE.check(),
-        CheckConstraint(_in("channel", CHANNELS), name="channel"),
-        CheckConstraint(_in("category", CATEGORIES), name="category"),
+        CheckConstraint(sql_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(sql_in("category", CATEGORIES), name="category"),
         Index("ix_message_account", "account_id", "id"),
         Index("ix_message_state", "state", "created_at"),
         Index("ix_message_contacts", "account_id", "category", "run_at"),
@@ -169,8 +167,8 @@ class ContactPreference(Base):
 
     __table_args__ = (
         UniqueConstraint("account_id", "channel", "category"),
-        CheckConstraint(_in("channel", CHANNELS), name="channel"),
-        CheckConstraint(_in("category", CATEGORIES), name="category"),
+        CheckConstraint(sql_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(sql_in("category", CATEGORIES), name="category"),
     )
 
 
@@ -192,8 +190,8 @@ class ContactRule(Base):
     description: Mapped[str] = mapped_column(String(300), default="")
 
     __table_args__ = (
-        CheckConstraint(_in("category", CATEGORIES), name="category"),
-        CheckConstraint("channel IS NULL OR " + _in("channel", CHANNELS), name="channel"),
+        CheckConstraint(sql_in("category", CATEGORIES), name="category"),
+        CheckConstraint("channel IS NULL OR " + sql_in("channel", CHANNELS), name="channel"),
         CheckConstraint("(max_contacts IS NULL) = (period_days IS NULL)", name="cap_pair"),
         CheckConstraint("(quiet_from IS NULL) = (quiet_to IS NULL)", name="quiet_pair"),
         CheckConstraint("max_contacts IS NULL OR max_contacts >= 1", name="max_contacts"),

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, I
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
-from opsline.db.base import Base, IdPk, JSONType
+from opsline.db.base import Base, IdPk, JSONType, sql_in
 
 
 class PaymentState(enum.StrEnum):
@@ -93,8 +93,6 @@ METHODS = ("eft", "debit_order", "cash", "card")
 SOURCES = ("statement", "debit_order", "api", "staff")
 
 
-def _in(col: str, values: tuple[str, ...] | type[enum.StrEnum]) -> str:
-    return f"{col} IN (" + ",".join(f"'{v}'" for v in values) + ")"
 
 
 class PaymentSetting(Base):
@@ -152,7 +150,7 @@ class MatchingRule(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
-    __table_args__ = (CheckConstraint(_in("kind", RULE_KINDS), name="kind"), CheckConstraint("confidence BETWEEN 0 AND 100", name="confidence"))
+    __table_args__ = (CheckConstraint(sql_in("kind", RULE_KINDS), name="kind"), CheckConstraint("confidence BETWEEN 0 AND 100", name="confidence"))
 
     def __str__(self) -> str:
         return f"{self.position}. {self.name}"
@@ -193,7 +191,7 @@ class StatementFile(Base):
     imported_at: Mapped[datetime]
     imported_by: Mapped[str] = mapped_column(String(120))
 
-    __table_args__ = (CheckConstraint(_in("format", STATEMENT_FORMATS), name="format"),)
+    __table_args__ = (CheckConstraint(sql_in("format", STATEMENT_FORMATS), name="format"),)
 
 
 class StatementLine(Base):
@@ -238,8 +236,8 @@ class Payment(Base):
 
     __table_args__ = (
         PAYMENT.check(),
-        CheckConstraint(_in("source", SOURCES), name="source"),
-        CheckConstraint(_in("method", METHODS), name="method"),
+        CheckConstraint(sql_in("source", SOURCES), name="source"),
+        CheckConstraint(sql_in("method", METHODS), name="method"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         Index("ix_payment_state", "state", "received_on"),
         Index("ix_payment_payer_account", "payer_account"),
