@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from opsline.core.events import Actor
 from opsline.db.session import make_sessionmaker
 from opsline.core.money import Money
-from opsline.db.base import sqlite_utc
 from opsline.payments import allocations, behaviour, imports, refunds
 from opsline.payments.models import PaymentState
+from opsline.payments.queries import bind_ts
 from opsline.payments.behaviour import OpenInvoice
 
 CLERK = Actor(name="debtors", roles=frozenset({"debtors_clerk"}))
@@ -85,7 +85,7 @@ def _work(factory: Any, truth: dict[str, int], *, at: datetime) -> None:
         stale = s.execute(text("""SELECT si.id, si.amount_minor, si.currency, p.payer_name, p.payer_account FROM suspense_item si
                                   JOIN payment p ON p.id = si.payment_id
                                   WHERE si.closed_at IS NULL AND si.amount_minor > 0 AND si.opened_at < :cut AND p.payer_account <> ''
-                                  ORDER BY si.id"""), {"cut": sqlite_utc(at - timedelta(days=25)) if s.get_bind().dialect.name == "sqlite" else at - timedelta(days=25)}).all()
+                                  ORDER BY si.id"""), {"cut": bind_ts(s, at - timedelta(days=25))}).all()
         for item_id, amount, cur, payer, payer_account in stale:
             res = refunds.request_refund(s, suspense_item_id=item_id, amount=Money.from_minor(amount, cur), payee_name=payer, payee_account=payer_account,
                                          reason="Unidentified for a month; returned to the payer", now=at, actor=CLERK)

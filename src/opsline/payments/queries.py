@@ -17,7 +17,8 @@ from opsline.db.base import sqlite_utc
 AGE_BUCKETS = (("0–2 days", 0, 2), ("3–7 days", 3, 7), ("8–30 days", 8, 30), ("31–90 days", 31, 90), ("90+ days", 91, 10**6))
 
 
-def _ts(session: Session, v: datetime) -> Any:
+def bind_ts(session: Session, v: datetime) -> Any:
+    """An instant as a bind parameter for raw SQL on either database (SQLite stores UTC text)."""
     return v if session.get_bind().dialect.name == "postgresql" else sqlite_utc(v)
 
 
@@ -37,7 +38,7 @@ def desk_summary(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, 
                (SELECT COUNT(*) FROM payment_refund WHERE state = 'requested') AS refunds,
                (SELECT COUNT(*) FROM debit_order_result d JOIN statement_file f ON f.id = d.statement_file_id
                  WHERE d.status = 'unpaid' AND f.imported_at >= :start) AS unpaids_today,
-               (SELECT MIN(currency) FROM account) AS currency"""), {"start": _ts(session, start)}).one()
+               (SELECT MIN(currency) FROM account) AS currency"""), {"start": bind_ts(session, start)}).one()
     oldest = r.oldest
     if isinstance(oldest, str):
         oldest = datetime.fromisoformat(oldest).replace(tzinfo=now.tzinfo)
@@ -204,4 +205,4 @@ def unpaids(session: Session, *, days: int, now: datetime) -> list[dict[str, Any
                d.payment_id, d.fee_charge_id, f.imported_at
         FROM debit_order_result d JOIN statement_file f ON f.id = d.statement_file_id JOIN account a ON a.id = d.account_id
         LEFT JOIN payment_unpaid_reason r ON r.code = d.reason_code
-        WHERE d.status = 'unpaid' AND f.imported_at >= :s ORDER BY d.id DESC LIMIT 200"""), {"s": _ts(session, since)}).mappings()]
+        WHERE d.status = 'unpaid' AND f.imported_at >= :s ORDER BY d.id DESC LIMIT 200"""), {"s": bind_ts(session, since)}).mappings()]
