@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opsline.areas import Area
 from opsline.core.domain_events import Subscriber
-from opsline.debtors import models  # noqa: F401  (tables)
+from opsline.debtors import agency_models, models, provision_models  # noqa: F401  (tables)
 from opsline.debtors.models import ARRANGEMENT, DUNNING_ACTION, DUNNING_HOLD, DUNNING_RUN
 from opsline.debtors.models import WRITE_OFF, WRITE_OFF_BATCH
 
@@ -26,7 +26,9 @@ def _routers() -> list:
 
     from opsline.debtors import arrangements_views
 
-    return [views.router, reports.router, arrangements_views.router, writeoff_views.router]
+    from opsline.debtors import agencies_views, provision_views
+
+    return [views.router, reports.router, arrangements_views.router, writeoff_views.router, agencies_views.router, provision_views.router]
 
 
 def _reconnect_on_settled(session, event, now) -> None:  # type: ignore[no-untyped-def]
@@ -55,15 +57,29 @@ def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
 
 
 def _cli(app) -> None:  # type: ignore[no-untyped-def]
-    from opsline.debtors import cli
+    from opsline.debtors import agencies_cli, cli, provision_cli
 
     cli.register(app)
+    agencies_cli.register(app)
+    provision_cli.register(app)
 
 
 def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
     from opsline.debtors import demo_step
 
     demo_step.run(ctx)
+
+
+def _demo_agencies(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.debtors import agencies_demo
+
+    agencies_demo.run(ctx)
+
+
+def _demo_provision(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.debtors import provision_demo
+
+    provision_demo.run(ctx)
 
 
 def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
@@ -78,7 +94,7 @@ AREA = Area(
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
-    demo_steps=(("dunning", _demo),),
+    demo_steps=(("dunning", _demo), ("debt hand-over", _demo_agencies), ("bad-debt provision", _demo_provision)),
     desks=(("Debtors", "/debtors", "debtors.view"),),
     cli=_cli,
     permissions={
@@ -90,8 +106,11 @@ AREA = Area(
         "debtors.arrange": {CLERK, MANAGER},  # propose, approve (within the role's limit) and cancel arrangements
         "debtors.writeoff.propose": {CLERK, MANAGER},  # propose (single or bulk) and withdraw write-offs
         "debtors.writeoff.approve": {MANAGER},  # approve or reject them (never one's own: four eyes)
+        "debtors.handover": {CLERK, MANAGER},  # hand debt over to an agency, recall it, import recovery files
+        "debtors.agency": {MANAGER},  # agency terms: layouts, commission rates
+        "debtors.provision": {MANAGER},  # run the IFRS 9 provision, enter the forward-looking adjustment
     },
-    lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT, WRITE_OFF, WRITE_OFF_BATCH),
+    lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT, WRITE_OFF, WRITE_OFF_BATCH) + agency_models.LIFECYCLES + provision_models.LIFECYCLES,
     home=_home,
     admin_views=_admin_views,
     # a job, not the payment's transaction: a statement import settles thousands of invoices; reconnection can follow
