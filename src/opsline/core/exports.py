@@ -75,9 +75,9 @@ def file_name(stem: str, fmt: str) -> str:
     return f"{_NAME_BAD.sub('-', stem).strip('-') or 'export'}.{fmt}"
 
 
-def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, delimiter: str = ",") -> bytes:
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv.writer(buf, delimiter=delimiter)
     w.writerow([_plain(h) for h in header])
     for r in rows:
         w.writerow([_plain(v) for v in r])
@@ -123,11 +123,15 @@ def xlsx_bytes(sheets: Sequence[Sheet]) -> bytes:
     return buf.getvalue()
 
 
-def export_table(fmt: str, *, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]], money_cols: Iterable[int] = ()) -> tuple[str, str, bytes]:
-    """(file name, media type, bytes) of one table as CSV or xlsx. Raises InvalidInput for an unknown format."""
+def export_table(fmt: str, *, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]], money_cols: Iterable[int] = (),
+                 delimiter: str = ",") -> tuple[str, str, bytes]:
+    """(file name, media type, bytes) of one table as CSV (`delimiter`: a partner's layout may want ';' or '|') or xlsx.
+    Raises InvalidInput for an unknown format or a delimiter that is not one character."""
     _check(fmt)
+    if len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise InvalidInput(f"delimiter {delimiter!r} is not one character (not a quote or line break)", field="delimiter")
     if fmt == "csv":
-        return file_name(name, fmt), CSV_MEDIA, csv_bytes(header, rows)
+        return file_name(name, fmt), CSV_MEDIA, csv_bytes(header, rows, delimiter=delimiter)
     return file_name(name, fmt), XLSX_MEDIA, xlsx_bytes([Sheet(name, header, rows, frozenset(money_cols))])
 
 
