@@ -162,3 +162,17 @@ def test_the_account_page_shows_the_write_off_on_its_timeline_and_memos(client_a
     page = manager.get(f"/accounts/{a['id']}")
     assert page.status_code == 200
     assert f"Write-off WO-{wid} proposed by" in page.text and f"Write-off WO-{wid} approved by" in page.text
+
+
+def test_a_second_proposal_for_an_account_with_one_waiting_is_a_409_already_proposed_and_changes_nothing(client_as, factory):  # type: ignore[no-untyped-def]
+    with factory.begin() as s:
+        a = debtor(s, name="Nomsa Dube", amount=59900, overdue_days=150)
+    clerk = client_as("debtors_clerk")
+    assert clerk.post("/debtors/writeoffs", data={"account": a["number"], "amount": "599.00", "reason": "estate insolvent"},
+                      follow_redirects=False).status_code == 303
+    before = _counts(factory)
+    r = clerk.post("/debtors/writeoffs", data={"account": a["number"], "amount": "100.00", "reason": "again"}, headers={"Accept": "application/json"})
+    assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["title"] == "Write-off already proposed" and body["field"] == "account" and "WO-" in body["detail"]
+    assert _counts(factory) == before

@@ -20,7 +20,7 @@ from opsline.billing import ledger
 from opsline.billing.sql import Dialect, dialect_of
 from opsline.billing.tax import UnknownTaxRate, rate_for
 from opsline.core import events, lifecycle
-from opsline.core.errors import InvalidInput, NotFound
+from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.money import Money
 from opsline.customers import service as customers
@@ -42,6 +42,14 @@ ALLOC = "wo_alloc"
 class UnableToWriteOff(InvalidInput):
     title = "Unable to write off"
     type_slug = "unable-to-write-off"
+
+
+class WriteOffAlreadyProposed(UnableToWriteOff, Conflict):
+    """The account already has an open write-off (proposed or approved), possibly proposed a moment ago by someone else."""
+
+    status = 409
+    title = "Write-off already proposed"
+    type_slug = "write-off-already-proposed"
 
 
 def ref(write_off_id: int) -> str:
@@ -234,7 +242,8 @@ def propose(session: Session, *, account_id: int, amount: Money | None, reason: 
                                field="amount")
     open_wo = session.execute(select(WriteOff.id).where(WriteOff.account_id == acc.id, WriteOff.state.in_(OPEN_STATES))).scalar()
     if open_wo is not None:
-        raise UnableToWriteOff(f"account {acc.account_number} already has write-off {ref(open_wo)} waiting; decide that one first", field="account")
+        raise WriteOffAlreadyProposed(f"account {acc.account_number} already has write-off {ref(open_wo)} waiting; decide that one first",
+                                      field="account", extra={"write_off_id": int(open_wo)})
     action = None
     if dunning_action_id is not None:
         action = session.get(DunningAction, dunning_action_id)
@@ -248,7 +257,8 @@ def propose(session: Session, *, account_id: int, amount: Money | None, reason: 
             session.add(wo)
             session.flush()
     except IntegrityError:
-        raise UnableToWriteOff(f"account {acc.account_number} already has a write-off waiting; decide that one first", field="account") from None
+        raise WriteOffAlreadyProposed(f"account {acc.account_number} already has a write-off waiting (proposed a moment ago by someone else); "
+                                      "decide that one first", field="account") from None
     _alloc_table(session, [(wo.id, acc.id, minor)])
     wo.vat_relief_minor = _store_vat(session, _allocate(session)).get(wo.id, 0)
     _x(session, f"DROP TABLE {ALLOC}")
@@ -446,10 +456,20 @@ def propose_batch(session: Session, *, criteria: BulkCriteria, reason: str, toda
     session.add(batch)
     session.flush()
     ts = now if d.pg else sqlite_utc(now)
+    # A single proposal for one of these accounts committed (or in flight) since the candidates were read: the partial
+    # unique index decides, the batch leaves that account out (waiting for the other transaction on PostgreSQL) and
+    # its totals are taken from what it holds.
     _x(session, f"""INSERT INTO write_off (account_id, batch_id, state, amount_minor, vat_relief_minor, prescribed_minor, balance_minor, currency,
                                           reason, proposed_at, proposed_by)
                     SELECT c.account_id, :batch, 'proposed', c.amount_minor, 0, c.prescribed_minor, c.balance_minor, :cur, :reason, :now, :by
-                    FROM ({sql}) c ORDER BY c.account_id""", params | {"batch": batch.id, "reason": reason, "now": ts, "by": actor.name})
+                    FROM ({sql}) c WHERE 1 = 1 ORDER BY c.account_id
+                    ON CONFLICT (account_id) WHERE state IN ('proposed', 'approved') DO NOTHING""",
+       params | {"batch": batch.id, "reason": reason, "now": ts, "by": actor.name})
+    got = _x(session, "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0) FROM write_off WHERE batch_id = :b", {"b": batch.id}).one()
+    if not got[0]:
+        raise WriteOffAlreadyProposed("every account these criteria took got a write-off proposed by someone else meanwhile; nothing to propose",
+                                      field="criteria")
+    batch.accounts, batch.amount_minor = int(got[0]), int(got[1])
     batch.vat_relief_minor = _reallocate_batch(session, batch.id)
     obj = "jsonb_build_object" if d.pg else "json_object"
     _x(session, f"""INSERT INTO audit_event (occurred_at, actor, entity_type, entity_id, account_id, action, reason, "before", "after")
@@ -637,6 +657,6 @@ def vat_relief_rows(session: Session, *, state: str = "posted", since: date | No
             for w, v, n, nm in rows]
 
 
-__all__ = ["BulkCriteria", "UnableToWriteOff", "approve", "approve_batch", "decide", "decide_batch", "dry_run", "get_batch", "get_write_off",
+__all__ = ["BulkCriteria", "UnableToWriteOff", "WriteOffAlreadyProposed", "approve", "approve_batch", "decide", "decide_batch", "dry_run", "get_batch", "get_write_off",
            "list_write_offs", "parse_amount", "parse_criteria", "preview", "propose", "propose_batch", "relief", "vat_relief_rows",
            "waiting_for"]
