@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
@@ -37,7 +37,7 @@ def generate(url: str, invoices: int) -> None:
     import opsline.models  # noqa: F401
     from opsline.db.base import metadata
     from opsline.db.bulk import copy_rows, reset_sequence
-    from opsline.db.session import make_engine, make_sessionmaker
+    from opsline.db.session import make_engine
     from opsline.demo import run_demo
     from opsline.payments.behaviour import payer_account
 

@@ -117,7 +117,7 @@ def start_server(url: str, with_worker: bool) -> subprocess.Popen[bytes]:
                 return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("the server exited during start-up")
+                raise RuntimeError("the server exited during start-up") from None
             time.sleep(0.3)
     proc.terminate()
     raise RuntimeError("the server did not start within 60 s")

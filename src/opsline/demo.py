@@ -12,7 +12,6 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 from sqlalchemy import Engine, select, text
-from sqlalchemy.orm import Session
 
 from opsline.core import events
 from opsline.core.events import Actor

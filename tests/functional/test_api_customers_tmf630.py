@@ -1,7 +1,6 @@
 """TMF629/TMF666 lists follow TMF630 (fields, offset/limit, X-Total-Count/X-Result-Count) and conform to the official
 v4 swagger documents; bad paging, filters and field lists are 422 problem+json."""
 
-from pathlib import Path
 
 import pytest
 from conftest import TMF_SPECS

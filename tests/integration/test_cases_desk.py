@@ -146,7 +146,7 @@ def test_cases_with_a_message_held_for_sign_off_are_counted_and_listed(session, 
 
 def test_my_open_cases_can_be_listed_oldest_first(session, now, actor):
     newer = _open(session, now - timedelta(hours=1), actor, subject="Newer")
-    older = _open(session, now - timedelta(days=2), actor, subject="Older")
+    _open(session, now - timedelta(days=2), actor, subject="Older")
     _summary(session, now, newer.id, "breached", breached_h=1)
     assert [r["subject"] for r in queries.work_queue(session, now=now, user_id=None, tab="all")["items"]] == ["Newer", "Older"]
     assert [r["subject"] for r in queries.work_queue(session, now=now, user_id=None, tab="all", sort="oldest")["items"]] == ["Older", "Newer"]

@@ -1,6 +1,6 @@
 """Installed products and equipment: lifecycle rules, the demo loader's invariants, and the account-page loaders."""
 
-from datetime import date, datetime, timezone
+from datetime import date
 
 import numpy as np
 import pytest

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Fields, Ref, TMFModel, item_response, list_response, selectable
-from opsline.catalog import service as catalog
 from opsline.core.money import Money
 from opsline.inventory import service
 from opsline.inventory.models import PRODUCT

@@ -7,11 +7,10 @@ day the new one started). Routers and FNO ONTs come with fibre and links; SIMs w
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, cast, func, select, text
+from sqlalchemy import String, cast, func, select
 
 from opsline.catalog.models import OfferingEquipment, Price, ProductOffering
 from opsline.customers.models import Account, Site

@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy.orm import Session
-
 
 @dataclass(frozen=True)
 class Panel:

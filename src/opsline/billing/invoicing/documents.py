@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,11 +18,11 @@ from opsline.billing.invoicing.statements import account_row, balance_at, statem
 from opsline.billing.invoicing.tz import local_zone
 from opsline.billing.models import InvoiceState, LedgerEntry
 from opsline.config import DEFAULT_CURRENCY
-from opsline.core import events
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.exports import export_table
 from opsline.core.money import Money
+from opsline.core.pdf import render_pdf
 from opsline.notifications import service as notifications
 from opsline.web.templating import fmt_dt
 
@@ -81,9 +80,7 @@ def invoice_context(session: Session, *, invoice_id: int) -> dict[str, Any]:
 
 
 def _pdf(html: str) -> bytes:
-    from weasyprint import HTML
-
-    return HTML(string=html).write_pdf()
+    return render_pdf(html)
 
 
 def render_invoice_pdf(session: Session, *, invoice_id: int) -> bytes:
