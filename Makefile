@@ -6,17 +6,22 @@ STAMP := $(VENV)/.installed
 ACCOUNTS ?= 2000
 PYTEST_ARGS ?=
 
-.PHONY: demo test install serve worker bench clean browser-deps pdf-deps lint
+.PHONY: lock demo test install serve worker bench clean browser-deps pdf-deps lint
 
-# Debian without python3-venv has no ensurepip: fall back to virtualenv, installed for this user (no root).
-$(STAMP): pyproject.toml
+# Installs the locked versions (constraints.txt). Debian without python3-venv has no ensurepip: fall back to virtualenv, installed for this user (no root).
+$(STAMP): pyproject.toml constraints.txt
 	@echo "installing Opsline and its test tools into $(VENV)"
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); echo "python3 -m venv is unavailable (no python3-venv); using virtualenv"; \
 	  $(PYTHON) -m pip install -q --user virtualenv 2>/dev/null || $(PYTHON) -m pip install -q --user --break-system-packages virtualenv; \
 	  $(PYTHON) -m virtualenv -q $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' -c constraints.txt
 	touch $(STAMP)
+
+# The versions the suite last passed with (constraints.txt pins them; pyproject.toml keeps the supported ranges).
+lock: $(STAMP)
+	{ echo '# Locked versions the suite passes with: `make install` installs with `-c constraints.txt`; `make lock` refreshes it.'; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^opsline'; } > constraints.txt
 
 install: $(STAMP)
 
