@@ -1,5 +1,7 @@
 """The job table: outbox semantics, retries with backoff, leases, idempotency keys, per-account serial keys."""
 
+import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -103,3 +105,64 @@ def test_jobs_with_the_same_serial_key_run_one_at_a_time_in_order(factory, now):
     assert first is not None and first.payload["n"] == 1
     assert second is not None and second.payload["n"] == 3  # account:1's second job waits
     assert third is None
+
+
+def _slow_registry(started: threading.Event, release: threading.Event, calls: list) -> Registry:
+    reg = Registry()
+
+    @reg.register("test.slow")
+    def slow(session, payload, now):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(10)
+        calls.append(payload["n"])
+        return {"ok": payload["n"]}
+
+    return reg
+
+
+def test_a_running_jobs_heartbeat_keeps_its_lease_so_no_other_worker_takes_it(factory, now):
+    with factory.begin() as s:
+        enqueue(s, kind="test.slow", payload={"n": 1}, now=now)
+    started, release, calls = threading.Event(), threading.Event(), []
+    lease = timedelta(seconds=0.6)
+    w = Worker(factory, _slow_registry(started, release, calls), worker_id="w1", clock=_real_clock, lease=lease)
+    t = threading.Thread(target=w.run_once)
+    t.start()
+    assert started.wait(5)
+    time.sleep(1.5)  # two and a half leases: without the heartbeat the lease would have run out
+    assert claim(factory, worker_id="w2", now=_real_clock(), lease=lease) is None
+    release.set()
+    t.join(10)
+    with factory() as s:
+        job = s.execute(select(Job)).scalar_one()
+        assert job.state == "done" and job.locked_by == "w1" and job.attempts == 1
+    assert calls == [1]
+
+
+def test_a_dead_workers_job_is_reclaimed_as_soon_as_its_short_lease_runs_out(factory, now):
+    with factory.begin() as s:
+        enqueue(s, kind="test.echo", payload={"n": 5}, now=now)
+    lease = timedelta(seconds=30)
+    # worker w1 claims and dies (no heartbeat, no completion)
+    assert claim(factory, worker_id="w1", now=now, lease=lease) is not None
+    assert claim(factory, worker_id="w2", now=now + timedelta(seconds=29), lease=lease) is None
+    calls: list = []
+    assert Worker(factory, _registry(calls), worker_id="w2", clock=lambda: now + timedelta(seconds=31), lease=lease).drain() == 1
+    assert calls == [5]
+    with factory() as s:
+        job = s.execute(select(Job)).scalar_one()
+        assert job.state == "done" and job.locked_by == "w2" and job.attempts == 2
+
+
+def test_the_default_lease_is_short_on_postgresql_and_long_on_sqlite(factory):
+    from opsline.core.jobs import LEASE_POSTGRESQL, LEASE_SQLITE, default_lease
+
+    expected = LEASE_POSTGRESQL if factory.kw["bind"].dialect.name == "postgresql" else LEASE_SQLITE
+    assert default_lease(factory) == expected
+    assert LEASE_POSTGRESQL <= timedelta(seconds=30)
+
+
+def _real_clock():  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
