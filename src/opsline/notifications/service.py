@@ -35,7 +35,7 @@ DELIVER_JOB = "notifications.deliver"
 __all__ = [
     "Attachment", "send", "ensure_template", "render", "preview", "update_template", "list_templates", "approve", "reject",
     "retry", "cancel", "get_message", "preferences", "set_preference", "set_language", "ensure_rule", "list_rules", "update_rule",
-    "add_language", "preview_message",
+    "add_language", "preview_message", "send_many", "Outgoing",
     "RecipientOptedOut", "TemplateRenderError", "NoTemplate", "FourEyesRequired", "Rendered", "DELIVER_JOB", "MESSAGE",
 ]
 
@@ -267,3 +267,213 @@ def cancel(session: Session, *, message_id: int, reason: str, now: datetime, act
     """Withdraw a message not sent yet. Raises NotFound, TransitionNotAllowed, ActionNotPermitted, ReasonRequired."""
     msg = get_message(session, message_id=message_id, lock=True)
     return move(session, msg, "cancel", now=now, actor=actor, reason=reason)
+
+
+# --- many messages at once (dunning, bill runs): the same rules as send(), set-based --------------------------------
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message of a `send_many` batch (the arguments `send` takes per message)."""
+
+    event: str
+    account_id: int
+    context: dict[str, Any]
+    channel: str = "email"
+    subject_ref: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    idempotency_key: str | None = None
+
+
+def _capped_until(rules: list[Any], times: dict[tuple[int, int], list[datetime]], *, account_id: int, at: datetime,
+                  tz: ZoneInfo) -> tuple[datetime, str | None]:
+    """contacts.next_allowed on contact times read beforehand (rule id, account) -> sorted run_at of its messages."""
+    from datetime import timedelta
+
+    from opsline.notifications.contacts import quiet_until
+
+    notes: list[str] = []
+    t = at
+    for _ in range(50):
+        moved = False
+        for r in rules:
+            if r.quiet_from and r.quiet_to:
+                end = quiet_until(t, quiet_from=r.quiet_from, quiet_to=r.quiet_to, tz=tz)
+                if end is not None:
+                    t, moved = end, True
+                    notes.append(f"quiet hours {r.quiet_from}-{r.quiet_to} ({r.code})")
+            if r.max_contacts and r.period_days:
+                period = timedelta(days=r.period_days)
+                within = [x for x in times.get((r.id, account_id), []) if x > t - period]
+                if len(within) >= r.max_contacts:
+                    t, moved = within[len(within) - r.max_contacts] + period, True
+                    notes.append(f"contact cap {r.max_contacts} per {r.period_days} d ({r.code})")
+        if not moved:
+            break
+    return t, ("; ".join(dict.fromkeys(notes)) if t != at else None)
+
+
+def send_many(session: Session, *, messages: list[Outgoing], now: datetime, actor: Actor, category: str,
+              tz: ZoneInfo | None = None) -> list[int | InvalidInput | NotFound]:
+    """Queue many messages in a few statements, each as `send(..., on_opt_out="suppress")` would: rendered in the
+    account's language (each template compiled once), opt-outs and missing addresses suppressed, scheduled by the contact
+    rules (quiet hours, caps, counting the batch's own earlier messages), a timeline event and a delivery job each.
+    A repeated idempotency key (also one a concurrent caller just wrote) returns the first message's id.
+
+    Returns, per message in order, its id or the error `send` would have raised for it (NoTemplate,
+    TemplateRenderError, InvalidInput for a bad attachment, NotFound for a missing account): one bad message never stops
+    the others. Raises InvalidInput for an unknown channel or category (nothing is written then)."""
+    from sqlalchemy import insert as sa_insert
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from opsline.core.events import AuditEvent
+    from opsline.notifications.contacts import rules_for
+    from opsline.notifications.models import CONTACT_STATES, ContactPreference, ContactProfile
+    from opsline.notifications.templates import _render_text, find_template
+
+    for ch in {m.channel for m in messages}:
+        check_channel_category(channel=ch, category=category)
+    out: list[int | InvalidInput | NotFound] = [0] * len(messages)
+    if not messages:
+        return out
+    zone_ = _tz(tz)
+    pg = session.get_bind().dialect.name == "postgresql"
+    session.flush()
+    keys = [m.idempotency_key for m in messages if m.idempotency_key]
+    known: dict[str, int] = {}
+    for k in range(0, len(keys), 1000):
+        known.update({str(key): int(i) for key, i in session.execute(select(Message.idempotency_key, Message.id)
+                                                                     .where(Message.idempotency_key.in_(keys[k:k + 1000]))).all()})
+    acc_ids = sorted({m.account_id for m in messages})
+    accounts: dict[int, Any] = {}
+    prefs: set[tuple[int, str]] = set()
+    langs: dict[int, str] = {}
+    for k in range(0, len(acc_ids), 1000):
+        part = acc_ids[k:k + 1000]
+        accounts.update({r.id: r for r in session.execute(select(Account.id, Account.account_number, Account.name, Account.email, Account.phone)
+                                                          .where(Account.id.in_(part))).all()})
+        prefs.update((int(a), ch) for a, ch in session.execute(select(ContactPreference.account_id, ContactPreference.channel).where(
+            ContactPreference.account_id.in_(part), ContactPreference.category == category, ContactPreference.opted_out.is_(True))).all())
+        langs.update({int(a): lang for a, lang in session.execute(select(ContactProfile.account_id, ContactProfile.language)
+                                                                  .where(ContactProfile.account_id.in_(part))).all()})
+    ns = get_notification_settings()
+    rules = {ch: rules_for(session, category=category, channel=ch) for ch in {m.channel for m in messages}}
+    times: dict[tuple[int, int], list[datetime]] = {}
+    for ch, rs in rules.items():
+        for r in rs:
+            if not (r.max_contacts and r.period_days):
+                continue
+            from datetime import timedelta
+
+            since = now - timedelta(days=r.period_days)
+            for k in range(0, len(acc_ids), 1000):
+                q = select(Message.account_id, Message.run_at).where(Message.account_id.in_(acc_ids[k:k + 1000]), Message.category == r.category,
+                                                                     Message.state.in_(CONTACT_STATES), Message.run_at > since)
+                if r.channel:
+                    q = q.where(Message.channel == r.channel)
+                for a, t in session.execute(q).all():
+                    times.setdefault((r.id, int(a)), []).append(t if t.tzinfo else t.replace(tzinfo=now.tzinfo))
+    for v in times.values():
+        v.sort()
+    templates: dict[tuple[str, str, str], Any] = {}
+    rows: list[dict[str, Any]] = []
+    slot: list[int] = []  # index into `messages` of each row
+    seen: set[str] = set()
+    for n, m in enumerate(messages):
+        if m.idempotency_key and m.idempotency_key in known:
+            out[n] = known[m.idempotency_key]
+            continue
+        if m.idempotency_key and m.idempotency_key in seen:
+            out[n] = -1  # the same key twice in the batch: the first one's id, filled in below
+            continue
+        acc = accounts.get(m.account_id)
+        if acc is None:
+            out[n] = NotFound(f"account {m.account_id} not found")
+            continue
+        try:
+            _check_attachments(list(m.attachments), m.channel)
+            lang = langs.get(m.account_id) or ns.notifications_default_language
+            tkey = (m.event, m.channel, lang)
+            if tkey not in templates:
+                try:
+                    templates[tkey] = find_template(session, event=m.event, channel=m.channel, language=lang,
+                                                    fallback_language=ns.notifications_default_language)
+                except NoTemplate as exc:
+                    templates[tkey] = exc
+            tpl = templates[tkey]
+            if isinstance(tpl, NoTemplate):
+                raise tpl
+            ctx = {"account": {"id": acc.id, "name": acc.name, "account_number": acc.account_number}} | dict(m.context)
+            where = f"template {tpl.event}/{tpl.channel}/{tpl.language}"
+            subject = _render_text(tpl.subject or "", ctx, where=f"{where} subject").strip()
+            body = _render_text(tpl.body, ctx, where=f"{where} body")
+        except InvalidInput as exc:
+            out[n] = exc
+            continue
+        address = acc.email if m.channel == "email" else acc.phone
+        opted_out = (m.account_id, m.channel) in prefs
+        row = dict(account_id=m.account_id, event=m.event, channel=m.channel, category=category, language=tpl.language, to_addr=address,
+                   subject=subject[:1000], body=body, template_id=tpl.id, template_version=tpl.version, subject_ref=m.subject_ref,
+                   needs_approval=False, created_by=actor.name, created_at=now, run_at=now, schedule_note=None, attempts=0,
+                   idempotency_key=m.idempotency_key, last_error=None)
+        if opted_out:
+            row |= {"state": MessageState.SUPPRESSED.value, "last_error": f"not sent: the account opted out of {category} messages by {m.channel}"}
+        elif not address:
+            row |= {"state": MessageState.SUPPRESSED.value,
+                    "last_error": f"account has no {'email address' if m.channel == 'email' else 'phone number'}"}
+        else:
+            run_at, note = _capped_until(rules[m.channel], times, account_id=m.account_id, at=now, tz=zone_)
+            row |= {"state": MessageState.QUEUED.value, "run_at": run_at, "schedule_note": note}
+            for r in rules[m.channel]:  # the batch's own message counts for the next one to the same account
+                if r.max_contacts and r.period_days:
+                    times.setdefault((r.id, m.account_id), []).append(run_at)
+                    times[(r.id, m.account_id)].sort()
+        if m.idempotency_key:
+            seen.add(m.idempotency_key)
+        rows.append(row)
+        slot.append(n)
+    written: list[tuple[dict[str, Any], int, int]] = []  # (row, message id, index in `messages`)
+    keyed = [(row, n) for row, n in zip(rows, slot) if row["idempotency_key"] is not None]
+    unkeyed = [(row, n) for row, n in zip(rows, slot) if row["idempotency_key"] is None]
+    if keyed:
+        # a concurrent caller with the same key wrote it first: its message stands (looked up below)
+        ins = (pg_insert if pg else sqlite_insert)(Message).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        got = {str(k): int(i) for i, k in session.execute(ins.returning(Message.id, Message.idempotency_key), [r for r, _ in keyed]).all()}
+        for row, n in keyed:
+            key = row["idempotency_key"]
+            if key in got:
+                out[n] = got[key]
+                written.append((row, got[key], n))
+            else:
+                out[n] = int(session.execute(select(Message.id).where(Message.idempotency_key == key)).scalar_one())
+    if unkeyed:
+        ids = session.execute(sa_insert(Message).returning(Message.id, sort_by_parameter_order=True), [r for r, _ in unkeyed]).scalars().all()
+        for (row, n), mid in zip(unkeyed, ids):
+            out[n] = int(mid)
+            written.append((row, int(mid), n))
+    if written:
+        session.execute(sa_insert(AuditEvent), [
+            {"occurred_at": now, "actor": actor.name, "entity_type": "message", "entity_id": str(mid), "account_id": row["account_id"],
+             "action": "suppress" if row["state"] == MessageState.SUPPRESSED.value else "queue", "reason": None, "before": None,
+             "after": {k: v for k, v in ({"event": row["event"], "channel": row["channel"], "category": category, "to": row["to_addr"],
+                                         "subject": row["subject"], "body": row["body"], "state": row["state"], "subject_ref": row["subject_ref"],
+                                         "why": row["last_error"]} | ({"scheduled_for": row["run_at"].isoformat(), "schedule_note": row["schedule_note"]}
+                                                                      if row["run_at"] != now else {})).items() if v not in (None, "")}}
+            for row, mid, _ in written])
+        att = [{"message_id": mid, "filename": a.filename, "content_type": a.content_type, "data": a.data,
+                "ref_table": a.ref[0] if a.ref else None, "ref_column": a.ref[1] if a.ref else None, "ref_id": a.ref[2] if a.ref else None}
+               for _, mid, n in written for a in messages[n].attachments]
+        if att:
+            session.execute(sa_insert(MessageAttachment), att)
+        from opsline.core.jobs import Job, JobState
+
+        jobs_rows = [dict(kind=DELIVER_JOB, payload={"message_id": mid}, state=JobState.QUEUED.value, priority=50, run_at=row["run_at"],
+                          created_at=now, attempts=0, max_attempts=8, idempotency_key=f"{DELIVER_JOB}:{mid}:0:{row['run_at'].isoformat()}",
+                          serial_key=None)
+                     for row, mid, _ in written if row["state"] == MessageState.QUEUED.value]
+        if jobs_rows:
+            session.execute((pg_insert if pg else sqlite_insert)(Job).on_conflict_do_nothing(index_elements=["idempotency_key"]), jobs_rows)
+    for n, m in enumerate(messages):
+        if out[n] == -1:
+            out[n] = next(out[j] for j in range(n) if messages[j].idempotency_key == m.idempotency_key)
+    return out
