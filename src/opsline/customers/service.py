@@ -180,6 +180,35 @@ def add_memo(session: Session, *, account_id: int, data: MemoIn, now: datetime, 
     return memo
 
 
+def add_memos(session: Session, *, memos: list[tuple[int, str]], category: str, now: datetime, actor: Actor) -> list[int]:
+    """Add many memos (account id, body) of one category in two statements, each with the audit event `add_memo`
+    writes (a batch's memos: dunning actions carried out, bulk decisions). Returns the memo ids in order.
+    Raises InvalidInput (unknown category; an account id that does not exist). Nothing is written when it raises."""
+    from sqlalchemy import insert
+
+    from pydantic import ValidationError
+
+    try:
+        MemoIn(category=category, body="x")  # the category check add_memo's schema makes
+    except ValidationError:
+        raise InvalidInput(f"'{category}' is not a memo category", field="category") from None
+    if not memos:
+        return []
+    wanted = sorted({int(a) for a, _ in memos})
+    found: set[int] = set()
+    for k in range(0, len(wanted), 1000):
+        found.update(int(i) for i in session.execute(select(Account.id).where(Account.id.in_(wanted[k:k + 1000]))).scalars())
+    missing = [a for a in wanted if a not in found]
+    if missing:
+        raise InvalidInput(f"no account {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""), field="account_id")
+    rows = [{"account_id": int(a), "created_at": now, "author": actor.name, "category": category, "body": body} for a, body in memos]
+    ids = [int(i) for i in session.execute(insert(Memo).returning(Memo.id, sort_by_parameter_order=True), rows).scalars()]
+    session.execute(insert(events.AuditEvent), [
+        {"occurred_at": now, "actor": actor.name, "entity_type": "memo", "entity_id": str(i), "account_id": r["account_id"], "action": "added",
+         "reason": None, "before": None, "after": {"category": category, "body": r["body"][:500]}} for i, r in zip(ids, rows)])
+    return ids
+
+
 def get_site(session: Session, *, site_id: int, account_id: int | None = None) -> Site:
     site = session.get(Site, site_id)
     if site is None or (account_id is not None and site.account_id != account_id):
