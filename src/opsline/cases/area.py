@@ -80,6 +80,6 @@ AREA = Area(
     admin_views=_admin_views,
     cli=_cli,
     lifecycles=(CASE, LEAD),
-    events=("case.changed",),
+    events=("case.changed", "case.retention_declined"),
     home=_home,
 )

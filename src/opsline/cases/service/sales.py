@@ -10,7 +10,7 @@ from opsline.cases.models import LEAD, CaseCategory, RetentionOffer, SalesLead
 from opsline.cases.schemas import LeadIn, NoteIn
 from opsline.cases.service import common as cm
 from opsline.cases.service.notes import add_link, write_note
-from opsline.core import events, lifecycle
+from opsline.core import domain_events, events, lifecycle
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 
@@ -45,6 +45,9 @@ def record_retention(session: Session, *, case_id: int, offer: str, outcome: str
             events.record(session, now=now, actor=actor, entity_type="cancellation_request", entity_id=c.reference, account_id=c.account_id,
                           action="requested", after={"case": c.reference, "offer_declined": row.offer})
         cm.changed(session, c, now=now, actor=actor, what="note")
+        # the cancellations area opens the journey from this (same transaction: declined and opened together)
+        domain_events.publish(session, "case.retention_declined", {"id": c.id, "account_id": c.account_id, "reference": c.reference,
+                                                                   "offer": row.offer, "retention_offer_id": row.id}, now=now, actor=actor)
     return row
 
 
