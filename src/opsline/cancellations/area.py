@@ -1,0 +1,114 @@
+"""Cancellations area wiring: the journey and step lifecycles, the desk (/cancellations), the account panel ("Cancel
+service"), reactions to the FNO's service-order events and to declined retention offers, escalation, seeds and demo."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from opsline.areas import Area
+from opsline.cancellations import models  # noqa: F401  (tables)
+from opsline.cancellations.models import JOURNEY, STEP
+from opsline.config import get_settings
+from opsline.core.domain_events import DomainEvent, Subscriber
+from opsline.core.localtime import zone
+
+COORD = "cancellations_coordinator"
+VIEWERS = {COORD, "second_line_agent", "billing_analyst", "service_manager", "debtors_clerk", "debtors_manager"}
+
+
+def _tz():  # type: ignore[no-untyped-def]
+    # the operator's timezone is read here, at the edge, and passed into the service
+    return zone(get_settings().timezone)
+
+
+def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cancellations import seed
+
+    seed.seed(session, now=now)
+
+
+def _routers() -> list:
+    from opsline.cancellations import views
+
+    return [views.router]
+
+
+def _panels() -> list:
+    from opsline.cancellations import queries
+    from opsline.web.panels import Panel
+
+    return [Panel(key="cancellations", title="Cancellations", permission="cancellations.view", template="cancellations/_panel.html",
+                  loader=queries.account_panel)]
+
+
+def _on_service_order(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import service
+
+    p = ev.payload
+    details = p.get("details") or {}
+    confirmed = details.get("confirmed_date")
+    service.on_service_order_event(session, service_order_id=int(p["id"]), state=str(p["to"]),
+                                   confirmed_date=date.fromisoformat(confirmed) if confirmed else None, reason=p.get("reason"),
+                                   now=now, tz=_tz(), actor=ev.actor)
+
+
+def _on_retention_declined(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import service
+
+    p = ev.payload
+    service.open_from_case(session, case_id=int(p["id"]), account_id=p.get("account_id"), offer=str(p.get("offer") or ""), now=now, tz=_tz(),
+                           actor=ev.actor)
+
+
+def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cancellations import service
+
+    @registry.register("cancellations.escalate")
+    def _escalate(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return service.escalate(session, now=now, tz=_tz())
+
+
+def _cli(app) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cancellations import cli
+
+    cli.register(app)
+
+
+def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cancellations import demo
+
+    demo.run(ctx)
+
+
+def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.cancellations import home
+
+    return home.cards(session, now=now, actor=actor, tz=tz)
+
+
+AREA = Area(
+    name="cancellations",
+    order=85,  # after orders, partners, inventory, billing and cases: it orchestrates them
+    routers=_routers,
+    register_jobs=_register_jobs,
+    seed=_seed,
+    demo_steps=(("cancellation journeys", _demo),),
+    desks=(("Cancellations", "/cancellations", "cancellations.view"),),
+    panels=_panels,
+    cli=_cli,
+    permissions={
+        "cancellations.view": VIEWERS,
+        "cancellations.request": {COORD, "second_line_agent"},  # open a journey from the account page
+        "cancellations.work": {COORD},  # retention, confirm, withdraw, steps, close, bulk actions
+    },
+    lifecycles=(JOURNEY, STEP),
+    events=("cancellation.steps_at_risk",),
+    home=_home,
+    subscribers=(
+        Subscriber("cancellations.follow_fno_deactivation", "partner_service_order.*", _on_service_order),
+        Subscriber("cancellations.open_on_retention_declined", "case.retention_declined", _on_retention_declined),
+    ),
+)
