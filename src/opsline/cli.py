@@ -1,4 +1,4 @@
-"""Command line: serve, worker, migrate, demo, users and API clients. Areas add their commands below."""
+"""Command line: serve, worker, migrate, demo, backup and restore, users and API clients. Areas add their commands below."""
 
 from __future__ import annotations
 
@@ -111,6 +111,46 @@ def worker(burst: Annotated[bool, typer.Option(help="Run due jobs then exit")] =
         w.run_forever()
     except KeyboardInterrupt:
         w.stop()
+
+
+@app.command()
+def backup(file: Annotated[str, typer.Argument(help="Backup file to write (SQLite copy or pg_dump custom format)")],
+           force: Annotated[bool, typer.Option(help="Overwrite an existing file")] = False) -> None:
+    """Back up the database while it runs (SQLite online backup API; PostgreSQL pg_dump from one snapshot), with a
+    manifest of row counts and the audit log's digest beside it."""
+    from pathlib import Path
+
+    from opsline.core.errors import OpslineError
+    from opsline.db.backup import backup as do_backup
+    from opsline.db.backup import manifest_path
+
+    engine = _engine()
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("backup", total=None)
+            man = do_backup(engine, Path(file), now=utc_now(), force=force, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except OpslineError as exc:
+        fail(exc.detail)
+    console.print(f"[green]backed up[/green] {sum(man['tables'].values()):,} rows in {len(man['tables'])} tables, "
+                  f"{man['audit_events']:,} audit events, to {file} ({man['size_bytes']:,} bytes); manifest {manifest_path(Path(file)).name}")
+
+
+@app.command()
+def restore(file: Annotated[str, typer.Argument(help="Backup file written by `opsline backup` (its manifest beside it)")],
+            force: Annotated[bool, typer.Option(help="Replace a database that already holds data")] = False) -> None:
+    """Restore a backup into the configured database and check every table's row count and the audit log against
+    the backup's manifest."""
+    from pathlib import Path
+
+    from opsline.core.errors import OpslineError
+    from opsline.db.backup import restore as do_restore
+
+    try:
+        found = do_restore(get_settings().database_url, Path(file), now=utc_now(), force=force)
+    except OpslineError as exc:
+        fail(exc.detail if file in exc.detail else f"{file}: {exc.detail}")
+    console.print(f"[green]restored and verified[/green] {sum(found['tables'].values()):,} rows in {len(found['tables'])} tables, "
+                  f"{found['audit_events']:,} audit events identical to the backup")
 
 
 @user_app.command("create")
