@@ -6,6 +6,7 @@ from datetime import date
 
 from opsline.areas import Area
 from opsline.billing import models  # noqa: F401  (tables)
+from opsline.billing import final_account as _final_account  # noqa: F401  (tables)
 from opsline.billing import suspension
 from opsline.billing.models import BILL_RUN, BILL_RUN_SHARD, INVOICE, PENDING_CHARGE, USAGE_RECORD
 from opsline.core.domain_events import Subscriber
@@ -47,9 +48,9 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
 
 
 def _routers() -> list:
-    from opsline.billing import views
+    from opsline.billing import final_account_views, views
 
-    return [views.router]
+    return [views.router, final_account_views.router]
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
@@ -113,4 +114,6 @@ AREA = Area(
         Subscriber("billing.account_reconnected", "account.active", suspension.on_account_active),
     ),
     home=_home,
+    permissions={"billing.final_account": {"billing_analyst", "cancellations_coordinator"}},  # issue a final account by hand
+    events=(_final_account.EVENT,),
 )

@@ -2,6 +2,8 @@
 pro-rata, arrears catch-up, one-offs, queued charges, usage, discounts). SQLite and PostgreSQL differ only in
 the few date/number fragments of `Dialect`.
 
+A product settled by a final account (billing.final_account, table final_account_product) is never billed again.
+
 Pro-rata uses cumulative rounding: a product's charge for [s, e) inside a period [ps, pe) of D days is
 round(P*(e-ps)/D) - round(P*(s-ps)/D), so pieces of one month that touch (relocation: the old product ends the
 day the new one starts) always add up to exactly P: no gap, no overlap, no stray cent.
@@ -62,7 +64,8 @@ def _recurring_sql(dia: Dialect, *, ps: str, pe: str, catch_up: bool, charge_sus
         JOIN tax_rate t ON t.code = pr.tax_rate_code{joins}
         WHERE p.account_id >= :lo AND p.account_id < :hi AND a.id >= :lo AND a.id < :hi AND a.bill_cycle_day = :day AND pr.currency = a.currency
           AND p.state IN ({states}) AND p.start_date IS NOT NULL AND p.start_date < {dia.d(pe)}
-          AND ({bend} IS NULL OR {bend} > {dia.d(ps)}){extra}"""
+          AND ({bend} IS NULL OR {bend} > {dia.d(ps)}){extra}
+          AND NOT EXISTS (SELECT 1 FROM final_account_product fa WHERE fa.product_id = p.id)"""
     amount = f"{half_up('x.price_minor * x.de', 'x.dd')} - {half_up('x.price_minor * x.ds', 'x.dd')}"
     when = "in arrears: activated after the last bill run" if catch_up else "in advance"
     expl = (f"CASE WHEN x.de - x.ds = x.dd THEN x.oname || ' ' || {dia.date_text('x.s')} || ' to ' || {dia.minus_day_text('x.e')} || ', monthly {when}' "
@@ -90,6 +93,7 @@ def _one_off_sql(dia: Dialect) -> str:
         JOIN tax_rate t ON t.code = pr.tax_rate_code
         WHERE p.account_id >= :lo AND p.account_id < :hi AND a.id >= :lo AND a.id < :hi AND a.bill_cycle_day = :day AND pr.currency = a.currency
           AND p.state IN ({states}) AND p.start_date >= {dia.d('pps')} AND p.start_date < {dia.d('pe')}
+          AND NOT EXISTS (SELECT 1 FROM final_account_product fa WHERE fa.product_id = p.id)
           AND NOT EXISTS (SELECT 1 FROM invoice_line l WHERE l.account_id = p.account_id AND l.product_id = p.id AND l.price_id = pr.id AND l.kind = 'one_off')"""
 
 

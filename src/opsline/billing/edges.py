@@ -76,7 +76,7 @@ def coverage_sql(dia: Dialect, *, charge_suspended: bool) -> str:
     x = f"""SELECT b.*, p.end_date, COALESCE(cr.credited, 0) AS credited, {TAX_BP} AS tax_bp, {dd} AS dd,
                {dia.days(pps, start)} AS a1, CASE WHEN {bend} IS NOT NULL AND {bend} <= {pps} THEN 0 ELSE {dia.days(pps, end)} END AS a2
         FROM ({billed}) b
-        JOIN product p ON p.id = b.product_id{joins}
+        JOIN product p ON p.id = b.product_id AND NOT EXISTS (SELECT 1 FROM final_account_product fa WHERE fa.product_id = p.id){joins}
         JOIN account a ON a.id = b.account_id AND a.bill_cycle_day = :day
         JOIN tax_rate t ON t.code = b.code
         LEFT JOIN ({credited}) cr ON cr.product_id = b.product_id"""
