@@ -388,8 +388,9 @@ def window(session: Session, *, month: date, lookback: int, now: datetime, tz: Z
            progress: Callable[[int, int], None] | None = None) -> Window:
     """The month ends the roll rates of `month` average over, with their data (ledger snapshots taken where missing).
     strict: raises UnableToProvide naming what is missing when fewer than `lookback` transitions have history."""
-    if not LOOKBACK <= lookback <= MAX_LOOKBACK:
-        raise UnableToProvide(f"the roll rates average over {LOOKBACK} to {MAX_LOOKBACK} months, not {lookback}", field="lookback")
+    low = LOOKBACK if strict else 1
+    if not low <= lookback <= MAX_LOOKBACK:
+        raise UnableToProvide(f"the roll rates average over {low} to {MAX_LOOKBACK} months, not {lookback}", field="lookback")
     check_ended(month, now=now, tz=tz)
     sources = history_sources(session, now=now, tz=tz)
     months = _months(add_months(month, -lookback), month)
@@ -750,12 +751,12 @@ def import_history(session: Session, *, data: bytes, filename: str, now: datetim
 def history_summary(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """How many month ends come from the ledger and how many from imported history, and each month's total."""
     sources = history_sources(session, now=now, tz=tz)
-    totals: dict[tuple[date, str], int] = {}
-    for r in _x(session, "SELECT month_end, source, SUM(balance_minor) AS bal FROM provision_ageing WHERE bucket <> 'written_off' "
-                         "GROUP BY month_end, source"):
-        totals[(billing.as_date(r.month_end).replace(day=1), r.source)] = int(r.bal or 0)  # type: ignore[union-attr]
+    totals: dict[tuple[date, str], list[tuple[str, int]]] = {}
+    for r in _x(session, "SELECT month_end, source, currency, SUM(balance_minor) AS bal FROM provision_ageing WHERE bucket <> 'written_off' "
+                         "GROUP BY month_end, source, currency ORDER BY currency"):
+        totals.setdefault((billing.as_date(r.month_end).replace(day=1), r.source), []).append((r.currency, int(r.bal or 0)))  # type: ignore[union-attr]
     taken = {billing.as_date(d).replace(day=1) for d in session.execute(select(ProvisionSnapshot.month_end)).scalars()}  # type: ignore[union-attr]
-    months = [{"month": month_text(m), "source": s, "balance_minor": totals.get((m, s)), "taken": s == "import" or m in taken}
+    months = [{"month": month_text(m), "source": s, "balances": totals.get((m, s), []), "taken": s == "import" or m in taken}
               for m, s in sources.items()]
     imports = [{"id": i.id, "filename": i.filename, "lines": i.lines, "months": i.months, "first": month_text(i.first_month),
                 "last": month_text(i.last_month), "at": i.imported_at, "by": i.imported_by}
