@@ -4,6 +4,7 @@ from opsline import demo
 from opsline.areas import Area
 from opsline.customers import home, models  # noqa: F401  (tables)
 from opsline.customers.models import ACCOUNT
+from opsline.users.roles import Role
 
 
 def _routers() -> list:
@@ -41,5 +42,11 @@ AREA = Area(
     desks=(("Customers", "/accounts", "customers.view"),),
     admin_views=_admin_views,
     lifecycles=(ACCOUNT,),
+    permissions={  # the account lifecycle's actions (customers.models.ACCOUNT); refused with 403 for other roles
+        "accounts.activate": {Role.BILLING, Role.SERVICE_MANAGER, Role.SECOND_LINE},
+        "accounts.suspend": {Role.DEBTORS_CLERK, Role.DEBTORS_MANAGER, Role.SERVICE_MANAGER},
+        "accounts.reconnect": {Role.DEBTORS_CLERK, Role.DEBTORS_MANAGER, Role.SERVICE_MANAGER, Role.BILLING},
+        "accounts.close": {Role.CANCELLATIONS, Role.DEBTORS_MANAGER},
+    },
     home=home.home,
 )

@@ -48,6 +48,8 @@ ACCOUNT = Lifecycle(
         _A.CLOSED: {},
     },
     needs_reason={"suspend", "reconnect", "close"},
+    # One permission per action (granted in customers/area.py): not every role that edits an account may cut it off.
+    permissions={"activate": "accounts.activate", "suspend": "accounts.suspend", "reconnect": "accounts.reconnect", "close": "accounts.close"},
     labels={"activate": "Activate", "suspend": "Suspend", "reconnect": "Reconnect", "close": "Close account"},
 )
 
