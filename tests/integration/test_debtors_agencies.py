@@ -369,7 +369,7 @@ def test_bulk_recall_tells_each_agency_once_and_needs_a_reason(factory):  # type
             agencies.recall(s, placement_ids=[ids[0], 987654], reason="x", now=NOW, actor=CLERK)
         s.rollback()
         with pytest.raises(ActionNotPermitted):
-            agencies.recall(s, placement_ids=ids, reason="x", now=NOW, actor=Actor(name="viewer", roles=frozenset({"support_agent"})))
+            agencies.recall(s, placement_ids=ids, reason="x", now=NOW, actor=Actor(name="viewer", roles=frozenset({"second_line_agent"})))
         s.rollback()
         assert _counts(s) == before
     with factory.begin() as s:
