@@ -10,11 +10,20 @@ Baseline: a competent per-account run in the same process on a sample (the accou
 Python, one indexed lookup per exclusion, the policy steps cached, one INSERT of the action and one of its audit event),
 rolled back; its decisions must agree with ours on the sample.
 
-    .venv/bin/python bench/dunning.py [--accounts 100000] [--naive 2000] [--url postgresql+psycopg://...] [--reuse]
+Then the worker: the run's `debtors.perform_actions` jobs carried out as the worker does (one job of 200 actions per
+transaction, committed; `--worker-jobs 0` every job): reminders and warnings queued through notifications, letter PDFs
+rendered and attached, suspensions through the account lifecycle, states, notes and memos. Its baseline carries out the
+next jobs one action at a time (a savepoint, notifications.send, one WeasyPrint render, one transition and memo each:
+the worker as it was), rolled back. The whole run is the run plus carrying out every queued action (measured with
+`--worker-jobs 0`, else extrapolated at the measured rate and said so).
 
-Last line: `dunning: 100000 accounts 1.9 s (52,000 accounts/s); evaluation 1.2 s (83,000 accounts/s); naive 900 accounts/s; ratio 58`
-Leaves out: the worker's messages (one notifications.send each, after the run: reported separately on a sample of actions),
-letter PDFs (rendered by the worker), and suspensions (the account lifecycle, one account at a time in the worker).
+    .venv/bin/python bench/dunning.py [--accounts 100000] [--naive 2000] [--url postgresql+psycopg://...] [--reuse]
+                                      [--worker-jobs 10] [--baseline-jobs 2]
+
+Last line: `dunning: 1,000,000 accounts 14.0 s (71,000 accounts/s, ...); evaluation ...; naive ...; ratio ...; worker N actions/s
+(one-by-one M); whole run T s`
+Leaves out: delivery of the messages (SMTP / SMS gateway: the notifications worker, after the run) and the reactions to a
+suspension in other areas (partner orders: their own jobs).
 """
 
 from __future__ import annotations
@@ -182,12 +191,75 @@ def naive(session, sample: list[int]) -> dict[int, tuple[int, int]]:  # type: ig
     return out
 
 
+def worker_one_by_one(session, *, run_id: int, from_id: int, to_id: int, now: datetime) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Baseline for the worker: each queued action on its own, as a competent per-action worker does it (and as ours did
+    before it batched): a savepoint, one notifications.send, the letter rendered by itself (WeasyPrint), one lifecycle
+    transition and one memo through the services."""
+    from sqlalchemy import select
+
+    from opsline.billing.invoicing.documents import company_profile
+    from opsline.core import lifecycle
+    from opsline.core.errors import OpslineError
+    from opsline.customers import service as customers
+    from opsline.customers.models import Account
+    from opsline.customers.schemas import MemoIn
+    from opsline.debtors.actions import LABELS, SYSTEM, _context, render_letter
+    from opsline.debtors.models import DUNNING_ACTION, DunningAction, DunningLetter, DunningStep, StepAction
+    from opsline.notifications import service as notifications
+
+    todo = list(session.execute(select(DunningAction).where(DunningAction.run_id == run_id, DunningAction.state == "queued",
+                                                            DunningAction.id >= from_id, DunningAction.id <= to_id).order_by(DunningAction.id)).scalars())
+    steps = {st.id: st for st in session.execute(select(DunningStep)).scalars()}
+    company = company_profile(session)
+    out: dict[str, int] = {}
+    for a in todo:
+        step = steps[a.step_id]
+        ctx = _context(a, step, company)
+        move = "perform"
+        try:
+            with session.begin_nested():
+                send = lambda ch, att=None: notifications.send(session, event=step.template_event or "dunning.reminder", account_id=a.account_id,  # noqa: E731
+                                                               context=ctx, now=now, actor=SYSTEM, channel=ch, category="collections",
+                                                               subject_ref=f"dunning_action:{a.id}", attachments=att,
+                                                               idempotency_key=f"dunning-action:{a.id}:{ch}", on_opt_out="suppress")
+                if a.action in ("reminder_email", "reminder_sms", "suspension_warning"):
+                    a.message_id = send("sms" if a.action == "reminder_sms" else "email")
+                elif a.action == "letter_of_demand":
+                    pdf = render_letter(session, action=a, step=step)
+                    letter = DunningLetter(action_id=a.id, account_id=a.account_id, content=pdf, size_bytes=len(pdf), rendered_at=now)
+                    session.add(letter)
+                    session.flush()
+                    a.message_id = send("email", [notifications.Attachment(filename=f"letter-of-demand-DUN-{a.id}.pdf", content_type="application/pdf",
+                                                                           ref=("dunning_letter", "content", letter.id))])
+                elif a.action == "suspend":
+                    if session.execute(select(Account.status).where(Account.id == a.account_id)).scalar_one() != "active":
+                        move = "skip"
+                    else:
+                        customers.transition_account(session, account_id=a.account_id, action="suspend", now=now, actor=SYSTEM, reason="dunning")
+                        a.message_id = send("email")
+                else:
+                    move = "skip"
+                session.flush()
+        except OpslineError:
+            move = "fail"
+        memo = f"Dunning: {LABELS.get(StepAction(a.action), a.action)} ({move})"
+        a.note, a.done_at = memo, now
+        lifecycle.transition(session, DUNNING_ACTION, a, move, now=now, actor=SYSTEM, reason=memo if move != "perform" else None)
+        customers.add_memo(session, account_id=a.account_id, data=MemoIn(category="debtors", body=memo), now=now, actor=SYSTEM)
+        out[move] = out.get(move, 0) + 1
+    session.flush()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--naive", type=int, default=2000)
     ap.add_argument("--url", default=DEFAULT_URL)
     ap.add_argument("--reuse", action="store_true", help="skip generating (the database must hold a generated, un-run book)")
+    ap.add_argument("--worker-jobs", type=int, default=10, help="worker jobs (200 actions each) carried out and timed after the run, committed "
+                    "one job per transaction as the worker does; 0 = every job of the run")
+    ap.add_argument("--baseline-jobs", type=int, default=2, help="jobs the one-by-one worker baseline carries out (rolled back)")
     args = ap.parse_args()
     from opsline.core.events import Actor
     from opsline.db.session import make_engine, make_sessionmaker
@@ -234,23 +306,56 @@ def main() -> None:
     with factory.begin() as s:
         assert runs.run_dunning(s, run_date=TODAY, today=TODAY, now=NOW, actor=Actor(name="bench"))["already_run"]
     t_again = time.perf_counter() - again
-    # the worker's side, on the first two jobs' actions (messages through notifications, letter PDFs, suspensions, memos), rolled back
+    # the worker: the run's jobs carried out as the worker does (one job per transaction, committed); the baseline, one
+    # action at a time, on the jobs after those (rolled back), so both see the same mix of reminders, letters and suspensions
     with factory() as s:
-        ids = list(s.execute(text("SELECT id FROM dunning_action WHERE run_id = :r AND state = 'queued' ORDER BY id LIMIT :k"),
-                             {"r": res["run_id"], "k": 2 * runs.CHUNK}).scalars())
-        t0 = time.perf_counter()
-        done = actions.perform_actions(s, run_id=res["run_id"], from_id=ids[0], to_id=ids[-1], now=NOW)
-        t_worker = time.perf_counter() - t0
-        letters = s.execute(text("SELECT COUNT(*) FROM dunning_letter")).scalar_one()
-        s.rollback()
-    assert sum(done.values()) == len(ids), done
+        job_rows = [j for j in s.execute(text("SELECT payload FROM job WHERE kind = :k ORDER BY id"), {"k": runs.PERFORM_JOB}).scalars()]
+    take = job_rows if args.worker_jobs == 0 else job_rows[:args.worker_jobs]
+    t0 = time.perf_counter()
+    done: dict[str, int] = {}
+    for payload in take:
+        with factory.begin() as s:
+            for k, v in actions.perform_job(s, payload, NOW).items():
+                done[k] = done.get(k, 0) + v
+    t_worker = time.perf_counter() - t0
+    n_done = sum(done.values())
+    with factory() as s:
+        lo, hi = take[0]["from_id"], take[-1]["to_id"]
+        left = s.execute(text("SELECT COUNT(*) FROM dunning_action WHERE run_id = :r AND state = 'queued' AND id BETWEEN :a AND :b"),
+                         {"r": res["run_id"], "a": lo, "b": hi}).scalar_one()
+        mix = dict(s.execute(text("SELECT action, COUNT(*) FROM dunning_action WHERE run_id = :r AND id BETWEEN :a AND :b "
+                                  "AND state IN ('done', 'skipped', 'failed') GROUP BY action"),
+                             {"r": res["run_id"], "a": lo, "b": hi}).all())
+        letters = s.execute(text("SELECT COUNT(*) FROM dunning_letter l JOIN dunning_action a ON a.id = l.action_id WHERE a.run_id = :r"),
+                            {"r": res["run_id"]}).scalar_one()
+        msgs = s.execute(text("SELECT COUNT(*) FROM message WHERE subject_ref LIKE 'dunning_action:%'")).scalar_one()
+        memos = s.execute(text("SELECT COUNT(*) FROM memo WHERE author = 'system:dunning'")).scalar_one()
+    assert left == 0 and n_done == sum(mix.values()) and done.get("fail", 0) == 0, (left, done, mix)
+    assert memos == n_done and letters == mix.get("letter_of_demand", 0) and msgs >= mix.get("reminder_email", 0) + mix.get("reminder_sms", 0)
+    rate = n_done / t_worker
+    rest = job_rows[len(take):len(take) + args.baseline_jobs] or job_rows[:args.baseline_jobs]
+    t_base, n_base = 0.0, 0
+    if rest and rest[0] not in take:
+        with factory() as s:
+            t0 = time.perf_counter()
+            for payload in rest:
+                n_base += sum(worker_one_by_one(s, run_id=res["run_id"], from_id=payload["from_id"], to_id=payload["to_id"], now=NOW).values())
+            t_base = time.perf_counter() - t0
+            s.rollback()
+    base_rate = n_base / t_base if t_base else 0.0
+    whole = t_run + (t_worker if args.worker_jobs == 0 else queued / rate)
     for st in res["steps"]:
         print(f"  {st['policy']:>10} {st['position']}. {st['name']:<40} {st['count']:>8,}")
     print(f"  excluded: " + ", ".join(f"{e['code']} {e['count']:,}" for e in res["excluded"]))
-    print(f"  worker (not in the run's time): {len(ids)} actions ({letters} letters) in {t_worker:.2f} s = {len(ids) / t_worker:,.0f} actions/s "
-          f"-> {queued:,} queued actions ≈ {queued / (len(ids) / t_worker):,.0f} s of one worker; second run the same day {t_again * 1000:.0f} ms")
+    print(f"  second run the same day {t_again * 1000:.0f} ms")
+    print(f"  actions carried out: {n_done:,} of {queued:,} queued ({', '.join(f'{k} {v:,}' for k, v in sorted(mix.items()))}; {letters:,} letter PDFs) "
+          f"in {t_worker:.1f} s = {rate:,.0f} actions/s ({len(take)} jobs, one worker, committed); "
+          + (f"one-by-one baseline {n_base} actions {base_rate:,.1f} actions/s, ratio {rate / base_rate:,.1f}" if base_rate else "no baseline (no jobs left)"))
+    print(f"  whole run (evaluated, actions written, carried out, messages queued): {whole:,.1f} s"
+          + ("" if args.worker_jobs == 0 else f" (carrying out extrapolated from {n_done:,} of {queued:,} actions at {rate:,.0f}/s; one worker)"))
     print(f"dunning: {n:,} accounts {t_run:.1f} s ({n / t_run:,.0f} accounts/s, {written:,} actions, {jobs_n} jobs); "
-          f"evaluation {t_eval:.1f} s ({n / t_eval:,.0f} accounts/s); naive {naive_rate:,.0f} accounts/s; ratio {(n / t_run) / naive_rate:,.0f}")
+          f"evaluation {t_eval:.1f} s ({n / t_eval:,.0f} accounts/s); naive {naive_rate:,.0f} accounts/s; ratio {(n / t_run) / naive_rate:,.0f}; "
+          f"worker {rate:,.0f} actions/s (one-by-one {base_rate:,.1f}); whole run {whole:,.1f} s")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from opsline.billing.invoicing.documents import company_profile
@@ -21,6 +21,7 @@ from opsline.core.money import Money
 from opsline.customers import service as customers
 from opsline.customers.models import Account, AccountStatus
 from opsline.customers.schemas import MemoIn
+from opsline.db.session import lock_for_write
 from opsline.debtors.models import DUNNING_ACTION, ActionState, DunningAction, DunningLetter, DunningStep, StepAction
 from opsline.notifications import service as notifications
 
@@ -57,73 +58,184 @@ def render_letter(session: Session, *, action: DunningAction, step: DunningStep)
     return bytes(HTML(string=html).write_pdf())
 
 
-def _send(session: Session, a: DunningAction, step: DunningStep, ctx: dict[str, Any], *, now: datetime, channel: str,
-          attachments: list[notifications.Attachment] | None = None) -> int:
-    return notifications.send(session, event=step.template_event or "dunning.reminder", account_id=a.account_id, context=ctx, now=now, actor=SYSTEM,
-                              channel=channel, category="collections", subject_ref=f"dunning_action:{a.id}", attachments=attachments,
-                              idempotency_key=f"dunning-action:{a.id}:{channel}", on_opt_out="suppress")
+_BATCH_LETTERS = 25  # letters laid out in one WeasyPrint document (the style sheet and fonts once), then split per letter
 
 
-def _perform_one(session: Session, a: DunningAction, step: DunningStep, company: dict[str, Any], *, now: datetime) -> tuple[str, str]:
-    """Do one queued action; returns (lifecycle action, memo text)."""
-    ctx = _context(a, step, company)
-    what = LABELS.get(StepAction(a.action), a.action)
-    owed = f"{ctx['debt']['overdue']} overdue {a.days_overdue} d"
-    if a.action in (StepAction.REMINDER_EMAIL, StepAction.REMINDER_SMS, StepAction.SUSPENSION_WARNING):
-        channel = "sms" if a.action == StepAction.REMINDER_SMS else "email"
-        a.message_id = _send(session, a, step, ctx, now=now, channel=channel)
-        return "perform", f"Dunning: {what} ({step.name}) queued by {channel}; {owed}. Message {a.message_id}."
-    if a.action == StepAction.LETTER_OF_DEMAND:
-        letter = session.execute(select(DunningLetter).where(DunningLetter.action_id == a.id)).scalar_one_or_none()
-        if letter is None:
-            pdf = render_letter(session, action=a, step=step)
-            letter = DunningLetter(action_id=a.id, account_id=a.account_id, content=pdf, size_bytes=len(pdf), rendered_at=now)
-            session.add(letter)
-            session.flush()
-        a.message_id = _send(session, a, step, ctx, now=now, channel="email", attachments=[notifications.Attachment(
-            filename=f"letter-of-demand-DUN-{a.id}.pdf", content_type="application/pdf", ref=("dunning_letter", "content", letter.id))])
-        return "perform", f"Dunning: letter of demand DUN-{a.id} sent; {owed}; pay by {ctx['debt']['pay_by']}."
-    if a.action == StepAction.SUSPEND:
-        status = session.execute(select(Account.status).where(Account.id == a.account_id)).scalar_one()
-        if status != AccountStatus.ACTIVE:
-            return "skip", f"Dunning: suspension step reached ({owed}); the account is already {status}."
-        customers.transition_account(session, account_id=a.account_id, action="suspend", now=now, actor=SYSTEM,
-                                     reason=f"dunning: {step.name}, {owed} (DUN-{a.id})")
-        a.message_id = _send(session, a, step, ctx, now=now, channel="email")
-        return "perform", f"Dunning: account suspended ({step.name}); {owed}."
-    return "skip", f"Dunning: {what} needs a person."
+def _letter_html(row: Any, company: dict[str, Any], notice_days: int) -> str:
+    pay_by = row.run_date + timedelta(days=max(notice_days, 1))
+    return _env.get_template("letter_of_demand.html").render(
+        company=company, account={c: getattr(row, c) for c in ("account_number", "name", "billing_line1", "billing_suburb", "billing_city", "billing_postal_code")},
+        run_date=row.run_date.strftime("%d %b %Y"), action_id=row.id, overdue=str(Money.from_minor(row.overdue_minor, row.currency)),
+        balance=str(Money.from_minor(row.balance_minor, row.currency)), days_overdue=row.days_overdue, notice_days=max(notice_days, 1),
+        pay_by=pay_by.strftime("%d %b %Y"))
 
 
-def perform_actions(session: Session, *, run_id: int, now: datetime, from_id: int | None = None, to_id: int | None = None) -> dict[str, int]:
-    """Carry out the queued actions of a run (optionally an id range: one worker job). An action that fails (no
-    template, a refused transition) is marked failed with the reason and the others go on. Returns counts by outcome."""
-    q = select(DunningAction).where(DunningAction.run_id == run_id, DunningAction.state == ActionState.QUEUED)
+def render_letters(rows: list[Any], *, company: dict[str, Any], notice_days: dict[int, int]) -> dict[int, bytes | Exception]:
+    """Letters of demand for many actions (rows with the action's and account's columns): action id -> PDF bytes, or the
+    error rendering that one letter raised. A few dozen letters share one WeasyPrint layout (the style sheet parsed once,
+    each letter starting a page); a batch that fails is rendered letter by letter so only the bad one fails."""
+    from weasyprint import HTML
+
+    out: dict[int, bytes | Exception] = {}
+    for k in range(0, len(rows), _BATCH_LETTERS):
+        part = rows[k:k + _BATCH_LETTERS]
+        try:
+            htmls = [_letter_html(r, company, notice_days[r.step_id]) for r in part]
+            head = htmls[0].split("<body>", 1)[0]
+            body = "".join(f'<section id="letter-{r.id}" style="page-break-before: always">{h.split("<body>", 1)[1].rsplit("</body>", 1)[0]}</section>'
+                           for r, h in zip(part, htmls))
+            doc = HTML(string=f"{head}<body>{body}</body></html>").render()
+            pages: dict[int, list[Any]] = {}
+            current = None
+            for page in doc.pages:
+                starts = [int(a.split("-", 1)[1]) for a in page.anchors if a.startswith("letter-")]
+                if starts:
+                    current = starts[0]
+                pages.setdefault(current, []).append(page)  # type: ignore[arg-type]
+            if set(pages) != {r.id for r in part}:
+                raise RuntimeError("letters and pages do not line up")
+            for r in part:
+                one = doc.copy(pages[r.id])
+                one.metadata.title = f"Letter of demand {r.account_number}"  # the shared document's title is the first letter's
+                out[r.id] = bytes(one.write_pdf())
+        except Exception:  # noqa: BLE001  (one by one below; each letter's own error is kept)
+            for r in part:
+                try:
+                    out[r.id] = bytes(HTML(string=_letter_html(r, company, notice_days[r.step_id])).write_pdf())
+                except Exception as exc:  # noqa: BLE001
+                    out[r.id] = exc
+    return out
+
+
+def _claim(session: Session, *, run_id: int, from_id: int | None, to_id: int | None) -> list[Any]:
+    """The run's queued actions in the range with what carrying them out needs (step, account), locked: on PostgreSQL
+    `FOR UPDATE SKIP LOCKED`, so a second worker on the same range (a retried job) takes none of them twice; on SQLite
+    the write lock. Ordered by id."""
+    lock_for_write(session)
+    q = select(DunningAction.id).where(DunningAction.run_id == run_id, DunningAction.state == ActionState.QUEUED)
     if from_id is not None:
         q = q.where(DunningAction.id >= from_id)
     if to_id is not None:
         q = q.where(DunningAction.id <= to_id)
-    todo = list(session.execute(q.order_by(DunningAction.id)).scalars())
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    ids = list(session.execute(q.order_by(DunningAction.id)).scalars())
+    if not ids:
+        return []
+    return list(session.execute(
+        select(DunningAction.id, DunningAction.account_id, DunningAction.step_id, DunningAction.action, DunningAction.run_date,
+               DunningAction.days_overdue, DunningAction.overdue_minor, DunningAction.balance_minor, DunningAction.currency,
+               DunningStep.name.label("step_name"), DunningStep.notice_days, DunningStep.template_event,
+               Account.status, Account.account_number, Account.name, Account.billing_line1, Account.billing_suburb, Account.billing_city,
+               Account.billing_postal_code)
+        .join(DunningStep, DunningStep.id == DunningAction.step_id).join(Account, Account.id == DunningAction.account_id)
+        .where(DunningAction.id.in_(ids)).order_by(DunningAction.id)).all())
+
+
+def _ctx(r: Any, company: dict[str, Any]) -> dict[str, Any]:
+    pay_by = r.run_date + timedelta(days=max(r.notice_days, 1))
+    return {"debt": {"overdue": str(Money.from_minor(r.overdue_minor, r.currency)), "balance": str(Money.from_minor(r.balance_minor, r.currency)),
+                     "days_overdue": r.days_overdue, "step": r.step_name, "pay_by": pay_by.isoformat(), "reference": f"DUN-{r.id}"},
+            "company": {k: company.get(k) or "" for k in ("name", "phone", "email", "bank_name", "bank_account_number", "bank_branch_code")}}
+
+
+def perform_actions(session: Session, *, run_id: int, now: datetime, from_id: int | None = None, to_id: int | None = None) -> dict[str, int]:
+    """Carry out the queued actions of a run (optionally an id range: one worker job), in a few statements per kind:
+    the letters of demand rendered together, every message queued through one notifications.send_many (contact caps and
+    quiet hours apply there), suspensions through the customers account lifecycle (one account at a time: products
+    and partners follow its event), then the actions' states (one audit event each), notes and memos set-based.
+
+    Each action is carried out once, also with two workers on the same range (the rows are claimed locked). An action
+    that fails (no template, a letter that does not render, a refused suspension) is marked failed with the reason and
+    the others go on. Returns counts by outcome (perform / skip / fail)."""
+    todo = _claim(session, run_id=run_id, from_id=from_id, to_id=to_id)
     if not todo:
         return {}
-    steps = {s.id: s for s in session.execute(select(DunningStep).where(DunningStep.id.in_({a.step_id for a in todo}))).scalars()}
     try:
         company = company_profile(session)
     except NotFound:
         company = {}
+    result: dict[int, tuple[str, str]] = {}  # action id -> (lifecycle action, memo)
+    message_of: dict[int, int] = {}
+    sends: list[tuple[Any, notifications.Outgoing]] = []
+
+    def outgoing(r: Any, channel: str, attachments: tuple[notifications.Attachment, ...] = ()) -> notifications.Outgoing:
+        return notifications.Outgoing(event=r.template_event or "dunning.reminder", account_id=r.account_id, context=_ctx(r, company),
+                                      channel=channel, subject_ref=f"dunning_action:{r.id}", attachments=attachments,
+                                      idempotency_key=f"dunning-action:{r.id}:{channel}")
+
+    def owed(r: Any) -> str:
+        return f"{Money.from_minor(r.overdue_minor, r.currency)} overdue {r.days_overdue} d"
+
+    # letters: the ones a previous attempt rendered are kept; the rest rendered together and stored in one statement
+    letter_rows = [r for r in todo if r.action == StepAction.LETTER_OF_DEMAND]
+    letter_ids: dict[int, int] = {}
+    if letter_rows:
+        letter_ids = {int(a): int(i) for a, i in session.execute(select(DunningLetter.action_id, DunningLetter.id)
+                                                                 .where(DunningLetter.action_id.in_([r.id for r in letter_rows]))).all()}
+        missing = [r for r in letter_rows if r.id not in letter_ids]
+        pdfs = render_letters(missing, company=company, notice_days={r.step_id: r.notice_days for r in missing})
+        new = [{"action_id": r.id, "account_id": r.account_id, "content": pdfs[r.id], "size_bytes": len(pdfs[r.id]), "rendered_at": now}  # type: ignore[arg-type]
+               for r in missing if isinstance(pdfs[r.id], bytes)]
+        if new:
+            letter_ids |= {int(a): int(i) for i, a in session.execute(insert(DunningLetter).returning(DunningLetter.id, DunningLetter.action_id), new).all()}
+        for r in missing:
+            if not isinstance(pdfs[r.id], bytes):
+                result[r.id] = ("fail", f"Dunning: letter of demand failed: the PDF did not render ({pdfs[r.id]})")
+    for r in todo:
+        what = LABELS.get(StepAction(r.action), r.action)
+        if r.id in result:
+            continue
+        if r.action in (StepAction.REMINDER_EMAIL, StepAction.REMINDER_SMS, StepAction.SUSPENSION_WARNING):
+            channel = "sms" if r.action == StepAction.REMINDER_SMS else "email"
+            sends.append((r, outgoing(r, channel)))
+            result[r.id] = ("perform", f"Dunning: {what} ({r.step_name}) queued by {channel}; {owed(r)}. Message {{message}}.")
+        elif r.action == StepAction.LETTER_OF_DEMAND:
+            sends.append((r, outgoing(r, "email", (notifications.Attachment(filename=f"letter-of-demand-DUN-{r.id}.pdf", content_type="application/pdf",
+                                                                             ref=("dunning_letter", "content", letter_ids[r.id])),))))
+            result[r.id] = ("perform", f"Dunning: letter of demand DUN-{r.id} sent; {owed(r)}; pay by {_ctx(r, company)['debt']['pay_by']}.")
+        elif r.action == StepAction.SUSPEND:
+            if r.status != AccountStatus.ACTIVE:
+                result[r.id] = ("skip", f"Dunning: suspension step reached ({owed(r)}); the account is already {r.status}.")
+                continue
+            try:
+                with session.begin_nested():
+                    customers.transition_account(session, account_id=r.account_id, action="suspend", now=now, actor=SYSTEM,
+                                                 reason=f"dunning: {r.step_name}, {owed(r)} (DUN-{r.id})")
+            except OpslineError as exc:
+                result[r.id] = ("fail", f"Dunning: {what} failed: {exc.detail}")
+                continue
+            sends.append((r, outgoing(r, "email")))
+            result[r.id] = ("perform", f"Dunning: account suspended ({r.step_name}); {owed(r)}.")
+        else:
+            result[r.id] = ("skip", f"Dunning: {what} needs a person.")
+    if sends:
+        sent = notifications.send_many(session, messages=[o for _, o in sends], now=now, actor=SYSTEM, category="collections")
+        for (r, _), got in zip(sends, sent):
+            if isinstance(got, int):
+                message_of[r.id] = got
+                move, memo = result[r.id]
+                result[r.id] = (move, memo.replace("{message}", str(got)))
+            else:
+                what = LABELS.get(StepAction(r.action), r.action)
+                if r.action == StepAction.SUSPEND:  # the account is suspended; only the notice failed
+                    result[r.id] = ("perform", result[r.id][1] + f" The notice was not sent: {got.detail}")
+                else:
+                    result[r.id] = ("fail", f"Dunning: {what} failed: {got.detail}")
+    # states, notes and memos, set-based
+    session.execute(update(DunningAction), [{"id": r.id, "note": result[r.id][1], "done_at": now, "message_id": message_of.get(r.id)} for r in todo])
     out: dict[str, int] = {}
-    for a in todo:
-        step = steps[a.step_id]
-        try:
-            with session.begin_nested():
-                move, memo = _perform_one(session, a, step, company, now=now)
-                session.flush()
-        except OpslineError as exc:
-            move, memo = "fail", f"Dunning: {LABELS.get(StepAction(a.action), a.action)} failed: {exc.detail}"
-        a.note, a.done_at = memo, now
-        lifecycle.transition(session, DUNNING_ACTION, a, move, now=now, actor=SYSTEM, reason=memo if move != "perform" else None,
-                             label=f"dunning action DUN-{a.id}")
-        customers.add_memo(session, account_id=a.account_id, data=MemoIn(category="debtors", body=memo), now=now, actor=SYSTEM)
-        out[move] = out.get(move, 0) + 1
+    by_move: dict[str, list[int]] = {}
+    for r in todo:
+        by_move.setdefault(result[r.id][0], []).append(r.id)
+    for move, ids in by_move.items():
+        if move == "perform":
+            lifecycle.transition_many(session, DUNNING_ACTION, DunningAction, ids, "perform", now=now, actor=SYSTEM)
+        else:  # few: each with its own reason on the timeline
+            for a in session.execute(select(DunningAction).where(DunningAction.id.in_(ids)).order_by(DunningAction.id)).scalars():
+                lifecycle.transition(session, DUNNING_ACTION, a, move, now=now, actor=SYSTEM, reason=result[a.id][1], label=f"dunning action DUN-{a.id}")
+        out[move] = len(ids)
+    customers.add_memos(session, memos=[(r.account_id, result[r.id][1]) for r in todo], category="debtors", now=now, actor=SYSTEM)
     session.flush()
     return out
 
