@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opsline.core.errors import NotAuthenticated, OpslineError
@@ -66,3 +67,33 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException):  # type: ignore[no-untyped-def]
         title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(exc.status_code, "Error")
         return problem_response(exc.status_code, title, str(exc.detail), instance=request.url.path)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError):  # type: ignore[no-untyped-def]
+        return _out_of_range(request)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError):  # type: ignore[no-untyped-def]
+        # A number past the database's integer range (a hostile `?page=` or id) is bad input, not a crash.
+        if getattr(exc.orig, "sqlstate", None) == "22003" or isinstance(exc.orig, OverflowError):
+            return _out_of_range(request)
+        return await _crash(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):  # type: ignore[no-untyped-def]
+        # Anything unforeseen still answers in the API's language (problem+json) or as the error page, never a bare text/plain.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        if _wants_html(request) and not request.headers.get("hx-request"):
+            from opsline.web.templating import render_error
+
+            return render_error(request, 500, "Something went wrong", "the error was logged; please try again or tell support the time it happened")
+        return problem_response(500, "Internal server error", "the error was logged; please try again", instance=request.url.path)
+
+
+def _out_of_range(request: Request) -> JSONResponse:
+    detail = "a number in the request is out of range (page, offset, limit or id too large)"
+    if _wants_html(request) and not request.headers.get("hx-request"):
+        from opsline.web.templating import render_error
+
+        return render_error(request, 422, "Invalid input", detail)
+    return problem_response(422, "Invalid input", detail, instance=request.url.path)
