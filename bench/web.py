@@ -193,7 +193,9 @@ def measure(kind: str, url: str, accounts: int, requests: int, with_worker: bool
     rows: list[tuple[str, int, float, float, float]] = []
     try:
         base = httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=60)
-        r = base.post("/login", data={"username": "admin", "password": DEMO_PASSWORD, "next": "/"}, follow_redirects=False)
+        base.get("/login")  # the sign-in form's CSRF cookie
+        r = base.post("/login", data={"username": "admin", "password": DEMO_PASSWORD, "next": "/", "csrf_token": base.cookies.get("opsline_signin") or ""},
+                      follow_redirects=False)
         assert r.status_code == 303, f"sign-in failed: {r.status_code} {r.text[:300]}"
         api = httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=60, headers={"Authorization": f"Bearer {token}"})
         for ep in endpoints(base, api, sample):

@@ -185,8 +185,7 @@ def client_as(app, make_user):  # type: ignore[no-untyped-def]
         c = TestClient(app, raise_server_exceptions=True)
         c.__enter__()
         clients.append(c)
-        c.get("/login")
-        r = c.post("/login", data={"username": username, "password": "password123", "csrf_token": "x"}, follow_redirects=False)
+        r = post_login(c, username)
         assert r.status_code == 303, r.text
         c.headers["X-CSRF-Token"] = csrf_of(c)
         c.username = username  # type: ignore[attr-defined]
@@ -195,6 +194,13 @@ def client_as(app, make_user):  # type: ignore[no-untyped-def]
     yield make
     for c in clients:
         c.__exit__(None, None, None)
+
+
+def post_login(client, username: str, password: str = "password123", **fields: str):  # type: ignore[no-untyped-def]
+    """Sign in through the form as a browser does: open it (which sets its CSRF cookie) and post it with that token."""
+    client.get("/login")
+    token = client.cookies.get("opsline_signin", path="/login") or ""
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token, **fields}, follow_redirects=False)
 
 
 def csrf_of(client) -> str:  # type: ignore[no-untyped-def]
@@ -298,7 +304,7 @@ def run_schemathesis(app, headers: dict[str, str], path_regex: str, *, max_examp
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import response_schema_conformance
 
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=headers)
     operations = [r.ok() for r in schema.include(path_regex=path_regex).get_all_operations()]
     assert operations, f"no operations match {path_regex}"
     for operation in operations:

@@ -3,8 +3,9 @@
 from fastapi.testclient import TestClient
 
 
-def test_the_api_browser_loads_swagger_ui_from_our_own_static_files(app):
+def test_the_api_browser_loads_swagger_ui_from_our_own_static_files(app, api_token):
     with TestClient(app) as client:
+        client.headers.update(api_token("billing_analyst"))
         page = client.get("/api/docs")
         assert page.status_code == 200
         assert "/static/vendor/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()

@@ -96,7 +96,7 @@ def test_case_clock_partial_and_api(client_as, api_token, factory, now, app) -> 
         b = api.get("/api/sla/v1/breach", headers=api_token("admin"))
         assert b.status_code == 200 and b.json() and b.headers["X-Result-Count"] == str(len(b.json()))
         assert api.get("/api/sla/v1/caseClock?caseId=999999", headers=api_token("admin")).status_code == 404
-        assert "/api/sla/v1/breach" in api.get("/openapi.json").json()["paths"]
+        assert "/api/sla/v1/breach" in api.get("/openapi.json", headers=api_token("admin")).json()["paths"]
 
 
 def test_the_dashboard_explains_open_breaches_against_this_months_breaches_and_links_both(client_as, factory, now) -> None:  # type: ignore[no-untyped-def]

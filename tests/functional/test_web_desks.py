@@ -11,6 +11,7 @@ from opsline.areas import Area, HomeCard, load_areas
 from opsline.customers.models import Account
 from opsline.users.roles import ROLE_LABELS, Role
 from opsline.web import desk
+from conftest import post_login
 
 
 def _cards(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
@@ -145,7 +146,7 @@ def test_every_demo_user_lands_on_their_own_desk_page_with_every_areas_cards(cli
     for username, _name, roles in DEMO_USERS:
         make_user(*roles, username=username)
         with TestClient(app) as c:
-            assert c.post("/login", data={"username": username, "password": "password123"}, follow_redirects=False).status_code == 303
+            assert post_login(c, username).status_code == 303
             r = c.get("/", follow_redirects=False)
             assert r.headers["location"] == f"/desk/{roles[0]}", username
             page = c.get(r.headers["location"])

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from opsline.customers.models import Account, Memo
+from conftest import post_login
 
 
 def _account(factory, now, actor, **kw):  # type: ignore[no-untyped-def]
@@ -31,8 +32,7 @@ def test_pages_redirect_to_sign_in_and_api_answers_401_problem_json(app):
 def test_wrong_password_shows_an_error_and_sets_no_session(app, make_user):
     make_user("billing_analyst", username="bilal")
     c = TestClient(app)
-    c.get("/login")
-    r = c.post("/login", data={"username": "bilal", "password": "wrong-password"})
+    r = post_login(c, "bilal", "wrong-password")
     assert r.status_code == 401 and "wrong username or password" in r.text
     assert c.get("/tmf-api/customerManagement/v4/customer").status_code == 401
 

@@ -13,11 +13,10 @@ from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
 from opsline.users.roles import Role, all_permissions, allowed
+from conftest import post_login
 
 # Open to anyone, and why. Everything else must declare a permission with web.deps.require().
 PUBLIC_ROUTES = {
-    "/openapi.json": "the API description",
-    "/api/docs": "the API browser",
     "/docs/oauth2-redirect": "part of the API browser",
     "/api/partners/callback/{partner_code}": "partner webhooks authenticate with their HMAC signature",
 }
@@ -88,7 +87,7 @@ def clients(app, make_user):  # type: ignore[no-untyped-def]
         username = make_user(role.value, username=f"matrix_{role.value}")
         c = TestClient(app, raise_server_exceptions=False)
         c.__enter__()
-        r = c.post("/login", data={"username": username, "password": "password123"}, follow_redirects=False)
+        r = post_login(c, username)
         assert r.status_code == 303, r.text
         c.headers["X-CSRF-Token"] = re.search(r'"X-CSRF-Token": "([^"]+)"', c.get("/jobs").text).group(1)  # type: ignore[union-attr]
         made[role.value] = c

@@ -9,10 +9,11 @@ from sqlalchemy import func, select
 from opsline.customers.models import Memo
 from opsline.users.models import SignInAttempt, StaffSession
 from opsline.users.sessions import COOKIE_NAME
+from conftest import post_login
 
 
 def _sign_in(c: TestClient, username: str, password: str = "password123"):  # type: ignore[no-untyped-def]
-    return c.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+    return post_login(c, username, password)
 
 
 def _account(factory, now, actor) -> int:  # type: ignore[no-untyped-def]
@@ -182,7 +183,7 @@ def test_sign_out_needs_the_csrf_token_so_another_site_cannot_sign_you_out(app, 
 def test_sign_in_redirects_only_to_local_pages(app, make_user):
     make_user("debtors_clerk", username="dawie")
     for target, expected in (("/accounts", "/accounts"), ("//evil.example/x", "/"), ("https://evil.example", "/"), ("/\\evil.example", "/")):
-        r = TestClient(app).post("/login", data={"username": "dawie", "password": "password123", "next": target}, follow_redirects=False)
+        r = post_login(TestClient(app), "dawie", next=target)
         assert r.headers["location"] == expected, target
 
 

@@ -55,6 +55,10 @@ PERMISSIONS: dict[str, set[Role]] = {
     "sla.manage": {Role.SERVICE_MANAGER},
     "jobs.view": ALL_STAFF,
     "desks.view": ALL_STAFF,  # a desk home page; which desks a user may open follows their roles (web/desk.py)
+    "api.docs": ALL_STAFF,  # the OpenAPI description and API browser (API clients hold roles too)
+    "metrics.view": set(),  # Prometheus scrapes with OPSLINE_METRICS_TOKEN instead
+    "privacy.request": {Role.SECOND_LINE, Role.SERVICE_MANAGER, Role.DEBTORS_MANAGER, Role.BILLING},
+    "privacy.approve": {Role.SERVICE_MANAGER, Role.DEBTORS_MANAGER},
     "admin.reference_data": set(),
     "admin.users": set(),
 }

@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from opsline.core import events
 from opsline.core.errors import NotAuthenticated, OpslineError
+from opsline.core.events import Actor
 from opsline.users import service as users
 from opsline.users.models import SignInAttempt, User
 
@@ -50,8 +52,12 @@ def sign_in(session: Session, *, username: str, password: str, ip: str, now: dat
     try:
         user = users.authenticate(session, username=username, password=password, now=now)
     except NotAuthenticated:
-        session.add(SignInAttempt(username=username, ip=ip, attempted_at=now, succeeded=False))
+        attempt = SignInAttempt(username=username, ip=ip, attempted_at=now, succeeded=False)
+        session.add(attempt)
         session.flush()
+        known = session.execute(select(User.id).where(User.username == username)).scalar()
+        events.record(session, now=now, actor=Actor(name=f"sign-in from {ip}"), entity_type="user" if known else "sign_in_attempt",
+                      entity_id=known or attempt.id, action="sign_in_failed", after={"username": username, "ip": ip})
         raise
     session.add(SignInAttempt(username=username, ip=ip, attempted_at=now, succeeded=True))
     session.flush()

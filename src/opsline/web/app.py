@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import socket
 from contextlib import asynccontextmanager
@@ -10,8 +11,8 @@ from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi import Depends, FastAPI
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
@@ -21,7 +22,8 @@ from opsline.config import Settings, get_settings
 from opsline.core.jobs import Worker
 from opsline.db.session import deferred, make_engine, make_sessionmaker
 from opsline.jobs_registry import build_registry
-from opsline.web.deps import public
+from opsline.core.errors import NotAuthenticated, PermissionDenied
+from opsline.web.deps import DB, Now, get_principal, public, require
 from opsline.web.security import BodySizeLimit, SecurityHeaders, check_csrf
 
 log = logging.getLogger("opsline.web")
@@ -34,6 +36,23 @@ Errors are `application/problem+json` (RFC 9457)."""
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def metrics_access(request: Request, db: DB, now: Now) -> None:
+    """Prometheus sends `Authorization: Bearer <OPSLINE_METRICS_TOKEN>`; otherwise a signed-in user with metrics.view.
+    Raises NotAuthenticated (no or wrong credentials) or PermissionDenied (a user without the permission)."""
+    expected = request.app.state.settings.metrics_token
+    auth = request.headers.get("authorization", "")
+    if expected and auth.lower().startswith("bearer "):
+        if hmac.compare_digest(auth[7:].strip().encode(), expected.encode()):
+            return
+        raise NotAuthenticated("wrong metrics token")
+    principal = get_principal(request, db, now)
+    if not principal.can("metrics.view"):
+        raise PermissionDenied("your role does not allow 'metrics.view'")
+
+
+metrics_access.permission = "metrics.view"  # type: ignore[attr-defined]  (read by the route-table permission matrix)
 
 
 def create_app(*, settings: Settings | None = None, engine: Engine | None = None, clock: Callable[[], datetime] | None = None, start_worker: bool | None = None) -> FastAPI:
@@ -57,7 +76,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
 
     app = FastAPI(
         title="Opsline API", version="4.0.0", description=API_DESCRIPTION, lifespan=lifespan,
-        dependencies=[Depends(check_csrf)], docs_url=None, redoc_url=None,
+        dependencies=[Depends(check_csrf)], docs_url=None, redoc_url=None, openapi_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -84,7 +103,12 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
 
     mount_admin(app, engine=engine, secret_key=settings.secret_key, clock=clock)
 
-    @app.get("/api/docs", include_in_schema=False)
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("api.docs"))])
+    def openapi_document() -> JSONResponse:
+        """The OpenAPI description, for signed-in staff and API clients (it maps the whole attack surface)."""
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/docs", include_in_schema=False, dependencies=[Depends(require("api.docs"))])
     def api_docs() -> HTMLResponse:
         """The API browser, from vendored Swagger UI (no CDN: it works on a closed network)."""
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Opsline API", swagger_js_url="/static/vendor/swagger-ui-bundle.js",
@@ -94,7 +118,7 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(public("Prometheus scrape; keep it on the internal network"))])
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_access)])
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 

@@ -12,13 +12,16 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from opsline.core.localtime import zone
-from opsline.core.errors import PermissionDenied
+from opsline.core.errors import NotAuthenticated, PermissionDenied
 from opsline.core.events import Actor
 from opsline.users import service as users
 from opsline.users import sessions
 from opsline.users.roles import allowed
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Where a system's bearer token is accepted: the REST API and its description. Staff pages and forms take only a
+# staff session (so a token handed to an integration can never drive the staff UI's forms).
+API_PREFIXES = ("/tmf-api/", "/api/", "/openapi.json")
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -69,6 +72,8 @@ def get_principal(request: Request, db: Annotated[Session, Depends(get_db, scope
     Raises NotAuthenticated (no, unknown, revoked or expired session) or PermissionDenied (CSRF)."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
+        if not request.url.path.startswith(API_PREFIXES):
+            raise NotAuthenticated("API tokens are accepted only by the REST API (/tmf-api, /api); staff pages need a signed-in user")
         client = users.client_for_token(db, token=auth[7:].strip())
         roles = frozenset(client.roles)
         return Principal(Actor(name=f"api:{client.name}", roles=roles), None, client.name, roles, "token")

@@ -13,6 +13,24 @@ from opsline.core.errors import PermissionDenied
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+def request_is_https(request: Request) -> bool:
+    """Whether the browser reached us over https: directly, or through a proxy named in OPSLINE_TRUSTED_PROXIES
+    whose X-Forwarded-Proto says so (anyone else's X-Forwarded-Proto is ignored: a client could send it)."""
+    if request.url.scheme == "https":
+        return True
+    settings = request.app.state.settings
+    peer = request.client.host if request.client else ""
+    if peer and peer in settings.trusted_proxy_addresses():
+        return request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+    return False
+
+
+def cookie_secure(request: Request) -> bool:
+    """The session cookie's Secure flag (OPSLINE_COOKIE_SECURE: true, false, or auto = when the request is https)."""
+    mode = request.app.state.settings.cookie_secure
+    return mode == "true" or (mode == "auto" and request_is_https(request))
+
+
 async def check_csrf(request: Request) -> None:
     """Capture the CSRF token an unsafe request sends (header `X-CSRF-Token`, or form field `csrf_token`) into
     `request.state.csrf_sent`, after refusing a browser request whose Origin is another site. The principal
