@@ -17,7 +17,7 @@ from opsline.core.exports import download_headers, export_table
 from opsline.core.localtime import local_date
 from opsline.debtors import agencies, agencies_recoveries, agencies_report
 from opsline.debtors.agencies import major
-from opsline.debtors.agency_models import AGENCY_PLACEMENT, PlacementState
+from opsline.debtors.agency_models import PlacementState
 from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
 
