@@ -149,3 +149,38 @@ def test_pages_render_for_debtors_roles_and_are_refused_to_others(client_as, fac
     assert empty.status_code == 200 and "Dry run: 0 accounts" in empty.text
     assert clerk.get("/debtors/agencies/handover?check=1&agency=collectco&source=everything").status_code == 422
     assert clerk.get("/debtors/agencies/placements/987654").status_code == 404
+
+
+def test_the_cli_imports_a_recovery_file_once_and_names_a_bad_line(engine, factory, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from opsline.cli import app
+    from opsline.config import get_settings
+    from opsline.debtors import agencies
+
+    with factory.begin() as s:
+        a = _written_off(s, "Cli Payer", 50000)
+        agencies.hand_over(s, agency="collectco", selection=agencies.parse_selection(source="written_off", accounts="", min_amount="", min_days="0",
+                                                                                      currency="ZAR"),
+                           today=TODAY - timedelta(days=20), now=at(TODAY - timedelta(days=20)), actor=CLERK)
+    day = (TODAY - timedelta(days=2)).strftime("%Y%m%d")
+    good, bad = tmp_path / "cc.csv", tmp_path / "cc-bad.csv"
+    good.write_text(f"ClientRef;AmountPaid;PaymentDate;ReceiptNo\n{a['number']};120.00;{day};CLI-1\n")
+    bad.write_text(f"ClientRef;AmountPaid;PaymentDate;ReceiptNo\n{a['number']};12,0.0.0;{day};CLI-9\n")
+    monkeypatch.setenv("OPSLINE_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        before = _counts(factory)
+        refused = CliRunner().invoke(app, ["agency-recoveries", str(bad), "--agency", "collectco"])
+        assert _counts(factory) == before
+        ok = CliRunner().invoke(app, ["agency-recoveries", str(good), "--agency", "collectco"])
+        again = CliRunner().invoke(app, ["agency-recoveries", str(good), "--agency", "collectco"])
+        unknown = CliRunner().invoke(app, ["agency-recoveries", str(good), "--agency", "nosuch"])
+    finally:
+        get_settings.cache_clear()
+    assert refused.exit_code == 2 and "cc-bad.csv line 2, field AmountPaid" in refused.output
+    assert ok.exit_code == 0 and "1 recoveries posted" in ok.output and "ZAR 120.00" in ok.output, ok.output
+    assert again.exit_code == 2 and "already imported" in again.output
+    assert unknown.exit_code == 2 and "no collection agency 'nosuch'" in unknown.output
+    with factory() as s:
+        assert s.execute(text("SELECT COUNT(*) FROM agency_recovery")).scalar_one() == 1
