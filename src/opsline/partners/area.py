@@ -15,6 +15,7 @@ from opsline.core.domain_events import DomainEvent, Subscriber
 from opsline.core.events import Actor
 from opsline.core.localtime import zone
 from opsline.partners import models  # noqa: F401  (tables)
+from opsline.partners import exposure  # noqa: F401  (the fno_claim table)
 from opsline.partners import service
 from opsline.partners.models import SERVICE_ORDER
 
@@ -121,7 +122,8 @@ AREA = Area(
     panels=_panels,
     admin_views=_admin_views,
     cli=_cli,
-    lifecycles=(SERVICE_ORDER,),
+    lifecycles=(SERVICE_ORDER, exposure.FNO_CLAIM),
+    permissions={"partners.claims": {"cancellations_coordinator", "billing_analyst"}},  # claims to FNOs for late deactivations
     subscribers=(
         Subscriber("partners.suspend_line_with_product", "product.suspended", _on_product_suspended),
         Subscriber("partners.resume_line_with_product", "product.active", _on_product_active),
