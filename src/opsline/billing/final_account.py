@@ -529,7 +529,7 @@ def issue(session: Session, *, account_id: int, product_ids: Sequence[int], end_
     values = dict(account_id=acc.id, idempotency_key=key, end_date=end_date, reason=why, currency=acc.currency, subtotal_minor=0, tax_minor=0,
                   total_minor=0, etf_waiver_reason=waive, created_at=now, created_by=actor.name)
     ins = (pg_insert if dia.pg else sqlite_insert)(FinalAccount).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    if not session.execute(ins).rowcount:
+    if session.execute(ins.returning(FinalAccount.id)).scalar_one_or_none() is None:
         prior = _replay(session, key, acc.id)
         assert prior is not None
         return prior
@@ -665,6 +665,9 @@ def _propose_refund(session: Session, *, acc: Account, fa: FinalAccount, now: da
         return
     fa.refund_id = int(r["refund_id"])
     fa.refund_note = f"refund of {Money.from_minor(amount, acc.currency)} {r['state']}" + (" (waits for a second person)" if r.get("needs_second_person") else "")
+    if amount < -balance:
+        fa.refund_note += (f"; the other {Money.from_minor(-balance - amount, acc.currency)} of the credit balance is from credit notes, which payments "
+                           "does not hold as refundable credit: refund it by hand from the payments desk")
 
 
 # ---------------------------------------------------------------------------------------------- relocations
