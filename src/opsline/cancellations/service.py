@@ -5,6 +5,7 @@ nothing when it raises."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime, time, timedelta
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
@@ -179,7 +180,7 @@ def request_cancellation(
     seg = session.execute(select(Account.segment_code).where(Account.id == account_id)).scalar_one_or_none()
     pol = resolve_policy(session, reason_code=reason_code, segment_code=seg)
     j = CancellationJourney(
-        reference=f"pending-{product.id}-{int(now.timestamp() * 1e6)}", kind=kind, account_id=account_id, product_id=product.id,
+        reference=f"p-{secrets.token_hex(8)}", kind=kind, account_id=account_id, product_id=product.id,
         partner_code=product.partner_code, state=J.REQUESTED.value, reason_code=reason_code, requester=requester,
         requester_name=(requester_name or "").strip() or None, documents=(documents or "").strip() or None, channel=channel, case_id=case_id,
         notes=(notes or "").strip() or None, notice_date=today, requested_date=requested_date, new_site_id=new_site_id,
