@@ -56,7 +56,7 @@ def board_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, part
 
 
 @router.get("/cancellations/new", response_class=HTMLResponse)
-def new_page(request: Request, db: DB, now: Now, tz: Tz, principal: Ask, account_id: int = 0, product_id: int = 0, requested_date: str = "") -> HTMLResponse:
+def new_page(request: Request, db: DB, now: Now, tz: Tz, principal: Ask, account_id: int, product_id: int = 0, requested_date: str = "") -> HTMLResponse:
     form = queries.new_form(db, account_id=account_id)
     pv, error = None, None
     if product_id:
