@@ -20,6 +20,7 @@ from opsline.catalog.models import Price
 from opsline.core import events
 from opsline.core.errors import InvalidInput
 from opsline.core.events import Actor
+from opsline.core.textfiles import UnreadableTextFile, decode_text_file
 from opsline.customers.models import Account
 from opsline.inventory.models import Product
 
@@ -31,6 +32,22 @@ REQUIRED = ("external_id", "usage_type", "started_at", "quantity")
 class UnableToImportUsage(InvalidInput):
     title = "Unable to import usage"
     type_slug = "unable-to-import-usage"
+
+
+# The widest value each column holds (usage_record / usage_rejected); a longer one is a bad row, never a database error.
+FIELD_WIDTHS = {"external_id": 100, "msisdn": 20, "product_id": 18, "usage_type": 12, "started_at": 40, "quantity": 40}
+
+
+def _rows(reader: "csv.DictReader[str]", filename: str):  # type: ignore[no-untyped-def]
+    """The reader's rows; a line the csv module cannot read (a field past its size limit, a stray quote) is a clear
+    refusal of the whole file naming the line, never a crash."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UnableToImportUsage(f"{filename}: line {reader.line_num}: {exc}", field="file") from exc
 
 
 @dataclass
@@ -79,9 +96,18 @@ def import_usage(session: Session, *, file: bytes | str, filename: str, now: dat
     Bad rows (unknown subscriber, negative quantity, bad dates, unknown usage type, duplicates in the file or already loaded)
     are reported with line numbers and kept in `usage_rejected`; an external id is never loaded (or rated) twice.
     Raises UnableToImportUsage when the file itself is unreadable or lacks required columns."""
-    text = file.decode("utf-8-sig") if isinstance(file, bytes) else file
+    try:
+        text = decode_text_file(file)[0] if isinstance(file, bytes) else file
+    except UnreadableTextFile as exc:
+        raise UnableToImportUsage(f"{filename}: {exc}", field="file") from exc
+    if "\x00" in text:
+        raise UnableToImportUsage(f"{filename}: line {text.count(chr(10), 0, text.index(chr(0))) + 1} contains a NUL byte", field="file")
+    filename = filename[:200]  # the column's width; the report still names the file
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise UnableToImportUsage(f"{filename}: line 1 (header) is not CSV ({exc})", field="header") from exc
     missing = [c for c in REQUIRED if c not in header]
     if missing or ("msisdn" not in header and "product_id" not in header):
         need = missing + ([] if ("msisdn" in header or "product_id" in header) else ["msisdn or product_id"])
@@ -90,7 +116,7 @@ def import_usage(session: Session, *, file: bytes | str, filename: str, now: dat
     result = ImportResult(filename=filename)
     parsed: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for i, row in enumerate(reader):
+    for i, row in enumerate(_rows(reader, filename)):
         line_no = reader.line_num
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         result.total += 1
@@ -103,6 +129,11 @@ def import_usage(session: Session, *, file: bytes | str, filename: str, now: dat
         ext = row.get("external_id", "")
         if not ext:
             bad("external_id", "external_id is empty")
+            continue
+        too_long = next((f for f, cap in FIELD_WIDTHS.items() if len(row.get(f) or "") > cap), None)
+        if too_long:
+            row["external_id"] = ext[:FIELD_WIDTHS["external_id"]]
+            bad(too_long, f"{too_long} is longer than {FIELD_WIDTHS[too_long]} characters")
             continue
         if ext in seen:
             bad("external_id", f"duplicate of line {seen[ext]} in this file")
