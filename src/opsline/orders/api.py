@@ -198,7 +198,8 @@ def create_product_order(
     def action() -> tuple[int, dict[str, Any]]:
         data = OrderIn(account_id=_account_id(body), external_id=body.externalId, requested_start_date=body.requestedStartDate,
                        requested_completion_date=body.requestedCompletionDate, channel=(body.channel[0].get("name") if body.channel else "api"),
-                       priority=int(body.priority) if body.priority else 4, description=body.description, items=_items(body.productOrderItem))
+                       priority=int(body.priority) if body.priority else 4, description=body.description, items=_items(body.productOrderItem),
+                       hold_terminations=True)  # a TMF622 delete opens a cancellation journey (notice, penalty, FNO cut-off) instead of ending today
         return 201, dump(order_out(service.submit_order(db, data=data, now=now, tz=tz, actor=principal.actor)))
 
     status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=BASE, body=body.model_dump(mode="json"), now=now, action=action)

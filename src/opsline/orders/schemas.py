@@ -33,6 +33,8 @@ class OrderIn(BaseModel):
     priority: int = Field(default=4, ge=0, le=9)
     description: str | None = Field(default=None, max_length=2000)
     items: list[OrderItemIn] = Field(min_length=1, max_length=50)
+    # a delete of an FNO line waits (item held) for the cancellation journey to set its date, penalty and FNO order
+    hold_terminations: bool = False
 
 
 class QuoteIn(BaseModel):

@@ -18,7 +18,7 @@ from opsline.orders.models import OPEN_ITEM_STATES, ItemAction, ItemState, Order
 from opsline.orders.schemas import OrderIn
 from opsline.orders.service import equipment, termination
 from opsline.orders.service.common import SYSTEM, item_transition, local_date, order_transition
-from opsline.orders.service.errors import DuplicateOrderReference, UnableToPlaceOrder
+from opsline.orders.service.errors import DuplicateOrderReference, OrderNotAllowed, UnableToPlaceOrder
 from opsline.orders.service.validation import Item, check_account, validate_items
 from opsline.partners import service as partners
 
@@ -56,9 +56,30 @@ def place_order(session: Session, *, data: OrderIn, now: datetime, tz: ZoneInfo,
                   after={"state": order.state, "external_id": order.external_id, "quote_id": quote_id,
                          "items": [{"action": i.data.action, "offering": i.offering.code, "product_id": i.product.id if i.product else None, "site_id": i.site_id} for i in items]})
     for it in items:
-        _start_item(session, order=order, it=it, start=start, now=now, tz=tz, actor=actor)
+        _start_item(session, order=order, it=it, start=start, now=now, tz=tz, actor=actor, hold=data.hold_terminations)
     roll_up(session, order=order, now=now, tz=tz)
     return order
+
+
+def start_held_termination(session: Session, *, order_item_id: int, on: date, waiver_reason: str | None, now: datetime, tz: ZoneInfo,
+                           actor: Actor) -> int | None:
+    """Start a delete item that was held for the cancellation journey: record the confirmed early-termination fee (or
+    its waiver), mark the product pendingTerminate and send the FNO its delete for `on`. Returns the partner service
+    order id. Raises OrderNotAllowed (not a held delete item), UnableToTerminateProduct, partners.UnableToSubmitServiceOrder."""
+    item = session.get(ProductOrderItem, order_item_id)
+    if item is None or item.action != ItemAction.DELETE or item.state != ItemState.HELD or item.product_id is None:
+        raise OrderNotAllowed(f"order item {order_item_id} is not a delete waiting for its cancellation journey", field="order_item_id")
+    order = session.get(ProductOrder, item.order_id)
+    product = session.get(Product, item.product_id)
+    assert order is not None and product is not None and product.partner_code
+    inventory.check_termination(product, on=on)
+    termination.record_fee_on_item(session, item=item, product=product, termination_date=on, waiver_reason=waiver_reason)
+    why = f"order {order.id}"
+    inventory.transition_product(session, product=product, action="request_termination", now=now, actor=actor, reason=why)
+    _submit(session, order=order, item=item, partner_code=product.partner_code, action="delete", product=product, site_id=product.site_id,
+            start=on, reason=why, now=now, tz=tz, actor=actor)
+    roll_up(session, order=order, now=now, tz=tz)
+    return item.partner_service_order_id
 
 
 def _submit(session: Session, *, order: ProductOrder, item: ProductOrderItem, partner_code: str, action: str, product: Product, site_id: int | None,
@@ -69,7 +90,8 @@ def _submit(session: Session, *, order: ProductOrder, item: ProductOrderItem, pa
     item_transition(session, item=item, action="start", now=now, reason=f"service order {item.partner_service_order_id} sent to {partner_code}")
 
 
-def _start_item(session: Session, *, order: ProductOrder, it: Item, start: date, now: datetime, tz: ZoneInfo, actor: Actor) -> ProductOrderItem:
+def _start_item(session: Session, *, order: ProductOrder, it: Item, start: date, now: datetime, tz: ZoneInfo, actor: Actor,
+                hold: bool = False) -> ProductOrderItem:
     o = it.offering
     item = ProductOrderItem(order_id=order.id, account_id=order.account_id, action=it.data.action, offering_id=o.id, product_id=it.product.id if it.product else None,
                             site_id=it.site_id, state=IS.ACKNOWLEDGED.value, quantity=it.data.quantity)
@@ -107,6 +129,10 @@ def _start_item(session: Session, *, order: ProductOrder, it: Item, start: date,
         product = it.product
         assert product is not None
         item.result_product_id = product.id
+        if hold and product.partner_code:
+            # published as product_order_item.held: the cancellations area opens the journey, which starts the item later
+            item_transition(session, item=item, action="hold", now=now, reason="awaiting the cancellation journey (notice, penalty, FNO cut-off)")
+            return item
         termination.record_fee_on_item(session, item=item, product=product, termination_date=start,
                                        waiver_reason=it.data.waiver_reason if it.data.waive_early_termination_fee else None)
         if product.partner_code:
