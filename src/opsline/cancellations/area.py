@@ -63,6 +63,12 @@ def _on_retention_declined(session: Session, ev: DomainEvent, now: datetime) -> 
                            actor=ev.actor)
 
 
+def _on_order_item_held(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import service
+
+    service.on_order_item_held(session, order_item_id=int(ev.payload["id"]), now=now, tz=_tz(), actor=ev.actor)
+
+
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
     from opsline.cancellations import service
 
@@ -110,5 +116,7 @@ AREA = Area(
     subscribers=(
         Subscriber("cancellations.follow_fno_deactivation", "partner_service_order.*", _on_service_order),
         Subscriber("cancellations.open_on_retention_declined", "case.retention_declined", _on_retention_declined),
+        # same transaction: a TMF622 delete and its journey are created together, or the order is refused with the reason
+        Subscriber("cancellations.open_on_tmf622_delete", "product_order_item.held", _on_order_item_held),
     ),
 )

@@ -161,8 +161,7 @@ def request_cancellation(
     product = inventory.get_product(session, product_id=product_id)
     if product.account_id != account_id:
         raise UnableToCancelProduct(f"product {product_id} is not a product of account {account_id}", field="product_id")
-    if order_item_id is None:
-        check_cancellable(product)
+    check_cancellable(product)
     if kind == "relocation":
         if new_site_id is None:
             raise InvalidInput("a relocation needs the new site", field="new_site_id")
@@ -349,14 +348,23 @@ def confirm(session: Session, *, journey_id: int, requested_date: date | None = 
         j.etf_minor, j.etf_currency = fee["fee"].minor, fee["fee"].currency
         j.etf_waiver_reason = fee.get("waiver_reason")
     _step(session, j, steps["notice"], "complete", now=now, actor=actor, note=p["explanation"])
-    if j.kind == "relocation":
-        item = OrderItemIn(action="modify", product_id=j.product_id, site_id=j.new_site_id)
+    if j.channel == "api" and j.order_item_id is not None:
+        # the TMF622 delete that opened this journey waited (held) for these dates: start it now
+        orders.start_held_termination(session, order_item_id=j.order_item_id, on=j.effective_date, waiver_reason=waiver_reason if waive else None,
+                                      now=now, tz=tz, actor=actor)
+        oi = session.get(ProductOrderItem, j.order_item_id)
+        assert oi is not None
+        order_id = oi.order_id
     else:
-        item = OrderItemIn(action="delete", product_id=j.product_id, waive_early_termination_fee=bool(waive), waiver_reason=waiver_reason)
-    order = orders.place_order(session, data=OrderIn(account_id=j.account_id, requested_start_date=j.effective_date, channel="cancellations",
-                                                     description=f"{j.kind} journey {j.reference}", items=[item]), now=now, tz=tz, actor=actor)
-    oi = session.execute(select(ProductOrderItem).where(ProductOrderItem.order_id == order.id)).scalar_one()
-    j.order_id, j.order_item_id, j.service_order_id = order.id, oi.id, oi.partner_service_order_id
+        if j.kind == "relocation":
+            item = OrderItemIn(action="modify", product_id=j.product_id, site_id=j.new_site_id)
+        else:
+            item = OrderItemIn(action="delete", product_id=j.product_id, waive_early_termination_fee=bool(waive), waiver_reason=waiver_reason)
+        order = orders.place_order(session, data=OrderIn(account_id=j.account_id, requested_start_date=j.effective_date, channel="cancellations",
+                                                         description=f"{j.kind} journey {j.reference}", items=[item]), now=now, tz=tz, actor=actor)
+        oi = session.execute(select(ProductOrderItem).where(ProductOrderItem.order_id == order.id)).scalar_one()
+        order_id = order.id
+    j.order_id, j.order_item_id, j.service_order_id = order_id, oi.id, oi.partner_service_order_id
     if oi.partner_service_order_id is not None:
         so = session.get(PartnerServiceOrder, oi.partner_service_order_id)
         assert so is not None
@@ -370,9 +378,22 @@ def confirm(session: Session, *, journey_id: int, requested_date: date | None = 
     _notify_confirmed(session, j, steps, fee=fee, p=p, now=now, tz=tz, actor=actor)
     _memo(session, j, f"confirmed: service ends {p['last_day'].isoformat()} (effective {j.effective_date.isoformat()}); "
           f"early-termination fee {fee['fee'] if fee.get('fee') is not None else 'none'}{' (waived: ' + (waiver_reason or '') + ')' if waive else ''}; "
-          f"order {order.id}", now=now, actor=actor)
+          f"order {order_id}", now=now, actor=actor)
     _refresh(session, j, steps)
     return j
+
+
+def on_order_item_held(session: Session, *, order_item_id: int, now: datetime, tz: ZoneInfo, actor: Actor) -> int | None:
+    """A TMF622 order's delete item waits for its journey: open it (channel api, retention skipped) linked to the item
+    and its order. Returns the journey id, or None for an item that is not a delete. Raises what request_cancellation
+    raises (the API order is refused with it: e.g. a journey already open for the product)."""
+    item = session.get(ProductOrderItem, order_item_id)
+    if item is None or item.action != "delete" or item.product_id is None:
+        return None
+    j = request_cancellation(session, account_id=item.account_id, product_id=item.product_id, reason_code="other", requester="api", channel="api",
+                             order_item_id=item.id, notes=f"TMF622 product order {item.order_id}", now=now, tz=tz, actor=actor)
+    j.order_id = item.order_id
+    return j.id
 
 
 def _notify_confirmed(session: Session, j: CancellationJourney, steps: dict[str, CancellationStep], *, fee: dict[str, Any], p: dict[str, Any],
