@@ -424,3 +424,33 @@ def test_commission_is_half_up_to_the_cent():
     assert agencies.commission_minor(3, Decimal("15.00")) == 0  # 0.45 -> 0
     assert agencies.commission_minor(100000, Decimal("0")) == 0
     assert agencies_report.rate_pct(2, 3) == Decimal("66.7") and agencies_report.rate_pct(0, 0) is None
+
+
+def test_the_same_recovery_file_imported_twice_at_once_posts_once(factory):  # type: ignore[no-untyped-def]
+    import threading
+
+    with factory.begin() as s:
+        a = _written_off(s, "Concurrent Payer", 50000)
+        agencies.hand_over(s, agency="collectco", selection=_sel(a["number"]), today=TODAY - timedelta(days=10), now=NOW - timedelta(days=10), actor=CLERK)
+    f = _collectco_file((a["number"], "100.00", (TODAY - timedelta(days=1)).strftime("%Y%m%d"), "RACE-1"))
+    results: list[str] = []
+    gate = threading.Barrier(2)
+
+    def go(name: str) -> None:
+        gate.wait()
+        try:
+            with factory.begin() as s:
+                agencies_recoveries.import_recoveries(s, agency="collectco", data=f, filename=name, today=TODAY, now=NOW, actor=CLERK)
+            results.append("imported")
+        except DuplicateRecoveryFile:
+            results.append("duplicate")
+
+    threads = [threading.Thread(target=go, args=(f"race-{k}.csv",)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["duplicate", "imported"]
+    with factory() as s:
+        assert _placement(s, a["id"])["recovered_minor"] == 10000
+        assert s.execute(text("SELECT COUNT(*) FROM ledger_entry WHERE ref_type = 'agency_recovery'")).scalar_one() == 2  # reversal + payment, once

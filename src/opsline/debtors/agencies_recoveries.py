@@ -320,8 +320,10 @@ def import_recoveries(session: Session, *, agency: str, data: bytes, filename: s
     p = _agency(session, agency)
     filename = (filename or "upload")[:200]
     digest = hashlib.sha256(data).hexdigest()
-    _duplicate(session, code=p.code, digest=digest, filename=filename)
     lock_for_write(session)
+    if dialect_of(session).pg:  # one import per agency at a time: the checks below (outstanding, receipts seen) hold until it commits
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"opsline.agency_recoveries.{p.code}"})
+    _duplicate(session, code=p.code, digest=digest, filename=filename)
     ensure_terms(session, now=now)
     terms = get_terms(session, code=p.code)
     lines, skipped = check_lines(session, code=p.code, lines=read_lines(data, filename=filename, terms=terms), terms=terms, today=today,
