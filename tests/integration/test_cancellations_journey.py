@@ -299,3 +299,19 @@ def test_escalation_flags_steps_due_within_a_day_once_and_tells_the_manager(sess
     session.refresh(j)
     assert j.at_risk and _steps(session, j)["retention"].at_risk
     assert service.escalate(session, now=later, tz=TZ)["flagged"] == 0
+
+
+def test_a_declined_retention_offer_on_a_case_opens_the_journey_in_the_same_action(session, now, actor):
+    from opsline.cases import service as cases
+    from opsline.cases.schemas import CaseIn
+
+    acc, _, product = _line(session, now, actor)
+    c = cases.open_case(session, data=CaseIn(category_code="retentions", subject="Wants to cancel: too expensive", channel="call", account_id=acc),
+                        now=now, actor=actor)
+    cases.record_retention(session, case_id=c.id, offer="3 months at 50%", outcome="declined", now=now, actor=actor)
+    j = session.execute(select(CancellationJourney).where(CancellationJourney.product_id == product.id)).scalar_one()
+    assert j.channel == "case" and j.case_id == c.id and j.retention_outcome == "declined" and j.retention_offer == "3 months at 50%"
+    assert _steps(session, j)["retention"].state == "done" and j.current_step == "notice"
+    # a second declined offer finds the product busy and opens nothing more (the case's own change still stands)
+    cases.record_retention(session, case_id=c.id, offer="free router upgrade", outcome="declined", now=now, actor=actor)
+    assert session.execute(select(func.count()).select_from(CancellationJourney)).scalar_one() == 1
