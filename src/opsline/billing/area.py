@@ -80,9 +80,10 @@ def _admin_views() -> list:
 
 
 def _cli(app) -> None:  # type: ignore[no-untyped-def]
-    from opsline.billing import cli
+    from opsline.billing import cli, final_account_views
 
     cli.register(app)
+    final_account_views.register_cli(app)
 
 
 def _demo(ctx) -> None:  # type: ignore[no-untyped-def]

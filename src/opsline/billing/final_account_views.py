@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
+import typer
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -98,3 +99,70 @@ def final_account_detail(request: Request, final_account_id: int, db: DB, princi
     out = fa.get_final_account(db, final_account_id=final_account_id)
     acc = customers.account_dict(customers.get_account(db, account_id=out["account_id"]))
     return render(request, "billing/final_account_detail.html", {"fa": out, "account": acc}, principal=principal)
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+def register_cli(app: Any) -> None:
+    @app.command("final-account")
+    def final_account_cmd(
+        account: Annotated[str, typer.Option("--account", help="Account number (or id)")],
+        end_date: Annotated[str, typer.Option("--end-date", help="The FNO-confirmed deactivation date: the first day not billed (YYYY-MM-DD)")],
+        product: Annotated[Optional[list[int]], typer.Option("--product", help="Product id (repeat); default: the account's ended products not yet final-billed")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what the final account will contain; write nothing")] = False,
+        reason: Annotated[str, typer.Option("--reason", help="Why (kept on the final account and its documents)")] = "",
+        waive_etf: Annotated[str, typer.Option("--waive-etf", help="Waive the early-termination fee, with this reason")] = "",
+        key: Annotated[str, typer.Option("--key", help="Idempotency key; default: account, end date and products")] = "",
+    ) -> None:
+        """Preview (--dry-run) or issue the final account of an account's terminated products."""
+        from rich.table import Table
+
+        from opsline.cli import _engine, console, fail, utc_now
+        from opsline.core.events import Actor
+        from opsline.db.session import make_sessionmaker
+        from opsline.inventory.models import Product
+
+        factory = make_sessionmaker(_engine())
+        now = utc_now()
+        try:
+            end = date.fromisoformat(end_date.strip())
+        except ValueError:
+            fail(f"--end-date: '{end_date}' is not a date (YYYY-MM-DD)")
+            return
+        try:
+            with factory() as s:
+                acc_id = customers.resolve_account_id(s, key=account, field="--account")
+                ids = list(product or [])
+                if not ids:
+                    done = select(fa.FinalAccountProduct.product_id)
+                    ids = list(s.execute(select(Product.id).where(Product.account_id == acc_id, Product.end_date == end, Product.id.not_in(done))
+                                         .order_by(Product.id)).scalars())
+                    if not ids:
+                        fail(f"--product: account {account} has no product ending on {end.isoformat()} that is not final-billed; name one with --product")
+                        return
+                waive = waive_etf.strip() or None
+                q = fa.quote(s, account_id=acc_id, product_ids=ids, end_date=end, now=now, include_etf=waive is None, waive_etf_reason=waive)
+            t = Table(title=f"Final account of {account}, products {', '.join(map(str, ids))}, ending {end.isoformat()}")
+            for c in ("Line", "Period", "Amount", "VAT", "Total"):
+                t.add_column(c, justify="right" if c in ("Amount", "VAT", "Total") else "left")
+            for ln in q["lines"]:
+                period = f"{ln['period_start'] or ''} – {ln['period_end'] or ''}" if ln["period_start"] else ""
+                t.add_row(ln["description"], period, str(ln["amount"]), str(ln["tax"]), str(ln["total"]))
+            console.print(t)
+            for e in q["equipment_at_risk"]:
+                console.print(f"at risk: {e['kind']} {e['serial_number']} ({e['state']}){' ' + str(e['fee']) if e['fee'] else ''}")
+            console.print(f"total {q['total']} ({q['document'] or 'nothing to issue'})")
+            if dry_run:
+                console.print("[yellow]dry run: nothing written[/yellow]")
+                return
+            if not reason.strip():
+                fail("--reason: a final account needs a reason")
+                return
+            with factory.begin() as s:
+                out = fa.issue(s, account_id=acc_id, product_ids=ids, end_date=end, reason=reason, now=now, actor=Actor.system("cli"),
+                               idempotency_key=key or f"cli:{acc_id}:{end.isoformat()}:{','.join(map(str, sorted(ids)))}",
+                               include_etf=waive is None, waive_etf_reason=waive)
+            console.print(f"[green]{out['reference']}{' (replayed)' if out['replayed'] else ''}: {out['document'] or 'no document'} "
+                          f"{out['number'] or ''} {out['total']}[/green]" + (f"; {out['refund_note']}" if out["refund_note"] else ""))
+        except OpslineError as exc:
+            fail(f"{'--' + exc.field.replace('_', '-') + ': ' if exc.field and not exc.field.startswith('--') else (exc.field + ': ' if exc.field else '')}{exc.detail}")
