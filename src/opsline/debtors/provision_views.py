@@ -116,8 +116,8 @@ async def history_upload(request: Request, db: DB, now: Now, tz: Tz, principal: 
 
 
 @router.get(f"{BASE}/export")
-def export(db: DB, now: Now, tz: Tz, principal: View, month: str = "", format: str = "xlsx") -> Response:
-    m = _month_or_last(month, now=now, tz=tz)
+def export(db: DB, principal: View, month: str, format: str = "xlsx") -> Response:
+    m = provision.parse_month(month)
     rep = provision.get_report(db, month=m)
     if rep is None:
         raise provision.UnableToProvide(f"no provision for {provision.month_text(m)} yet", field="month")
