@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, insert, select, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, func, insert, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from opsline.core import events, lifecycle
@@ -24,7 +24,7 @@ from opsline.core.lifecycle import Lifecycle
 from opsline.core.localtime import local_date
 from opsline.core.money import Money
 from opsline.customers.models import Account
-from opsline.db.base import Base, IdPk
+from opsline.db.base import Base, IdPk, sqlite_utc
 from opsline.partners.models import PartnerServiceOrder
 
 
@@ -196,7 +196,7 @@ def propose_claims(session: Session, *, today: date, now: datetime, actor: Actor
     INSERT ... SELECT; a second run proposes nothing more). Returns {"proposed": n}."""
     pg = _pg(session)
     days = _days_sql(pg)
-    params = {"today": _bind_today(session, today), "now": now if pg else now.astimezone(ZoneInfo("UTC")).replace(tzinfo=None).isoformat(sep=" "),
+    params = {"today": _bind_today(session, today), "now": now if pg else sqlite_utc(now),
               "actor": actor.name}
     sql = f"""INSERT INTO fno_claim (number, partner_code, service_order_id, account_id, product_id, state, effective_date, confirmed_date, days,
                                      amount_minor, currency, created_at, created_by, updated_at)
@@ -204,10 +204,10 @@ def propose_claims(session: Session, *, today: date, now: datetime, actor: Actor
                {days}, {_amount_sql(days)}, p.currency, :now, :actor, :now
         {_EXPOSED_FROM} AND so.state = 'completed' AND so.confirmed_date > so.requested_date AND so.due_date <= so.requested_date
           AND NOT EXISTS (SELECT 1 FROM fno_claim c WHERE c.service_order_id = so.id)"""
+    before = session.execute(select(func.coalesce(func.max(FnoClaim.id), 0))).scalar_one()
     n = session.execute(text(sql), params).rowcount or 0
-    if n:
-        made = session.execute(select(FnoClaim.id, FnoClaim.account_id, FnoClaim.amount_minor, FnoClaim.number).where(
-            FnoClaim.created_at == now, FnoClaim.state == K.PROPOSED.value, FnoClaim.created_by == actor.name)).all()
+    made = session.execute(select(FnoClaim.id, FnoClaim.account_id, FnoClaim.amount_minor, FnoClaim.number).where(FnoClaim.id > before)).all() if n else []
+    if made:
         session.execute(insert(events.AuditEvent), [{"occurred_at": now, "actor": actor.name, "entity_type": FNO_CLAIM.name, "entity_id": str(r.id),
                                                      "account_id": r.account_id, "action": "proposed", "reason": "FNO confirmed the deactivation late",
                                                      "before": None, "after": {"number": r.number, "amount_minor": r.amount_minor}} for r in made])
@@ -225,8 +225,6 @@ def claim_dict(c: FnoClaim, *, actor: Actor | None = None) -> dict[str, Any]:
 
 def list_claims(session: Session, *, state: str | None = None, partner_code: str | None = None, limit: int = 200, actor: Actor | None = None) -> dict[str, Any]:
     """Claims (newest first) with counts and amounts per state."""
-    from sqlalchemy import func
-
     q = select(FnoClaim).order_by(FnoClaim.id.desc()).limit(limit)
     if state:
         q = q.where(FnoClaim.state == state)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opsline.core.errors import OpslineError
-from opsline.partners import service
+from opsline.core.exports import download_headers, export_table
+from opsline.core.localtime import local_date
+from opsline.partners import exposure, service
 from opsline.partners.models import ServiceOrderState
 from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
@@ -18,6 +21,7 @@ router = APIRouter(include_in_schema=False)
 
 View = Annotated[Principal, Depends(require("partners.view"))]
 Manage = Annotated[Principal, Depends(require("partners.manage"))]
+Claims = Annotated[Principal, Depends(require("partners.claims"))]
 STATES = ["open"] + [s.value for s in ServiceOrderState]
 
 
@@ -37,6 +41,7 @@ def orders(request: Request, db: DB, now: Now, tz: Tz, principal: View, state: s
 @router.get("/partners/orders/{service_order_id}", response_class=HTMLResponse)
 def order_detail(request: Request, service_order_id: int, db: DB, now: Now, tz: Tz, principal: View, flash: str = "", error: str = "") -> HTMLResponse:
     ctx = service.service_order_page(db, service_order_id=service_order_id, now=now, tz=tz)
+    ctx["exposure"] = exposure.order_exposure(db, service_order_id=service_order_id, today=local_date(now, tz)) if ctx["o"]["action"] == "delete" else None
     return render(request, "partners/order.html", ctx | {"flash": flash, "error": error}, principal=principal)
 
 
@@ -58,6 +63,42 @@ def order_cancel(request: Request, service_order_id: int, db: DB, now: Now, tz: 
         db.rollback()
         return RedirectResponse(f"/partners/orders/{service_order_id}?" + urlencode({"error": exc.detail}), status_code=303)
     return RedirectResponse(f"/partners/orders/{service_order_id}?" + urlencode({"flash": "Service order cancelled"}), status_code=303)
+
+
+@router.get("/partners/exposure", response_class=HTMLResponse)
+def exposure_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, partner: str = "", ok: str = "", error: str = "") -> HTMLResponse:
+    ctx = exposure.exposure_page(db, now=now, tz=tz, partner_code=partner or None, actor=principal.actor)
+    return render(request, "partners/exposure.html", ctx | {"partners": service.list_partners(db, kind="fno"), "ok": ok, "error": error}, principal=principal)
+
+
+@router.get("/partners/claims/export.{fmt}")
+def claims_export(fmt: str, db: DB, principal: View, state: str = "") -> Response:
+    header, rows = exposure.claims_export_rows(db, state=state or None)
+    filename, media, body = export_table(fmt, name="fno-claims", header=header, rows=rows, money_cols=(9, 11))
+    return Response(body, media_type=media, headers=download_headers(filename))
+
+
+@router.post("/partners/claims/propose", response_model=None)
+def claims_propose(db: DB, now: Now, tz: Tz, principal: Claims) -> RedirectResponse:
+    out = exposure.propose_claims(db, today=local_date(now, tz), now=now, actor=principal.actor)
+    return RedirectResponse("/partners/exposure?" + urlencode({"ok": f"{out['proposed']} claim(s) proposed"}), status_code=303)
+
+
+@router.post("/partners/claims/{claim_id}/{action}", response_model=None)
+def claim_act(claim_id: int, action: str, db: DB, now: Now, principal: Claims, reason: Annotated[str, Form()] = "",
+              credited: Annotated[str, Form()] = "") -> RedirectResponse:
+    try:
+        minor = None
+        if credited.strip():
+            try:
+                minor = int((Decimal(credited.strip().replace(",", "")) * 100).to_integral_value(rounding=ROUND_HALF_UP))
+            except InvalidOperation:
+                raise exposure.UnableToActOnClaim(f"'{credited}' is not an amount", field="credited_minor") from None
+        exposure.act_on_claim(db, claim_id=claim_id, action=action, reason=reason or None, credited_minor=minor, now=now, actor=principal.actor)
+    except OpslineError as exc:
+        db.rollback()
+        return RedirectResponse("/partners/exposure?" + urlencode({"error": exc.detail}) + "#claims", status_code=303)
+    return RedirectResponse("/partners/exposure?" + urlencode({"ok": f"Claim {action} recorded"}) + "#claims", status_code=303)
 
 
 @router.get("/partners/{code}", response_class=HTMLResponse)
