@@ -189,3 +189,33 @@ def test_promises_page_counts_kept_broken_and_open_per_clerk_with_the_kept_rate_
     assert csv_.status_code == 200 and "dineo" in csv_.text
     bad = c.get("/debtors/reports/promises?by=robot", headers={"accept": "application/json"})
     assert bad.status_code == 422 and bad.json()["field"] == "by"
+
+
+def test_the_cli_runs_a_month_writes_the_workbook_and_names_the_field_of_bad_input(engine, factory, book, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from opsline.cli import app
+    from opsline.config import get_settings
+
+    monkeypatch.setenv("OPSLINE_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setattr("opsline.cli.utc_now", lambda: NOW)
+    get_settings.cache_clear()
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"month,segment,bucket,balance\n2024-01,consumer,current,ten\n")
+    try:
+        wrong = CliRunner().invoke(app, ["provision", "--month", "2026/10"])
+        future = CliRunner().invoke(app, ["provision", "--month", "2026-12"])
+        lines = CliRunner().invoke(app, ["provision-history", str(bad)])
+        noreason = CliRunner().invoke(app, ["provision-adjust", "--month", "2026-10", "--pct", "5"])
+        assert _count(factory, "provision_run") == 0 and _count(factory, "provision_adjustment") == 0
+        ok = CliRunner().invoke(app, ["provision", "--month", "2026-10", "--xlsx", str(tmp_path / "p.xlsx")])
+        again = CliRunner().invoke(app, ["provision", "--month", "2026-10"])
+    finally:
+        get_settings.cache_clear()
+    assert wrong.exit_code != 0 and "(field: month)" in wrong.output
+    assert future.exit_code != 0 and "has not ended yet" in future.output
+    assert lines.exit_code != 0 and "bad.csv line 2, balance" in lines.output
+    assert noreason.exit_code != 0 and "(field: reason)" in noreason.output
+    assert ok.exit_code == 0, ok.output
+    assert "Provision 2026-10 (run #1" in ok.output and "charge" in ok.output and (tmp_path / "p.xlsx").stat().st_size > 1000
+    assert again.exit_code == 0 and "was already run" in again.output and _count(factory, "provision_run") == 1

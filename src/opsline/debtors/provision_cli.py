@@ -22,14 +22,14 @@ def _print(rep: dict[str, Any]) -> None:
         console.print(f"  forward-looking adjustment ({seg}): {a['pct']} % from {a['valid_from']} — {a['reason']}")
     for ln in rep["lines"]:
         cur = ln["currency"]
-        console.print(f"  {ln['segment_name']:<14} {BUCKET_LABELS[ln['bucket']]:<12} {Money.from_minor(ln['balance_minor'], cur)!s:>18} "
-                      f"× {ln['loss_rate'] * 100:>8.4f} % × (1 {'+' if ln['adjustment_pct'] >= 0 else '-'} {abs(ln['adjustment_pct'])} %) = "
-                      f"{Money.from_minor(ln['provision_minor'], cur)!s:>16}")
+        console.print(f"  {ln['segment_name'][:12]:<12} {BUCKET_LABELS[ln['bucket']]:<11} {Money.from_minor(ln['balance_minor'], cur)!s:>16} "
+                      f"x {ln['loss_rate'] * 100:7.3f} % x (1 {'+' if ln['adjustment_pct'] >= 0 else '-'} {abs(ln['adjustment_pct']).normalize()} %) "
+                      f"= {Money.from_minor(ln['provision_minor'], cur)!s:>14}", soft_wrap=True)
     for cur, t in rep["totals"].items():
         move = t["movement_minor"]
         console.print(f"[bold]{cur}: open debt {Money.from_minor(t['balance_minor'], cur)}, provision {Money.from_minor(t['provision_minor'], cur)}"
                       f" ({t['coverage_pct']} %); last month {Money.from_minor(t['previous_minor'], cur)}; "
-                      f"{'charge' if move >= 0 else 'release'} {Money.from_minor(abs(move), cur)}[/bold]")
+                      f"{'charge' if move >= 0 else 'release'} {Money.from_minor(abs(move), cur)}[/bold]", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
