@@ -69,6 +69,36 @@ def _on_order_item_held(session: Session, ev: DomainEvent, now: datetime) -> Non
     service.on_order_item_held(session, order_item_id=int(ev.payload["id"]), now=now, tz=_tz(), actor=ev.actor)
 
 
+def _on_collection_booked(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import followups
+
+    followups.on_collection_booked(session, ev.payload, now=now, actor=ev.actor)
+
+
+def _on_collection_attempted(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import followups
+
+    followups.on_collection_attempted(session, ev.payload, now=now, actor=ev.actor)
+
+
+def _on_equipment_received(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import followups
+
+    followups.on_equipment_received(session, ev.payload, now=now, tz=_tz(), actor=ev.actor)
+
+
+def _on_fee_charged(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import followups
+
+    followups.on_unreturned_fee_charged(session, ev.payload, now=now, tz=_tz(), actor=ev.actor)
+
+
+def _on_final_account(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import followups
+
+    followups.on_final_account_issued(session, ev.payload, now=now, actor=ev.actor)
+
+
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
     from opsline.cancellations import service
 
@@ -118,5 +148,11 @@ AREA = Area(
         Subscriber("cancellations.open_on_retention_declined", "case.retention_declined", _on_retention_declined),
         # same transaction: a TMF622 delete and its journey are created together, or the order is refused with the reason
         Subscriber("cancellations.open_on_tmf622_delete", "product_order_item.held", _on_order_item_held),
+        # logistics and billing own collection and the final account; their events tick the journey's checklist
+        Subscriber("cancellations.note_collection_booked", "collection.booked", _on_collection_booked),
+        Subscriber("cancellations.note_collection_attempt", "collection.attempted", _on_collection_attempted),
+        Subscriber("cancellations.equipment_received", "equipment.received", _on_equipment_received),
+        Subscriber("cancellations.equipment_fee_charged", "equipment.unreturned_fee_charged", _on_fee_charged),
+        Subscriber("cancellations.final_account_issued", "billing.final_account_issued", _on_final_account),
     ),
 )

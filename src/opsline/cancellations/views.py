@@ -4,14 +4,14 @@ call one service function, redirect. Errors are the service's OpslineError: prob
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsline.cancellations import queries, service
+from opsline.cancellations import followups, queries, service
 from opsline.core.errors import InvalidInput, OpslineError
 from opsline.core.localtime import local_date
 from opsline.web.deps import DB, Now, Principal, Tz, require
@@ -94,8 +94,16 @@ def detail_page(request: Request, journey_id: int, db: DB, now: Now, tz: Tz, pri
             error = str(exc)
         if d["kind"] == "cancellation" and d["retention_outcome"] is None:
             offers = service.retention_offers(db, product_id=d["product_id"], on=local_date(now, tz))
+    collection = followups.collection_form(db, journey_id=journey_id, now=now, tz=tz) if d["state"] == "equipment_collection" else None
+    final = None
+    if d["state"] in ("final_billing", "equipment_collection", "deactivation_confirmed") and any(
+            s["code"] == "final_account" and s["state"] == "open" for s in d["steps"]):
+        try:
+            final = followups.final_account_quote(db, journey_id=journey_id, now=now)
+        except OpslineError as exc:
+            final = {"error": str(exc)}
     return render(request, "cancellations/detail.html", {"j": d, "preview": pv, "error": error, "offers": offers, "ok": ok or None,
-                                                         "requested_date": requested_date}, principal=principal)
+                                                         "requested_date": requested_date, "collection": collection, "final": final}, principal=principal)
 
 
 @router.post("/cancellations/{journey_id}/retention", response_model=None)
@@ -171,3 +179,24 @@ def bulk(request: Request, db: DB, now: Now, tz: Tz, principal: Work, action: An
 def escalate(request: Request, db: DB, now: Now, tz: Tz, principal: Work) -> Response:
     res = service.escalate(db, now=now, tz=tz, actor=principal.actor)
     return RedirectResponse(f"/cancellations?ok={res['flagged']}+step(s)+flagged+at+risk", status_code=303)
+
+
+@router.post("/cancellations/{journey_id}/collection", response_model=None)
+def book_collection(request: Request, journey_id: int, db: DB, now: Now, tz: Tz, principal: Work, slot_start: Annotated[str, Form()] = "",
+                    address: Annotated[str, Form()] = "", contact_name: Annotated[str, Form()] = "", contact_phone: Annotated[str, Form()] = "",
+                    courier_code: Annotated[str, Form()] = "") -> Response:
+    try:
+        start = datetime.fromisoformat(slot_start.strip())
+    except ValueError:
+        raise InvalidInput("choose one of the courier's slots", field="slot_start") from None
+    if start.tzinfo is None:
+        raise InvalidInput("the slot needs its time zone", field="slot_start")
+    c = followups.book_collection(db, journey_id=journey_id, slot_start=start, address=address, contact_name=contact_name, contact_phone=contact_phone,
+                                  courier_code=courier_code or None, now=now, tz=tz, actor=principal.actor)
+    return _back(journey_id, f"Collection {c.get('number', '')} booked")
+
+
+@router.post("/cancellations/{journey_id}/final-account", response_model=None)
+def issue_final_account(request: Request, journey_id: int, db: DB, now: Now, tz: Tz, principal: Work) -> Response:
+    res = followups.issue_final_account(db, journey_id=journey_id, now=now, tz=tz, actor=principal.actor)
+    return _back(journey_id, f"Final account {res['reference']} issued{(': ' + res['number']) if res.get('number') else ''}")
