@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opsline.core.errors import NotAuthenticated, OpslineError
@@ -67,6 +68,16 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException):  # type: ignore[no-untyped-def]
         title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(exc.status_code, "Error")
         return problem_response(exc.status_code, title, str(exc.detail), instance=request.url.path)
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError):  # type: ignore[no-untyped-def]
+        # An optimistic-version UPDATE that matched no row: someone else saved first (any service that did not say so itself).
+        detail = "this record was changed by someone else while you edited it; reload and try again"
+        if _wants_html(request) and not request.headers.get("hx-request"):
+            from opsline.web.templating import render_error
+
+            return render_error(request, 409, "Conflict", detail)
+        return problem_response(409, "Conflict", detail, instance=request.url.path)
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError):  # type: ignore[no-untyped-def]

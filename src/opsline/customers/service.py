@@ -121,13 +121,14 @@ def update_account(session: Session, *, account_id: int, data: AccountUpdate, no
     changes = data.model_dump(exclude_unset=True, exclude={"version", "reason"})
     _check_reference(session, segment_code=changes.get("segment_code"), value_tier_code=changes.get("value_tier_code"))
     before = _snapshot(acc)
+    number = acc.account_number  # read now: after a failed flush the row can no longer be loaded
     for k, v in changes.items():
         setattr(acc, k, v)
     acc.updated_at = now
     try:
         session.flush()
     except StaleDataError as exc:
-        raise StaleVersion(f"account {acc.account_number} was changed by someone else; reload and try again") from exc
+        raise StaleVersion(f"account {number} was changed by someone else; reload and try again") from exc
     b, a = events.diff(before, _snapshot(acc))
     if a:
         events.record(session, now=now, actor=actor, entity_type="account", entity_id=acc.id, account_id=acc.id, action="updated", reason=data.reason, before=b, after=a)
