@@ -31,7 +31,8 @@ def test_a_clerk_makes_a_promise_from_the_form_and_sees_it_first_in_the_list(cli
     listing = clerk.get("/debtors/arrangements")
     assert listing.status_code == 200 and "Thabo Promise" in listing.text and "<strong>today</strong>" in listing.text
     home = clerk.get("/desk/debtors_clerk")
-    assert "Promises due today" in home.text and "Arrangements waiting for approval" in home.text and "Arrangements broken this week" in home.text
+    assert "Promises due today or overdue" in home.text and "Broken promises to follow up" in home.text and "Calls to make" in home.text
+    assert "Approvals waiting for you" not in home.text  # a clerk approves nothing on the desk
     aid = re.search(r"/debtors/arrangements/(\d+)", r.headers["location"]).group(1)
     bad = clerk.post(f"/debtors/arrangements/{aid}/cancel", data={"reason": ""})
     assert bad.status_code == 422 and bad.json()["field"] == "reason"

@@ -34,7 +34,10 @@ def test_clerk_proposes_manager_approves_and_finance_exports_the_vat_relief(clie
     detail = clerk.get(r.headers["location"])
     assert detail.status_code == 200 and "ZAR 78.13" in detail.text and "VAT15" in detail.text and f'/debtors/writeoffs/{wid}/approve' not in detail.text
     home = manager.get("/desk/debtors_manager")
-    assert "Write-offs waiting for your approval" in home.text
+    assert "Approvals waiting for you" in home.text
+    desk = manager.get("/debtors")
+    assert desk.status_code == 200 and f'href="/debtors/writeoffs/{wid}">WO-{wid}</a>' in desk.text  # on the manager's desk, linked
+    assert 'id="approvals"' not in clerk.get("/debtors").text
     listing = manager.get("/debtors/writeoffs")
     assert listing.status_code == 200 and f"WO-{wid}" in listing.text and "ZAR 78.13" in listing.text
     assert clerk.post(f"/debtors/writeoffs/{wid}/approve").status_code == 403  # a clerk never approves

@@ -13,6 +13,7 @@ from opsline.areas import HomeCard
 from opsline.core.localtime import local_date
 from opsline.core.money import Money
 from opsline.debtors import arrangements, desk
+from opsline.users.roles import allowed
 
 DESKS = ("debtors_clerk", "debtors_manager")
 
@@ -34,28 +35,37 @@ def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo) -> list[
                  hint=(f"{last['actions']} actions" if last else "no run yet") + (" · today's run not done" if behind else ""),
                  tone="warn" if behind else "normal", order=23),
     ]
-    g = arrangements.desk_counts(session, today=today)
-    out += [
-        HomeCard(desks=DESKS, title="Promises due today", count=g["due_today"], href="/debtors/arrangements?state=active", permission="debtors.view",
-                 hint="arrangement dates falling today", tone="warn" if g["due_today"] else "normal", order=25),
-        HomeCard(desks=DESKS, title="Arrangements waiting for approval", count=g["waiting"], href="/debtors/arrangements?state=proposed",
-                 permission="debtors.view", hint="above the proposer's limit; never the proposer's to approve", tone="warn" if g["waiting"] else "normal",
-                 order=26),
-        HomeCard(desks=DESKS, title="Arrangements broken this week", count=g["broken_week"], href="/debtors/arrangements?state=broken",
-                 permission="debtors.view", hint="dunning resumed from where each account stood", tone="danger" if g["broken_week"] else "normal", order=27),
-    ]
+    out += today_cards(session, today=today, now=now, actor=actor)
     if s["failed"]:
         out.append(HomeCard(desks=DESKS, title="Dunning actions that failed", count=s["failed"], href="/debtors#failed", permission="debtors.view",
                             tone="danger", order=24))
-    out.extend(_write_off_cards(session, actor=actor, currency=s["currency"]))
     return out
 
 
-def _write_off_cards(session: Session, *, actor: Any, currency: str) -> list[HomeCard]:
-    """The manager's approvals: write-offs (single and batches) someone else proposed."""
-    from opsline.debtors import writeoffs
-
-    w = writeoffs.waiting_for(session, actor_name=getattr(actor, "name", ""))
-    hint = str(Money.from_minor(w["amount_minor"], currency)) + (f" · {w['batches']} bulk" if w["batches"] else "")
-    return [HomeCard(desks=("debtors_manager",), title="Write-offs waiting for your approval", count=w["count"], href="/debtors/writeoffs",
-                     permission="debtors.writeoff.approve", hint=hint, tone="warn" if w["count"] else "normal", order=19)]
+def today_cards(session: Session, *, today: Any, now: datetime, actor: Any) -> list[HomeCard]:
+    """Today's work as cards (one count query): calls to make, promises due, broken promises to follow up, approvals
+    waiting for this manager (never their own proposals), suspended accounts with arrears; and a chart of the five."""
+    can_approve = bool(actor is not None and allowed(getattr(actor, "roles", frozenset()), "debtors.writeoff.approve"))
+    limit = arrangements.approval_limit(session, actor=actor) if can_approve else None
+    c = desk.today_counts(session, today=today, now=now, actor_name=getattr(actor, "name", ""), can_approve=can_approve, arrangement_limit=limit)
+    labels = ["Calls", "Promises due", "Broken promises", "Suspended in arrears"] + (["Approvals"] if can_approve else [])
+    values = [c["calls"], c["promises"], c["broken"], c["suspended"]] + ([c["approvals"]] if can_approve else [])
+    chart = {"type": "bar", "data": {"labels": labels, "datasets": [{"label": "Today's work", "data": values}]},
+             "options": {"plugins": {"legend": {"display": False}}, "scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}}}}
+    out = [
+        HomeCard(desks=DESKS, title="Today's debtors work", count=sum(values), href="/debtors#today", permission="debtors.view",
+                 hint="biggest and oldest first on the desk", chart=chart, tone="warn" if sum(values) else "normal", order=15),
+        HomeCard(desks=DESKS, title="Calls to make", count=c["calls"], href="/debtors#calls", permission="debtors.view",
+                 hint="steps routed to a person; letters whose notice ran out", tone="warn" if c["calls"] else "normal", order=16),
+        HomeCard(desks=DESKS, title="Promises due today or overdue", count=c["promises"], href="/debtors#promises", permission="debtors.view",
+                 hint=f"{c['promises_today']} due today", tone="warn" if c["promises"] else "normal", order=17),
+        HomeCard(desks=DESKS, title="Broken promises to follow up", count=c["broken"], href="/debtors#broken", permission="debtors.view",
+                 hint=f"broken in the last {desk.BROKEN_FOLLOW_UP_DAYS} days, no new arrangement", tone="danger" if c["broken"] else "normal", order=18),
+        HomeCard(desks=DESKS, title="Suspended accounts in arrears", count=c["suspended"], href="/debtors#suspended", permission="debtors.view",
+                 hint="biggest arrears first", tone="warn" if c["suspended"] else "normal", order=27),
+    ]
+    if can_approve:
+        out.append(HomeCard(desks=("debtors_manager",), title="Approvals waiting for you", count=c["approvals"], href="/debtors#approvals",
+                            permission="debtors.writeoff.approve", hint="arrangements above a clerk's limit, write-offs and batches others proposed",
+                            tone="warn" if c["approvals"] else "normal", order=14))
+    return out

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from opsline.core.errors import InvalidInput
 from opsline.core.localtime import local_date
 from opsline.customers.models import Account
-from opsline.debtors import actions, desk, holds, policies, runs
+from opsline.debtors import actions, arrangements, desk, holds, policies, runs
 from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
 
@@ -28,8 +28,12 @@ Policy = Annotated[Principal, Depends(require("debtors.policy"))]
 @router.get("/debtors", response_class=HTMLResponse)
 def desk_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, ok: str = "") -> HTMLResponse:
     today = local_date(now, tz)
-    return render(request, "debtors/desk.html", {"summary": desk.summary(db, today=today), "proposals": desk.proposals(db),
-                                                 "runs": runs.list_runs(db, limit=10), "today": today, "ok": ok or None}, principal=principal)
+    can_approve = principal.can("debtors.writeoff.approve")
+    work = desk.today_work(db, today=today, now=now, actor_name=principal.actor.name, can_approve=can_approve,
+                           arrangement_limit=arrangements.approval_limit(db, actor=principal.actor) if can_approve else None)
+    return render(request, "debtors/desk.html", {"summary": desk.summary(db, today=today), "proposals": desk.proposals(db), "work": work,
+                                                 "can_approve": can_approve, "runs": runs.list_runs(db, limit=10), "today": today, "ok": ok or None},
+                  principal=principal)
 
 
 @router.get("/debtors/run", response_class=HTMLResponse)
