@@ -414,7 +414,8 @@ def _plan_dict(plan: Plan) -> dict[str, Any]:
     for ln in plan.lines:
         d = asdict(ln)
         d |= {"amount": Money.from_minor(ln.amount_minor, cur), "tax": Money.from_minor(ln.tax_minor, cur),
-              "total_minor": ln.amount_minor + ln.tax_minor, "total": Money.from_minor(ln.amount_minor + ln.tax_minor, cur)}
+              "total_minor": ln.amount_minor + ln.tax_minor, "total": Money.from_minor(ln.amount_minor + ln.tax_minor, cur),
+              "period_last_day": ln.period_end - timedelta(days=1) if ln.period_end else None}
         lines.append(d)
     return {"account_id": plan.account_id, "currency": cur, "end_date": plan.end_date, "lines": lines, "products": plan.products,
             "etf": plan.etf, "equipment_at_risk": plan.equipment,

@@ -146,7 +146,7 @@ def register_cli(app: Any) -> None:
             for c in ("Line", "Period", "Amount", "VAT", "Total"):
                 t.add_column(c, justify="right" if c in ("Amount", "VAT", "Total") else "left")
             for ln in q["lines"]:
-                period = f"{ln['period_start'] or ''} – {ln['period_end'] or ''}" if ln["period_start"] else ""
+                period = f"{ln['period_start']} – {ln['period_last_day'] or ''}" if ln["period_start"] else ""
                 t.add_row(ln["description"], period, str(ln["amount"]), str(ln["tax"]), str(ln["total"]))
             console.print(t)
             for e in q["equipment_at_risk"]:
@@ -165,4 +165,6 @@ def register_cli(app: Any) -> None:
             console.print(f"[green]{out['reference']}{' (replayed)' if out['replayed'] else ''}: {out['document'] or 'no document'} "
                           f"{out['number'] or ''} {out['total']}[/green]" + (f"; {out['refund_note']}" if out["refund_note"] else ""))
         except OpslineError as exc:
-            fail(f"{'--' + exc.field.replace('_', '-') + ': ' if exc.field and not exc.field.startswith('--') else (exc.field + ': ' if exc.field else '')}{exc.detail}")
+            flag = {"account_id": "--account", "product_ids": "--product", "end_date": "--end-date", "reason": "--reason", "idempotency_key": "--key",
+                    "waive_etf_reason": "--waive-etf"}.get(exc.field or "", exc.field)
+            fail(f"{flag + ': ' if flag else ''}{exc.detail}")
