@@ -46,7 +46,7 @@ def _journeys(factory) -> int:  # type: ignore[no-untyped-def]
 def test_coordinator_sees_date_penalty_and_cpa_before_opening_then_confirms_from_the_detail_page(client_as, factory):
     acc, product = _line(factory)
     c = client_as("cancellations_coordinator")
-    panel = c.get(f"/accounts/{acc}/panels/cancellations")
+    panel = c.get(f"/accounts/{acc}/panel/cancellations")
     assert panel.status_code == 200 and f"/cancellations/new?account_id={acc}" in panel.text
     page = c.get(f"/cancellations/new?account_id={acc}&product_id={product}")
     assert page.status_code == 200
@@ -103,3 +103,19 @@ def test_a_second_line_agent_may_open_but_not_work_a_journey_and_a_billing_analy
     assert billing.get(f"/cancellations/{jid}").status_code == 200
     assert billing.post("/cancellations", data={"account_id": acc, "product_id": product}).status_code == 403
     assert billing.get(f"/cancellations/new?account_id={acc}").status_code == 403
+
+
+def test_reports_show_reasons_retention_sla_and_breaches_and_export_safely(client_as, factory):
+    acc, product = _line(factory)
+    c = client_as("cancellations_coordinator")
+    r = c.post("/cancellations", data={"account_id": acc, "product_id": product, "reason_code": "competitor", "verified": "1",
+                                       "requester_name": "=HYPERLINK(\"http://x\")"}, follow_redirects=False)
+    assert r.status_code == 303
+    page = c.get("/cancellations/reports")
+    assert page.status_code == 200 and "Competitor" in page.text and "SLA compliance per step" in page.text and "data-chart" in page.text
+    csv = c.get("/cancellations/reports/export?format=csv")
+    assert csv.status_code == 200 and csv.headers["content-disposition"].startswith("attachment") and b"Retention offer" in csv.content
+    xlsx = c.get("/cancellations/reports/export?format=xlsx")
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    bad = c.get("/cancellations/reports/export?format=exe", headers={"Accept": "application/problem+json"})
+    assert bad.status_code == 422 and bad.json()["field"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from opsline.cancellations import service
+from opsline.cancellations import followups, service
 from opsline.cancellations.models import OPEN_STATES, CancellationJourney
 from opsline.config import get_settings
 from opsline.core.errors import OpslineError
@@ -102,5 +102,10 @@ def _one(s: Any, *, stage: str, product_id: int, account_id: int, reason: str, t
     if stage == "closed" and j.state in OPEN_STATES:
         t = min(now, t0 + timedelta(days=30))
         service.complete_step(s, journey_id=j.id, code="equipment", note="router collected and received at the warehouse", now=t, tz=tz, actor=COORD)
-        service.complete_step(s, journey_id=j.id, code="final_account", note="final invoice issued with the pro-rata credit", now=t, tz=tz, actor=COORD)
+        try:
+            with s.begin_nested():  # billing's final account to the FNO's date; by hand when a bill run holds the account
+                followups.issue_final_account(s, journey_id=j.id, now=t, tz=tz, actor=COORD)
+        except OpslineError:
+            service.complete_step(s, journey_id=j.id, code="final_account", note="final invoice issued by hand (bill run in progress)", now=t, tz=tz,
+                                  actor=COORD)
         service.close(s, journey_id=j.id, now=t, actor=COORD)

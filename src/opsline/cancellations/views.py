@@ -11,8 +11,9 @@ from urllib.parse import quote_plus
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsline.cancellations import followups, queries, service
+from opsline.cancellations import followups, queries, reports, service
 from opsline.core.errors import InvalidInput, OpslineError
+from opsline.core.exports import Sheet, download_headers, export_sheets
 from opsline.core.localtime import local_date
 from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
@@ -53,6 +54,29 @@ def board_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, part
                       page=max(1, min(page, 100_000)))
     return render(request, "cancellations/board.html", {"board": b, "plan": queries.day_plan(db, now=now, tz=tz), "ok": ok or None,
                                                         "today": local_date(now, tz)}, principal=principal)
+
+
+@router.get("/cancellations/reports", response_class=HTMLResponse)
+def reports_page(request: Request, db: DB, now: Now, tz: Tz, principal: View) -> HTMLResponse:
+    return render(request, "cancellations/reports.html", {"r": reports.report(db, now=now, tz=tz)}, principal=principal)
+
+
+@router.get("/cancellations/reports/export")
+def reports_export(db: DB, now: Now, tz: Tz, principal: View, format: str = "xlsx") -> Response:
+    r = reports.report(db, now=now, tz=tz)
+    reasons = list(r["by_reason"]["reasons"].items())
+    sheets = [
+        Sheet("By reason and month", ["month"] + [label for _, label in reasons],
+              [[m] + [r["by_reason"]["table"][m].get(code, 0) for code, _ in reasons] for m in r["by_reason"]["months"]]),
+        Sheet("SLA per step", ["step", "done", "done late", "open", "open overdue", "compliance %"],
+              [[s["label"], s["done"], s["done_late"], s["open"], s["overdue"], s["compliance"]] for s in r["sla"]]),
+        Sheet("Breaches", ["journey", "step", "owner", "due", "done", "hours late", "cause"],
+              [[b["reference"], b["label"], b["owner"], b["due_at"].isoformat() if b["due_at"] else "", b["done_at"].isoformat() if b["done_at"] else "",
+                b["late_hours"], b["cause"]] for b in r["breaches"]]),
+        Sheet("FNO deactivations", ["fno", "confirmed", "after the SLA", "waiting"], [[f["partner_code"], f["confirmed"], f["late"], f["waiting"]] for f in r["fno"]]),
+    ]
+    filename, media, body = export_sheets(format, name="cancellations", sheets=sheets)
+    return Response(body, media_type=media, headers=download_headers(filename))
 
 
 @router.get("/cancellations/new", response_class=HTMLResponse)
