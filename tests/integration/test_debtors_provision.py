@@ -293,3 +293,30 @@ def test_provision_lines_for_a_ledger_month_share_out_to_accounts_exactly(factor
             assert sum(r["balance_minor"] for r in acc["rows"]) == ln["balance_minor"]
         lines = s.execute(select(ProvisionLine)).scalars().all()
     assert {ln.bucket for ln in lines} <= set(BUCKETS)
+
+
+def test_two_runs_of_the_same_month_at_the_same_moment_store_one_run(factory):  # type: ignore[no-untyped-def]
+    import threading
+
+    with factory.begin() as s:
+        _ledger_book(s)
+        imp(s, history(month(2025, 9), 11))
+    barrier = threading.Barrier(2)
+    out: list = []
+
+    def go() -> None:
+        with factory.begin() as s:
+            barrier.wait()
+            out.append(provision.run_provision(s, month=month(2026, 10), now=NOW, tz=JHB, actor=MANAGER))
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    with factory() as s:
+        runs = s.execute(select(ProvisionRun)).scalars().all()
+        snaps = s.execute(text("SELECT COUNT(*) FROM provision_snapshot")).scalar_one()
+    assert len(out) == 2 and len(runs) == 1
+    assert sorted(r["replayed"] for r in out) == [False, True] and {r["run_id"] for r in out} == {runs[0].id}
+    assert snaps == 3

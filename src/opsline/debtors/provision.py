@@ -42,6 +42,7 @@ from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.localtime import local_date, start_of_day
 from opsline.core.money import Money, allocate_minor, exponent
+from opsline.db.session import lock_for_write
 from opsline.debtors.provision_models import (AGEING_ROWS, BUCKETS, WRITTEN_OFF, ProvisionAccountSnapshot, ProvisionAdjustment, ProvisionAgeing,
                                               ProvisionHistoryImport, ProvisionLine, ProvisionRun, ProvisionSnapshot)
 
@@ -225,6 +226,14 @@ def _x(session: Session, sql: str, params: dict[str, Any] | None = None) -> Any:
     return session.execute(text(sql), params or {})
 
 
+def _serialise(session: Session) -> None:
+    """One provision writer at a time (snapshots, imports, runs): a concurrent repeat waits, then finds the first's work."""
+    if dialect_of(session).pg:
+        _x(session, "SELECT pg_advisory_xact_lock(hashtext('opsline.debtors.provision'))")
+    else:
+        lock_for_write(session)
+
+
 def _bucket_cols(dia: Dialect) -> str:
     days = dia.days("x.due", dia.d("asof_d"))
     cases = {"current": f"{days} <= 0", "d30": f"{days} BETWEEN 1 AND 30", "d60": f"{days} BETWEEN 31 AND 60",
@@ -262,6 +271,7 @@ def take_snapshot(session: Session, *, month: date, now: datetime, tz: ZoneInfo)
     amounts from the month before and to the month after where those are taken. Returns {"month", "accounts",
     "balance_minor"}. Raises UnableToProvide (month not ended)."""
     check_ended(month, now=now, tz=tz)
+    _serialise(session)
     dia = dialect_of(session)
     me = last_day(month)
     t = month_end_instant(month, tz)
@@ -731,6 +741,7 @@ def import_history(session: Session, *, data: bytes, filename: str, now: datetim
     rows = parse_history(data, filename=filename, segments=_segments(session), default_currency=default_currency,
                          last_month=last_ended_month(now=now, tz=tz))
     months = sorted({r["month"] for r in rows})
+    _serialise(session)
     imp = ProvisionHistoryImport(filename=filename[:200], sha256=hashlib.sha256(data).hexdigest(), lines=len(rows), months=len(months),
                                  first_month=months[0], last_month=months[-1], imported_at=now, imported_by=actor.name)
     session.add(imp)
@@ -824,6 +835,7 @@ def run_provision(session: Session, *, month: date, now: datetime, tz: ZoneInfo,
     supersedes the old. Returns `report()` of the run. Raises UnableToProvide (see `calculate`)."""
     check_ended(month, now=now, tz=tz)
     reason = (reason or "").strip() or None
+    _serialise(session)
     existing = current_run(session, month=month)
     if existing is not None and reason is None:
         return report(session, run=existing) | {"replayed": True}
