@@ -81,6 +81,8 @@ def _stage(session: Session, *, run_date: date, cutoff: datetime, progress: Prog
                      WHERE amount_minor < 0 AND posted_at < :cutoff GROUP BY account_id) cr ON cr.account_id = deb.account_id
           GROUP BY deb.account_id) g
         WHERE g.overdue > 0""", p)
+    if d.pg:
+        _x(session, "ANALYZE dn_age")  # temp tables are never auto-analysed; the joins below are planned on real counts
     progress("ageing", 1, 3)
     # the next step: the first step after the account's last one whose days and balance it meets, once the last
     # step's notice period has run (one step per run at most)
@@ -95,6 +97,8 @@ def _stage(session: Session, *, run_date: date, cutoff: datetime, progress: Prog
              AND s.min_days_overdue <= g.days_overdue AND s.min_balance_minor <= g.overdue_minor
         WHERE da.account_id IS NULL OR da.next_step_from <= {d.d('run_date')}
         GROUP BY g.account_id, m.policy_id, a.currency, g.days_overdue, g.overdue_minor, g.balance_minor""", p)
+    if d.pg:
+        _x(session, "ANALYZE dn_stage")
     progress("ageing", 2, 3)
     for e in EXCLUSIONS:
         sql, params = e.sql(session, d, run_date)
@@ -197,7 +201,9 @@ def run_dunning(session: Session, *, run_date: date, today: date, now: datetime,
         WHERE g.excluded IS NULL ORDER BY g.account_id""", p)
     tick("actions", 1, 4)
     # where each account stands: reset those no longer overdue, move those that took a step
-    _x(session, "DELETE FROM dunning_account WHERE account_id NOT IN (SELECT account_id FROM dn_age)")
+    # NOT EXISTS, not NOT IN: PostgreSQL hashes a NOT IN list only while it fits in work_mem; past that (a million
+    # accounts) it rescans dn_age for every row and the run takes hours
+    _x(session, "DELETE FROM dunning_account WHERE NOT EXISTS (SELECT 1 FROM dn_age g WHERE g.account_id = dunning_account.account_id)")
     _x(session, "DELETE FROM dunning_account WHERE account_id IN (SELECT account_id FROM dunning_action WHERE run_id = :run)", p)
     _x(session, f"""
         INSERT INTO dunning_account (account_id, policy_id, position, step_id, last_step_on, next_step_from)
