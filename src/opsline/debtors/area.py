@@ -43,6 +43,13 @@ def _reconnect_on_arrangement(session, event, now) -> None:  # type: ignore[no-u
     reconnect.on_arrangement_active(session, event, now)
 
 
+def _panels() -> list:
+    from opsline.debtors import desk
+    from opsline.web.panels import Panel
+
+    return [Panel(key="debtors", title="Collections", permission="debtors.view", template="debtors/_account_panel.html", loader=desk.panel_loader)]
+
+
 def _admin_views() -> list:
     from opsline.debtors.models import ArrangementApprovalLimit
     from opsline.web.admin import ReferenceView
@@ -113,6 +120,7 @@ AREA = Area(
     lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT, WRITE_OFF, WRITE_OFF_BATCH) + agency_models.LIFECYCLES + provision_models.LIFECYCLES,
     home=_home,
     admin_views=_admin_views,
+    panels=_panels,
     # a job, not the payment's transaction: a statement import settles thousands of invoices; reconnection can follow
     subscribers=(
         Subscriber("debtors.reconnect_on_invoice_settled", "payments.invoice_settled", _reconnect_on_settled, mode="job"),
