@@ -123,3 +123,30 @@ def test_the_cli_refuses_a_bad_date_and_dry_runs_then_runs(engine, factory, monk
     assert bad.exit_code == 2 and "use YYYY-MM-DD" in bad.output
     assert dry.exit_code == 0, dry.output
     assert "Dry run (nothing changed)" in dry.output
+
+
+def test_the_account_page_collections_panel_offers_arrange_hold_and_write_off_to_those_allowed(client_as, factory):  # type: ignore[no-untyped-def]
+    b = _book(factory)
+    a = b["thabo"]
+    clerk = client_as("debtors_clerk")
+    page = clerk.get(f"/accounts/{a['id']}")
+    assert page.status_code == 200 and f'hx-get="/accounts/{a["id"]}/panel/debtors"' in page.text
+    panel = clerk.get(f"/accounts/{a['id']}/panel/debtors")
+    assert panel.status_code == 200 and "ZAR 599.00" in panel.text and "Never dunned." in panel.text
+    assert f'href="/debtors/arrangements/new?account={a["number"]}">Arrange</a>' in panel.text
+    assert f'href="/debtors/writeoffs/new?account={a["number"]}">Propose write-off</a>' in panel.text
+    assert 'action="/debtors/holds"' in panel.text and 'name="csrf_token"' in panel.text
+    form = clerk.get(f"/debtors/arrangements/new?account={a['number']}")  # the link opens the arrangement prefilled for the account
+    assert form.status_code == 200 and a["number"] in form.text and "599.00" in form.text
+    r = clerk.post("/debtors/holds", data={"account": a["number"], "reason": "customer in hospital", "valid_to": (TODAY + timedelta(days=14)).isoformat(),
+                                           "back": f"/accounts/{a['id']}"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith(f"/accounts/{a['id']}?ok=")
+    held = clerk.get(f"/accounts/{a['id']}/panel/debtors")
+    assert "customer in hospital" in held.text and 'action="/debtors/holds"' not in held.text  # held: no second hold offered
+    other = client_as("second_line_agent")
+    hidden = other.get(f"/accounts/{a['id']}/panel/debtors")
+    assert hidden.status_code == 200 and hidden.text == ""  # the account page answers an empty panel to those without debtors.view
+    assert 'panel/debtors"' not in other.get(f"/accounts/{a['id']}").text
+    evil = clerk.post("/debtors/holds", data={"account": b["vip"]["number"], "reason": "x", "valid_to": (TODAY + timedelta(days=3)).isoformat(),
+                                              "back": "https://evil.example/"}, follow_redirects=False)
+    assert evil.status_code == 303 and evil.headers["location"].startswith("/debtors/holds?ok=")  # never redirected off the site

@@ -212,3 +212,47 @@ def today_counts(session: Session, *, today: date, now: datetime, actor_name: st
                                (SELECT COUNT(*) FROM ({_suspended_sql(d)}) q) AS suspended""", p).one()
     return {"calls": int(r.calls), "promises": int(r.promises), "promises_today": int(r.promises_today), "broken": int(r.broken),
             "approvals": None if r.approvals is None else int(r.approvals), "suspended": int(r.suspended)}
+
+
+# --- the account page's debtors panel -------------------------------------------------------------------------------
+
+def account_panel(session: Session, *, account_id: int, now: datetime, tz: Any = None) -> dict[str, Any]:
+    """Where the account stands in collections (overdue, the dunning step and its notice, the last actions, an open
+    arrangement, a hold, an open write-off) for the panel on the account page, which offers Arrange, Hold and Propose
+    write-off to those allowed. Raises AccountNotFound."""
+    from opsline.config import get_settings
+    from opsline.core.localtime import local_date, zone
+    from opsline.customers import service as customers
+    from opsline.debtors import arrangements
+    from opsline.debtors.models import Arrangement, WriteOff
+
+    acc = customers.get_account(session, account_id=account_id)
+    today = local_date(now, tz or zone(get_settings().timezone))
+    overdue = arrangements.overdue_minor(session, account_id=acc.id, today=today, now=now)
+    pos = session.execute(select(DunningAccount, DunningStep.name, DunningStep.action).join(DunningStep, DunningStep.id == DunningAccount.step_id)
+                          .where(DunningAccount.account_id == acc.id)).first()
+    recent = session.execute(select(DunningAction, DunningStep.name).join(DunningStep, DunningStep.id == DunningAction.step_id)
+                             .where(DunningAction.account_id == acc.id).order_by(DunningAction.id.desc()).limit(5)).all()
+    arr = session.execute(select(Arrangement).where(Arrangement.account_id == acc.id, Arrangement.state.in_(("proposed", "active")))
+                          .order_by(Arrangement.id.desc()).limit(1)).scalar_one_or_none()
+    hold = session.execute(select(DunningHold).where(DunningHold.account_id == acc.id, DunningHold.state == HoldState.ACTIVE,
+                                                     DunningHold.valid_from <= today, DunningHold.valid_to > today)
+                           .order_by(DunningHold.valid_to.desc()).limit(1)).scalar_one_or_none()
+    wo = session.execute(select(WriteOff).where(WriteOff.account_id == acc.id, WriteOff.state.in_(("proposed", "approved")))
+                         .order_by(WriteOff.id.desc()).limit(1)).scalar_one_or_none()
+    return {"debtors": {
+        "account_id": acc.id, "account_number": acc.account_number, "currency": acc.currency, "status": acc.status, "overdue_minor": overdue,
+        "today": today, "default_hold_to": today + timedelta(days=14),
+        "position": None if pos is None else {"step": pos[1], "action": pos[2], "last_step_on": pos[0].last_step_on, "next_step_from": pos[0].next_step_from},
+        "actions": [{"id": a.id, "run_date": a.run_date, "step": name, "label": LABELS.get(StepAction(a.action), a.action), "state": a.state,
+                     "letter": a.action == StepAction.LETTER_OF_DEMAND and a.state == ActionState.DONE, "overdue_minor": a.overdue_minor,
+                     "currency": a.currency} for a, name in recent],
+        "arrangement": None if arr is None else {"id": arr.id, "kind": arr.kind, "state": arr.state, "amount_minor": arr.amount_minor, "currency": arr.currency},
+        "hold": None if hold is None else {"id": hold.id, "reason": hold.reason, "valid_to": hold.valid_to, "created_by": hold.created_by},
+        "write_off": None if wo is None else {"id": wo.id, "state": wo.state, "amount_minor": wo.amount_minor, "currency": wo.currency,
+                                              "proposed_by": wo.proposed_by},
+    }}
+
+
+def panel_loader(session: Session, *, account_id: int, now: datetime, **_: Any) -> dict[str, Any]:
+    return account_panel(session, account_id=account_id, now=now)

@@ -81,7 +81,7 @@ def holds_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, ok: 
 
 @router.post("/debtors/holds", response_model=None)
 def hold_post(request: Request, db: DB, now: Now, tz: Tz, principal: Hold, account: Annotated[str, Form()] = "",
-              reason: Annotated[str, Form()] = "", valid_to: Annotated[str, Form()] = "") -> Response:
+              reason: Annotated[str, Form()] = "", valid_to: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "") -> Response:
     key = account.strip()
     acc_id = db.execute(select(Account.id).where(Account.account_number == key)).scalar() if key else None
     if acc_id is None and key.isdigit() and db.get(Account, int(key)) is not None:
@@ -90,6 +90,8 @@ def hold_post(request: Request, db: DB, now: Now, tz: Tz, principal: Hold, accou
         raise InvalidInput(f"no account '{key}' (give the account number)", field="account")
     end = holds.parse_date(valid_to, field="valid_to")
     h = holds.place_hold(db, account_id=acc_id, reason=reason, valid_to=end, today=local_date(now, tz), now=now, actor=principal.actor)
+    if back.startswith("/accounts/") and back[len("/accounts/"):].isdigit():  # from the account page's panel: back there
+        return RedirectResponse(f"{back}?ok=Dunning+held+until+{h.valid_to.isoformat()}", status_code=303)
     return RedirectResponse(f"/debtors/holds?ok=Held+until+{h.valid_to.isoformat()}", status_code=303)
 
 
