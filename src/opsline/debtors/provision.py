@@ -43,7 +43,7 @@ from opsline.core.events import Actor
 from opsline.core.localtime import local_date, start_of_day
 from opsline.core.money import Money, allocate_minor, exponent
 from opsline.db.session import lock_for_write
-from opsline.debtors.provision_models import (AGEING_ROWS, BUCKETS, WRITTEN_OFF, ProvisionAccountSnapshot, ProvisionAdjustment, ProvisionAgeing,
+from opsline.debtors.provision_models import (AGEING_ROWS, BUCKETS, WRITTEN_OFF, ProvisionAdjustment, ProvisionAgeing,
                                               ProvisionHistoryImport, ProvisionLine, ProvisionRun, ProvisionSnapshot)
 
 LOOKBACK = 12  # months of transitions the roll rates average over; IFRS 9 work here needs at least a year

@@ -54,6 +54,7 @@ def history_rows(*, billing_minor: dict[str, int], first: date, months: int = HI
         bal[-1] = bal[-2] * Decimal(str(rolls[-1])) / Decimal(str(1 - s))
         cur = [int(b.quantize(Decimal(1), rounding=ROUND_HALF_UP)) for b in bal]
         growth = 1.0
+        written = 0  # written off in the month before (the first month has no month before in the file)
         for k in range(months):
             m = add_months(first, k)
             wob = 1 + rng.normal(0, 0.08, len(BUCKETS) + 1)
