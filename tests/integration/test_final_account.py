@@ -271,6 +271,47 @@ def test_two_concurrent_repeats_issue_one_final_account(factory, engine):
         assert s.execute(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.ref_type == "invoice", LedgerEntry.account_id == acc)).scalar_one() == 2
 
 
+def test_two_final_accounts_of_one_product_at_once_issue_one_and_refuse_the_other(factory, engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    acc, pid = billed_in_november(factory)
+    terminate(factory, pid, date(2026, 11, 16))
+    barrier = threading.Barrier(2)
+    results: list[dict] = []
+    errors: list[BaseException] = []
+
+    def go(key: str) -> None:
+        try:
+            with factory.begin() as s:
+                barrier.wait()
+                results.append(fa.issue(s, account_id=acc, product_ids=[pid], end_date=date(2026, 11, 16), reason="cancelled", idempotency_key=key,
+                                        now=NOW, actor=ANALYST))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    ts = [threading.Thread(target=go, args=(k,)) for k in ("journey-1", "by-hand-2")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(results) == 1 and len(errors) == 1 and isinstance(errors[0], fa.AlreadyFinalBilled) and errors[0].field == "product_ids"
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(fa.FinalAccount)).scalar_one() == 1
+        assert s.execute(select(func.count()).select_from(CreditNote)).scalar_one() == 1
+
+
+def test_the_quote_for_a_line_still_active_shows_the_days_to_bill_and_the_fee_before_anything_is_confirmed(factory):
+    acc, pid = billed_in_november(factory, contract=True, start=date(2025, 12, 1))
+    before = counts(factory)
+    with factory() as s:
+        q = fa.quote(s, account_id=acc, product_ids=[pid], end_date=date(2026, 12, 31), today=date(2026, 11, 23))
+    # December not billed yet: 1-30 December of 31 days = round(30000 x 30 / 31) = 29032; 12 months left, capped at a fifth: R720.00
+    assert [(ln["group"], ln["amount_minor"]) for ln in q["lines"]] == [("recurring", 29032), ("fee", 72000)]
+    assert q["tax_minor"] == round((29032 + 72000) * 0.15) and q["total_minor"] == 29032 + 72000 + q["tax_minor"]
+    assert q["charges_minor"] + q["credits_minor"] == q["total_minor"] and q["document"] == "invoice"
+    assert counts(factory) == before
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("case, field", [

@@ -591,8 +591,12 @@ def _issue_invoice(session: Session, *, acc: Account, plan: Plan, fa: FinalAccou
                                  "final-bill its products together", field="end_date")
     inv = Invoice(account_id=acc.id, bill_run_id=None, kind="final", period_start=plan.end_date, period_end=period_end, state="draft", currency=acc.currency,
                   subtotal_minor=t["subtotal_minor"], tax_minor=t["tax_minor"], total_minor=t["total_minor"], created_at=now, version=1)
-    session.add(inv)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(inv)
+            session.flush()
+    except IntegrityError as exc:  # another final account of this account with the same end date committed meanwhile
+        raise AlreadyFinalBilled(f"account {acc.account_number} already has a final invoice for {plan.end_date.isoformat()}", field="end_date") from exc
     session.add_all([InvoiceLine(invoice_id=inv.id, account_id=acc.id, product_id=ln.product_id, offering_id=ln.offering_id, price_id=ln.price_id,
                                  kind=ln.kind, description=ln.description[:300], period_start=ln.period_start, period_end=ln.period_end, quantity=1,
                                  unit_amount_minor=ln.unit_amount_minor, amount_minor=ln.amount_minor, tax_rate_code=ln.tax_rate_code, tax_minor=ln.tax_minor,
