@@ -55,6 +55,7 @@ async def check_csrf(request: Request) -> None:
 # inline style attributes are allowed because server-rendered bars and layout use them.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+DOWNLOAD_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
 # Third-party UIs we mount (starlette-admin, Swagger UI) carry their own inline scripts; they keep every other header.
 CSP_EXEMPT_PREFIXES = ("/admin", "/api/docs", "/docs/")
 
@@ -81,7 +82,11 @@ class SecurityHeaders:
                 headers.setdefault("Referrer-Policy", "same-origin")
                 headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
                 headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-                if not path.startswith(CSP_EXEMPT_PREFIXES):
+                if headers.get("content-disposition", "").lower().startswith("attachment"):
+                    # A download (uploaded attachments, exports) is never a page: even if a browser renders it
+                    # (an uploader's text/html), it runs nothing and reaches nothing.
+                    headers["Content-Security-Policy"] = DOWNLOAD_CSP
+                elif not path.startswith(CSP_EXEMPT_PREFIXES):
                     headers.setdefault("Content-Security-Policy", CSP)
                 if self.hsts or https:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
