@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
@@ -50,6 +50,7 @@ JOURNEY = Lifecycle(
             "confirm_deactivation": "FNO confirmed", "collect_equipment": "Equipment collection", "bill_final": "Final account", "close": "Close journey"},
 )
 OPEN_STATES = tuple(s for s in JOURNEY.state_values() if not JOURNEY.is_final(s))
+OPEN_SQL = ", ".join(f"'{s}'" for s in OPEN_STATES)
 
 
 class StepState(enum.StrEnum):
@@ -171,6 +172,9 @@ class CancellationJourney(Base):
         CheckConstraint(sql_in("requester", REQUESTERS), name="requester"),
         CheckConstraint("retention_outcome IS NULL OR " + sql_in("retention_outcome", ("skipped", "declined", "accepted")), name="retention_outcome"),
         Index("ix_cancellation_journey_state_due", "state", "next_due_at"),
+        # the board's order over every open journey (earliest due first) without a sort of them all
+        Index("ix_cancellation_journey_open_due", "next_due_at", "id", postgresql_where=text(f"state IN ({OPEN_SQL})"),
+              sqlite_where=text(f"state IN ({OPEN_SQL})")),
         Index("ix_cancellation_journey_step_due", "current_step", "next_due_at"),
         Index("ix_cancellation_journey_partner_state", "partner_code", "state"),
         Index("ix_cancellation_journey_account", "account_id", "id"),
@@ -202,4 +206,5 @@ class CancellationStep(Base):
         CheckConstraint(sql_in("code", STEP_CODES), name="code"),
         UniqueConstraint("journey_id", "code"),
         Index("ix_cancellation_step_open_due", "state", "due_at"),
+        Index("ix_cancellation_step_due", "due_at"),  # reports: steps due in a window, the latest breaches first
     )

@@ -76,7 +76,7 @@ def board(session: Session, *, now: datetime, tz: ZoneInfo, partner: str | None 
         select(CJ.id, CJ.reference, CJ.kind, CJ.account_id, Account.account_number, Account.name, CJ.partner_code, CJ.state, CJ.reason_code,
                CJ.current_step, CJ.next_due_at, CJ.at_risk, CJ.effective_date, CJ.created_at)
         .join(Account, Account.id == CJ.account_id).where(*conds)
-        .order_by(CJ.next_due_at.is_(None), CJ.next_due_at, CJ.id).offset((page - 1) * PAGE).limit(PAGE)).all()
+        .order_by(CJ.next_due_at.asc().nulls_last(), CJ.id).offset((page - 1) * PAGE).limit(PAGE)).all()
     out = [{"id": r.id, "reference": r.reference, "kind": r.kind, "account_id": r.account_id, "account_number": r.account_number, "account_name": r.name,
             "partner_code": r.partner_code, "state": r.state, "reason": REASONS.get(r.reason_code, r.reason_code), "current_step": r.current_step,
             "step_label": STEP_LABELS.get(r.current_step or "", "—"), "due_at": _aware(r.next_due_at, tz), "at_risk": r.at_risk,

@@ -18,6 +18,10 @@ CJ, CS = CancellationJourney, CancellationStep
 COLOURS = ["#0b5fff", "#137a3f", "#b36b00", "#c0262d", "#5b21b6", "#0e7490", "#9d174d", "#4d7c0f", "#6b7280"]
 
 
+def _start(d: date) -> datetime:
+    return datetime.combine(d, datetime.min.time(), tzinfo=ZoneInfo("UTC"))
+
+
 def _month(d: date) -> str:
     return f"{d.year:04d}-{d.month:02d}"
 
@@ -52,14 +56,14 @@ def retention(session: Session, *, since: date) -> dict[str, Any]:
 
 
 def sla_per_step(session: Session, *, since: date, now: datetime) -> list[dict[str, Any]]:
-    """Per step: done on time, done late, open overdue, open in time (one grouped query)."""
+    """Per step due since `since`: done on time, done late, open overdue, open in time (one grouped query)."""
     late = CS.done_at > CS.due_at
     rows = session.execute(
         select(CS.code, func.sum(case((CS.state == "done", 1), else_=0)),
                func.sum(case(((CS.state == "done") & CS.due_at.is_not(None) & late, 1), else_=0)),
                func.sum(case(((CS.state == "open") & CS.due_at.is_not(None) & (CS.due_at < now), 1), else_=0)),
                func.sum(case((CS.state == "open", 1), else_=0)))
-        .join(CJ, CJ.id == CS.journey_id).where(CJ.notice_date >= since).group_by(CS.code)).all()
+        .where(CS.due_at >= _start(since)).group_by(CS.code)).all()
     by = {code: (int(d or 0), int(lt or 0), int(od or 0), int(op or 0)) for code, d, lt, od, op in rows}
     out = []
     for code, label, _ in STEPS:
@@ -76,7 +80,7 @@ def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limi
     rows = session.execute(select(CS.id, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at, CS.note, CJ.id.label("journey_id"), CJ.reference,
                                   CJ.partner_code, CJ.account_id, Account.account_number)
                            .join(CJ, CJ.id == CS.journey_id).join(Account, Account.id == CJ.account_id)
-                           .where(late, CJ.notice_date >= since).order_by(CS.due_at.desc(), CS.id).limit(limit)).all()
+                           .where(late, CS.due_at >= _start(since), CS.due_at < now).order_by(CS.due_at.desc(), CS.id).limit(limit)).all()
 
     def aware(d: datetime | None) -> datetime | None:
         return None if d is None else (d if d.tzinfo else d.replace(tzinfo=ZoneInfo("UTC"))).astimezone(tz)
@@ -102,9 +106,18 @@ def fno_lead_times(session: Session, *, since: date) -> list[dict[str, Any]]:
     return [{"partner_code": p, "confirmed": int(c or 0), "late": int(lt or 0), "waiting": int(w or 0)} for p, c, lt, w in rows]
 
 
-def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12) -> dict[str, Any]:
+def _since(now: datetime, tz: ZoneInfo, months: int) -> date:
     today = now.astimezone(tz).date()
-    since = (today.replace(day=1) - timedelta(days=31 * (months - 1))).replace(day=1)
-    return {"since": since, "by_reason": by_reason_month(session, since=since), "retention": retention(session, since=since),
-            "sla": sla_per_step(session, since=since, now=now), "breaches": breaches(session, since=since, now=now, tz=tz),
-            "fno": fno_lead_times(session, since=since)}
+    return (today.replace(day=1) - timedelta(days=31 * (months - 1))).replace(day=1)
+
+
+def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, sections: tuple[str, ...] = ("volume", "sla")) -> dict[str, Any]:
+    """The report page's sections: "volume" (by reason and month, retention, FNO deactivations) and "sla" (compliance
+    per step and the breaches). The two pages each read only their sections."""
+    since = _since(now, tz, months)
+    out: dict[str, Any] = {"since": since, "sections": sections}
+    if "volume" in sections:
+        out |= {"by_reason": by_reason_month(session, since=since), "retention": retention(session, since=since), "fno": fno_lead_times(session, since=since)}
+    if "sla" in sections:
+        out |= {"sla": sla_per_step(session, since=since, now=now), "breaches": breaches(session, since=since, now=now, tz=tz)}
+    return out

@@ -58,7 +58,12 @@ def board_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, part
 
 @router.get("/cancellations/reports", response_class=HTMLResponse)
 def reports_page(request: Request, db: DB, now: Now, tz: Tz, principal: View) -> HTMLResponse:
-    return render(request, "cancellations/reports.html", {"r": reports.report(db, now=now, tz=tz)}, principal=principal)
+    return render(request, "cancellations/reports.html", {"r": reports.report(db, now=now, tz=tz, sections=("volume",))}, principal=principal)
+
+
+@router.get("/cancellations/reports/sla", response_class=HTMLResponse)
+def reports_sla_page(request: Request, db: DB, now: Now, tz: Tz, principal: View) -> HTMLResponse:
+    return render(request, "cancellations/reports.html", {"r": reports.report(db, now=now, tz=tz, sections=("sla",))}, principal=principal)
 
 
 @router.get("/cancellations/reports/export")

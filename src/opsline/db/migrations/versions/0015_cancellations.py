@@ -96,6 +96,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cancellation_journey_service_order_id'), ['service_order_id'], unique=False)
         batch_op.create_index('ix_cancellation_journey_state_due', ['state', 'next_due_at'], unique=False)
         batch_op.create_index('ix_cancellation_journey_step_due', ['current_step', 'next_due_at'], unique=False)
+        batch_op.create_index('ix_cancellation_journey_open_due', ['next_due_at', 'id'], unique=False, postgresql_where=sa.text("state IN ('requested', 'retention', 'confirmed', 'deactivation_sent', 'deactivation_confirmed', 'equipment_collection', 'final_billing')"), sqlite_where=sa.text("state IN ('requested', 'retention', 'confirmed', 'deactivation_sent', 'deactivation_confirmed', 'equipment_collection', 'final_billing')"))
 
     op.create_table('cancellation_step',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -119,15 +120,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('cancellation_step', schema=None) as batch_op:
         batch_op.create_index('ix_cancellation_step_open_due', ['state', 'due_at'], unique=False)
+        batch_op.create_index('ix_cancellation_step_due', ['due_at'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('cancellation_step', schema=None) as batch_op:
+        batch_op.drop_index('ix_cancellation_step_due')
         batch_op.drop_index('ix_cancellation_step_open_due')
 
     op.drop_table('cancellation_step')
     with op.batch_alter_table('cancellation_journey', schema=None) as batch_op:
+        batch_op.drop_index('ix_cancellation_journey_open_due', postgresql_where=sa.text("state IN ('requested', 'retention', 'confirmed', 'deactivation_sent', 'deactivation_confirmed', 'equipment_collection', 'final_billing')"), sqlite_where=sa.text("state IN ('requested', 'retention', 'confirmed', 'deactivation_sent', 'deactivation_confirmed', 'equipment_collection', 'final_billing')"))
         batch_op.drop_index('ix_cancellation_journey_step_due')
         batch_op.drop_index('ix_cancellation_journey_state_due')
         batch_op.drop_index(batch_op.f('ix_cancellation_journey_service_order_id'))
