@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = Field(default="development", description="production refuses development secrets")
     database_url: str = Field(default="sqlite:///opsline.db", description="SQLAlchemy URL; postgresql+psycopg://... in production")
     migration_database_url: str | None = Field(default=None, description="the owner role's URL for `opsline migrate`/`db-roles` when the app connects as a restricted role")
+    app_role: str = Field(default="", description="PostgreSQL role the application connects as; `opsline migrate` re-applies its grants (db/roles.py)")
     secret_key: str = Field(default=DEVELOPMENT_SECRET_KEY, min_length=16)
     timezone: str = DEFAULT_TIMEZONE
     currency: str = Field(default=DEFAULT_CURRENCY, min_length=3, max_length=3)
