@@ -44,18 +44,26 @@ def fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the database schema to the latest revision, and seed reference data."""
+    """Create or upgrade the database schema to the latest revision, and seed reference data. With
+    OPSLINE_MIGRATION_DATABASE_URL it runs as that (owner) role, and with OPSLINE_APP_ROLE it re-applies that role's grants."""
     from opsline.db.maintenance import schedule_optimize
     from opsline.db.migrate import upgrade
-    from opsline.db.session import make_sessionmaker
+    from opsline.db.session import make_engine, make_sessionmaker
     from opsline.seed import seed_reference
 
-    engine = _engine()
+    settings = get_settings()
+    engine = make_engine(settings.migration_database_url) if settings.migration_database_url else _engine()
     upgrade(engine)
     now = utc_now()
     with make_sessionmaker(engine).begin() as s:
         seed_reference(s, now=now)
         schedule_optimize(s, now=now)
+    if settings.app_role and engine.dialect.name == "postgresql":
+        from opsline.db.roles import ensure_app_role
+
+        with engine.begin() as conn:
+            report = ensure_app_role(conn, role=settings.app_role)
+        console.print(f"grants of {report.role} re-applied ({report.tables} tables; append-only: {', '.join(report.append_only)})")
     console.print(f"[green]database at head[/green] ({engine.url.render_as_string(hide_password=True)})")
 
 
