@@ -315,3 +315,16 @@ def test_a_declined_retention_offer_on_a_case_opens_the_journey_in_the_same_acti
     # a second declined offer finds the product busy and opens nothing more (the case's own change still stands)
     cases.record_retention(session, case_id=c.id, offer="free router upgrade", outcome="declined", now=now, actor=actor)
     assert session.execute(select(func.count()).select_from(CancellationJourney)).scalar_one() == 1
+
+
+def test_the_hourly_escalation_job_flags_and_schedules_its_next_run_once(session, now, actor):
+    from opsline.core.jobs import Job
+
+    acc, _, product = _line(session, now, actor)
+    _request(session, now, actor, acc, product)
+    later = now + timedelta(days=2, minutes=7)
+    out = service.escalation_job(session, {}, later, tz=TZ)
+    service.escalation_job(session, {}, later, tz=TZ)
+    assert out["flagged"] == 3
+    nxt = session.execute(select(Job).where(Job.kind == service.ESCALATE_JOB, Job.run_at > later)).scalars().all()
+    assert len(nxt) == 1

@@ -27,7 +27,10 @@ def _tz():  # type: ignore[no-untyped-def]
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
     from opsline.cancellations import seed
 
+    from opsline.cancellations import service
+
     seed.seed(session, now=now)
+    service.schedule_escalation(session, now=now)  # starts the hourly chain (idempotent per hour)
 
 
 def _routers() -> list:
@@ -102,9 +105,9 @@ def _on_final_account(session: Session, ev: DomainEvent, now: datetime) -> None:
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
     from opsline.cancellations import service
 
-    @registry.register("cancellations.escalate")
+    @registry.register(service.ESCALATE_JOB)
     def _escalate(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-        return service.escalate(session, now=now, tz=_tz())
+        return service.escalation_job(session, payload, now, tz=_tz())
 
 
 def _cli(app) -> None:  # type: ignore[no-untyped-def]

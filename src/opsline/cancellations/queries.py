@@ -20,6 +20,7 @@ from opsline.core.localtime import local_date
 from opsline.core.money import Money
 from opsline.customers.models import Account
 from opsline.inventory.models import Product
+from opsline.partners import exposure
 from opsline.partners.models import Partner
 
 PAGE = 50
@@ -140,7 +141,11 @@ def detail(session: Session, *, journey_id: int, now: datetime, tz: ZoneInfo, ac
         ((events.AuditEvent.entity_type == JOURNEY.name) & (events.AuditEvent.entity_id == str(j.id)))
         | ((events.AuditEvent.entity_type == STEP.name) & (events.AuditEvent.entity_id.in_(step_ids))))
         .order_by(events.AuditEvent.occurred_at.desc(), events.AuditEvent.id.desc()).limit(100)).scalars().all()
+    fee_exposure = None
+    if j.service_order_id is not None and j.kind == "cancellation":
+        fee_exposure = exposure.order_exposure(session, service_order_id=j.service_order_id, today=local_date(now, tz))
     return {
+        "fee_exposure": fee_exposure,
         "id": j.id, "reference": j.reference, "kind": j.kind, "state": j.state, "account_id": j.account_id, "account_number": acc.account_number,
         "account_name": acc.name, "segment": acc.segment_code, "product_id": j.product_id, "product_name": prod.name, "product_state": prod.state,
         "line_ref": prod.partner_line_ref, "contract_end_date": prod.contract_end_date, "product_end_date": prod.end_date,

@@ -17,7 +17,7 @@ from opsline.cancellations.models import (JOURNEY, OPEN_STATES, REASONS, REQUEST
                                           CancellationPolicy, CancellationStep, JourneyState, StepState)
 from opsline.cancellations.rules import UnableToCancelProduct, UnableToRequestCancellation, check_cancellable, preview, resolve_policy
 from opsline.catalog import service as catalog
-from opsline.core import domain_events, events, lifecycle
+from opsline.core import domain_events, events, jobs, lifecycle
 from opsline.core.calendar.days import add_business_days
 from opsline.core.errors import Conflict, InvalidInput, NotFound, OpslineError
 from opsline.core.events import Actor
@@ -638,3 +638,20 @@ def escalate(session: Session, *, now: datetime, tz: ZoneInfo, actor: Actor = SY
                                         category="service", idempotency_key=f"cancellation:escalation:{now.isoformat()}", tz=tz)
     domain_events.publish(session, "cancellation.steps_at_risk", {"ids": sorted({r.journey_id for r in rows}), "count": len(rows)}, now=now, actor=actor)
     return {"flagged": len(rows), "journeys": len(journeys), "message_id": message_id}
+
+
+ESCALATE_JOB = "cancellations.escalate"
+
+
+def schedule_escalation(session: Session, *, now: datetime) -> datetime:
+    """Enqueue the next escalation run at the next full hour (one job per hour however many workers or starts ask)."""
+    at = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    jobs.enqueue(session, kind=ESCALATE_JOB, payload={}, now=now, run_at=at, idempotency_key=f"{ESCALATE_JOB}:{at:%Y%m%d%H}", priority=400)
+    return at
+
+
+def escalation_job(session: Session, payload: dict[str, Any], now: datetime, *, tz: ZoneInfo) -> dict[str, Any]:
+    """The hourly job: flag and escalate steps at risk, then schedule the next run."""
+    out = escalate(session, now=now, tz=tz)
+    schedule_escalation(session, now=now)
+    return out
