@@ -328,3 +328,14 @@ def test_the_hourly_escalation_job_flags_and_schedules_its_next_run_once(session
     assert out["flagged"] == 3
     nxt = session.execute(select(Job).where(Job.kind == service.ESCALATE_JOB, Job.run_at > later)).scalars().all()
     assert len(nxt) == 1
+
+
+def test_a_relocation_journey_shows_billing_dates_neither_twice_nor_never(session, now, actor):
+    from opsline.cancellations import queries
+
+    acc, sites, product = _line(session, now, actor, second_site=True)
+    j = _request(session, now, actor, acc, product, reason_code="moving", kind="relocation", new_site_id=sites[1])
+    service.confirm(session, journey_id=j.id, now=now, tz=TZ, actor=actor)
+    d = queries.detail(session, journey_id=j.id, now=now, tz=TZ)
+    plan = d["relocation"]
+    assert plan["new_billed_from"] == j.effective_date and plan["old_last_billed_day"] == j.effective_date - timedelta(days=1 - plan["overlap_days"])

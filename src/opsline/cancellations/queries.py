@@ -20,6 +20,8 @@ from opsline.core.localtime import local_date
 from opsline.core.money import Money
 from opsline.customers.models import Account
 from opsline.inventory.models import Product
+from opsline.billing import final_account
+from opsline.core.errors import OpslineError
 from opsline.partners import exposure
 from opsline.partners.models import Partner
 
@@ -144,7 +146,14 @@ def detail(session: Session, *, journey_id: int, now: datetime, tz: ZoneInfo, ac
     fee_exposure = None
     if j.service_order_id is not None and j.kind == "cancellation":
         fee_exposure = exposure.order_exposure(session, service_order_id=j.service_order_id, today=local_date(now, tz))
+    relocation = None
+    if j.kind == "relocation" and (j.fno_confirmed_date or j.effective_date):
+        try:
+            relocation = final_account.relocation_plan(session, old_product_id=j.product_id, new_start_date=j.fno_confirmed_date or j.effective_date)
+        except OpslineError as exc:
+            relocation = {"error": str(exc)}
     return {
+        "relocation": relocation,
         "fee_exposure": fee_exposure,
         "id": j.id, "reference": j.reference, "kind": j.kind, "state": j.state, "account_id": j.account_id, "account_number": acc.account_number,
         "account_name": acc.name, "segment": acc.segment_code, "product_id": j.product_id, "product_name": prod.name, "product_state": prod.state,
