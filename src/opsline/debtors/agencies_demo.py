@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from opsline.billing.sql import dialect_of
 from opsline.config import get_settings
 from opsline.core.events import Actor
 from opsline.core.exports import export_table
@@ -59,19 +60,23 @@ def run(ctx: Any) -> None:
 
 
 def _write_off_chronic_non_payers(factory: Any, *, today: date, now: datetime) -> None:
-    """A few accounts that never paid, owing for over 45 days (not prescribed, not disputed), written off with four eyes."""
+    """A few accounts that paid nothing in 45 days, owing for longer (not prescribed, disputed, under an arrangement or held),
+    written off with four eyes."""
     with factory() as s:
         pg = s.get_bind().dialect.name == "postgresql"
         cutoff, since = prescription.cutoff(today), today - timedelta(days=45)
         b = (lambda v: v) if pg else (lambda v: v.isoformat())
         ids = s.execute(text("""SELECT le.account_id FROM ledger_entry le
                                 WHERE le.account_id NOT IN (SELECT account_id FROM billing_claim)
+                                  AND le.account_id NOT IN (SELECT account_id FROM arrangement WHERE state IN ('proposed', 'active'))
+                                  AND le.account_id NOT IN (SELECT account_id FROM dunning_hold WHERE state = 'active')
                                 GROUP BY le.account_id
                                 HAVING SUM(le.amount_minor) > 0
                                    AND MIN(CASE WHEN le.amount_minor > 0 THEN le.due_date END) < :since
                                    AND MIN(CASE WHEN le.amount_minor > 0 THEN le.due_date END) > :cutoff
-                                   AND SUM(CASE WHEN le.amount_minor < 0 AND le.due_date IS NULL THEN 1 ELSE 0 END) = 0
-                                ORDER BY le.account_id LIMIT :n"""), {"since": b(since), "cutoff": b(cutoff), "n": WRITE_OFFS_WHEN_NONE}).scalars().all()
+                                   AND SUM(CASE WHEN le.amount_minor < 0 AND le.posted_at > :quiet THEN 1 ELSE 0 END) = 0
+                                ORDER BY le.account_id LIMIT :n"""),
+                        {"since": b(since), "cutoff": b(cutoff), "quiet": dialect_of(s).bind_ts(now - timedelta(days=45)), "n": WRITE_OFFS_WHEN_NONE}).scalars().all()
     for acc in ids:
         with factory.begin() as s:
             try:
