@@ -210,3 +210,32 @@ def test_a_courier_update_for_an_attempt_already_recorded_is_ignored(session, no
     assert "ignored" in out
     assert service.get_collection(session, collection_id=c["id"])["state"] == "collected"
     assert Actor.system("x").is_system
+
+
+def test_two_concurrent_bookings_with_the_same_key_make_one_collection(factory, now, actor):
+    import threading
+
+    with factory.begin() as s:
+        account_id, _p, router = loaned_router(s, now, actor)
+        rid = router.id
+    results: list = []
+    errors: list = []
+    barrier = threading.Barrier(2)
+
+    def book() -> None:
+        try:
+            with factory.begin() as s:
+                barrier.wait(timeout=10)
+                results.append(_book(s, now, actor, account_id, [rid], idempotency_key="same-key")["id"])
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=book) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    assert len(results) == 2 and results[0] == results[1]
+    with factory() as s:
+        assert _count(s, Collection) == 1
