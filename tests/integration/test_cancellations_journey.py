@@ -339,3 +339,18 @@ def test_a_relocation_journey_shows_billing_dates_neither_twice_nor_never(sessio
     d = queries.detail(session, journey_id=j.id, now=now, tz=TZ)
     plan = d["relocation"]
     assert plan["new_billed_from"] == j.effective_date and plan["old_last_billed_day"] == j.effective_date - timedelta(days=1 - plan["overlap_days"])
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.dates(min_value=date(2024, 1, 1), max_value=date(2032, 12, 31)), st.integers(min_value=1, max_value=31), st.integers(min_value=0, max_value=60))
+def test_the_fno_last_day_is_always_a_month_end_after_the_notice_and_at_most_the_next_one(notice, cutoff, notice_days):
+    last, why = fno_last_day(notice_date=notice, cutoff_day=cutoff, notice_days=notice_days)
+    earliest = notice + timedelta(days=notice_days)
+    assert last >= earliest and (last + timedelta(days=1)).day == 1 and why
+    months = (last.year - earliest.year) * 12 + last.month - earliest.month
+    assert months in (0, 1)
+    import calendar
+
+    assert (months == 0) == (earliest.day <= min(cutoff, calendar.monthrange(earliest.year, earliest.month)[1]))
