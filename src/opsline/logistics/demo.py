@@ -1,4 +1,5 @@
-"""Demo step: a dozen collections through the real service (attempts in every outcome, rebooking, receipts, a swap),
+"""Demo step: a dozen collections through the real service (attempts in every outcome, rebooking, receipts; swaps of
+faulty routers when few devices are due back),
 one courier run, unreturned-equipment warnings and fees (one credited back when the router arrives late), a few FNO
 deactivations confirmed late (claims proposed) or still open past their date (jeopardy, growing exposure), the
 clean-up checks and the daily job. Bounded work whatever the demo size (samples, slot capacity), so it stays fast."""
@@ -29,7 +30,7 @@ def _late_fno_deactivations(s: Any, *, today: Any) -> None:
     pg = s.get_bind().dialect.name == "postgresql"
     ids = [r[0] for r in s.execute(text("""SELECT so.id FROM partner_service_order so JOIN partner p ON p.code = so.partner_code AND p.kind = 'fno'
         WHERE so.action = 'delete' AND so.state = 'completed' AND so.requested_date >= :since AND so.requested_date <= :until ORDER BY so.id DESC LIMIT 7"""),
-        {"since": today - timedelta(days=40), "until": today - timedelta(days=12)}).all()]
+        {"since": today - timedelta(days=120), "until": today - timedelta(days=12)}).all()]
     for k, so_id in enumerate(ids[:4]):
         s.execute(text("UPDATE partner_service_order SET due_date = requested_date, confirmed_date = requested_date + " +
                        ("CAST(:d AS INTEGER)" if pg else "0") + (" WHERE id = :id" if pg else ", confirmed_date = date(requested_date, '+' || :d || ' days') WHERE id = :id")),
@@ -53,24 +54,35 @@ def run(ctx: Any) -> None:
             if acc in accounts or len(accounts) < BOOKINGS:
                 accounts.setdefault(acc, []).append(eid)
         free = [x for x in service.slots(s, courier_code="courierguy", from_date=today, days=10, tz=tz) if x["start"] > now + timedelta(hours=2) and x["free"]]
+        jobs: list[tuple[int, list[int], str]] = [(acc, eids, "return") for acc, eids in accounts.items()]
+        if len(jobs) < BOOKINGS:  # a small demo has few devices due back: swap some faulty routers too
+            for eid, acc in s.execute(text("""SELECT e.id, e.account_id FROM equipment e WHERE e.kind = 'router' AND e.owner = 'isp_loaned'
+                    AND e.state = 'installed' AND e.account_id IS NOT NULL AND e.offering_id IS NOT NULL ORDER BY e.id LIMIT :n"""),
+                                       {"n": BOOKINGS - len(jobs)}).all():
+                if acc not in accounts:
+                    jobs.append((acc, [eid], "swap"))
         made = 0
-        for i, (acc, eids) in enumerate(accounts.items()):
+        for i, (acc, eids, purpose) in enumerate(jobs):
             if not free:
                 break
-            phone = s.execute(text("SELECT name, phone FROM account WHERE id = :a"), {"a": acc}).one()
-            c = service.book_collection(s, account_id=acc, equipment_ids=eids, slot_start=free[i % len(free)]["start"], address="on file: see the account's site",
-                                        contact_name=phone.name or "account holder", contact_phone=phone.phone or "-", reference=f"DEMO-{i + 1:03d}",
-                                        courier_code="courierguy", idempotency_key=f"demo:collection:{acc}", now=now, actor=actor, tz=tz)
+            who = s.execute(text("SELECT name, phone FROM account WHERE id = :a"), {"a": acc}).one()
+            common = dict(slot_start=free[i % len(free)]["start"], address="on file: see the account's site", contact_name=who.name or "account holder",
+                          contact_phone=who.phone or "-", courier_code="courierguy", idempotency_key=f"demo:collection:{acc}", now=now, actor=actor, tz=tz)
+            if purpose == "swap":
+                cid = service.swap_faulty_equipment(s, equipment_id=eids[0], reason="Wi-Fi drops several times a day", reference=f"DEMO-{i + 1:03d}",
+                                                    **common)["collection_id"]
+            else:
+                cid = service.book_collection(s, account_id=acc, equipment_ids=eids, reference=f"DEMO-{i + 1:03d}", **common)["id"]
             plan = PLAN[i % len(PLAN)]
             if plan.startswith("collected"):
-                service.record_attempt(s, collection_id=c["id"], outcome="collected", now=now, actor=actor, tz=tz, source="courier")
+                service.record_attempt(s, collection_id=cid, outcome="collected", now=now, actor=actor, tz=tz, source="courier")
                 if plan != "collected":
-                    service.receive_at_warehouse(s, equipment_ids=eids, condition="faulty" if plan.endswith("faulty") else "good", collection_id=c["id"],
+                    service.receive_at_warehouse(s, equipment_ids=eids, condition="faulty" if plan.endswith("faulty") else "good", collection_id=cid,
                                                  now=now, actor=actor, tz=tz)
             elif plan in ("not_home", "refused", "wrong_address", "not_home_rebooked"):
                 outcome = "not_home" if plan.startswith("not_home") else plan
                 rebook = free[(i + 3) % len(free)]["start"] if plan == "not_home_rebooked" else None
-                service.record_attempt(s, collection_id=c["id"], outcome=outcome, note="demo", now=now, actor=actor, tz=tz, source="courier",
+                service.record_attempt(s, collection_id=cid, outcome=outcome, note="demo", now=now, actor=actor, tz=tz, source="courier",
                                        rebook_slot_start=rebook)
             made += 1
         run_slot = next((x for x in free if x["start"] > now + timedelta(days=1)), None)

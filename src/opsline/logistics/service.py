@@ -590,7 +590,8 @@ def book_courier_run(session: Session, *, courier_code: str, slot_start: datetim
     courier = _courier(session, courier_code)
     slot, slot_end = _check_slot(session, courier=courier, slot_start=slot_start, now=now, tz=tz, needed=1)
     free = slot.capacity - sum(_booked_counts(session, courier_code=courier.code, start=slot_start, end=slot_start + timedelta(seconds=1)).values())
-    pairs = session.execute(awaiting_without_booking(session, city=city)).all()
+    # oldest first; a few devices per account at most, so four rows per free place is plenty
+    pairs = session.execute(awaiting_without_booking(session, city=city, limit=max(free, 0) * 4 + 10)).all()
     accounts: list[int] = []
     eq_by_acc: dict[int, list[int]] = defaultdict(list)
     for eid, acc in pairs:
