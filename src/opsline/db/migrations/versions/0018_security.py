@@ -16,8 +16,29 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # POPIA erasure requests (customers/privacy.py). The application database role is set up by `opsline db-roles`
+    # (db/roles.py), not here: role names and passwords belong to the installation, not to the schema.
+    op.create_table('privacy_request',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('party_id', sa.BigInteger(), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('requested_by', sa.String(length=120), nullable=False),
+    sa.Column('requested_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_by', sa.String(length=120), nullable=True),
+    sa.Column('decided_at', opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('erased', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.CheckConstraint("state IN ('requested', 'erased', 'rejected', 'withdrawn')", name=op.f('ck_privacy_request_state')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_privacy_request_account_id_account')),
+    sa.ForeignKeyConstraint(['party_id'], ['party.id'], name=op.f('fk_privacy_request_party_id_party')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_privacy_request'))
+    )
+    with op.batch_alter_table('privacy_request', schema=None) as batch_op:
+        batch_op.create_index('ix_privacy_request_party', ['party_id', 'state'], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('privacy_request', schema=None) as batch_op:
+        batch_op.drop_index('ix_privacy_request_party')
+    op.drop_table('privacy_request')
