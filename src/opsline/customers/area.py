@@ -2,7 +2,7 @@
 
 from opsline import demo
 from opsline.areas import Area
-from opsline.customers import home, models  # noqa: F401  (tables)
+from opsline.customers import home, models, privacy  # noqa: F401  (tables)
 from opsline.customers.models import ACCOUNT
 from opsline.users.roles import Role
 
@@ -10,7 +10,9 @@ from opsline.users.roles import Role
 def _routers() -> list:
     from opsline.customers import api, views
 
-    return [views.router, api.router]
+    from opsline.customers import privacy_views
+
+    return [views.router, api.router, privacy_views.router]
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
@@ -32,6 +34,18 @@ def _admin_views() -> list:
     return [ReferenceView(Segment, icon="fa fa-tags", display_name="Segments"), ReferenceView(ValueTier, icon="fa fa-star", display_name="Value tiers")]
 
 
+def _panels() -> list:
+    from opsline.web.panels import Panel
+
+    return [Panel(key="privacy", title="Data protection (POPIA)", permission="privacy.request", template="privacy/_panel.html", loader=privacy.panel)]
+
+
+def _cli(app) -> None:  # type: ignore[no-untyped-def]
+    from opsline.customers import privacy_views
+
+    privacy_views.register_cli(app)
+
+
 AREA = Area(
     name="customers",
     order=10,
@@ -41,7 +55,10 @@ AREA = Area(
     demo_steps=(("users", demo.add_users), ("customers", demo.load_customers), ("memos", demo.add_memos_and_duplicates)),
     desks=(("Customers", "/accounts", "customers.view"),),
     admin_views=_admin_views,
-    lifecycles=(ACCOUNT,),
+    lifecycles=(ACCOUNT, privacy.PRIVACY_REQUEST),
+    events=(privacy.ERASED_EVENT,),
+    panels=_panels,
+    cli=_cli,
     permissions={  # the account lifecycle's actions (customers.models.ACCOUNT); refused with 403 for other roles
         "accounts.activate": {Role.BILLING, Role.SERVICE_MANAGER, Role.SECOND_LINE},
         "accounts.suspend": {Role.DEBTORS_CLERK, Role.DEBTORS_MANAGER, Role.SERVICE_MANAGER},
