@@ -14,7 +14,7 @@ from opsline.core.events import Actor
 from opsline.core.jobs import Job
 from opsline.core.localtime import local_date, zone
 from opsline.db.session import make_sessionmaker
-from opsline.debtors import actions, arrangements, holds, runs
+from opsline.debtors import actions, arrangements, holds, runs, writeoffs
 
 DAYS = 22
 # Above this many accounts the demo keeps to today's run and leaves its actions queued for the worker, as a live system
@@ -66,8 +66,10 @@ def run(ctx: Any) -> None:
     if len(picks) > 4:  # a pay-off plan above the clerk's limit: waits for the manager
         _promise(factory, picks[4], day=today, at=ctx.now, due=today + timedelta(days=30), plan=True)
     ctx.counts.update({"dunning_runs": total["runs"], "dunning_actions": total["actions"]})
+    _write_offs(factory, today=today, now=ctx.now, tz=tz)
     with factory() as s:
         ctx.counts["arrangements"] = int(s.execute(text("SELECT COUNT(*) FROM arrangement")).scalar_one())
+        ctx.counts["write_offs"] = int(s.execute(text("SELECT COUNT(*) FROM write_off")).scalar_one())
 
 
 def _arrangement_accounts(factory: Any, *, today: Any, skip: set[int]) -> list[int]:
@@ -104,3 +106,70 @@ def _promise(factory: Any, account_id: int, *, day: Any, at: Any, due: Any, plan
                                      instalments=[arrangements.InstalmentIn(due, owed)], note="promised on the phone")
         except arrangements.UnableToArrange:
             return
+
+
+SINGLE_WRITE_OFFS = [  # (reason, what the manager does: approve / reject / wait, or the clerk withdraws)
+    ("Customer deceased; the estate is insolvent (letter from the executor)", "approve"),
+    ("Sequestrated: trustee confirms no dividend for concurrent creditors", "approve"),
+    ("Untraceable: tracing agent found no address or employer", "approve"),
+    ("Business deregistered by CIPC; directors not liable", "wait"),
+    ("Small balance after the final account; costs more to collect than it is worth", "wait"),
+    ("Customer says the line was never installed; claim under review", "reject"),
+    ("Proposed in error: the customer has a payment arrangement coming", "withdraw"),
+]
+
+
+def _write_offs(factory: Any, *, today: Any, now: datetime, tz: Any) -> None:
+    """/debtors/writeoffs in every state: single proposals by the clerk three days ago (three approved and posted by the
+    manager, two waiting, one rejected, one withdrawn) and a bulk batch of small old balances on closed accounts proposed by
+    the clerk and approved by the manager (four eyes). A few service calls and one set-based batch at any demo size."""
+    proposed_at = now - timedelta(days=3)
+    on = local_date(proposed_at, tz)
+    with factory() as s:
+        pg = s.get_bind().dialect.name == "postgresql"
+        since = today - timedelta(days=30)
+        # the biggest balances owed for over 30 days, left alone by holds, arrangements and earlier write-offs (one aggregate)
+        ids = s.execute(text("""SELECT le.account_id FROM ledger_entry le JOIN account a ON a.id = le.account_id
+                                WHERE a.status IN ('active', 'suspended')
+                                  AND NOT EXISTS (SELECT 1 FROM write_off w WHERE w.account_id = le.account_id)
+                                  AND NOT EXISTS (SELECT 1 FROM arrangement g WHERE g.account_id = le.account_id AND g.state IN ('proposed', 'active'))
+                                  AND NOT EXISTS (SELECT 1 FROM dunning_hold h WHERE h.account_id = le.account_id AND h.state = 'active')
+                                  AND NOT EXISTS (SELECT 1 FROM billing_claim c WHERE c.account_id = le.account_id)
+                                GROUP BY le.account_id
+                                HAVING SUM(le.amount_minor) > 0 AND MIN(CASE WHEN le.amount_minor > 0 THEN le.due_date END) < :since
+                                ORDER BY SUM(le.amount_minor) DESC, le.account_id LIMIT :n"""),
+                        {"since": since if pg else since.isoformat(), "n": len(SINGLE_WRITE_OFFS)}).scalars().all()
+    for k, (acc, (reason, then)) in enumerate(zip(ids, SINGLE_WRITE_OFFS)):
+        with factory.begin() as s:
+            try:
+                wo = writeoffs.propose(s, account_id=int(acc), amount=None, reason=reason, today=on, now=proposed_at + timedelta(minutes=10 * k), actor=CLERK)
+            except writeoffs.UnableToWriteOff:
+                continue
+            later = proposed_at + timedelta(days=1, minutes=10 * k)
+            if then == "approve":
+                writeoffs.approve(s, write_off_id=wo.id, now=later, actor=MANAGER)
+            elif then == "reject":
+                writeoffs.decide(s, write_off_id=wo.id, action="reject", reason="Not until the claim is decided; dunning stays on hold meanwhile",
+                                 now=later, actor=MANAGER)
+            elif then == "withdraw":
+                writeoffs.decide(s, write_off_id=wo.id, action="cancel", reason="Customer called: arrangement instead", now=later, actor=CLERK)
+    # the bulk batch: closed accounts with a small balance left (wider criteria when the demo has fewer than two)
+    chosen = None
+    for crit in (writeoffs.BulkCriteria(status="closed", max_balance_minor=50_000, min_days=30),
+                 writeoffs.BulkCriteria(status="closed", max_balance_minor=None, min_days=30),
+                 writeoffs.BulkCriteria(status="suspended", max_balance_minor=150_000, min_days=30),
+                 writeoffs.BulkCriteria(status="suspended", max_balance_minor=None, min_days=45)):
+        with factory() as s:
+            n = writeoffs.dry_run(s, criteria=crit, today=on, now=proposed_at, sample=0)["count"]
+        if n >= 2 or (n and chosen is None):
+            chosen = crit
+        if n >= 2:
+            break
+    for crit in [chosen] if chosen else []:
+        with factory.begin() as s:
+            cap = "" if crit.max_balance_minor is None else f" under R{crit.max_balance_minor // 100:,}"
+            batch = writeoffs.propose_batch(s, criteria=crit, today=on, actor=CLERK,
+                                            reason=f"Balances{cap} on {crit.status} accounts over {crit.min_days} days past due: uneconomic to collect further",
+                                            now=proposed_at + timedelta(hours=2))
+        with factory.begin() as s:
+            writeoffs.approve_batch(s, batch_id=batch.id, now=proposed_at + timedelta(days=1, hours=2), actor=MANAGER)
