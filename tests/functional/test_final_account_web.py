@@ -121,3 +121,26 @@ def _cli_checks(factory, acc, pid, app):  # type: ignore[no-untyped-def]
     assert "FA-" in real.output and "CN-" in real.output
     again = runner.invoke(app, ["final-account", "--account", acc_no, "--end-date", "2026-11-16", "--reason", "cancelled", "--product", str(pid)])
     assert again.exit_code != 0 and "already final-billed" in again.output
+
+
+def test_a_net_charge_becomes_a_final_invoice_whose_page_and_pdf_open_like_any_invoice(client_as, factory, now):
+    from opsline.billing.service import queue_charge
+    from opsline.core.money import Money
+
+    acc, pid = billed_and_ended(factory, now, end=date(2026, 11, 28))
+    with factory.begin() as s:
+        queue_charge(s, account_id=acc, product_id=pid, description="Unreturned router SN-W-1", amount=Money.of("1499.00", "ZAR"), tax_rate_code="VAT15",
+                     reason="not returned after the grace period", now=now, actor=STARTER, idempotency_key="unreturned:SN-W-1")
+    c = client_as("billing_analyst")
+    r = c.post(f"/billing/accounts/{acc}/final-account",
+               data={"product_ids": str(pid), "end_date": "2026-11-28", "reason": "cancelled", "key": "web-1", "waive_etf_reason": ""}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    with factory() as s:
+        inv = s.execute(select(Invoice).where(Invoice.account_id == acc, Invoice.kind == "final")).scalar_one()
+    # 28-30 November credited (3 of 30 days of R600.00 = R60.00), the router charged R1,499.00: net R1,439.00 + VAT R215.85
+    assert (inv.subtotal_minor, inv.tax_minor, inv.total_minor) == (143900, 21585, 165485)
+    assert inv.number in c.get(r.headers["location"]).text
+    page = c.get(f"/billing/invoices/{inv.id}")
+    assert page.status_code == 200 and "Unreturned router SN-W-1" in page.text and "Credit: Fibre 100/100 (Vumatel)" in page.text
+    pdf = c.get(f"/billing/invoices/{inv.id}/pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
