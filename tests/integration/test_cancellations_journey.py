@@ -254,8 +254,9 @@ def test_an_fno_confirmation_for_another_line_is_refused_and_the_right_one_appli
                                    now=now, tz=TZ, actor=actor)
     assert j.state == "deactivation_sent"
     service.record_fno_confirmation(session, journey_id=j.id, line_ref=product.partner_line_ref, confirmed_date=date(2027, 1, 2), now=now, tz=TZ, actor=actor)
-    session.refresh(j)
+    session.expire_all()
     assert j.state == "equipment_collection" and j.fno_confirmed_date == date(2027, 1, 2) and product.state == "terminated"
+    assert j.current_step == "equipment" and j.next_due_at is not None  # the board's columns follow the checklist
 
 
 def test_withdrawal_before_the_cutoff_keeps_the_line_and_after_it_is_refused(session, now, actor):

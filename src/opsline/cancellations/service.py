@@ -488,7 +488,7 @@ def record_fno_confirmation(session: Session, *, journey_id: int, line_ref: str,
     res = partners.apply_partner_event(session, partner_code=so.partner_code, event=event, now=now, tz=tz, actor=Actor.system(f"partner:{so.partner_code}"))
     if res["outcome"] != "applied":
         raise UnableToRecordConfirmation(f"the FNO order could not take the confirmation: {res['detail']}", field="line_ref")
-    session.refresh(j)
+    session.flush()  # the journey (same object) moved on through the partner event's subscriber
     return j
 
 
