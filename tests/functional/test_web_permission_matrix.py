@@ -19,6 +19,7 @@ from conftest import post_login
 PUBLIC_ROUTES = {
     "/docs/oauth2-redirect": "part of the API browser",
     "/api/partners/callback/{partner_code}": "partner webhooks authenticate with their HMAC signature",
+    "/api/logistics/callback/{courier_code}": "courier webhooks authenticate with their HMAC signature",
 }
 PUBLIC_MOUNTS = {"/static": "vendored CSS and JavaScript"}
 ADMIN_MOUNTS = {"/admin"}  # starlette-admin, guarded by its own middleware (administrators only)
