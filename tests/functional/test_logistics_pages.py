@@ -126,3 +126,42 @@ def test_the_coordinator_desk_shows_the_logistics_cards(client_as, router):
     page = client_as("cancellations_coordinator").get("/desk/cancellations_coordinator")
     assert page.status_code == 200
     assert "Devices out with no collection booked" in page.text and "FNO deactivations in jeopardy" in page.text
+
+
+def test_a_courier_reports_an_attempt_through_its_signed_webhook_and_bad_or_repeated_reports_change_nothing(app, factory, router, now):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from opsline.logistics import service
+    from opsline.logistics.models import CollectionAttempt
+    from opsline.partners.adapters import SIGNATURE_HEADER, sign
+    from opsline.partners.models import Partner
+
+    from logistics_helpers import TZ
+
+    with factory.begin() as s:
+        s.get(Partner, "courierguy").webhook_secret = "whsec-courier"
+        col = service.book_collection(s, account_id=router["account_id"], equipment_ids=[router["equipment_id"]], slot_start=next_weekday_slot(now),
+                                      address="7 Jan Smuts", contact_name="Lerato", contact_phone="082", reference=None, courier_code="courierguy",
+                                      idempotency_key="hook", now=now, actor=ACTOR, tz=TZ)
+    client = TestClient(app)
+    url = "/api/logistics/callback/courierguy"
+
+    def post(body: dict, secret: str = "whsec-courier"):  # type: ignore[no-untyped-def]
+        raw = json.dumps(body).encode()
+        return client.post(url, content=raw, headers={SIGNATURE_HEADER: sign(secret, raw), "Content-Type": "application/json"})
+
+    event = {"externalId": col["number"], "attempt": 1, "outcome": "not_home", "note": "card left"}
+    assert post(event, secret="wrong").status_code == 401
+    bad = post(event | {"outcome": "on_holiday"})
+    assert bad.status_code == 422 and bad.json()["field"] == "outcome"
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(CollectionAttempt)).scalar_one() == 0
+    assert post(event).status_code == 200
+    again = post(event)
+    assert again.status_code == 202 and again.json()["outcome"] == "ignored"
+    with factory() as s:
+        assert service.get_collection(s, collection_id=col["id"])["state"] == "failed"
+        assert s.execute(select(func.count()).select_from(CollectionAttempt)).scalar_one() == 1
+    assert client.post("/api/logistics/callback/openserve", content=b"{}").status_code == 404

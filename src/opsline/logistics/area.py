@@ -41,9 +41,9 @@ def _seed(session, *, now: datetime) -> None:  # type: ignore[no-untyped-def]
 
 
 def _routers() -> list:
-    from opsline.logistics import views
+    from opsline.logistics import api, views
 
-    return [views.router]
+    return [views.router, api.router]
 
 
 def _admin_views() -> list:
