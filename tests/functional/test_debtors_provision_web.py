@@ -161,9 +161,13 @@ def test_a_history_upload_with_a_bad_line_imports_nothing_and_names_the_line(cli
     assert good.status_code == 303 and _count(factory, "provision_ageing") == before + 12
 
 
-def test_roll_rate_page_charts_each_bucket_by_month_and_drills_down_to_the_accounts_that_rolled(client_as, book):  # type: ignore[no-untyped-def]
+def test_roll_rate_page_charts_each_bucket_by_month_and_drills_down_to_the_accounts_that_rolled(client_as, book, factory):  # type: ignore[no-untyped-def]
     c = client_as("debtors_clerk")
+    before = c.get("/debtors/reports/rollrates?months=12")
+    assert "no history yet for 2026-08, 2026-09, 2026-10" in before.text and _count(factory, "provision_snapshot") == 0  # a page reads, never writes
+    assert client_as("debtors_manager").post("/debtors/provision/run", data={"month": "2026-10"}, follow_redirects=False).status_code == 303
     r = c.get("/debtors/reports/rollrates?months=12")
+    assert "no history yet" not in r.text
     assert r.status_code == 200
     _no_inline_script(r.text)
     (chart,) = _charts(r.text)

@@ -394,10 +394,11 @@ class Window:
     data: dict[date, MonthData]
 
 
-def window(session: Session, *, month: date, lookback: int, now: datetime, tz: ZoneInfo, strict: bool = True,
+def window(session: Session, *, month: date, lookback: int, now: datetime, tz: ZoneInfo, strict: bool = True, take: bool = True,
            progress: Callable[[int, int], None] | None = None) -> Window:
-    """The month ends the roll rates of `month` average over, with their data (ledger snapshots taken where missing).
-    strict: raises UnableToProvide naming what is missing when fewer than `lookback` transitions have history."""
+    """The month ends the roll rates of `month` average over, with their data (ledger snapshots taken where missing, or
+    with take=False left out: a report page reads, it does not write). strict: raises UnableToProvide naming what is
+    missing when fewer than `lookback` transitions have history."""
     low = LOOKBACK if strict else 1
     if not low <= lookback <= MAX_LOOKBACK:
         raise UnableToProvide(f"the roll rates average over {low} to {MAX_LOOKBACK} months, not {lookback}", field="lookback")
@@ -412,7 +413,11 @@ def window(session: Session, *, month: date, lookback: int, now: datetime, tz: Z
             f"{month_text(month)} ({lookback + 1} month ends); {have} are there, missing {_ranges(missing)}. Import the prior billing "
             f"system's month-end ageing for those months (history import).", field="month")
     months = [m for m in months if m in sources]
-    ensure_snapshots(session, months=[m for m in months if sources[m] == "ledger"], now=now, tz=tz, progress=progress)
+    if take:
+        ensure_snapshots(session, months=[m for m in months if sources[m] == "ledger"], now=now, tz=tz, progress=progress)
+    else:
+        taken = {billing.as_date(d) for d in session.execute(select(ProvisionSnapshot.month_end)).scalars()}
+        months = [m for m in months if sources[m] == "import" or last_day(m) in taken]
     return Window(month, lookback, months, sources, _load(session, months=months, sources=sources))
 
 

@@ -29,9 +29,10 @@ def _to_label(b: str) -> str:
 
 def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, segment: str = "") -> dict[str, Any]:
     """Roll rates month by month over the last `months` transitions to the last month end, and their balance-weighted
-    average. Months without history are listed as missing, not guessed. Raises UnableToProvide (months out of 1..36)."""
+    average. Months without history (or whose ledger snapshot is not taken yet: a provision run or `opsline
+    provision-snapshot` takes it) are listed as missing, not guessed. Raises UnableToProvide (months out of 1..36)."""
     month = provision.last_ended_month(now=now, tz=tz)
-    w = provision.window(session, month=month, lookback=months, now=now, tz=tz, strict=False)
+    w = provision.window(session, month=month, lookback=months, now=now, tz=tz, strict=False, take=False)
     trend = provision.monthly_rates(w, segment=segment)
     rates = provision.roll_rates(w)
     wanted = [add_months(month, -k) for k in range(months, -1, -1)]
@@ -49,7 +50,7 @@ def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, s
                         "scales": {"y": {"beginAtZero": True, "max": 100, "title": {"display": True, "text": "% of the bucket"}}}}}
     return {"month": provision.month_text(month), "months": months, "segment": segment, "trend": trend, "matrix": matrix, "chart": chart,
             "buckets": [{"key": b, "label": LABELS[b], "to": _to_label(b)} for b in BUCKETS],
-            "missing": [provision.month_text(m) for m in wanted if m not in w.sources],
+            "missing": [provision.month_text(m) for m in wanted if m not in w.months],
             "ledger_months": sum(1 for m in w.months if w.sources[m] == "ledger"),
             "imported_months": sum(1 for m in w.months if w.sources[m] == "import")}
 
