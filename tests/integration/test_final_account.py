@@ -10,9 +10,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from opsline.billing import billrun
 from opsline.billing import final_account as fa
 from opsline.billing.invoicing.models import CreditNote, CreditNoteLine
-from opsline.billing.models import Invoice, InvoiceLine, LedgerEntry, PendingCharge, RelocationOverlap
+from opsline.billing.models import BillRun, Invoice, InvoiceLine, LedgerEntry, PendingCharge, RelocationOverlap
 from opsline.billing.service import queue_charge
 from opsline.catalog.models import Price, ProductOffering
 from opsline.core.events import AuditEvent, Actor
@@ -358,14 +359,41 @@ def test_a_product_already_final_billed_is_refused_and_nothing_changes(factory):
     assert counts(factory) == before
 
 
-def test_a_draft_bill_run_holding_the_account_makes_the_final_account_wait(factory):
+def test_a_computed_draft_run_holding_the_account_is_recomputed_without_the_final_billed_line_and_its_totals_follow(factory):
+    (acc, pid), (other, _) = billed_in_november(factory, count=2)
+    with factory.begin() as s:
+        queue_charge(s, account_id=acc, product_id=pid, description="Unreturned router", amount=Money.of("1499.00", "ZAR"), tax_rate_code="VAT15",
+                     reason="grace period over", now=AT_NOV, actor=ANALYST, idempotency_key="unreturned:draft")
+    rid = run_draft(factory, AT_DEC, cycle=DEC)  # December's draft holds the line and the queued charge
+    with factory() as s:
+        run_before = s.get(BillRun, rid)
+        before = (run_before.accounts_count, run_before.subtotal_minor)
+        other_total = s.execute(select(Invoice.total_minor).where(Invoice.account_id == other, Invoice.bill_run_id == rid)).scalar_one()
+    terminate(factory, pid, date(2026, 11, 16))
+    out = issue(factory, acc, [pid], date(2026, 11, 16))
+    # the final invoice takes the queued router fee and the November credit: R1,499.00 - R150.00 = R1,349.00 + VAT
+    assert sorted(ln.amount_minor for ln in lines_of_invoice(factory, out["invoice_id"])) == [-15000, 149900]
+    with factory() as s:
+        assert s.execute(select(Invoice.id).where(Invoice.account_id == acc, Invoice.bill_run_id == rid)).first() is None
+        run = s.get(BillRun, rid)
+        assert (run.accounts_count, run.subtotal_minor) == (before[0] - 1, before[1] - 30000 - 149900)
+        assert run.subtotal_minor == s.execute(select(func.sum(Invoice.subtotal_minor)).where(Invoice.bill_run_id == rid)).scalar_one()
+        assert s.execute(select(Invoice.total_minor).where(Invoice.account_id == other, Invoice.bill_run_id == rid)).scalar_one() == other_total
+    finalise(factory, AT_DEC, rid)  # and finalising it bills nothing twice
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(InvoiceLine).where(InvoiceLine.product_id == pid)).scalar_one() == 1 + 2
+
+
+def test_a_bill_run_in_review_holding_the_account_makes_the_final_account_wait(factory):
     acc, pid = billed_in_november(factory)
-    run_draft(factory, AT_DEC, cycle=DEC)  # December's draft holds the line, not yet final
+    rid = run_draft(factory, AT_DEC, cycle=DEC)
+    with factory.begin() as s:
+        billrun.open_review(s, bill_run_id=rid, now=AT_DEC, actor=ANALYST)  # the reviewed figures must not move under the reviewer
     terminate(factory, pid, date(2026, 11, 16))
     before = counts(factory)
     with factory() as s, pytest.raises(fa.FinalAccountBlocked) as err:
         fa.issue(s, account_id=acc, product_ids=[pid], end_date=date(2026, 11, 16), reason="cancelled", idempotency_key="k", now=NOW, actor=ANALYST)
-    assert err.value.field == "account_id" and "2026-12-01" in err.value.detail
+    assert err.value.field == "account_id" and "2026-12-01" in err.value.detail and "review" in err.value.detail
     assert counts(factory) == before
 
 

@@ -125,25 +125,9 @@ def _clear_shard(session: Session, run_id: int, lo: int, hi: int) -> None:
     session.execute(text("DELETE FROM invoice WHERE bill_run_id = :run AND account_id >= :lo AND account_id < :hi AND state = 'draft'"), p)
 
 
-def run_shard(session: Session, *, bill_run_id: int, shard_no: int, now: datetime) -> dict[str, Any]:
-    """Compute one shard's draft invoices and lines with set-based SQL. Idempotent: a re-run replaces the shard's draft.
-
-    Does nothing (and says so) when the run is no longer computing its draft (rolled back, approved ...)."""
+def _compute_range(session: Session, run: BillRun, *, lo: int, hi: int, now: datetime) -> tuple[int, int, int, int, int]:
+    """Stage and write the draft invoices and lines of accounts [lo, hi) for `run`; returns (accounts, lines, subtotal, tax, total)."""
     dia = dialect_of(session)
-    q = select(BillRun).where(BillRun.id == bill_run_id)
-    if dia.pg:
-        q = q.with_for_update(key_share=True, read=True)  # FOR KEY SHARE: shards run side by side, rollback/finalise wait for them
-    run = session.execute(q).scalar_one_or_none()
-    if run is None:
-        raise NotFound(f"bill run {bill_run_id} not found")
-    if run.state not in (S.DRAFT_RUNNING, S.DRAFT):
-        return {"skipped": run.state}
-    shard = session.execute(select(BillRunShard).where(BillRunShard.bill_run_id == bill_run_id, BillRunShard.shard_no == shard_no)).scalar_one()
-    lo, hi = shard.account_from, shard.account_to
-    was_done = shard.state == "done"
-    old = (shard.accounts_count, shard.lines_count, shard.subtotal_minor, shard.tax_minor, shard.total_minor)
-    if was_done:
-        _clear_shard(session, run.id, lo, hi)
     prev_start = add_months(run.period_start, -1)
     if dia.pg:
         session.execute(text("SET LOCAL work_mem = '64MB'"))  # the per-account aggregate and joins stay in memory
@@ -166,7 +150,29 @@ def run_shard(session: Session, *, bill_run_id: int, shard_no: int, now: datetim
         f"SELECT COUNT(*) AS n, COUNT(DISTINCT account_id) AS a, COALESCE(SUM(amount_minor), 0) AS sub, "
         f"COALESCE(SUM(tax_minor), 0) AS tax FROM {STAGE}")).one()
     charges.drop_stage(session, dia)
-    new = (int(tot.a), int(tot.n), int(tot.sub), int(tot.tax), int(tot.sub) + int(tot.tax))
+    return (int(tot.a), int(tot.n), int(tot.sub), int(tot.tax), int(tot.sub) + int(tot.tax))
+
+
+def run_shard(session: Session, *, bill_run_id: int, shard_no: int, now: datetime) -> dict[str, Any]:
+    """Compute one shard's draft invoices and lines with set-based SQL. Idempotent: a re-run replaces the shard's draft.
+
+    Does nothing (and says so) when the run is no longer computing its draft (rolled back, approved ...)."""
+    dia = dialect_of(session)
+    q = select(BillRun).where(BillRun.id == bill_run_id)
+    if dia.pg:
+        q = q.with_for_update(key_share=True, read=True)  # FOR KEY SHARE: shards run side by side, rollback/finalise wait for them
+    run = session.execute(q).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"bill run {bill_run_id} not found")
+    if run.state not in (S.DRAFT_RUNNING, S.DRAFT):
+        return {"skipped": run.state}
+    shard = session.execute(select(BillRunShard).where(BillRunShard.bill_run_id == bill_run_id, BillRunShard.shard_no == shard_no)).scalar_one()
+    lo, hi = shard.account_from, shard.account_to
+    was_done = shard.state == "done"
+    old = (shard.accounts_count, shard.lines_count, shard.subtotal_minor, shard.tax_minor, shard.total_minor)
+    if was_done:
+        _clear_shard(session, run.id, lo, hi)
+    new = _compute_range(session, run, lo=lo, hi=hi, now=now)
     session.execute(text(
         "UPDATE bill_run_shard SET state = 'done', accounts_count = :a, lines_count = :n, subtotal_minor = :s, tax_minor = :t, total_minor = :tt, finished_at = :now "
         "WHERE bill_run_id = :run AND shard_no = :no"),
@@ -186,6 +192,35 @@ def run_shard(session: Session, *, bill_run_id: int, shard_no: int, now: datetim
         run.flagged_count = variance_stats(session, bill_run_id=run.id, run=run)["flagged"]
         transition(session, run, "complete", now=now, actor=Actor.system("billrun"), reason=f"all {run.shard_count} shards computed")
     return {"bill_run_id": run.id, "shard_no": shard_no, "accounts": new[0], "lines": new[1]}
+
+
+def recompute_account(session: Session, *, bill_run_id: int, account_id: int, now: datetime) -> bool:
+    """Recompute one account's draft invoice in a computed draft run (e.g. after a final account settled some of its
+    products), set-based like a shard, and move the shard's and run's totals by the difference. Returns False when the
+    run holds no draft of the account. Raises BillRunActionNotAllowed when the run is not a computed draft (review,
+    approved: the reviewed figures must not change under the reviewer)."""
+    run = get_run(session, bill_run_id=bill_run_id, lock=True)
+    if run.state != S.DRAFT:
+        raise BillRunActionNotAllowed(f"bill run {run.id} is {run.state}; roll it back or finish it first", field="state")
+    old = session.execute(text("SELECT COUNT(*) AS a, COALESCE(SUM(subtotal_minor), 0) AS sub, COALESCE(SUM(tax_minor), 0) AS tax, "
+                               "(SELECT COUNT(*) FROM invoice_line l WHERE l.invoice_id IN (SELECT id FROM invoice WHERE bill_run_id = :run AND account_id = :a "
+                               "AND state = 'draft')) AS n FROM invoice WHERE bill_run_id = :run AND account_id = :a AND state = 'draft'"),
+                          {"run": run.id, "a": account_id}).one()
+    if not old.a:
+        return False
+    shard = session.execute(select(BillRunShard).where(BillRunShard.bill_run_id == run.id, BillRunShard.account_from <= account_id,
+                                                       BillRunShard.account_to > account_id)).scalar_one()
+    _clear_shard(session, run.id, account_id, account_id + 1)
+    new = _compute_range(session, run, lo=account_id, hi=account_id + 1, now=now)
+    d = (new[0] - int(old.a), new[1] - int(old.n), new[2] - int(old.sub), new[3] - int(old.tax), new[4] - int(old.sub) - int(old.tax))
+    for table, key in (("bill_run_shard", "id = :id"), ("bill_run", "id = :id")):
+        session.execute(text(f"UPDATE {table} SET accounts_count = accounts_count + :da, lines_count = lines_count + :dn, subtotal_minor = subtotal_minor + :ds, "
+                             f"tax_minor = tax_minor + :dt, total_minor = total_minor + :dtt WHERE {key}"),
+                        {"da": d[0], "dn": d[1], "ds": d[2], "dt": d[3], "dtt": d[4], "id": shard.id if table == "bill_run_shard" else run.id})
+    session.expire(run)
+    events.record(session, now=now, actor=Actor.system("billrun"), entity_type="bill_run", entity_id=run.id, action="account_recomputed",
+                  account_id=account_id, after={"account_id": account_id, "subtotal_delta_minor": d[2], "total_delta_minor": d[4]})
+    return True
 
 
 def shard_job(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:

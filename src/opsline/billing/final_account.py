@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from opsline.billing import ledger
+from opsline.billing import billrun, ledger
 from opsline.billing import service as billing
 from opsline.billing.charges import ONE_OFF_EVENTS, dialect_of
 from opsline.billing.invoicing.credits import next_credit_note_number
@@ -378,8 +378,10 @@ def _equipment_at_risk(session: Session, *, account_id: int, product_ids: list[i
 
 
 def _pending_lines(session: Session, *, account_id: int, currency: str, now: datetime) -> list[PlanLine]:
+    # a charge a computed draft run holds is taken too (the draft is recomputed without it)
+    in_draft = select(Invoice.id).where(Invoice.account_id == account_id, Invoice.state == "draft")
     rows = session.execute(select(PendingCharge).where(PendingCharge.account_id == account_id, PendingCharge.state == "pending",
-                                                       PendingCharge.invoice_id.is_(None), PendingCharge.created_at <= now,
+                                                       PendingCharge.invoice_id.is_(None) | PendingCharge.invoice_id.in_(in_draft), PendingCharge.created_at <= now,
                                                        PendingCharge.currency == currency).order_by(PendingCharge.id)).scalars().all()
     return [PlanLine(kind="one_off", description=c.description, amount_minor=int(c.amount_minor), tax_rate_code=c.tax_rate_code, currency=c.currency,
                      explanation=f"{c.description} ({c.reason})", group="queued", product_id=c.product_id, pending_charge_id=c.id,
@@ -450,17 +452,22 @@ def quote(session: Session, *, account_id: int, product_ids: Sequence[int], end_
 
 # ---------------------------------------------------------------------------------------------- issuing
 
-def _blocking_run(session: Session, acc: Account) -> str | None:
-    """A bill run whose draft may hold (or is computing) this account's invoice: the final account waits for it."""
-    row = session.execute(text(
-        "SELECT r.id, r.cycle_date, r.state FROM bill_run r WHERE r.state NOT IN ('finalised', 'rolled_back') AND ("
+def _runs_holding(session: Session, acc: Account) -> list[Any]:
+    """Live (unfinished, not dry) bill runs that hold a draft of this account, or are still computing its bill day."""
+    rows = session.execute(text(
+        "SELECT r.id, r.cycle_date, r.state FROM bill_run r WHERE r.state NOT IN ('finalised', 'rolled_back') AND r.dry_run = :no AND ("
         " EXISTS (SELECT 1 FROM invoice i WHERE i.bill_run_id = r.id AND i.account_id = :a AND i.state = 'draft')"
-        " OR (r.state = 'draft_running')) ORDER BY r.id LIMIT 1"), {"a": acc.id}).first()
-    if row is None:
-        return None
-    if row.state == "draft_running" and int(str(row.cycle_date)[8:10]) != acc.bill_cycle_day:
-        return None
-    return f"bill run {row.id} ({str(row.cycle_date)[:10]}) is {row.state}"
+        " OR r.state = 'draft_running') ORDER BY r.id"), {"a": acc.id, "no": False}).all()
+    return [r for r in rows if r.state != "draft_running" or int(str(r.cycle_date)[8:10]) == acc.bill_cycle_day]
+
+
+def _blocking_run(session: Session, acc: Account) -> str | None:
+    """A bill run whose draft of this account cannot be recomputed now (still computing, or in review / approved: the
+    reviewed figures must not change under the reviewer): the final account waits for it."""
+    for r in _runs_holding(session, acc):
+        if r.state != "draft":
+            return f"bill run {r.id} ({str(r.cycle_date)[:10]}) is {r.state}"
+    return None
 
 
 def result_of(session: Session, fa: FinalAccount, *, replayed: bool = False) -> dict[str, Any]:
@@ -523,7 +530,7 @@ def issue(session: Session, *, account_id: int, product_ids: Sequence[int], end_
     _already_final(session, [p.id for p in products])
     blocking = _blocking_run(session, acc)
     if blocking:
-        raise FinalAccountBlocked(f"{blocking}: finalise or roll it back before the final account of {acc.account_number}", field="account_id")
+        raise FinalAccountBlocked(f"{blocking}: finish or roll it back before the final account of {acc.account_number}", field="account_id")
 
     # Claim the key first: a concurrent repeat waits on the unique index and then replays the committed answer.
     dia = dialect_of(session)
@@ -542,6 +549,9 @@ def issue(session: Session, *, account_id: int, product_ids: Sequence[int], end_
     except IntegrityError as exc:
         raise AlreadyFinalBilled("one of these products was just final-billed by another final account", field="product_ids") from exc
 
+    # A computed draft run that holds this account's next bill is recomputed for it now, without the final-billed
+    # products and with the queued charges this final account takes: nothing is billed twice when it is finalised.
+    redo = [r.id for r in _runs_holding(session, acc) if r.state == "draft"]
     plan = _plan(session, acc=acc, products=products, end_date=end_date, now=now, include_etf=include_etf, waive_etf_reason=waive)
     for ln in plan.lines:  # the fee goes through the one queue of one-off charges, idempotent per product
         if ln.etf_product_id is not None:
@@ -562,6 +572,8 @@ def issue(session: Session, *, account_id: int, product_ids: Sequence[int], end_
     elif plan.lines:
         fa.credit_note_id = _issue_credit_note(session, acc=acc, plan=plan, fa=fa, now=now, actor=actor)
     session.flush()
+    for run_id in redo:
+        billrun.recompute_account(session, bill_run_id=run_id, account_id=acc.id, now=now)
     events.record(session, now=now, actor=actor, entity_type="final_account", entity_id=fa.id, action="issued", account_id=acc.id, reason=why,
                   after={"reference": reference_of(fa.id), "products": [p.id for p in products], "end_date": end_date.isoformat(),
                          "total_minor": fa.total_minor, "currency": fa.currency, "invoice_id": fa.invoice_id, "credit_note_id": fa.credit_note_id})
