@@ -119,3 +119,16 @@ def test_an_xlsx_history_file_reads_like_the_csv_even_when_excel_made_the_month_
     rows = parse_history(body, filename="ageing.xlsx", segments=SEGMENTS, default_currency="ZAR", last_month=LAST)
     assert [(r["month"], r["segment_code"], r["bucket"], r["balance_minor"], r["rolled_minor"]) for r in rows] == [
         (date(2026, 1, 1), "consumer", "current", 100010, 10000), (date(2026, 2, 1), "sme", "d120", 2400, None)]
+
+
+def test_a_file_named_xlsx_that_is_not_a_workbook_is_refused_naming_the_file():
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("xl/workbook.xml", "<not-xml")
+    for body in (b"PK\x03\x04 broken", buf.getvalue()):
+        with pytest.raises(UnableToImportHistory) as e:
+            parse_history(body, filename="ageing.xlsx", segments=SEGMENTS, default_currency="ZAR", last_month=LAST)
+        assert e.value.field == "file" and "ageing.xlsx: not a readable xlsx workbook" in e.value.detail

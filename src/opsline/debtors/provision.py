@@ -563,6 +563,8 @@ def _xlsx_rows(data: bytes) -> list[tuple[int, list[str]]]:
     ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
     rel_ns = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
     with zipfile.ZipFile(io.BytesIO(data)) as z:
+        if sum(i.file_size for i in z.infolist()) > 5 * MAX_IMPORT_BYTES:  # a zip bomb is not a month-end ageing
+            raise ValueError("too large once unpacked")
         names = set(z.namelist())
         shared: list[str] = []
         if "xl/sharedStrings.xml" in names:
@@ -614,7 +616,7 @@ def _rows_of(data: bytes, filename: str) -> list[tuple[int, list[str]]]:
     if filename.lower().endswith(".xlsx") or data[:2] == b"PK":
         try:
             return _xlsx_rows(data)
-        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        except (zipfile.BadZipFile, KeyError, ValueError, IndexError, SyntaxError) as exc:  # lxml's XMLSyntaxError is a SyntaxError
             raise UnableToImportHistory(f"{filename}: not a readable xlsx workbook ({exc})", field="file") from None
     try:
         content = data.decode("utf-8-sig")
