@@ -86,7 +86,6 @@ def test_a_second_line_agent_may_preview_but_not_issue(client_as, factory, now):
 
 
 def test_the_cli_dry_run_writes_nothing_and_the_real_run_issues_once(factory, now, engine, monkeypatch):
-    from typer.testing import CliRunner
 
     from opsline.cli import app
     from opsline.config import get_settings

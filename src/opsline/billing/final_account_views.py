@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Optional
 
 import typer
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
