@@ -223,3 +223,23 @@ def test_the_cli_runs_a_month_writes_the_workbook_and_names_the_field_of_bad_inp
     assert ok.exit_code == 0, ok.output
     assert "Provision 2026-10 (run #1" in ok.output and "charge" in ok.output and (tmp_path / "p.xlsx").stat().st_size > 1000
     assert again.exit_code == 0 and "was already run" in again.output and _count(factory, "provision_run") == 1
+
+
+@pytest.mark.browser
+def test_the_debtors_manager_opens_last_months_provision_in_the_demo_and_its_chart_draws(page):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    from conftest import sign_in
+
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    sign_in(page, "debtorsmgr")
+    page.goto("/debtors/provision?month=2026-10")  # the live demo is built at 23 November 2026: last month is October
+    expect(page.locator("h1")).to_contain_text("Bad-debt provision (IFRS 9) · 2026-10")
+    expect(page.locator(".card", has_text="Provision (ZAR)")).to_be_visible()
+    expect(page.locator("text=from imported prior-system history")).to_be_visible()
+    expect(page.locator("canvas[data-chart]")).to_be_visible()
+    page.locator("a", has_text="Roll rates").first.click()
+    expect(page.locator("h1")).to_have_text("Roll rates")
+    expect(page.locator("canvas[data-chart]")).to_be_visible()
+    assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e]
