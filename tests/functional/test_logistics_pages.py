@@ -165,3 +165,14 @@ def test_a_courier_reports_an_attempt_through_its_signed_webhook_and_bad_or_repe
         assert service.get_collection(s, collection_id=col["id"])["state"] == "failed"
         assert s.execute(select(func.count()).select_from(CollectionAttempt)).scalar_one() == 1
     assert client.post("/api/logistics/callback/openserve", content=b"{}").status_code == 404
+
+
+def test_a_courier_run_is_booked_from_the_board_s_slot_picker(client_as, factory, router, now):
+    c = client_as("cancellations_coordinator")
+    board = c.get("/logistics")
+    value = re.search(r'<option value="(courierguy\|[^"]+)"', board.text).group(1)
+    r = c.post("/logistics/run", data={"slot_start": value}, follow_redirects=True)
+    assert "Courier run booked: 1 collections, 1 devices" in r.text
+    assert _collections(factory) == 1
+    again = c.get("/logistics")
+    assert "Runs per courier" in again.text and "The Courier Guy" in again.text

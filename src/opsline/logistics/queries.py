@@ -30,22 +30,24 @@ def _day_bounds(d: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 def board(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     today = local_date(now, tz)
-    start, end = _day_bounds(today, tz)
+    start, _ = _day_bounds(today, tz)
+    end = _day_bounds(today + timedelta(days=6), tz)[1]  # today's runs and the coming week's
     runs = [{"courier_code": c, "courier_name": n, "slot_start": s.astimezone(tz) if s.tzinfo else s.replace(tzinfo=UTC).astimezone(tz), "state": st, "count": int(k)}
             for c, n, s, st, k in session.execute(
                 select(Collection.courier_code, Partner.name, Collection.slot_start, Collection.state, func.count())
                 .join(Partner, Partner.code == Collection.courier_code)
                 .where(Collection.slot_start >= start, Collection.slot_start < end)
                 .group_by(Collection.courier_code, Partner.name, Collection.slot_start, Collection.state)
-                .order_by(Collection.courier_code, Collection.slot_start)).all()]
+                .order_by(Collection.slot_start, Collection.courier_code)).all()]
     grouped: dict[tuple[str, datetime], dict[str, Any]] = {}
     for r in runs:
         g = grouped.setdefault((r["courier_code"], r["slot_start"]), {"courier_code": r["courier_code"], "courier_name": r["courier_name"],
-                                                                      "slot": r["slot_start"].strftime("%H:%M"), "total": 0, "by_state": {}})
+                                                                      "slot": r["slot_start"].strftime("%a %d %b %H:%M"), "day": r["slot_start"].date(),
+                                                                      "total": 0, "by_state": {}})
         g["total"] += r["count"]
         g["by_state"][r["state"]] = r["count"]
     attempts = dict(session.execute(select(CollectionAttempt.outcome, func.count()).where(CollectionAttempt.recorded_at >= start,
-                                                                                          CollectionAttempt.recorded_at < end)
+                                                                                          CollectionAttempt.recorded_at < _day_bounds(today, tz)[1])
                                     .group_by(CollectionAttempt.outcome)).all())
     by_state = dict(session.execute(select(Collection.state, func.count()).group_by(Collection.state)).all())
     awaiting = _awaiting_receipt(session, limit=15)

@@ -194,6 +194,8 @@ async def book(request: Request, db: DB, now: Now, tz: Tz, principal: Book) -> R
 @router.post("/logistics/run", response_model=None)
 def courier_run(db: DB, now: Now, tz: Tz, principal: Book, courier_code: Annotated[str, Form()] = "", slot_start: Annotated[str, Form()] = "",
                 city: Annotated[str, Form()] = "") -> RedirectResponse:
+    if "|" in slot_start:  # the board's picker sends "courier|slot start"
+        courier_code, slot_start = slot_start.split("|", 1)
     try:
         out = service.book_courier_run(db, courier_code=courier_code, slot_start=_when(slot_start), city=city or None, now=now, actor=principal.actor, tz=tz)
     except OpslineError as exc:
