@@ -186,5 +186,5 @@ class Memo(Base):
     __table_args__ = (Index("ix_memo_account", "account_id", "id"),)
 
 
-append_only(Memo.__table__, "memos are never edited or deleted")
+append_only(Memo.__table__, "memos are never edited or deleted", redactable="body")  # body: erased on a POPIA request only
 attach_ddl(Account.__table__, Site.__table__)

@@ -72,25 +72,44 @@ def sql_in(col: str, values: Iterable[Any]) -> str:
     return f"{col} IN (" + ",".join(f"'{v}'" for v in values) + ")"
 
 
-def append_only_sql(table: str, dialect: str, message: str) -> list[str]:
-    """DDL that makes the database itself refuse UPDATE and DELETE on `table`."""
+# The one change an append-only row may take: its `redactable` text column replaced by a redaction marker starting
+# with this (a POPIA erasure, customers/privacy.py), every other column unchanged.
+REDACTION_PREFIX = "[erased"
+
+
+def _starts_redacted(column: str) -> str:
+    # substr, not LIKE: the DDL goes through %-formatting (sqlalchemy DDL) where a '%' would need escaping
+    return f"substr(NEW.{column}, 1, {len(REDACTION_PREFIX)}) = '{REDACTION_PREFIX}'"
+
+
+def append_only_sql(table: str, dialect: str, message: str, *, redactable: str | None = None, columns: Iterable[str] = ()) -> list[str]:
+    """DDL that makes the database itself refuse UPDATE and DELETE on `table`. With `redactable` (and the table's
+    `columns`), an UPDATE that only sets that column to a redaction marker is let through."""
     if dialect == "sqlite":
+        when = ""
+        if redactable:
+            same = " AND ".join(f"NEW.{c} IS OLD.{c}" for c in columns if c != redactable)
+            when = f" WHEN NOT ({_starts_redacted(redactable)}{' AND ' + same if same else ''})"
         return [
-            f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}{when} BEGIN SELECT RAISE(ABORT, '{message}'); END",
             f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END",
         ]
     if dialect == "postgresql":
+        allow = (f"IF TG_OP = 'UPDATE' AND {_starts_redacted(redactable)} AND (to_jsonb(NEW) - '{redactable}') = (to_jsonb(OLD) - '{redactable}') "
+                 f"THEN RETURN NEW; END IF; ") if redactable else ""
         return [
-            f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION '{message}'; END; $$ LANGUAGE plpgsql",
+            f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$ BEGIN {allow}RAISE EXCEPTION '{message}'; END; $$ LANGUAGE plpgsql",
             f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
         ]
     return []
 
 
-def append_only(table: Any, message: str) -> None:
-    """Attach append-only triggers to a table created by `metadata.create_all` (migrations call append_only_sql)."""
+def append_only(table: Any, message: str, *, redactable: str | None = None) -> None:
+    """Attach append-only triggers to a table created by `metadata.create_all` (migrations call append_only_sql).
+    `redactable` names the one text column a POPIA erasure may overwrite with a redaction marker."""
     from sqlalchemy import DDL, event
 
+    table.info["append_only_redactable"] = redactable
     for dialect in ("sqlite", "postgresql"):
-        for stmt in append_only_sql(table.name, dialect, message):
+        for stmt in append_only_sql(table.name, dialect, message, redactable=redactable, columns=[c.name for c in table.columns]):
             event.listen(table, "after_create", DDL(stmt).execute_if(dialect=dialect))
