@@ -86,6 +86,10 @@ def test_the_app_role_does_everyday_work_adds_audit_events_and_memos_and_takes_s
     with app_role["engine"].connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_event WHERE account_id = :a"), {"a": acc_id}).scalar_one() >= 2
         assert conn.execute(text("SELECT body FROM memo WHERE account_id = :a"), {"a": acc_id}).scalar_one() == "called the customer"
+    with app_role["engine"].begin() as conn:  # the one change a memo may take: its body redacted (POPIA erasure)
+        conn.execute(text("UPDATE memo SET body = '[erased under privacy request 1]' WHERE account_id = :a"), {"a": acc_id})
+    assert "never edited" in _refused(app_role["engine"], "UPDATE memo SET body = 'rewritten' WHERE account_id = :a", {"a": acc_id})
+    assert "permission denied" in _refused(app_role["engine"], "UPDATE memo SET author = 'x' WHERE account_id = :a", {"a": acc_id})
 
 
 def test_setting_up_the_role_twice_changes_nothing_and_takes_back_a_privilege_granted_by_hand(app_role, pg_engine, engine):

@@ -24,8 +24,8 @@ from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.exports import Sheet, export_sheets
 from opsline.core.lifecycle import Lifecycle
-from opsline.customers.models import Account, Contact, Party, Site
-from opsline.db.base import Base, IdPk, JSONType, metadata
+from opsline.customers.models import Account, Contact, Memo, Party, Site
+from opsline.db.base import REDACTION_PREFIX, Base, IdPk, JSONType, metadata
 from opsline.db.session import lock_for_write
 
 ERASED_EVENT = "customers.personal_data_erased"
@@ -264,6 +264,9 @@ def _erase(session: Session, *, party_id: int, account_ids: list[int], token: st
         name=f"Erased {token}", email=None, phone=None)).rowcount
     counts["site"] = session.execute(update(Site).where(Site.account_id.in_(account_ids)).values(
         label="Erased", line1=f"Erased {token}", line2=None, suburb=None, city="Erased", postal_code=None, latitude=None, longitude=None)).rowcount
+    # Memos stay append-only: the database lets a body be replaced by a redaction marker and nothing else.
+    counts["memo"] = session.execute(update(Memo).where(Memo.account_id.in_(account_ids)).values(
+        body=f"{REDACTION_PREFIX} under privacy request {token.removeprefix('erased-')}]")).rowcount
     session.expire_all()
     return counts
 

@@ -82,8 +82,16 @@ def ensure_app_role(conn: Connection, *, role: str, password: str | None = None,
     run(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {q_schema} TO {q_role}")
     # History is added to, never changed.
     report.append_only = append_only_tables(conn, schema=schema)
+    import opsline.models  # noqa: F401  (every table's declaration, for its redactable column)
+    from opsline.db.base import metadata
+
     for table in report.append_only:
-        run(f"REVOKE UPDATE, DELETE ON {q_schema}.{conn.dialect.identifier_preparer.quote(table)} FROM {q_role}")
+        q_table = f"{q_schema}.{conn.dialect.identifier_preparer.quote(table)}"
+        run(f"REVOKE UPDATE, DELETE ON {q_table} FROM {q_role}")
+        declared = metadata.tables.get(table)
+        redactable = declared.info.get("append_only_redactable") if declared is not None else None
+        if redactable:  # a POPIA erasure may overwrite this one column (the trigger allows only a redaction marker)
+            run(f"GRANT UPDATE ({conn.dialect.identifier_preparer.quote(redactable)}) ON {q_table} TO {q_role}")
     # Tables and sequences the owner creates later (the next migration) get the row grants without another run.
     run(f"ALTER DEFAULT PRIVILEGES FOR ROLE {q_owner} IN SCHEMA {q_schema} GRANT {ROW_PRIVILEGES} ON TABLES TO {q_role}")
     run(f"ALTER DEFAULT PRIVILEGES FOR ROLE {q_owner} IN SCHEMA {q_schema} GRANT {SEQUENCE_PRIVILEGES} ON SEQUENCES TO {q_role}")

@@ -36,9 +36,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('privacy_request', schema=None) as batch_op:
         batch_op.create_index('ix_privacy_request_party', ['party_id', 'state'], unique=False)
+    _memo_trigger(redactable='body')
+
+
+MEMO_MESSAGE = "memos are never edited or deleted"
+MEMO_COLUMNS = ('id', 'account_id', 'created_at', 'author', 'category', 'body')
+
+
+def _memo_trigger(*, redactable: str | None) -> None:
+    """Memos stay append-only; a POPIA erasure may only replace a body with a redaction marker (db.base.append_only_sql)."""
+    dialect = op.get_bind().dialect.name
+    if dialect == 'sqlite':
+        op.execute("DROP TRIGGER IF EXISTS memo_no_update")
+    for stmt in opsline.db.base.append_only_sql('memo', dialect, MEMO_MESSAGE, redactable=redactable, columns=MEMO_COLUMNS):
+        if dialect == 'postgresql' and stmt.startswith('CREATE TRIGGER'):
+            continue  # the trigger stays; only its function changes
+        if dialect == 'sqlite' and 'memo_no_delete' in stmt:
+            continue
+        op.execute(stmt)
 
 
 def downgrade() -> None:
+    _memo_trigger(redactable=None)
     with op.batch_alter_table('privacy_request', schema=None) as batch_op:
         batch_op.drop_index('ix_privacy_request_party')
     op.drop_table('privacy_request')
