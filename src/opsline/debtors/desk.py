@@ -4,6 +4,7 @@ the last runs, and an account's dunning history. One query per section."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -159,7 +160,8 @@ def _with_account(inner: str, order: str) -> str:
 
 
 def _rows(result: Any) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in result]
+    # PostgreSQL sums of BIGINT come back as Decimal; amounts here are whole minor units
+    return [{k: int(v) if isinstance(v, Decimal) else v for k, v in r._mapping.items()} for r in result]
 
 
 def _iso(v: Any) -> Any:
