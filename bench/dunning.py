@@ -51,7 +51,6 @@ def generate(url: str, accounts: int) -> None:
     from benchdb import fresh_database
 
     from opsline.db.bulk import copy_rows, reset_sequence
-    from opsline.db.session import make_sessionmaker
     from opsline.demo import run_demo
 
     engine = fresh_database(url)
@@ -346,7 +345,7 @@ def main() -> None:
     whole = t_run + (t_worker if args.worker_jobs == 0 else queued / rate)
     for st in res["steps"]:
         print(f"  {st['policy']:>10} {st['position']}. {st['name']:<40} {st['count']:>8,}")
-    print(f"  excluded: " + ", ".join(f"{e['code']} {e['count']:,}" for e in res["excluded"]))
+    print("  excluded: " + ", ".join(f"{e['code']} {e['count']:,}" for e in res["excluded"]))
     print(f"  second run the same day {t_again * 1000:.0f} ms")
     print(f"  actions carried out: {n_done:,} of {queued:,} queued ({', '.join(f'{k} {v:,}' for k, v in sorted(mix.items()))}; {letters:,} letter PDFs) "
           f"in {t_worker:.1f} s = {rate:,.0f} actions/s ({len(take)} jobs, one worker, committed); "

@@ -1,5 +1,6 @@
-"""What the debtors desk shows: today's work (proposals for a person, accounts whose next step is due, holds ending),
-the last runs, and an account's dunning history. One query per section."""
+"""What the debtors desk shows: today's work (calls to make, promises due, broken promises, approvals waiting, suspended
+accounts in arrears, decisions waiting for a person), the last runs, and the account page's Collections panel. One
+query per section."""
 
 from __future__ import annotations
 

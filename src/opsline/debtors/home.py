@@ -1,5 +1,6 @@
-"""Desk home cards for the debtors clerk and manager: proposals for a person, accounts due for their next step, holds
-ending this week, failed actions and the last dunning run."""
+"""Desk home cards for the debtors clerk and manager: today's work (calls, promises due, broken promises, approvals
+for a manager, suspended accounts in arrears, with a chart), decisions for a person, accounts due for their next step,
+holds ending this week, failed actions and the last dunning run."""
 
 from __future__ import annotations
 
