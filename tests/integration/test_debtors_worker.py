@@ -125,3 +125,36 @@ def test_two_workers_on_the_same_job_carry_out_each_action_once(engine, factory)
         assert s.execute(text("SELECT COUNT(*) FROM dunning_letter")).scalar_one() == 2
         assert s.execute(text("SELECT COUNT(*) FROM audit_event WHERE entity_type = 'account' AND action = 'suspend'")).scalar_one() == 2
         assert s.execute(text("SELECT COUNT(*) FROM dunning_action WHERE state = 'done'")).scalar_one() == 16
+
+
+def _footers(page) -> list[str]:  # type: ignore[no-untyped-def]
+    out: list[str] = []
+
+    def walk(box) -> None:  # type: ignore[no-untyped-def]
+        if getattr(box, "text", None) and "Page" in box.text:
+            out.append(box.text)
+        for c in getattr(box, "children", None) or []:
+            walk(c)
+
+    walk(page._page_box)
+    return out
+
+
+def test_letters_laid_out_together_each_say_page_1_of_1_and_a_longer_letter_is_rendered_on_its_own(monkeypatch):
+    from datetime import date
+    from types import SimpleNamespace
+
+    def row(k: int, name: str) -> SimpleNamespace:
+        return SimpleNamespace(id=k, step_id=1, account_number=f"10000{k:05d}", name=name, billing_line1="12 Jacaranda Street", billing_suburb="Melville",
+                               billing_city="Johannesburg", billing_postal_code="2092", run_date=date(2026, 11, 23), overdue_minor=59900,
+                               balance_minor=59900, currency="ZAR", days_overdue=22)
+
+    rows = [row(1, "Thabo Nkosi"), row(2, "Nomsa Dube " * 900), row(3, "Sizwe Mokoena")]  # the second runs past one page
+    doc, pages = actions.layout_batch(rows, company={"name": "Opsline"}, notice_days={1: 5})
+    assert [len(pages[k]) for k in (1, 2, 3)][0::2] == [1, 1] and len(pages[2]) > 1
+    assert _footers(pages[1][0]) == ["Page 1 of 1"] and _footers(pages[3][0]) == ["Page 1 of 1"]
+    alone: list[int] = []
+    real = actions._render_one
+    monkeypatch.setattr(actions, "_render_one", lambda r, c, n: alone.append(r.id) or real(r, c, n))
+    out = actions.render_letters(rows, company={"name": "Opsline"}, notice_days={1: 5})
+    assert alone == [2] and all(isinstance(v, bytes) and v.startswith(b"%PDF") for v in out.values())

@@ -70,40 +70,63 @@ def _letter_html(row: Any, company: dict[str, Any], notice_days: int) -> str:
         pay_by=pay_by.strftime("%d %b %Y"))
 
 
-def render_letters(rows: list[Any], *, company: dict[str, Any], notice_days: dict[int, int]) -> dict[int, bytes | Exception]:
-    """Letters of demand for many actions (rows with the action's and account's columns): action id -> PDF bytes, or the
-    error rendering that one letter raised. A few dozen letters share one WeasyPrint layout (the style sheet parsed once,
-    each letter starting a page); a batch that fails is rendered letter by letter so only the bad one fails."""
+# In a batch the page footer's "Page n of N" would count the whole batch: each letter is laid out as "Page 1 of 1"
+# and a letter that runs to a second page is rendered on its own (with its own page count).
+_ONE_PAGE_FOOTER = '<style>@page { @bottom-center { content: "Page 1 of 1"; } }</style>'
+
+
+def _render_one(row: Any, company: dict[str, Any], notice_days: int) -> bytes:
     from weasyprint import HTML
 
+    return bytes(HTML(string=_letter_html(row, company, notice_days)).write_pdf())
+
+
+def layout_batch(rows: list[Any], *, company: dict[str, Any], notice_days: dict[int, int]) -> tuple[Any, dict[int, list[Any]]]:
+    """The letters laid out in one WeasyPrint document (each starting a page, footers as for a one-page letter):
+    (document, action id -> its pages). Raises whatever WeasyPrint raises."""
+    from weasyprint import HTML
+
+    htmls = [_letter_html(r, company, notice_days[r.step_id]) for r in rows]
+    head = htmls[0].split("<body>", 1)[0]
+    body = "".join(f'<section id="letter-{r.id}" style="page-break-before: always">{h.split("<body>", 1)[1].rsplit("</body>", 1)[0]}</section>'
+                   for r, h in zip(rows, htmls))
+    doc = HTML(string=f"{head}{_ONE_PAGE_FOOTER}<body>{body}</body></html>").render()
+    pages: dict[int, list[Any]] = {}
+    current = None
+    for page in doc.pages:
+        starts = [int(a.split("-", 1)[1]) for a in page.anchors if a.startswith("letter-")]
+        if starts:
+            current = starts[0]
+        pages.setdefault(current, []).append(page)  # type: ignore[arg-type]
+    if set(pages) != {r.id for r in rows}:
+        raise RuntimeError("letters and pages do not line up")
+    return doc, pages
+
+
+def render_letters(rows: list[Any], *, company: dict[str, Any], notice_days: dict[int, int]) -> dict[int, bytes | Exception]:
+    """Letters of demand for many actions (rows with the action's and account's columns): action id -> PDF bytes, or the
+    error rendering that one letter raised. A few dozen one-page letters share one WeasyPrint layout (the style sheet
+    and fonts once); a longer letter, or every letter of a batch that fails, is rendered on its own, so only a bad
+    letter fails."""
     out: dict[int, bytes | Exception] = {}
     for k in range(0, len(rows), _BATCH_LETTERS):
         part = rows[k:k + _BATCH_LETTERS]
+        alone = part
         try:
-            htmls = [_letter_html(r, company, notice_days[r.step_id]) for r in part]
-            head = htmls[0].split("<body>", 1)[0]
-            body = "".join(f'<section id="letter-{r.id}" style="page-break-before: always">{h.split("<body>", 1)[1].rsplit("</body>", 1)[0]}</section>'
-                           for r, h in zip(part, htmls))
-            doc = HTML(string=f"{head}<body>{body}</body></html>").render()
-            pages: dict[int, list[Any]] = {}
-            current = None
-            for page in doc.pages:
-                starts = [int(a.split("-", 1)[1]) for a in page.anchors if a.startswith("letter-")]
-                if starts:
-                    current = starts[0]
-                pages.setdefault(current, []).append(page)  # type: ignore[arg-type]
-            if set(pages) != {r.id for r in part}:
-                raise RuntimeError("letters and pages do not line up")
+            doc, pages = layout_batch(part, company=company, notice_days=notice_days)
+            alone = [r for r in part if len(pages[r.id]) != 1]
             for r in part:
-                one = doc.copy(pages[r.id])
-                one.metadata.title = f"Letter of demand {r.account_number}"  # the shared document's title is the first letter's
-                out[r.id] = bytes(one.write_pdf())
-        except Exception:  # noqa: BLE001  (one by one below; each letter's own error is kept)
-            for r in part:
-                try:
-                    out[r.id] = bytes(HTML(string=_letter_html(r, company, notice_days[r.step_id])).write_pdf())
-                except Exception as exc:  # noqa: BLE001
-                    out[r.id] = exc
+                if len(pages[r.id]) == 1:
+                    one = doc.copy(pages[r.id])
+                    one.metadata.title = f"Letter of demand {r.account_number}"  # the shared document's title is the first letter's
+                    out[r.id] = bytes(one.write_pdf())
+        except Exception:  # noqa: BLE001  (each letter on its own below; each letter's own error is kept)
+            alone = [r for r in part if r.id not in out]
+        for r in alone:
+            try:
+                out[r.id] = _render_one(r, company, notice_days[r.step_id])
+            except Exception as exc:  # noqa: BLE001
+                out[r.id] = exc
     return out
 
 
