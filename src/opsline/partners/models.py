@@ -158,6 +158,7 @@ class PartnerServiceOrder(Base):
         Index("ix_partner_service_order_item", "order_item_id"),
         Index("ix_partner_service_order_partner_state", "partner_code", "state", "due_date"),
         Index("ix_partner_service_order_partner_ref", "partner_code", "partner_ref"),
+        Index("ix_partner_service_order_action", "action", "confirmed_date"),  # fee exposure reads the delete orders
     )
 
 
