@@ -217,8 +217,13 @@ def upgrade() -> None:
     with op.batch_alter_table('fno_claim', schema=None) as batch_op:
         batch_op.create_index('ix_fno_claim_partner_state', ['partner_code', 'state'], unique=False)
 
+    with op.batch_alter_table('partner_service_order', schema=None) as batch_op:
+        batch_op.create_index('ix_partner_service_order_action', ['action', 'confirmed_date'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('partner_service_order', schema=None) as batch_op:
+        batch_op.drop_index('ix_partner_service_order_action')
     op.drop_table('fno_claim')
     op.drop_table('cleanup_run')
     op.drop_table('equipment_swap')
