@@ -146,8 +146,10 @@ def test_an_adjustment_without_a_reason_is_refused_and_one_with_a_reason_is_audi
     with factory() as s:
         assert s.execute(text("SELECT reason FROM audit_event WHERE entity_type = 'provision_adjustment'")).scalars().all() == ["Fuel price"]
     c.post("/debtors/provision/run", data={"month": "2026-10"})
+    c.post("/debtors/provision/run", data={"month": "2026-10", "reason": "Fuel price adjustment agreed"})
     page = c.get("/debtors/provision?month=2026-10")
     assert "7.5 %" in page.text
+    assert "Runs of 2026-10" in page.text and "Fuel price adjustment agreed" in page.text and "superseded" in page.text
 
 
 def test_a_history_upload_with_a_bad_line_imports_nothing_and_names_the_line(client_as, book, factory):  # type: ignore[no-untyped-def]
