@@ -176,3 +176,16 @@ def test_a_courier_run_is_booked_from_the_board_s_slot_picker(client_as, factory
     assert _collections(factory) == 1
     again = c.get("/logistics")
     assert "Runs per courier" in again.text and "The Courier Guy" in again.text
+
+
+def test_the_account_page_panel_lists_the_account_s_collections(client_as, factory, router, now):
+    from opsline.logistics import service
+
+    from logistics_helpers import TZ
+
+    with factory.begin() as s:
+        service.book_collection(s, account_id=router["account_id"], equipment_ids=[router["equipment_id"]], slot_start=next_weekday_slot(now),
+                                address="7 Jan Smuts", contact_name="Lerato", contact_phone="082", reference="CXL-9", courier_code="courierguy",
+                                idempotency_key="panel", now=now, actor=ACTOR, tz=TZ)
+    page = client_as("cancellations_coordinator").get(f"/accounts/{router['account_id']}/panel/collections")
+    assert page.status_code == 200 and "COL-" in page.text and "CXL-9" in page.text

@@ -46,6 +46,13 @@ def _routers() -> list:
     return [views.router, api.router]
 
 
+def _panels() -> list:
+    from opsline.logistics import queries
+    from opsline.web.panels import Panel
+
+    return [Panel(key="collections", title="Collections", permission="logistics.view", template="logistics/_panel.html", loader=queries.account_panel)]
+
+
 def _admin_views() -> list:
     from opsline.logistics.models import CourierSlot, EquipmentFeeRule, OntReturnRule
     from opsline.web.admin import ReferenceView
@@ -82,6 +89,7 @@ AREA = Area(
     demo_steps=(("collections", _demo),),
     desks=(("Logistics", "/logistics", "logistics.view"),),
     admin_views=_admin_views,
+    panels=_panels,
     cli=_cli,
     permissions={
         "logistics.view": {COORD, BILLING, "service_manager", "second_line_agent"},

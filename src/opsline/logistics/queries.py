@@ -159,3 +159,14 @@ def account_equipment_for_booking(session: Session, *, account_id: int) -> list[
     rows = session.execute(select(Equipment).where(Equipment.account_id == account_id, Equipment.state.in_(service.RETURNABLE_STATES),
                                                    Equipment.owner.in_(["isp_loaned", "fno"]), Equipment.id.not_in(busy)).order_by(Equipment.id)).scalars()
     return [{"id": e.id, "kind": e.kind, "model": e.model, "serial_number": e.serial_number, "owner": e.owner, "state": e.state} for e in rows]
+
+
+def account_panel(session: Session, *, account_id: int, now: datetime) -> dict[str, Any]:
+    """Account 360 'Collections' panel: the account's collections (newest first) and unreturned-equipment fees."""
+    cols = list(session.execute(select(Collection).where(Collection.account_id == account_id).order_by(Collection.id.desc()).limit(20)).scalars())
+    items = service._items(session, [c.id for c in cols])
+    fee_rows = session.execute(select(UnreturnedFee, Equipment.serial_number).join(Equipment, Equipment.id == UnreturnedFee.equipment_id)
+                               .where(UnreturnedFee.account_id == account_id).order_by(UnreturnedFee.id.desc()).limit(20)).all()
+    return {"collections": [service.collection_dict(c, items[c.id]) for c in cols], "account_id": account_id,
+            "fees": [{"serial_number": sn, "model": f.model, "state": f.state, "due_date": f.due_date, "amount": Money.from_minor(f.amount_minor, f.currency)}
+                     for f, sn in fee_rows]}
