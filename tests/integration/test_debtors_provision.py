@@ -320,3 +320,19 @@ def test_two_runs_of_the_same_month_at_the_same_moment_store_one_run(factory):  
     assert len(out) == 2 and len(runs) == 1
     assert sorted(r["replayed"] for r in out) == [False, True] and {r["run_id"] for r in out} == {runs[0].id}
     assert snaps == 3
+
+
+def test_imported_120_plus_written_off_without_a_stayed_amount_keeps_the_written_off_and_estimates_what_stayed(factory):  # type: ignore[no-untyped-def]
+    # 120+ of 100.00 every month, 10.00 written off each month (given), stayed not given: estimated from the next month's
+    # 120+ (100.00) less what rolled in from 91-120 (12.00, given) = 88.00 → loss 120+ = 0.1 / (1 - 0.88)
+    lines = ["month,segment,bucket,balance,rolled"]
+    m = month(2025, 10)
+    for _ in range(13):
+        lines += [f"{m:%Y-%m},consumer,{b},{bal},{rolled}" for b, (bal, rolled) in STEADY.items()]
+        m = date(m.year + m.month // 12, m.month % 12 + 1, 1)
+    with factory.begin() as s:
+        imp(s, ("\n".join(lines) + "\n").encode())
+        rep = provision.run_provision(s, month=month(2026, 10), now=NOW, tz=JHB, actor=MANAGER)
+    cm = next(x for x in rep["matrix"] if x["segment_code"] == "consumer")
+    assert cm["roll"]["d120_plus"] == Decimal("0.1") and cm["stayed"] == Decimal("0.88")
+    assert cm["loss"]["d120_plus"] == Decimal("0.83333333")

@@ -365,23 +365,28 @@ def _load(session: Session, *, months: list[date], sources: dict[date, str]) -> 
         return {}
     rows = session.execute(select(ProvisionAgeing).where(ProvisionAgeing.month_end.in_([last_day(m) for m in months]))).scalars().all()
     out: dict[date, MonthData] = {m: {} for m in months}
-    unknown: set[tuple[date, str, str, str]] = set()
+    no_roll: set[tuple[date, str, str, str]] = set()
+    no_stay: set[tuple[date, str, str, str]] = set()
     for r in rows:
         m = billing.as_date(r.month_end).replace(day=1)  # type: ignore[union-attr]
         if sources.get(m) != r.source:
             continue
+        key = (m, r.currency, r.segment_code, r.bucket)
         cell = out[m].setdefault((r.currency, r.segment_code), {}).setdefault(r.bucket, Cell(rolled=0, stayed=0))
         cell.balance += int(r.balance_minor)
         cell.accounts += int(r.accounts or 0)
-        if r.rolled_minor is None or (r.bucket == BUCKETS[-1] and r.stayed_minor is None):
-            unknown.add((m, r.currency, r.segment_code, r.bucket))
+        if r.rolled_minor is None:
+            no_roll.add(key)
         else:
             cell.rolled = (cell.rolled or 0) + int(r.rolled_minor)
-            cell.stayed = (cell.stayed or 0) + int(r.stayed_minor or 0)
-    for m, cur, seg, b in unknown:
-        c = out[m][(cur, seg)][b]
-        c.rolled = None
-        c.stayed = None
+        if r.stayed_minor is None:
+            no_stay.add(key)
+        else:
+            cell.stayed = (cell.stayed or 0) + int(r.stayed_minor)
+    for m, cur, seg, b in no_roll:
+        out[m][(cur, seg)][b].rolled = None
+    for m, cur, seg, b in no_stay:
+        out[m][(cur, seg)][b].stayed = None
     return out
 
 
