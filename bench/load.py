@@ -1,0 +1,193 @@
+"""Benchmark: Opsline under concurrent load (issue 13 item 4). Locust, headless on loopback, against Opsline on
+PostgreSQL served by 2 uvicorn web workers plus 1 job worker, with data from the demo generator:
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/load.py [--accounts 2000] [--users 60] [--seconds 60] [--web-workers 2] [--reuse]
+
+Users (bench/_load_users.py): second-line agents signed in to the web app (work queue, case page, a note now and
+then, with the session's CSRF token), a CRM placing TMF622 orders with Idempotency-Keys and reading them back, and
+systems reading TMF678 customer bills. In the background, a bank statement of 2,000 lines paying demo invoices is
+imported through `opsline import-statement` while the users run. Every answer is checked (status and content) before
+it counts as a success; the run fails if any request failed, the statement import failed, or the orders placed are
+not all in the database afterwards.
+
+Prints req/s, p50/p95/p99 per endpoint and errors; last line:
+`load: 2 web workers, 60 users, 60 s: 212.4 req/s, p99 180 ms, 0 errors; target 200 req/s at p99 < 200 ms`.
+Leaves out: static assets and browser rendering; TLS (loopback HTTP); the locust process shares the 2 cores with the
+server, its worker and PostgreSQL, as a single-machine test must.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from web import NOW, api_token, prepare_database  # noqa: E402
+
+from opsline.db.session import make_engine  # noqa: E402
+
+PORT = 8103
+TARGET_RPS, TARGET_P99_MS = 200.0, 200.0
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _samples(url: str, seed: int = 11) -> dict[str, str]:
+    rng = random.Random(seed)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        cases = c.execute(text("SELECT id FROM support_case WHERE state IN ('acknowledged','inProgress','pending','held') ORDER BY id LIMIT 2000")).scalars().all()
+        invoices = c.execute(text("SELECT id FROM invoice WHERE state IN ('sent','partiallyPaid','paid') ORDER BY id LIMIT 5000")).scalars().all()
+        offerings = dict(c.execute(text("SELECT partner_code, id FROM product_offering WHERE kind = 'fibre' AND active AND partner_code IS NOT NULL "
+                                        "AND customer_kind IN ('consumer','any') ORDER BY download_mbps")).all())
+        sites = c.execute(text("SELECT s.id, s.account_id, s.fno_coverage FROM site s JOIN account a ON a.id = s.account_id "
+                               "WHERE a.status = 'active' AND a.kind = 'retail' ORDER BY s.id LIMIT 3000")).all()
+    engine.dispose()
+    targets = []
+    for sid, acc, cov in sites:
+        fnos = [f for f in (cov or []) if f in offerings]
+        if fnos:
+            targets.append(f"{acc}:{sid}:{offerings[rng.choice(fnos)]}")
+    if not (cases and invoices and targets):
+        raise SystemExit(f"demo data lacks cases ({len(cases)}), invoices ({len(invoices)}) or orderable sites ({len(targets)})")
+    rng.shuffle(targets)
+    return {"OPSLINE_LOAD_CASES": ",".join(map(str, rng.sample(list(cases), min(500, len(cases))))),
+            "OPSLINE_LOAD_INVOICES": ",".join(map(str, rng.sample(list(invoices), min(2000, len(invoices))))),
+            "OPSLINE_LOAD_ORDER_TARGETS": ",".join(targets[:1000])}
+
+
+def _statement(url: str, path: Path, lines: int = 2000) -> int:
+    """A Standard Bank CSV paying the latest `lines` demo invoices by their numbers (what a clerk would upload; an
+    invoice already paid becomes account credit, as it would)."""
+    engine = make_engine(url)
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT i.number, i.total_minor, a.name FROM invoice i JOIN account a ON a.id = i.account_id "
+                              "WHERE i.number IS NOT NULL AND i.total_minor > 0 ORDER BY i.id DESC LIMIT :n"), {"n": lines}).all()
+    engine.dispose()
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("Valutadatum;Credit;Debit;Reference;Counterparty;Counterparty Account\n")
+        run = int(time.time()) % 100_000  # payer accounts differ per run, so a rerun with --reuse is a new statement, not a repeat
+        for k, (number, total, name) in enumerate(rows):
+            f.write(f"{NOW:%d.%m.%Y};{total // 100},{total % 100:02d};;{number};{name.upper()[:30]};6{run:05d}{k:05d}\n")
+        credit = sum(r[1] for r in rows)
+        f.write(f"Total;{credit // 100},{credit % 100:02d};0,00;;;\n")
+    return len(rows)
+
+
+def _wait_port(proc: subprocess.Popen[bytes], port: int, seconds: int = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the server exited during start-up") from None
+            time.sleep(0.3)
+    raise RuntimeError(f"the server did not start within {seconds} s")
+
+
+def _orders(url: str) -> int:
+    """Orders the load test placed (their externalId starts with "load-")."""
+    engine = make_engine(url)
+    with engine.connect() as c:
+        n = int(c.execute(text("SELECT count(*) FROM product_order WHERE external_id LIKE 'load-%'")).scalar_one())
+    engine.dispose()
+    return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--accounts", type=int, default=2000)
+    ap.add_argument("--users", type=int, default=60)
+    ap.add_argument("--spawn-rate", type=float, default=20)
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--web-workers", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true", help="reuse the database of an earlier run at this size")
+    args = ap.parse_args()
+    try:
+        import locust  # noqa: F401
+    except ImportError:
+        raise SystemExit("locust is not installed: .venv/bin/pip install -e '.[bench]'") from None
+
+    work = Path(tempfile.mkdtemp(prefix="opsline-load-"))
+    url = prepare_database("postgresql", args.accounts, args.reuse, str(work))
+    env_ids = _samples(url)
+    token = api_token(url)
+    statement = work / "statement.csv"
+    n_lines = _statement(url, statement)
+    orders_before = _orders(url)
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, OPSLINE_DATABASE_URL=url, OPSLINE_WORKER_IN_PROCESS="false", OPSLINE_LOG_LEVEL="WARNING")
+    server_log = (work / "server.log").open("wb")
+    server = subprocess.Popen([str(bin_dir / "uvicorn"), "opsline.web.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(PORT),
+                               "--workers", str(args.web_workers), "--log-level", "warning", "--no-access-log"], env=env,
+                              stdout=server_log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen([str(bin_dir / "opsline"), "worker"], env=env, stdout=subprocess.DEVNULL)
+    importer: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_port(server, PORT)
+        _log(f"server up ({args.web_workers} web workers, 1 job worker); {args.users} users for {args.seconds} s; statement of {n_lines} lines in the background")
+        importer = subprocess.Popen([str(bin_dir / "opsline"), "import-statement", str(statement), "--format", "csv", "--mapping", "standard-bank"],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        prefix = work / "locust"
+        loc = subprocess.run([str(bin_dir / "locust"), "-f", str(HERE / "_load_users.py"), "--headless", "-u", str(args.users), "-r", str(args.spawn_rate),
+                              "-t", f"{args.seconds}s", "--host", f"http://127.0.0.1:{PORT}", "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
+                             env=dict(os.environ, **env_ids, OPSLINE_LOAD_TOKEN=token), capture_output=True, text=True)
+        imported = importer.wait(timeout=600)
+        import_out = importer.stdout.read().decode() if importer.stdout else ""
+    finally:
+        for p in (importer, worker, server):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    stats_file = Path(f"{prefix}_stats.csv")
+    if not stats_file.exists():
+        raise SystemExit(f"locust produced no statistics:\n{loc.stdout[-3000:]}\n{loc.stderr[-3000:]}")
+    rows = list(csv.DictReader(stats_file.open()))
+    total = next(r for r in rows if r["Name"] == "Aggregated")
+    print(f"{'endpoint':44} {'requests':>9} {'fails':>6} {'req/s':>7} {'p50':>6} {'p95':>6} {'p99':>6}")
+    for r in rows:
+        print(f"{r['Name'][:44]:44} {int(r['Request Count']):9d} {int(r['Failure Count']):6d} {float(r['Requests/s']):7.1f} "
+              f"{r['50%']:>6} {r['95%']:>6} {r['99%']:>6}")
+    failures = list(csv.DictReader(Path(f"{prefix}_failures.csv").open())) if Path(f"{prefix}_failures.csv").exists() else []
+    for f in failures[:10]:
+        print(f"  failure: {f.get('Name')}: {f.get('Error')} x{f.get('Occurrences')}")
+    if failures:
+        print(f"server log ({work / 'server.log'}), last lines:\n" + "\n".join((work / "server.log").read_text(errors="replace").splitlines()[-60:]))
+    placed = sum(int(r["Request Count"]) - int(r["Failure Count"]) for r in rows if r["Name"] == "POST TMF622 productOrder")
+    in_db = _orders(url) - orders_before
+    errors = int(total["Failure Count"])
+    rps, p99 = float(total["Requests/s"]), float(total["99%"])
+    print(f"statement import: exit {imported}; {import_out.strip().splitlines()[-1] if import_out.strip() else ''}")
+    assert imported == 0, f"the background statement import failed:\n{import_out[-2000:]}"
+    # every 201 is in the database; at most one more per user (a request in flight when locust stopped its users)
+    assert placed <= in_db <= placed + args.users, f"{placed} orders answered 201 but {in_db} are in the database"
+    assert int(total["Request Count"]) > 0
+    print(f"load: {args.web_workers} web workers, {args.users} users, {args.seconds} s: {rps:.1f} req/s, p99 {p99:.0f} ms, {errors} errors; "
+          f"target {TARGET_RPS:.0f} req/s at p99 < {TARGET_P99_MS:.0f} ms")
+    if errors:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
