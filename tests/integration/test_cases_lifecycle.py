@@ -215,3 +215,31 @@ def test_a_customer_note_is_emailed_and_counts_as_first_response(session, now, a
     service.add_note(session, case_id=c.id, data=NoteIn(body="FYI", visibility="originating_agent"), now=now + timedelta(minutes=4), actor=actor)
     assert c.first_response_at == now + timedelta(minutes=3)
     assert sorted(session.execute(select(Message.to_addr).where(Message.subject_ref == c.reference)).scalars()) == ["lerato@frontline.test", "thabo@example.test"]
+
+
+def test_agents_adding_notes_to_the_same_case_at_the_same_moment_all_succeed(engine, factory, now, actor):
+    """Notes, links and hand-offs lock the case row, so concurrent writers queue instead of one failing on the case's
+    optimistic version (what a user's stale edit still gets)."""
+    import threading
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE); the race needs PostgreSQL")
+    with factory.begin() as s:
+        case_id = _open(s, now, actor, account_id=_account(s, now)).id
+    barrier, errors = threading.Barrier(6), []
+
+    def agent(k: int) -> None:
+        barrier.wait()
+        try:
+            for j in range(3):
+                with factory.begin() as s:
+                    service.add_note(s, case_id=case_id, data=NoteIn(body=f"agent {k} note {j}"), now=now + timedelta(minutes=j), actor=actor)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=agent, args=(k,)) for k in range(6)]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert errors == []
+    with factory() as s:
+        assert s.execute(select(func.count(CaseNote.id)).where(CaseNote.case_id == case_id, CaseNote.body.like("agent %"))).scalar_one() == 18

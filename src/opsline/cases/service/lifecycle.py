@@ -153,7 +153,7 @@ def transition(session: Session, *, case_id: int, action: str, now: datetime, ac
     """Apply a lifecycle action; returns the next allowed actions.
     pend, cancel, reject and reopen need a reason; hold needs a partner code; resolve needs a resolution note.
     Raises CaseNotFound, TransitionNotAllowed, ReasonRequired, UnableToChangeCase (missing partner / resolution), StaleVersion."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     cm.check_version(c, version)
     nxt = _apply(session, c, action=action, now=now, actor=actor, reason=reason, partner_code=partner_code, resolution=resolution)
     cm.changed(session, c, now=now, actor=actor, what=action)
@@ -177,7 +177,7 @@ def _set_priority(session: Session, c: SupportCase, *, priority: int, now: datet
 @cm.one_call
 def change_priority(session: Session, *, case_id: int, priority: int, now: datetime, actor: Actor, reason: str) -> SupportCase:
     """Raises CaseNotFound, UnableToChangeCase (bad priority, no reason), CaseNotOpen (case finished)."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     _set_priority(session, c, priority=priority, now=now, actor=actor, reason=reason)
     cm.changed(session, c, now=now, actor=actor, what="priority")
     return c
@@ -219,7 +219,7 @@ def assign(session: Session, *, case_id: int, now: datetime, actor: Actor, queue
     """Hand the case to another queue and/or assignee. A queue change is a hand-off ('queue' case event: the
     receiving team's clock starts); with `auto` the receiving queue's strategy picks the assignee.
     Raises CaseNotFound, InvalidInput (unknown queue or user), CaseNotOpen (finished case)."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     _hand_over(session, c, now=now, actor=actor, queue_code=queue_code, assignee_user_id=assignee_user_id, auto=auto, reason=reason)
     cm.changed(session, c, now=now, actor=actor, what="assignment")
     return c
@@ -232,7 +232,7 @@ def update_case(session: Session, *, case_id: int, now: datetime, actor: Actor, 
     """Several changes in one call (the TMF621 PATCH): status (as a lifecycle action), priority, queue, internal
     notes `(text, author)`. All or nothing; the SLA clocks are recomputed once, at the end.
     Raises what `transition`, `change_priority`, `assign` and `add_note` raise."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     cm.check_version(c, version)
     what = []
     if status and status != c.state:

@@ -53,7 +53,7 @@ def add_note(session: Session, *, case_id: int, data: NoteIn, now: datetime, act
     customer is the first response (on a case flagged litigation / brand risk / contractual dispute the note waits
     for Legal/Brand sign-off, and only counts once sent). Raises CaseNotFound, NoteNotAllowed (closed/cancelled case),
     UnableToChangeCase (no address to send to)."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     note = write_note(session, c, data=data, now=now, actor=actor, author=author, direction=direction, email_message_id=email_message_id)
     cm.changed(session, c, now=now, actor=actor, what="note")
     return note
@@ -62,7 +62,7 @@ def add_note(session: Session, *, case_id: int, data: NoteIn, now: datetime, act
 def add_link(session: Session, *, case_id: int, target_type: str, now: datetime, actor: Actor, target_id: str | None = None,
              target_ref: str | None = None, note: str | None = None, data: dict[str, Any] | None = None) -> CaseLink:
     """Raises CaseNotFound, InvalidInput (unknown target type, nothing to link to)."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     if target_type not in LINK_TYPES:
         raise InvalidInput(f"unknown link type '{target_type}'; choose from {', '.join(LINK_TYPES)}", field="target_type")
     if not (target_id or target_ref):
@@ -77,7 +77,7 @@ def add_link(session: Session, *, case_id: int, target_type: str, now: datetime,
 
 def add_attachment(session: Session, *, case_id: int, filename: str, content_type: str, data: bytes, now: datetime, actor: Actor) -> CaseAttachment:
     """Raises CaseNotFound, InvalidInput (empty or too large)."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     limit = cm.setting_int(session, "attachment_max_bytes", 5 * 1024 * 1024)
     if not data:
         raise InvalidInput("the attachment is empty", field="file")

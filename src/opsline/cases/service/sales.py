@@ -22,7 +22,7 @@ def record_retention(session: Session, *, case_id: int, offer: str, outcome: str
     """Record a retention offer and its outcome on a 'wants to cancel' case. A declined offer records the
     cancellation request and links the case to the cancellation journey.
     Raises CaseNotFound, RetentionNotAllowed (not a retention case, case finished), InvalidInput (no offer, bad outcome)."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     cat = session.get(CaseCategory, c.category_code)
     if cat is None or not cat.retention:
         raise cm.RetentionNotAllowed(f"case {c.reference} is a {c.category_code} case; retention offers are for cases of customers who want to cancel")
@@ -53,7 +53,7 @@ def record_retention(session: Session, *, case_id: int, offer: str, outcome: str
 
 def create_lead(session: Session, *, case_id: int, data: LeadIn, now: datetime, actor: Actor) -> SalesLead:
     """Raises CaseNotFound."""
-    c = cm.get_case(session, case_id=case_id)
+    c = cm.get_case(session, case_id=case_id, for_update=True)
     lead = SalesLead(case_id=c.id, account_id=c.account_id, product_interest=data.product_interest, notes=data.notes, state=LEAD.initial,
                      created_by=actor.name, created_at=now, updated_at=now)
     session.add(lead)
