@@ -466,3 +466,18 @@ def test_a_relocation_plan_refuses_a_new_line_starting_before_the_old_one(factor
     with factory() as s, pytest.raises(fa.UnableToFinalBill) as err:
         fa.relocation_plan(s, old_product_id=old, new_start_date=date(2024, 1, 1))
     assert err.value.field == "new_start_date"
+
+
+def test_the_clean_up_check_lists_a_terminated_line_still_billed_until_a_credit_or_final_account_settles_it(factory):
+    (acc, pid), (acc2, pid2) = billed_in_november(factory, count=2)
+    terminate(factory, pid, date(2026, 11, 16))
+    terminate(factory, pid2, date(2026, 11, 20))
+    with factory() as s:
+        found = {r["product_id"]: r for r in fa.terminated_still_billed(s)}
+    assert set(found) == {pid, pid2} and found[pid]["billed_to"] == DEC and found[pid]["end_date"] == date(2026, 11, 16)
+    issue(factory, acc, [pid], date(2026, 11, 16))  # the final account settles one; the December run's credit the other
+    with factory() as s:
+        assert [r["product_id"] for r in fa.terminated_still_billed(s)] == [pid2]
+    finalise(factory, AT_DEC, run_draft(factory, AT_DEC, cycle=DEC))
+    with factory() as s:
+        assert fa.terminated_still_billed(s) == []

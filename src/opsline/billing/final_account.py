@@ -727,3 +727,28 @@ def get_final_account(session: Session, *, final_account_id: int) -> dict[str, A
     if fa is None:
         raise NotFound(f"final account {final_account_id} not found")
     return result_of(session, fa)
+
+
+def terminated_still_billed(session: Session, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Products ended in inventory whose finalised bills still charge days after their end date, with neither a
+    credit (the next bill run's end-of-service correction, a credit note) nor a final account yet: the clean-up check
+    "terminated products still billed". Set-based: one query over the billed recurring lines past each end date."""
+    rows = session.execute(text("""
+        SELECT p.id AS product_id, p.account_id, a.account_number, p.end_date, p.state, MAX(l.period_end) AS billed_to,
+               SUM(l.amount_minor) AS billed_minor, MIN(l.currency) AS currency
+        FROM product p
+        JOIN account a ON a.id = p.account_id
+        JOIN invoice_line l ON l.product_id = p.id AND l.kind = 'recurring' AND l.period_end > p.end_date
+        JOIN invoice i ON i.id = l.invoice_id AND i.number IS NOT NULL
+        WHERE p.end_date IS NOT NULL AND p.state IN ('pendingTerminate', 'terminated')
+          AND NOT EXISTS (SELECT 1 FROM final_account_product f WHERE f.product_id = p.id)
+          AND NOT EXISTS (SELECT 1 FROM invoice_line c JOIN invoice ci ON ci.id = c.invoice_id AND ci.number IS NOT NULL
+                          WHERE c.product_id = p.id AND c.kind = 'adjustment' AND c.amount_minor < 0 AND c.period_end >= l.period_end)
+          AND NOT EXISTS (SELECT 1 FROM credit_note_line n WHERE n.invoice_line_id = l.id)
+        GROUP BY p.id, p.account_id, a.account_number, p.end_date, p.state
+        ORDER BY p.end_date, p.id LIMIT :n"""), {"n": limit}).mappings().all()
+    return [dict(r) | {"end_date": _as_date(r["end_date"]), "billed_to": _as_date(r["billed_to"])} for r in rows]
+
+
+def _as_date(v: Any) -> date | None:
+    return v if v is None or isinstance(v, date) else date.fromisoformat(str(v)[:10])
