@@ -27,10 +27,7 @@ def _tz():  # type: ignore[no-untyped-def]
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
     from opsline.cancellations import seed
 
-    from opsline.cancellations import service
-
     seed.seed(session, now=now)
-    service.schedule_escalation(session, now=now)  # starts the hourly chain (idempotent per hour)
 
 
 def _routers() -> list:

@@ -66,6 +66,7 @@ def run(ctx: Any) -> None:
                     done += 1
                 except OpslineError:
                     continue  # a product the demo left in a state that cannot be cancelled: pick the next
+        service.schedule_escalation(s, now=ctx.now)  # the hourly at-risk escalation keeps itself going from here
     ctx.counts["cancellation_journeys"] = done
 
 
