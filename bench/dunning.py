@@ -266,6 +266,12 @@ def main() -> None:
 
     if not args.reuse:
         generate(args.url, args.accounts)
+    # what a live web or worker process has loaded once at start (every area, for the domain events a run publishes;
+    # WeasyPrint for the letters), so neither timing below pays a one-off import of a few seconds
+    from opsline.areas import load_areas
+
+    load_areas()
+    import weasyprint  # noqa: F401
     engine = make_engine(args.url)
     factory = make_sessionmaker(engine)
     with factory() as s:
