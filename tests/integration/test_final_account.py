@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from opsline.billing import billrun
 from opsline.billing import final_account as fa
 from opsline.billing.invoicing.models import CreditNote, CreditNoteLine
-from opsline.billing.models import BillRun, Invoice, InvoiceLine, LedgerEntry, PendingCharge, RelocationOverlap
+from opsline.billing.models import BillRun, Discount, Invoice, InvoiceLine, LedgerEntry, PendingCharge, RelocationOverlap
 from opsline.billing.service import queue_charge
 from opsline.catalog.models import Price, ProductOffering
 from opsline.core.events import AuditEvent, Actor
@@ -173,6 +173,21 @@ def test_an_unreturned_equipment_fee_queued_for_the_account_is_on_the_final_invo
     with factory() as s:
         c = s.execute(select(PendingCharge).where(PendingCharge.idempotency_key == "unreturned:SN-FA-0")).scalar_one()
         assert (c.state, c.invoice_id) == ("billed", out["invoice_id"])
+
+
+def test_a_line_billed_with_a_percent_discount_is_credited_at_the_discounted_price_not_the_list_price(factory):
+    with factory.begin() as s:
+        acc = make_account(s, AT_NOV)
+        off = make_offering(s, monthly_minor=30000)
+        pid = make_product(s, AT_NOV, account_id=acc, offering_id=off, start=date(2025, 1, 1))
+        s.add(Discount(account_id=acc, offering_id=off, kind="percent", value=Decimal("10"), valid_from=date(2020, 1, 1), description="Loyal customer 10%"))
+    finalise(factory, AT_NOV, run_draft(factory, AT_NOV, cycle=NOV))  # R300.00 less R30.00 for November
+    terminate(factory, pid, date(2026, 11, 16))
+    out = issue(factory, acc, [pid], date(2026, 11, 16))
+    with factory() as s:
+        [line] = s.execute(select(CreditNoteLine).where(CreditNoteLine.credit_note_id == out["credit_note_id"])).scalars().all()
+    # paid R270.00 for 30 days; kept 15 days at the discounted price (R135.00): R135.00 credited, not the list R150.00
+    assert (line.amount_minor, line.tax_minor) == (13500, 2025)
 
 
 def test_days_not_yet_billed_up_to_the_end_date_are_charged_and_no_later_run_bills_them_again(factory):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Sequence
 
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text, func, select, text
@@ -22,7 +23,7 @@ from opsline.billing import service as billing
 from opsline.billing.charges import ONE_OFF_EVENTS, dialect_of
 from opsline.billing.invoicing.credits import next_credit_note_number
 from opsline.billing.invoicing.models import CreditNote, CreditNoteLine
-from opsline.billing.models import (PENDING_CHARGE, AccountSuspension, Invoice, InvoiceLine, PendingCharge, RelocationOverlap)
+from opsline.billing.models import (PENDING_CHARGE, AccountSuspension, Discount, Invoice, InvoiceLine, PendingCharge, RelocationOverlap)
 from opsline.billing.periods import add_months
 from opsline.billing.tax import TaxedLine, rates_on, spread_vat
 from opsline.catalog.models import Price, ProductOffering
@@ -246,13 +247,15 @@ def _product_lines(session: Session, *, acc: Account, p: Product, end: date, cha
     rows = session.execute(
         select(InvoiceLine).join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .where(InvoiceLine.product_id == p.id, InvoiceLine.account_id == acc.id, Invoice.number.is_not(None),
-               InvoiceLine.kind.in_(("recurring", "adjustment")), InvoiceLine.period_start.is_not(None))
+               InvoiceLine.kind.in_(("recurring", "adjustment", "discount")), InvoiceLine.period_start.is_not(None))
         .order_by(InvoiceLine.id)).scalars().all()
     by_period: dict[date, dict[str, Any]] = {}
     for ln in rows:
         b0, _ = basis_period(ln.period_start, acc.bill_cycle_day)
-        g = by_period.setdefault(b0, {"net": 0, "recurring": None})
+        g = by_period.setdefault(b0, {"net": 0, "recurring": None, "discounts": []})
         g["net"] += int(ln.amount_minor) - int(credited.get(ln.id, 0) or 0)
+        if ln.kind == "discount" and ln.discount_id is not None:
+            g["discounts"].append(ln.discount_id)
         if ln.kind == "recurring":
             g["recurring"] = ln
     billed = sorted(b for b, g in by_period.items() if g["recurring"] is not None)
@@ -266,7 +269,7 @@ def _product_lines(session: Session, *, acc: Account, p: Product, end: date, cha
     out: list[PlanLine] = []
     b0, b1 = basis_period(frm, acc.bill_cycle_day)
     while b0 < upto:
-        g = by_period.get(b0, {"net": 0, "recurring": None})
+        g = by_period.get(b0, {"net": 0, "recurring": None, "discounts": []})
         rec = g["recurring"]
         days = (b1 - b0).days
         if rec is not None:
@@ -287,6 +290,10 @@ def _product_lines(session: Session, *, acc: Account, p: Product, end: date, cha
             if z2 > z1:
                 expected -= piece(price_minor, b0, days, z1, z2)
                 susp_days += (z2 - z1).days
+        # a percent discount billed on the line (net of it: the customer paid the discounted price) applies to the days kept
+        base = expected
+        for d in session.execute(select(Discount).where(Discount.id.in_(g["discounts"]), Discount.kind == "percent")).scalars() if g["discounts"] else []:
+            expected -= half_up(base * int((Decimal(d.value) * 10000).to_integral_value(rounding=ROUND_HALF_UP)), 1_000_000)
         diff = expected - g["net"]
         if diff != 0:
             active = max(0, (e - s).days)
@@ -295,7 +302,7 @@ def _product_lines(session: Session, *, acc: Account, p: Product, end: date, cha
             if diff < 0:
                 out.append(PlanLine(kind="adjustment", description=f"Credit: {name}", amount_minor=diff, tax_rate_code=code, currency=acc.currency,
                                     explanation=(f"{ended}: {name} {b0.isoformat()} to {last} was billed {Money.from_minor(g['net'], acc.currency)} "
-                                                 f"(net of credits) for {active - susp_days} active of {days} days; the difference is credited"),
+                                                 f"(net of credits and discounts) for {active - susp_days} active of {days} days; the difference is credited"),
                                     group="credit", product_id=p.id, offering_id=p.offering_id, price_id=price_id,
                                     period_start=max(min(bend, b1), b0) if bend < b1 else b0, period_end=b1, unit_amount_minor=unit,
                                     credits_line_id=rec.id if rec is not None else None))
@@ -308,7 +315,7 @@ def _product_lines(session: Session, *, acc: Account, p: Product, end: date, cha
             else:
                 out.append(PlanLine(kind="adjustment", description=f"Correction: {name}", amount_minor=diff, tax_rate_code=code, currency=acc.currency,
                                     explanation=(f"{ended}: {name} {b0.isoformat()} to {last} was billed {Money.from_minor(g['net'], acc.currency)} "
-                                                 f"(net of credits) for {active - susp_days} active of {days} days; the difference is charged"),
+                                                 f"(net of credits and discounts) for {active - susp_days} active of {days} days; the difference is charged"),
                                     group="recurring", product_id=p.id, offering_id=p.offering_id, price_id=price_id, period_start=b0, period_end=b1,
                                     unit_amount_minor=unit))
         b0, b1 = b1, add_months(b1, 1)
