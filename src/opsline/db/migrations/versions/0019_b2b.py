@@ -16,8 +16,121 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('b2b_setting',
+    sa.Column('key', sa.String(length=60), nullable=False),
+    sa.Column('value', sa.String(length=300), nullable=False),
+    sa.Column('description', sa.String(length=300), nullable=True),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_b2b_setting'))
+    )
+    op.create_table('b2b_contract',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('reference', sa.String(length=30), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('valid_from', sa.Date(), nullable=False),
+    sa.Column('valid_to', sa.Date(), nullable=True),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('monthly_value_minor', sa.BigInteger(), nullable=False),
+    sa.Column('credit_cap_minor', sa.BigInteger(), nullable=False),
+    sa.Column('terms', sa.Text(), nullable=True),
+    sa.Column('created_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=120), nullable=False),
+    sa.CheckConstraint("state IN ('active', 'ended')", name=op.f('ck_b2b_contract_state')),
+    sa.CheckConstraint('credit_cap_minor >= 0', name=op.f('ck_b2b_contract_credit_cap')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_b2b_contract_account_id_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_b2b_contract')),
+    sa.UniqueConstraint('reference', name=op.f('uq_b2b_contract_reference'))
+    )
+    with op.batch_alter_table('b2b_contract', schema=None) as batch_op:
+        batch_op.create_index('ix_b2b_contract_account', ['account_id'], unique=False)
+
+    op.create_table('b2b_sla_rule',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('contract_id', sa.BigInteger(), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('metric', sa.String(length=40), nullable=False),
+    sa.Column('unit', sa.String(length=10), nullable=False),
+    sa.Column('reference_value', sa.Numeric(precision=12, scale=4), nullable=False),
+    sa.Column('operator', sa.String(length=2), nullable=False),
+    sa.Column('tolerance', sa.Numeric(precision=12, scale=4), nullable=False),
+    sa.Column('consequence', sa.String(length=20), nullable=False),
+    sa.Column('credit_percent', sa.Numeric(precision=6, scale=2), nullable=True),
+    sa.Column('credit_fixed_minor', sa.BigInteger(), nullable=True),
+    sa.Column('description', sa.String(length=300), nullable=True),
+    sa.CheckConstraint("consequence IN ('none','credit_percent','credit_fixed')", name=op.f('ck_b2b_sla_rule_consequence')),
+    sa.CheckConstraint("metric IN ('availability','mttr','first_response_compliance','resolution_compliance','order_on_time','invoice_accuracy','claims_resolved_on_time')", name=op.f('ck_b2b_sla_rule_metric')),
+    sa.CheckConstraint("operator IN ('>=','<=','>','<')", name=op.f('ck_b2b_sla_rule_operator')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_b2b_sla_rule_account_id_account')),
+    sa.ForeignKeyConstraint(['contract_id'], ['b2b_contract.id'], name=op.f('fk_b2b_sla_rule_contract_id_b2b_contract')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_b2b_sla_rule'))
+    )
+    with op.batch_alter_table('b2b_sla_rule', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_b2b_sla_rule_contract_id'), ['contract_id'], unique=False)
+
+    op.create_table('b2b_violation',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('rule_id', sa.BigInteger(), nullable=False),
+    sa.Column('contract_id', sa.BigInteger(), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('period', sa.Date(), nullable=False),
+    sa.Column('metric', sa.String(length=40), nullable=False),
+    sa.Column('actual_value', sa.Numeric(precision=14, scale=4), nullable=False),
+    sa.Column('reference_value', sa.Numeric(precision=12, scale=4), nullable=False),
+    sa.Column('sample_size', sa.Integer(), nullable=False),
+    sa.Column('cause', sa.String(length=300), nullable=True),
+    sa.Column('created_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_b2b_violation_account_id_account')),
+    sa.ForeignKeyConstraint(['contract_id'], ['b2b_contract.id'], name=op.f('fk_b2b_violation_contract_id_b2b_contract')),
+    sa.ForeignKeyConstraint(['rule_id'], ['b2b_sla_rule.id'], name=op.f('fk_b2b_violation_rule_id_b2b_sla_rule')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_b2b_violation')),
+    sa.UniqueConstraint('rule_id', 'period', name='uq_b2b_violation_rule_period')
+    )
+    with op.batch_alter_table('b2b_violation', schema=None) as batch_op:
+        batch_op.create_index('ix_b2b_violation_account_period', ['account_id', 'period'], unique=False)
+
+    op.create_table('b2b_service_credit',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('violation_id', sa.BigInteger(), nullable=False),
+    sa.Column('contract_id', sa.BigInteger(), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('period', sa.Date(), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('proposed_by', sa.String(length=120), nullable=False),
+    sa.Column('proposed_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_by', sa.String(length=120), nullable=True),
+    sa.Column('decided_at', opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pending_charge_id', sa.BigInteger(), nullable=True),
+    sa.CheckConstraint("state IN ('proposed', 'approved', 'rejected')", name=op.f('ck_b2b_service_credit_state')),
+    sa.CheckConstraint('amount_minor > 0', name=op.f('ck_b2b_service_credit_amount_positive')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_b2b_service_credit_account_id_account')),
+    sa.ForeignKeyConstraint(['contract_id'], ['b2b_contract.id'], name=op.f('fk_b2b_service_credit_contract_id_b2b_contract')),
+    sa.ForeignKeyConstraint(['violation_id'], ['b2b_violation.id'], name=op.f('fk_b2b_service_credit_violation_id_b2b_violation')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_b2b_service_credit')),
+    sa.UniqueConstraint('violation_id', name=op.f('uq_b2b_service_credit_violation_id'))
+    )
+    with op.batch_alter_table('b2b_service_credit', schema=None) as batch_op:
+        batch_op.create_index('ix_b2b_service_credit_state', ['state', 'contract_id'], unique=False)
+
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('b2b_service_credit', schema=None) as batch_op:
+        batch_op.drop_index('ix_b2b_service_credit_state')
+
+    op.drop_table('b2b_service_credit')
+    with op.batch_alter_table('b2b_violation', schema=None) as batch_op:
+        batch_op.drop_index('ix_b2b_violation_account_period')
+
+    op.drop_table('b2b_violation')
+    with op.batch_alter_table('b2b_sla_rule', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_b2b_sla_rule_contract_id'))
+
+    op.drop_table('b2b_sla_rule')
+    with op.batch_alter_table('b2b_contract', schema=None) as batch_op:
+        batch_op.drop_index('ix_b2b_contract_account')
+
+    op.drop_table('b2b_contract')
+    op.drop_table('b2b_setting')

@@ -1,0 +1,68 @@
+"""B2B service management wiring: the desk (/b2b), contracts with SLA rules, violations, service credits (four eyes),
+the monthly evaluation job, the service manager's home cards, seeds and the demo step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from opsline.areas import Area
+from opsline.b2b import models  # noqa: F401  (tables)
+from opsline.b2b.models import CONTRACT, CREDIT
+from opsline.config import get_settings
+from opsline.core.localtime import zone
+
+MANAGER = "service_manager"
+
+
+def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
+    from opsline.b2b import jobs, service
+
+    service.seed(session, now=now)
+    jobs.schedule(session, now=now, tz=zone(get_settings().timezone))  # the monthly evaluation chain (idempotent per month)
+
+
+def _routers() -> list:
+    from opsline.b2b import views
+
+    return [views.router]
+
+
+def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
+    from opsline.b2b import jobs
+
+    @registry.register(jobs.EVALUATE_JOB)
+    def _evaluate(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return jobs.evaluate_job(session, payload, now, tz=zone(get_settings().timezone))
+
+
+def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.b2b import demo
+
+    demo.run(ctx)
+
+
+def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.b2b import home
+
+    return home.cards(session, now=now, actor=actor, tz=tz)
+
+
+AREA = Area(
+    name="b2b",
+    order=95,  # after billing, cases, SLA and orders: it measures them and queues credits through billing
+    routers=_routers,
+    register_jobs=_register_jobs,
+    seed=_seed,
+    demo_steps=(("B2B contracts, SLA violations and service credits", _demo),),
+    desks=(("B2B service", "/b2b", "b2b.view"),),
+    permissions={
+        "b2b.view": {MANAGER, "billing_analyst"},
+        "b2b.manage": {MANAGER},  # contracts, rules, evaluation, proposing credits
+        "b2b.approve": {MANAGER},  # deciding credits (never one's own proposal)
+    },
+    lifecycles=(CONTRACT, CREDIT),
+    home=_home,
+)

@@ -1,0 +1,149 @@
+"""Tables of B2B service management: contracts, their SLA rules (TMF623 shapes: metric, unit, reference value,
+operator, tolerance, consequence), the violations measured per account and month, and the service credits they propose."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opsline.core.lifecycle import Lifecycle
+from opsline.db.base import Base, IdPk, sql_in
+
+# metric -> (unit, label). Every metric is measured per account and calendar month from Opsline's own data.
+METRICS: dict[str, tuple[str, str]] = {
+    "availability": ("%", "Availability (outage cases)"),
+    "mttr": ("hours", "Mean time to restore"),
+    "first_response_compliance": ("%", "First response within target"),
+    "resolution_compliance": ("%", "Cases resolved without an SLA breach"),
+    "order_on_time": ("%", "Orders delivered by the committed date"),
+    "invoice_accuracy": ("%", "Invoice accuracy (100 - credit notes as % of billing)"),
+    "claims_resolved_on_time": ("%", "Billing claims decided by their due date"),
+}
+OPERATORS: dict[str, str] = {">=": "at least", "<=": "at most", ">": "above", "<": "below"}
+CONSEQUENCES = ("none", "credit_percent", "credit_fixed")
+
+
+class ContractState(enum.StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+CONTRACT = Lifecycle(name="b2b_contract", states=ContractState,
+                     transitions={ContractState.ACTIVE: {"end": ContractState.ENDED}, ContractState.ENDED: {}},
+                     permissions={"end": "b2b.manage"}, needs_reason={"end"}, labels={"end": "End contract"},
+                     initial=ContractState.ACTIVE)
+
+
+class CreditState(enum.StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"  # queued for the next bill as a credit line
+    REJECTED = "rejected"
+
+
+CREDIT = Lifecycle(name="b2b_service_credit", states=CreditState,
+                   transitions={CreditState.PROPOSED: {"approve": CreditState.APPROVED, "reject": CreditState.REJECTED},
+                                CreditState.APPROVED: {}, CreditState.REJECTED: {}},
+                   permissions={"approve": "b2b.approve", "reject": "b2b.approve"}, needs_reason={"reject"},
+                   four_eyes={"approve": "proposed_by"},
+                   labels={"approve": "Approve and queue for the next bill", "reject": "Reject"}, initial=CreditState.PROPOSED)
+
+
+class B2BContract(Base):
+    """A service contract with a B2B account: term, monthly committed value and the cap on service credits per month."""
+
+    __tablename__ = "b2b_contract"
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    reference: Mapped[str] = mapped_column(String(30), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(10), default=ContractState.ACTIVE)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)  # exclusive
+    currency: Mapped[str] = mapped_column(String(3))
+    monthly_value_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # committed monthly charges
+    credit_cap_minor: Mapped[int] = mapped_column(BigInteger)  # service credits per month at most this
+    terms: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+
+    __table_args__ = (CONTRACT.check(), CheckConstraint("credit_cap_minor >= 0", name="credit_cap"),
+                      Index("ix_b2b_contract_account", "account_id"))
+
+
+class B2BSlaRule(Base):
+    """One TMF623 rule: `metric` compared with `reference_value` by `operator`, with `tolerance` allowed before it is
+    violated; the consequence is a credit as a percent of the monthly value or a fixed amount."""
+
+    __tablename__ = "b2b_sla_rule"
+    id: Mapped[IdPk]
+    contract_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("b2b_contract.id"), index=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    metric: Mapped[str] = mapped_column(String(40))
+    unit: Mapped[str] = mapped_column(String(10))
+    reference_value: Mapped[float] = mapped_column(Numeric(12, 4))
+    operator: Mapped[str] = mapped_column(String(2))
+    tolerance: Mapped[float] = mapped_column(Numeric(12, 4), default=0)
+    consequence: Mapped[str] = mapped_column(String(20), default="none")
+    credit_percent: Mapped[float | None] = mapped_column(Numeric(6, 2))
+    credit_fixed_minor: Mapped[int | None] = mapped_column(BigInteger)
+    description: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (CheckConstraint(sql_in("metric", tuple(METRICS)), name="metric"),
+                      CheckConstraint(sql_in("operator", tuple(OPERATORS)), name="operator"),
+                      CheckConstraint(sql_in("consequence", CONSEQUENCES), name="consequence"))
+
+
+class B2BViolation(Base):
+    """A rule not met in one month: the measured value beside the reference (one per rule and month)."""
+
+    __tablename__ = "b2b_violation"
+    id: Mapped[IdPk]
+    rule_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("b2b_sla_rule.id"))
+    contract_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("b2b_contract.id"))
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    period: Mapped[date] = mapped_column(Date)  # first day of the month
+    metric: Mapped[str] = mapped_column(String(40))
+    actual_value: Mapped[float] = mapped_column(Numeric(14, 4))
+    reference_value: Mapped[float] = mapped_column(Numeric(12, 4))
+    sample_size: Mapped[int] = mapped_column(Integer, default=0)
+    cause: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("rule_id", "period", name="uq_b2b_violation_rule_period"),
+                      Index("ix_b2b_violation_account_period", "account_id", "period"))
+
+
+class B2BServiceCredit(Base):
+    """A credit a violation proposes; approved by a second person, it is queued as a negative one-off charge for the
+    account's next bill (billing's pending_charge with idempotency key `b2b-credit:<id>`)."""
+
+    __tablename__ = "b2b_service_credit"
+    id: Mapped[IdPk]
+    violation_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("b2b_violation.id"), unique=True)
+    contract_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("b2b_contract.id"))
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    period: Mapped[date] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(10), default=CreditState.PROPOSED)
+    proposed_by: Mapped[str] = mapped_column(String(120))
+    proposed_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None]
+    pending_charge_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (CREDIT.check(), CheckConstraint("amount_minor > 0", name="amount_positive"),
+                      Index("ix_b2b_service_credit_state", "state", "contract_id"))
+
+
+class B2BSetting(Base):
+    """Operator settings of B2B service management (data, editable): which case categories count as outages, the
+    first-response target in hours, the tax rate code of service credits."""
+
+    __tablename__ = "b2b_setting"
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(String(300))
