@@ -59,21 +59,35 @@ def cancel_order(session: Session, *, order: ProductOrder, now: datetime, tz: Zo
     """TMF622 cancellation: the order goes to assessingCancellation; it is refused when an item has already completed
     (the change happened: order a reversal instead); otherwise open items are cancelled (their partner service orders
     are withdrawn where the partner has not received them; otherwise the partner must be asked, which is recorded),
-    prepared products are abandoned and the system confirms the cancellation.
+    prepared products are abandoned and the system confirms the cancellation; while a partner still holds a service order
+    it already received, the order waits in pendingCancellation until the partner lets go of it.
     Raises TransitionNotAllowed, ReasonRequired, OrderCancellationNotAllowed."""
     items = list(session.execute(select(ProductOrderItem).where(ProductOrderItem.order_id == order.id).order_by(ProductOrderItem.id)).scalars())
     done = [i for i in items if i.state == IS.COMPLETED]
     if done and ORDER.target(order.state, "cancel") is not None:
         raise OrderCancellationNotAllowed(f"order {order.id} cannot be cancelled: item {done[0].id} is already completed; place a new order to reverse it")
     order_transition(session, order=order, action="cancel", now=now, tz=tz, actor=actor, reason=reason)
+    held: list[int] = []
     for item in items:
         if item.state not in [s.value for s in OPEN_ITEM_STATES]:
             continue
         item_transition(session, item=item, action="cancel", now=now, reason=reason)
         if item.partner_service_order_id is not None:
-            partners.withdraw_service_order(session, service_order_id=item.partner_service_order_id, now=now, actor=SYSTEM,
-                                            reason=f"order {order.id} cancelled: {reason}")
+            if not partners.withdraw_service_order(session, service_order_id=item.partner_service_order_id, now=now, actor=SYSTEM,
+                                                   reason=f"order {order.id} cancelled: {reason}"):
+                held.append(item.id)
         product = session.get(Product, item.result_product_id) if item.result_product_id else None
         if product is not None:
             undo_item(session, item=item, product=product, now=now, actor=actor, reason=f"order {order.id} cancelled")
+    waiting = partner_still_holds(session, order_item_ids=held, now=now, tz=tz)
+    if waiting:
+        order_transition(session, order=order, action="await_cancel", now=now, tz=tz, actor=SYSTEM,
+                         reason=f"{reason}; waiting for the partner to cancel {', '.join(waiting)}")
+        return
     order_transition(session, order=order, action="confirm_cancel", now=now, tz=tz, actor=SYSTEM, reason=reason)
+
+
+def partner_still_holds(session: Session, *, order_item_ids: list[int], now: datetime, tz: ZoneInfo) -> list[str]:
+    """External references of the items' service orders a partner received and has not finished."""
+    return [so["external_ref"] for so in partners.service_orders_for_items(session, order_item_ids=order_item_ids, now=now, tz=tz)
+            if so["delivered_at"] is not None and so["open"]]

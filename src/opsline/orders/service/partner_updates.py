@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsline.catalog.models import ProductOffering
@@ -14,7 +15,8 @@ from opsline.core.domain_events import DomainEvent
 from opsline.core.events import Actor
 from opsline.inventory import service as inventory
 from opsline.inventory.models import Product
-from opsline.orders.models import OPEN_ITEM_STATES, ItemAction, ItemState, ProductOrder, ProductOrderItem
+from opsline.orders.models import OPEN_ITEM_STATES, ItemAction, ItemState, OrderState, ProductOrder, ProductOrderItem
+from opsline.orders.service.actions import partner_still_holds
 from opsline.orders.service import equipment
 from opsline.orders.service.common import item_transition, local_date
 from opsline.orders.service.placing import end_product, roll_up, switch, undo_item
@@ -40,6 +42,11 @@ def on_partner_order_update(
         if not (item.state == IS.CANCELLED and state == "cancelled"):  # our own withdrawal coming back
             events.record(session, now=now, actor=actor, entity_type="product_order_item", entity_id=item.id, account_id=item.account_id, action="partner_update_ignored",
                           reason=f"partner reported {state} but the item is {item.state}", after={"service_order_id": service_order_id, "state": state})
+        order = session.get(ProductOrder, item.order_id)
+        if order is not None and order.state == OrderState.PENDING_CANCELLATION and state != "inProgress":
+            items = list(session.execute(select(ProductOrderItem.id).where(ProductOrderItem.order_id == order.id)).scalars())
+            if not partner_still_holds(session, order_item_ids=items, now=now, tz=tz):
+                roll_up(session, order=order, now=now, tz=tz)  # the partner let go of the last one: the cancellation is confirmed
         return
     order = session.get(ProductOrder, item.order_id)
     product = session.get(Product, item.result_product_id) if item.result_product_id else None
