@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from opsline.areas import Area
 from opsline.cancellations import models  # noqa: F401  (tables)
-from opsline.cancellations.models import JOURNEY, STEP
+from opsline.cancellations.models import CANCEL_ORDER_TASK, JOURNEY, STEP
 from opsline.config import get_settings
 from opsline.core.domain_events import DomainEvent, Subscriber
 from opsline.core.localtime import zone
@@ -31,9 +31,9 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
 
 
 def _routers() -> list:
-    from opsline.cancellations import views
+    from opsline.cancellations import tmf622, views
 
-    return [views.router]
+    return [views.router, tmf622.router]
 
 
 def _panels() -> list:
@@ -99,6 +99,13 @@ def _on_final_account(session: Session, ev: DomainEvent, now: datetime) -> None:
     followups.on_final_account_issued(session, ev.payload, now=now, actor=ev.actor)
 
 
+def _on_order_cancelled(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import tmf622
+
+    for order_id in ev.payload.get("ids") or [ev.payload["id"]]:
+        tmf622.on_order_cancelled(session, order_id=int(order_id), now=now)
+
+
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
     from opsline.cancellations import service
 
@@ -140,7 +147,7 @@ AREA = Area(
         "cancellations.request": {COORD, "second_line_agent"},  # open a journey from the account page
         "cancellations.work": {COORD},  # retention, confirm, withdraw, steps, close, bulk actions
     },
-    lifecycles=(JOURNEY, STEP),
+    lifecycles=(JOURNEY, STEP, CANCEL_ORDER_TASK),
     events=("cancellation.steps_at_risk",),
     home=_home,
     subscribers=(
@@ -154,5 +161,6 @@ AREA = Area(
         Subscriber("cancellations.equipment_received", "equipment.received", _on_equipment_received),
         Subscriber("cancellations.equipment_fee_charged", "equipment.unreturned_fee_charged", _on_fee_charged),
         Subscriber("cancellations.final_account_issued", "billing.final_account_issued", _on_final_account),
+        Subscriber("cancellations.cancel_task_done", "product_order.cancelled", _on_order_cancelled),
     ),
 )

@@ -208,3 +208,45 @@ class CancellationStep(Base):
         Index("ix_cancellation_step_open_due", "state", "due_at"),
         Index("ix_cancellation_step_due", "due_at"),  # reports: steps due in a window, the latest breaches first
     )
+
+
+class TaskState(enum.StrEnum):
+    ACKNOWLEDGED = "acknowledged"
+    IN_PROGRESS = "inProgress"
+    DONE = "done"
+    TERMINATED_WITH_ERROR = "terminatedWithError"
+
+
+# A TMF622 cancelProductOrder task: done when the order is cancelled, inProgress while the order waits in
+# pendingCancellation for a partner that already holds its service order.
+CANCEL_ORDER_TASK = Lifecycle(
+    name="cancel_product_order",
+    states=TaskState,
+    initial=TaskState.ACKNOWLEDGED,
+    transitions={
+        TaskState.ACKNOWLEDGED: {"start": TaskState.IN_PROGRESS, "finish": TaskState.DONE, "error": TaskState.TERMINATED_WITH_ERROR},
+        TaskState.IN_PROGRESS: {"finish": TaskState.DONE, "error": TaskState.TERMINATED_WITH_ERROR},
+        TaskState.DONE: {}, TaskState.TERMINATED_WITH_ERROR: {},
+    },
+    system_actions={"start", "finish", "error"},
+)
+
+
+class CancelProductOrder(Base):
+    """A request (TMF622 task) to cancel a product order, and how it ended."""
+
+    __tablename__ = "cancel_product_order"
+
+    id: Mapped[IdPk]
+    product_order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("product_order.id"), index=True)
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    journey_id: Mapped[int | None] = mapped_column(BigInteger)  # the cancellation journey it withdrew, if any
+    state: Mapped[str] = mapped_column(String(30), default=TaskState.ACKNOWLEDGED)
+    cancellation_reason: Mapped[str | None] = mapped_column(Text)
+    requested_cancellation_date: Mapped[datetime | None]
+    effective_cancellation_date: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (CANCEL_ORDER_TASK.check(),)

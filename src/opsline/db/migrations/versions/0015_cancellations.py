@@ -122,9 +122,31 @@ def upgrade() -> None:
         batch_op.create_index('ix_cancellation_step_open_due', ['state', 'due_at'], unique=False)
         batch_op.create_index('ix_cancellation_step_due', ['due_at'], unique=False)
 
+    op.create_table('cancel_product_order',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('product_order_id', sa.BigInteger(), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('journey_id', sa.BigInteger(), nullable=True),
+    sa.Column('state', sa.String(length=30), nullable=False),
+    sa.Column('cancellation_reason', sa.Text(), nullable=True),
+    sa.Column('requested_cancellation_date', opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('effective_cancellation_date', opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_by', sa.String(length=80), nullable=False),
+    sa.Column('created_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('acknowledged', 'inProgress', 'done', 'terminatedWithError')", name=op.f('ck_cancel_product_order_state')),
+    sa.ForeignKeyConstraint(['product_order_id'], ['product_order.id'], name=op.f('fk_cancel_product_order_product_order_id_product_order')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cancel_product_order'))
+    )
+    with op.batch_alter_table('cancel_product_order', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cancel_product_order_product_order_id'), ['product_order_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('cancel_product_order', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_cancel_product_order_product_order_id'))
+
+    op.drop_table('cancel_product_order')
     with op.batch_alter_table('cancellation_step', schema=None) as batch_op:
         batch_op.drop_index('ix_cancellation_step_due')
         batch_op.drop_index('ix_cancellation_step_open_due')
