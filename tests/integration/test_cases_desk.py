@@ -36,7 +36,7 @@ def _open(session, now, actor, **kw) -> SupportCase:
 def test_a_lead_moves_through_its_declared_lifecycle_and_refuses_other_moves(session, now, actor):
     c = _open(session, now, actor)
     lead = service.create_lead(session, case_id=c.id, data=LeadIn(product_interest="500 Mbps fibre"), now=now, actor=actor)
-    assert service.lead_transition(session, lead_id=lead.id, action="qualify", now=now, actor=actor) == ["win", "lose"]
+    assert service.lead_transition(session, lead_id=lead.id, action="qualify", now=now, actor=actor) == ["win", "lose", "hand_over"]
     with pytest.raises(TransitionNotAllowed, match="cannot qualify lead"):
         service.lead_transition(session, lead_id=lead.id, action="qualify", now=now, actor=actor)
     service.lead_transition(session, lead_id=lead.id, action="win", now=now, actor=actor)
