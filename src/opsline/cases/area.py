@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from opsline.areas import Area
-from opsline.cases import models  # noqa: F401  (tables)
+from opsline.cases import campaign_models, models  # noqa: F401  (tables)
+from opsline.cases.campaign_models import CAMPAIGN
 from opsline.cases.models import CASE, LEAD
+from opsline.users.roles import Role
 
 
 def _routers() -> list:
-    from opsline.cases import api, views
+    from opsline.cases import api, support_views, views
 
-    return [views.router, api.router]
+    # support_views first: its fixed paths (/cases/leads, /cases/campaigns ...) must win over /cases/{case_id}
+    return [support_views.router, views.router, api.router]
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
@@ -22,7 +25,12 @@ def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
     from opsline.cases.seed import seed_cases_reference
 
+    from opsline.cases.campaigns import seed_templates as seed_campaign_templates
+    from opsline.cases.leads import seed_templates as seed_lead_templates
+
     seed_cases_reference(session, now=now)
+    seed_lead_templates(session, now=now)
+    seed_campaign_templates(session, now=now)
 
 
 def _panels() -> list:
@@ -79,7 +87,13 @@ AREA = Area(
     panels=_panels,
     admin_views=_admin_views,
     cli=_cli,
-    lifecycles=(CASE, LEAD),
+    lifecycles=(CASE, LEAD, CAMPAIGN),
+    permissions={
+        # leads: record, qualify, hand over, record the outcome (agents and their managers)
+        "cases.leads": {Role.SECOND_LINE, Role.CANCELLATIONS, Role.SERVICE_MANAGER},
+        # campaigns: create, build targets, launch, complete (managers); agents work the targets with cases.leads
+        "cases.campaigns": {Role.SERVICE_MANAGER},
+    },
     events=("case.changed", "case.retention_declined"),
     home=_home,
 )

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, false, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
@@ -49,6 +49,7 @@ CASE = Lifecycle(
 class LeadState(enum.StrEnum):
     NEW = "new"
     QUALIFIED = "qualified"
+    HANDED_OVER = "handed_over"  # with a sales team (a queue) or a sales partner, waiting for the outcome
     WON = "won"
     LOST = "lost"
 
@@ -59,11 +60,13 @@ LEAD = Lifecycle(
     initial=LeadState.NEW,
     transitions={
         LeadState.NEW: {"qualify": LeadState.QUALIFIED, "lose": LeadState.LOST},
-        LeadState.QUALIFIED: {"win": LeadState.WON, "lose": LeadState.LOST},
+        LeadState.QUALIFIED: {"win": LeadState.WON, "lose": LeadState.LOST, "hand_over": LeadState.HANDED_OVER},
+        LeadState.HANDED_OVER: {"win": LeadState.WON, "lose": LeadState.LOST},
         LeadState.WON: {},
         LeadState.LOST: {},
     },
-    labels={"qualify": "Qualify", "win": "Won", "lose": "Lost"},
+    needs_reason={"lose"},
+    labels={"qualify": "Qualify", "win": "Won", "lose": "Lost", "hand_over": "Hand over to sales"},
 )
 
 SLA_STATES = ("ok", "at_risk", "breached")
@@ -304,8 +307,33 @@ class SalesLead(Base):
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime | None]
+    # the pipeline (issue 17, cases/leads.py): where it came from, what it is worth, the consent given, who has it, how it ended
+    source: Mapped[str] = mapped_column(String(20), default="case", server_default="case")
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    contact_phone: Mapped[str | None] = mapped_column(String(30))
+    contact_email: Mapped[str | None] = mapped_column(String(200))
+    value_minor: Mapped[int | None] = mapped_column(BigInteger)  # expected monthly value, minor units of `currency`
+    currency: Mapped[str | None] = mapped_column(String(3))
+    consent_marketing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    consent_channel: Mapped[str | None] = mapped_column(String(10))
+    consent_at: Mapped[datetime | None]
+    team_code: Mapped[str | None] = mapped_column(String(40))  # the recording agent's team (queue code), for conversion by team
+    handed_to_kind: Mapped[str | None] = mapped_column(String(10))
+    handed_to: Mapped[str | None] = mapped_column(String(40))  # queue code or partner code
+    handed_at: Mapped[datetime | None]
+    handover_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    won_order_id: Mapped[int | None] = mapped_column(BigInteger)
+    lost_reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger)
 
-    __table_args__ = (LEAD.check(),)
+    __table_args__ = (
+        LEAD.check(),
+        CheckConstraint("source IN ('case','contact','campaign')", name="source"),
+        CheckConstraint("handed_to_kind IS NULL OR handed_to_kind IN ('team','partner')", name="handed_to_kind"),
+        CheckConstraint("value_minor IS NULL OR (value_minor >= 0 AND currency IS NOT NULL)", name="value"),
+        Index("ix_sales_lead_state", "state", "created_at"),
+    )
 
 
 class RetentionOffer(Base):

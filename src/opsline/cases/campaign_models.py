@@ -1,0 +1,90 @@
+"""Tables for outbound campaigns: the campaign (saved filter, script, offers, channel) and its targets (work items)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opsline.core.lifecycle import Lifecycle
+from opsline.db.base import Base, IdPk, JSONType, sql_in
+
+
+class CampaignState(enum.StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+CAMPAIGN = Lifecycle(
+    name="campaign",
+    states=CampaignState,
+    initial=CampaignState.DRAFT,
+    transitions={
+        CampaignState.DRAFT: {"launch": CampaignState.RUNNING, "cancel": CampaignState.CANCELLED},
+        CampaignState.RUNNING: {"complete": CampaignState.COMPLETED, "cancel": CampaignState.CANCELLED},
+        CampaignState.COMPLETED: {},
+        CampaignState.CANCELLED: {},
+    },
+    permissions={"launch": "cases.campaigns", "complete": "cases.campaigns", "cancel": "cases.campaigns"},
+    needs_reason={"cancel"},
+    labels={"launch": "Launch (create the work items)", "complete": "Complete", "cancel": "Cancel"},
+)
+
+FILTER_KINDS = ("contract_ending", "product_retiring", "outage_area")
+CAMPAIGN_CHANNELS = ("call", "email")
+# a target's outcome: pending (work item open), no_answer (tried), reached/accepted/declined (spoke to them), capped (the
+# contact caps allow no more marketing contact in the period: kept, not worked), opted_out (the account said no to marketing)
+TARGET_OUTCOMES = ("pending", "no_answer", "reached", "accepted", "declined", "capped", "opted_out")
+
+
+class Campaign(Base):
+    __tablename__ = "campaign"
+
+    id: Mapped[IdPk]
+    name: Mapped[str] = mapped_column(String(120))
+    filter_kind: Mapped[str] = mapped_column(String(30))
+    filter_params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    script: Mapped[str] = mapped_column(Text)
+    offers: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    channel: Mapped[str] = mapped_column(String(10), default="call")
+    state: Mapped[str] = mapped_column(String(20), default=CampaignState.DRAFT)
+    target_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    launched_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        CAMPAIGN.check(),
+        CheckConstraint(sql_in("filter_kind", FILTER_KINDS), name="filter_kind"),
+        CheckConstraint(sql_in("channel", CAMPAIGN_CHANNELS), name="channel"),
+    )
+
+
+class CampaignTarget(Base):
+    """One account to contact in a campaign: an agent's work item (a call) or an email through notifications."""
+
+    __tablename__ = "campaign_target"
+
+    id: Mapped[IdPk]
+    campaign_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("campaign.id"))
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    outcome: Mapped[str] = mapped_column(String(20), default="pending")
+    offer: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    lead_id: Mapped[int | None] = mapped_column(BigInteger)
+    agent: Mapped[str | None] = mapped_column(String(120))
+    outcome_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint(sql_in("outcome", TARGET_OUTCOMES), name="outcome"),
+        UniqueConstraint("campaign_id", "account_id"),
+        Index("ix_campaign_target_outcome", "campaign_id", "outcome"),
+    )
