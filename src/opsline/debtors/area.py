@@ -47,7 +47,7 @@ def _panels() -> list:
     from opsline.debtors import desk
     from opsline.web.panels import Panel
 
-    return [Panel(key="debtors", title="Collections", permission="debtors.view", template="debtors/_account_panel.html", loader=desk.panel_loader)]
+    return [Panel(key="debtors", title="Debt collection", permission="debtors.view", template="debtors/_account_panel.html", loader=desk.panel_loader)]
 
 
 def _admin_views() -> list:
