@@ -132,7 +132,7 @@ def test_the_account_page_collections_panel_offers_arrange_hold_and_write_off_to
     page = clerk.get(f"/accounts/{a['id']}")
     assert page.status_code == 200 and f'hx-get="/accounts/{a["id"]}/panel/debtors"' in page.text
     panel = clerk.get(f"/accounts/{a['id']}/panel/debtors")
-    assert panel.status_code == 200 and "ZAR 599.00" in panel.text and "Never dunned." in panel.text
+    assert panel.status_code == 200 and "<h2>Debt collection</h2>" in panel.text and "ZAR 599.00" in panel.text and "Never dunned." in panel.text
     assert f'href="/debtors/arrangements/new?account={a["number"]}">Arrange</a>' in panel.text
     assert f'href="/debtors/writeoffs/new?account={a["number"]}">Propose write-off</a>' in panel.text
     assert 'action="/debtors/holds"' in panel.text and 'name="csrf_token"' in panel.text
