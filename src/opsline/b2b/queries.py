@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opsline.b2b.models import CONTRACT, CREDIT, METRICS, OPERATORS, B2BContract, B2BServiceCredit, B2BSlaRule, B2BViolation, CreditState
+from opsline.b2b.service import num
 from opsline.core.errors import NotFound
 from opsline.core.events import Actor
 from opsline.customers.models import Account
@@ -46,6 +47,7 @@ def violations_list(session: Session, *, contract_id: int | None = None, limit: 
     rows = [_d(r) for r in session.execute(q.order_by(B2BViolation.period.desc(), B2BViolation.id.desc()).limit(limit)).all()]
     for r in rows:
         r["metric_label"], r["unit"] = METRICS[r["metric"]][1], METRICS[r["metric"]][0]
+        r["actual"], r["reference"] = num(r["actual_value"]), num(r["reference_value"])
     return rows
 
 
@@ -83,6 +85,8 @@ def contract_detail(session: Session, *, contract_id: int, actor: Actor) -> dict
                                                    B2BSlaRule.description).where(B2BSlaRule.contract_id == contract_id).order_by(B2BSlaRule.id)).all()]
     for r in rules:
         r["metric_label"] = METRICS[r["metric"]][1]
+        r["reference"], r["tol"] = num(r["reference_value"]), num(r["tolerance"])
+        r["percent"] = num(r["credit_percent"]) if r["credit_percent"] is not None else None
     return {"contract": contract, "rules": rules, "violations": violations_list(session, contract_id=contract_id),
             "credits": credits_list(session, contract_id=contract_id, actor=actor), "metrics": METRICS, "operators": OPERATORS}
 

@@ -169,6 +169,12 @@ def end_contract(session: Session, *, contract_id: int, reason: str, now: dateti
 
 
 # --- evaluation -----------------------------------------------------------------------------------------------------
+def num(d: Decimal | float | int) -> str:
+    """A measured or reference value for people: no trailing zeros, no exponent."""
+    t = format(Decimal(str(d)).quantize(Decimal("0.0001")).normalize(), "f")
+    return t
+
+
 def violated(*, actual: Decimal, operator: str, reference: Decimal, tolerance: Decimal) -> bool:
     """True when `actual` fails `operator reference`, after the tolerance is allowed in the customer's disfavour."""
     if operator == ">=":
@@ -225,8 +231,8 @@ def evaluate_month(session: Session, *, period: date, now: datetime, tz: ZoneInf
             unit = METRICS[r.metric][0]
             new_violations.append(dict(rule_id=r.id, contract_id=r.contract_id, account_id=r.account_id, period=period, metric=r.metric,
                                        actual_value=actual, reference_value=Decimal(r.reference_value), sample_size=n, created_at=now,
-                                       cause=f"{METRICS[r.metric][1]}: {actual} {unit} against {r.operator} {Decimal(r.reference_value)} {unit} "
-                                             f"(tolerance {Decimal(r.tolerance)}; {n} measured)"))
+                                       cause=f"{METRICS[r.metric][1]}: {num(actual)} {unit} against {r.operator} {num(r.reference_value)} {unit} "
+                                             f"(tolerance {num(r.tolerance)}; {n} measured)"))
     if new_violations:
         session.execute(_ins(session, B2BViolation).values(new_violations).on_conflict_do_nothing(index_elements=["rule_id", "period"]))
     # credits for this month's violations that have none yet, clipped to what remains of each contract's cap
