@@ -4,7 +4,7 @@ bulk actions, and bad input answered with a clear error and nothing changed."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from sqlalchemy import func, select
 
@@ -14,7 +14,6 @@ from opsline.core.events import Actor
 from opsline.core.localtime import zone
 from opsline.customers import service as customers
 from opsline.customers.schemas import AccountIn, SiteIn
-from opsline.inventory.models import Product
 from opsline.orders import service as orders
 from opsline.orders.models import ProductOrderItem
 from opsline.orders.schemas import OrderIn, OrderItemIn

@@ -34,7 +34,7 @@ from opsline.orders import service as orders
 from opsline.orders.models import ProductOrderItem
 from opsline.orders.schemas import OrderIn, OrderItemIn
 from opsline.partners import service as partners
-from opsline.partners.models import Partner, PartnerServiceOrder
+from opsline.partners.models import PartnerServiceOrder
 
 SYSTEM = Actor.system("cancellations")
 J = JourneyState
