@@ -142,18 +142,21 @@ def build_targets(session: Session, *, campaign_id: int, now: datetime, actor: A
     sp = session.begin_nested()
     session.execute(CampaignTarget.__table__.delete().where(CampaignTarget.campaign_id == c.id))
     src = _target_query(session, c).subquery()
-    n = session.execute(insert(CampaignTarget).from_select(
+    session.execute(insert(CampaignTarget.__table__).from_select(
         ["campaign_id", "account_id", "outcome", "created_at"],
-        select(literal(c.id), src.c.account_id, literal("pending"), literal(now, type_=CampaignTarget.__table__.c.created_at.type)))).rowcount
+        select(literal(c.id), src.c.account_id, literal("pending"), literal(now, type_=CampaignTarget.__table__.c.created_at.type))))
+    n = sum(_counts(session, c.id).values())  # (rowcount of INSERT ... SELECT is not reported by every driver)
     if not n:
         sp.rollback()
         raise UnableToBuildCampaign(f"the filter of campaign '{c.name}' finds no customers; change the filter", field="filter",
                                     extra={"filter": c.filter_params})
     pending = and_(CampaignTarget.campaign_id == c.id, CampaignTarget.outcome == "pending")
-    session.execute(update(CampaignTarget).where(pending, exists().where(
-        ContactPreference.account_id == CampaignTarget.account_id, ContactPreference.channel == (c.channel if c.channel == "email" else "call"),
-        ContactPreference.category == "marketing", ContactPreference.opted_out.is_(True))).values(outcome="opted_out"),
-        execution_options={"synchronize_session": False})
+    # an email campaign skips those who opted out of marketing email; a call campaign those who opted out of marketing at all
+    opted = exists().where(ContactPreference.account_id == CampaignTarget.account_id, ContactPreference.category == "marketing",
+                           ContactPreference.opted_out.is_(True))
+    if c.channel == "email":
+        opted = opted.where(ContactPreference.channel == "email")
+    session.execute(update(CampaignTarget).where(pending, opted).values(outcome="opted_out"), execution_options={"synchronize_session": False})
     for capped in _capped_accounts(session, channel=c.channel, now=now):
         session.execute(update(CampaignTarget).where(pending, CampaignTarget.account_id.in_(capped)).values(outcome="capped"),
                         execution_options={"synchronize_session": False})

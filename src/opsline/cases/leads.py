@@ -296,16 +296,16 @@ def conversion(session: Session, *, since: datetime | None = None, until: dateti
     lost = sa_case((SalesLead.state == LeadState.LOST.value, 1), else_=0)
     won_value = sa_case((SalesLead.state == LeadState.WON.value, func.coalesce(SalesLead.value_minor, 0)), else_=0)
     out: dict[str, list[dict[str, Any]]] = {}
-    for key, col in (("by_agent", SalesLead.created_by), ("by_team", func.coalesce(SalesLead.team_code, "(none)"))):
-        q = select(col.label("who"), func.count(SalesLead.id), func.sum(won), func.sum(lost), func.coalesce(SalesLead.currency, ""),
-                   func.sum(won_value)).group_by(col, func.coalesce(SalesLead.currency, ""))
+    for key, col in (("by_agent", SalesLead.created_by), ("by_team", SalesLead.team_code)):
+        q = select(col, func.count(SalesLead.id), func.sum(won), func.sum(lost), SalesLead.currency, func.sum(won_value)).group_by(col, SalesLead.currency)
         if since is not None:
             q = q.where(SalesLead.created_at >= since)
         if until is not None:
             q = q.where(SalesLead.created_at < until)
         merged: dict[str, dict[str, Any]] = {}
         for who, n, w, lo, cur, val in session.execute(q).all():
-            m = merged.setdefault(str(who), {"who": str(who), "leads": 0, "won": 0, "lost": 0, "won_value": {}})
+            who = "(none)" if who is None else str(who)
+            m = merged.setdefault(who, {"who": who, "leads": 0, "won": 0, "lost": 0, "won_value": {}})
             m["leads"] += int(n)
             m["won"] += int(w or 0)
             m["lost"] += int(lo or 0)
