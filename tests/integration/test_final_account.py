@@ -224,12 +224,12 @@ def test_a_net_credit_on_an_account_with_nothing_left_proposes_a_refund_through_
     assert out["document"] == "credit_note" and out["total_minor"] == -17250
     with factory() as s:
         [r] = s.execute(select(Refund).where(Refund.account_id == acc)).scalars().all()
-        # payments refunds the R50.00 overpayment it holds as account credit (within its four-eyes limit: approved at once);
-        # the credit note's R172.50 is left on the account for the payments desk, and the note says so
-        assert (r.id, r.amount_minor, r.payee_account, r.state) == (out["refund_id"], 5000, "62001234567", "approved")
-        assert "refund of ZAR 50.00 approved" in out["refund_note"] and "ZAR 172.50" in out["refund_note"]
+        # the whole credit balance goes back: the R50.00 overpayment and the final credit note's R172.50 (within the
+        # four-eyes limit: approved at once); the account ends at zero
+        assert (r.id, r.amount_minor, r.payee_account, r.state) == (out["refund_id"], 22250, "62001234567", "approved")
+        assert out["refund_note"] == "refund of ZAR 222.50 approved"
         balance = s.execute(select(func.sum(LedgerEntry.amount_minor)).where(LedgerEntry.account_id == acc)).scalar_one()
-        assert balance == 34500 - 39500 - 17250 + 5000
+        assert balance == 34500 - 39500 - 17250 + 22250 == 0
 
 
 def test_a_credit_balance_is_kept_while_another_product_of_the_account_is_still_active(factory):

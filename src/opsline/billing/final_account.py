@@ -658,7 +658,7 @@ def _issue_credit_note(session: Session, *, acc: Account, plan: Plan, fa: FinalA
 def _propose_refund(session: Session, *, acc: Account, fa: FinalAccount, now: datetime) -> None:
     """A credit balance on an account whose products have all ended goes back to the customer: a refund request
     through payments (approved at once within its four-eyes limit, else waiting for a second person). What payments
-    cannot refund (no credit it holds, no known bank account) is noted on the final account instead."""
+    cannot refund (no known bank account, refunds already waiting for the credit) is noted on the final account instead."""
     balance = ledger.balance_minor(session, account_id=acc.id)
     if balance >= 0:
         return
@@ -673,8 +673,8 @@ def _propose_refund(session: Session, *, acc: Account, fa: FinalAccount, now: da
     payer = session.execute(select(Payment.payer_name, Payment.payer_account).join(Allocation, Allocation.payment_id == Payment.id)
                             .where(Allocation.account_id == acc.id, Payment.payer_account != "").order_by(Payment.id.desc()).limit(1)).first()
     if amount <= 0:
-        fa.refund_note = (f"credit balance {Money.from_minor(-balance, acc.currency)}: payments holds no refundable credit for the account "
-                          "(the credit is from credit notes, not an overpayment); refund it by hand from the payments desk")
+        fa.refund_note = (f"credit balance {Money.from_minor(-balance, acc.currency)}: already being refunded (refunds waiting for approval "
+                          "take it all)")
         return
     if payer is None:
         fa.refund_note = f"credit balance {Money.from_minor(-balance, acc.currency)}: no bank account known to refund to"
@@ -690,8 +690,7 @@ def _propose_refund(session: Session, *, acc: Account, fa: FinalAccount, now: da
     fa.refund_id = int(r["refund_id"])
     fa.refund_note = f"refund of {Money.from_minor(amount, acc.currency)} {r['state']}" + (" (waits for a second person)" if r.get("needs_second_person") else "")
     if amount < -balance:
-        fa.refund_note += (f"; the other {Money.from_minor(-balance - amount, acc.currency)} of the credit balance is from credit notes, which payments "
-                           "does not hold as refundable credit: refund it by hand from the payments desk")
+        fa.refund_note += f"; the other {Money.from_minor(-balance - amount, acc.currency)} is already in refunds waiting for approval"
 
 
 # ---------------------------------------------------------------------------------------------- relocations

@@ -17,7 +17,7 @@ from opsline.core.lifecycle import ActionNotPermitted, transition
 from opsline.core.money import Money
 from opsline.payments import settings as policy
 from opsline.payments.allocations import active_allocations
-from opsline.payments.models import PAYMENT, REFUND, Allocation, Payment, Refund, SuspenseItem
+from opsline.payments.models import PAYMENT, REFUND, Payment, Refund, SuspenseItem
 from opsline.users.roles import allowed
 
 
@@ -31,12 +31,12 @@ class RefundExceedsCredit(UnableToRefund):
 
 
 def available_credit_minor(session: Session, *, account_id: int) -> int:
-    """Account credit that may be refunded: credit allocations in force less refunds requested or approved."""
-    credit = session.execute(select(func.coalesce(func.sum(Allocation.amount_minor), 0)).where(
-        Allocation.account_id == account_id, Allocation.invoice_id.is_(None), Allocation.state == "allocated")).scalar_one()
-    refunded = session.execute(select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
-        Refund.account_id == account_id, Refund.state.in_(("requested", "approved")))).scalar_one()
-    return int(credit) - int(refunded)
+    """Account credit that may be refunded: the credit balance on the ledger (overpayments, credit notes such as a final
+    account's, less everything invoiced, less refunds already paid out) less refunds still waiting for approval."""
+    credit = max(0, -ledger.balance_minor(session, account_id=account_id))
+    waiting = session.execute(select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
+        Refund.account_id == account_id, Refund.state == "requested")).scalar_one()
+    return credit - int(waiting)
 
 
 def request_refund(session: Session, *, amount: Money, reason: str, now: datetime, actor: Actor, account_id: int | None = None,
