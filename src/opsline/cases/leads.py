@@ -283,7 +283,7 @@ def lead_detail(session: Session, *, lead_id: int, actor: Actor) -> dict[str, An
                    "consent_channel": lead.consent_channel, "consent_at": lead.consent_at, "handed_at": lead.handed_at,
                    "handover_message_id": lead.handover_message_id, "closed_at": lead.closed_at, "campaign_id": lead.campaign_id}
     actions = LEAD.allowed_actions(lead.state, actor=actor)
-    trail = [{"at": e.at, "actor": e.actor, "action": e.action, "reason": e.reason, "after": e.after} for e in session.execute(
+    trail = [{"at": e.occurred_at, "actor": e.actor, "action": e.action, "reason": e.reason, "after": e.after} for e in session.execute(
         select(events.AuditEvent).where(events.AuditEvent.entity_type == "lead", events.AuditEvent.entity_id == str(lead.id))
         .order_by(events.AuditEvent.id)).scalars()]
     return {"lead": d, "actions": actions, "trail": trail}
