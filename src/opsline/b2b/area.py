@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from opsline.areas import Area
 from opsline.b2b import models  # noqa: F401  (tables)
-from opsline.b2b.models import CONTRACT, CREDIT
+from opsline.b2b.models import CONTRACT, CREDIT, REVIEW
 from opsline.config import get_settings
 from opsline.core.localtime import zone
 
@@ -18,9 +18,10 @@ MANAGER = "service_manager"
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
-    from opsline.b2b import jobs, service
+    from opsline.b2b import jobs, reviews, service
 
     service.seed(session, now=now)
+    reviews.seed_templates(session, now=now)
     jobs.schedule(session, now=now, tz=zone(get_settings().timezone))  # the monthly evaluation chain (idempotent per month)
 
 
@@ -63,6 +64,6 @@ AREA = Area(
         "b2b.manage": {MANAGER},  # contracts, rules, evaluation, proposing credits
         "b2b.approve": {MANAGER},  # deciding credits (never one's own proposal)
     },
-    lifecycles=(CONTRACT, CREDIT),
+    lifecycles=(CONTRACT, CREDIT, REVIEW),
     home=_home,
 )

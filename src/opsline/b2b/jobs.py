@@ -1,5 +1,5 @@
-"""The monthly evaluation after month close: on the 2nd of each month (local 02:00) the worker measures the month just
-closed for every contracted account, records violations and proposes credits, then schedules the next month's run."""
+"""The monthly run after month close: on the 2nd of each month (local 02:00) the worker measures the month just closed
+for every contracted account (violations, proposed credits), generates every B2B customer's review, and schedules the next run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from opsline.b2b import service
+from opsline.b2b import reviews, service
 from opsline.core import jobs
 from opsline.core.events import Actor
 from opsline.core.localtime import local_date
@@ -39,5 +39,6 @@ def evaluate_job(session: Session, payload: dict[str, Any], now: datetime, *, tz
     prev = date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
     period = service.month_start(payload.get("period") or prev)
     out = service.evaluate_month(session, period=period, now=now, tz=tz, actor=SYSTEM)
+    made = reviews.generate(session, period=period, now=now, tz=tz, actor=SYSTEM)
     schedule(session, now=now, tz=tz)
-    return {"period": f"{period:%Y-%m}", **out}
+    return {"period": f"{period:%Y-%m}", "reviews": made, **out}

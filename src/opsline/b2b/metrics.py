@@ -140,4 +140,8 @@ def measure(session: Session, *, account_ids: list[int] | None, period: date, tz
         k[1] += 1 if _utc(r.decided_at).astimezone(tz).date() <= r.due_date else 0
     for acc, (n, ok) in counts.items():
         result[acc]["claims_resolved_on_time"] = (_pct(ok, n), n)
+    # a month without any outage is 100 % available: every account in scope is measured for availability
+    ids = account_ids if account_ids is not None else (session.execute(contracted_only).scalars().all() if contracted_only is not None else [])
+    for acc in ids:
+        result[int(acc)].setdefault("availability", (Decimal("100.0000"), 0))
     return dict(result)

@@ -147,3 +147,55 @@ class B2BSetting(Base):
     key: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(String(300))
+
+
+class ReviewState(enum.StrEnum):
+    DRAFT = "draft"  # generated after month close, read live from the month's data
+    RELEASED = "released"  # the manager released it: emailed to the customer's contacts
+
+
+REVIEW = Lifecycle(name="b2b_review", states=ReviewState,
+                   transitions={ReviewState.DRAFT: {"release": ReviewState.RELEASED}, ReviewState.RELEASED: {}},
+                   permissions={"release": "b2b.approve"}, labels={"release": "Release and email to the customer"},
+                   initial=ReviewState.DRAFT)
+
+ACTION_STATUSES = ("open", "in_progress", "done", "cancelled")
+
+
+class B2BReview(Base):
+    """The monthly service review of one B2B customer (one per account and month)."""
+
+    __tablename__ = "b2b_review"
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    contract_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("b2b_contract.id"))
+    period: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(10), default=ReviewState.DRAFT)
+    generated_at: Mapped[datetime]
+    generated_by: Mapped[str] = mapped_column(String(120))
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(120))
+    messages_sent: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (REVIEW.check(), UniqueConstraint("account_id", "period", name="uq_b2b_review_account_period"),
+                      Index("ix_b2b_review_state_period", "state", "period"))
+
+
+class B2BImprovementAction(Base):
+    """An action of a customer's service improvement plan: carried on every review from the month it was opened until
+    the month it was done or cancelled."""
+
+    __tablename__ = "b2b_improvement_action"
+    id: Mapped[IdPk]
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    owner: Mapped[str] = mapped_column(String(120))
+    due_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    opened_period: Mapped[date] = mapped_column(Date)
+    closed_period: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (CheckConstraint(sql_in("status", ACTION_STATUSES), name="status"),)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from opsline.b2b.models import CONTRACT, CREDIT, METRICS, OPERATORS, B2BContract, B2BServiceCredit, B2BSlaRule, B2BViolation, CreditState
+from opsline.b2b.models import CONTRACT, CREDIT, METRICS, OPERATORS, B2BContract, B2BReview, B2BServiceCredit, B2BSlaRule, B2BViolation, CreditState
 from opsline.b2b.service import num
 from opsline.core.errors import NotFound
 from opsline.core.events import Actor
@@ -103,3 +103,19 @@ def counts(session: Session, *, period: date) -> dict[str, Any]:
             "per_month": [(p.strftime("%Y-%m"), int(n)) for p, n in reversed(per_month)]}
 
 
+
+
+def reviews_list(session: Session, *, period: date | None, limit: int = 500) -> list[dict[str, Any]]:
+    q = (select(B2BReview.id, B2BReview.period, B2BReview.state, B2BReview.released_at, B2BReview.released_by, B2BReview.messages_sent,
+                B2BContract.reference.label("contract_reference"), Account.name.label("account_name"), Account.account_number)
+         .join(B2BContract, B2BContract.id == B2BReview.contract_id).join(Account, Account.id == B2BReview.account_id))
+    if period is not None:
+        q = q.where(B2BReview.period == period)
+    return [_d(r) for r in session.execute(q.order_by(B2BReview.period.desc(), Account.name).limit(limit)).all()]
+
+
+def review_period(session: Session, *, review_id: int) -> date:
+    p = session.execute(select(B2BReview.period).where(B2BReview.id == review_id)).scalar_one_or_none()
+    if p is None:
+        raise NotFound(f"service review {review_id} not found", field="review_id")
+    return p

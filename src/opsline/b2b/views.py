@@ -11,7 +11,7 @@ from urllib.parse import quote_plus
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsline.b2b import queries, service
+from opsline.b2b import queries, reviews, service
 from opsline.core.errors import InvalidInput
 from opsline.core.exports import Sheet, download_headers, export_sheets
 from opsline.core.money import Money
@@ -135,3 +135,58 @@ def approve(request: Request, credit_id: int, db: DB, now: Now, principal: Appro
 def reject(request: Request, credit_id: int, db: DB, now: Now, principal: Approve, reason: Annotated[str, Form()] = "") -> Response:
     service.reject_credit(db, credit_id=credit_id, reason=reason, now=now, actor=principal.actor)
     return _back("/b2b", f"Credit {credit_id} rejected")
+
+
+# --- monthly service reviews ----------------------------------------------------------------------------------------
+@router.get("/b2b/reviews", response_class=HTMLResponse)
+def reviews_page(request: Request, db: DB, principal: View, period: str = "", ok: str = "") -> HTMLResponse:
+    return render(request, "b2b/reviews.html", {"rows": queries.reviews_list(db, period=service.month_start(period) if period else None),
+                                                "period": period, "ok": ok or None}, principal=principal)
+
+
+@router.post("/b2b/reviews/generate", response_model=None)
+def generate_reviews(request: Request, db: DB, now: Now, tz: Tz, principal: Manage, period: Annotated[str, Form()] = "") -> Response:
+    n = reviews.generate(db, period=service.month_start(period), now=now, tz=tz, actor=principal.actor)
+    return _back("/b2b/reviews", f"{n} reviews generated for {period}")
+
+
+@router.get("/b2b/reviews/{review_id}", response_class=HTMLResponse)
+def review_page(request: Request, review_id: int, db: DB, tz: Tz, principal: View, ok: str = "") -> HTMLResponse:
+    p = reviews.pack(db, review_id=review_id, tz=tz)
+    p["review"]["buttons"] = [b for b in p["review"]["buttons"] if principal.can("b2b.approve")]
+    return render(request, "b2b/review.html", {"p": p, "ok": ok or None}, principal=principal)
+
+
+@router.get("/b2b/reviews/{review_id}/pdf")
+def review_pdf(review_id: int, db: DB, tz: Tz, principal: View) -> Response:
+    filename, body = reviews.pdf(db, review_id=review_id, tz=tz)
+    return Response(body, media_type="application/pdf", headers=download_headers(filename))
+
+
+@router.get("/b2b/reviews/{review_id}/export")
+def review_export(review_id: int, db: DB, tz: Tz, principal: View, format: str = "xlsx") -> Response:
+    name, sheets = reviews.sheets(db, review_id=review_id, tz=tz)
+    filename, media, body = export_sheets(format, name=name, sheets=sheets)
+    return Response(body, media_type=media, headers=download_headers(filename))
+
+
+@router.post("/b2b/reviews/{review_id}/release", response_model=None)
+def release_review(request: Request, review_id: int, db: DB, now: Now, tz: Tz, principal: Approve) -> Response:
+    n = reviews.release(db, review_id=review_id, now=now, tz=tz, actor=principal.actor)
+    return _back(f"/b2b/reviews/{review_id}", f"Released and emailed to {n} contacts")
+
+
+@router.post("/b2b/reviews/{review_id}/actions", response_model=None)
+def add_action(request: Request, review_id: int, db: DB, now: Now, tz: Tz, principal: Manage, title: Annotated[str, Form()] = "",
+               owner: Annotated[str, Form()] = "", due_date: Annotated[str, Form()] = "") -> Response:
+    p = reviews.pack(db, review_id=review_id, tz=tz)
+    reviews.add_action(db, account_id=p["account"]["id"], period=p["review"]["period"], title=title, owner=owner, due_date=_date(due_date, "due_date"),
+                       now=now, actor=principal.actor)
+    return _back(f"/b2b/reviews/{review_id}", "Action added to the improvement plan")
+
+
+@router.post("/b2b/reviews/{review_id}/actions/{action_id}", response_model=None)
+def set_action(request: Request, review_id: int, action_id: int, db: DB, now: Now, principal: Manage, status: Annotated[str, Form()] = "") -> Response:
+    rv = queries.review_period(db, review_id=review_id)
+    reviews.set_action_status(db, action_id=action_id, status=status, period=rv, now=now, actor=principal.actor)
+    return _back(f"/b2b/reviews/{review_id}", f"Action {status.replace('_', ' ')}")

@@ -45,6 +45,45 @@ def upgrade() -> None:
     with op.batch_alter_table('b2b_contract', schema=None) as batch_op:
         batch_op.create_index('ix_b2b_contract_account', ['account_id'], unique=False)
 
+    op.create_table('b2b_improvement_action',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('owner', sa.String(length=120), nullable=False),
+    sa.Column('due_date', sa.Date(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('opened_period', sa.Date(), nullable=False),
+    sa.Column('closed_period', sa.Date(), nullable=True),
+    sa.Column('created_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=120), nullable=False),
+    sa.Column('updated_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('open','in_progress','done','cancelled')", name=op.f('ck_b2b_improvement_action_status')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_b2b_improvement_action_account_id_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_b2b_improvement_action'))
+    )
+    with op.batch_alter_table('b2b_improvement_action', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_b2b_improvement_action_account_id'), ['account_id'], unique=False)
+
+    op.create_table('b2b_review',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('contract_id', sa.BigInteger(), nullable=False),
+    sa.Column('period', sa.Date(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('generated_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('generated_by', sa.String(length=120), nullable=False),
+    sa.Column('released_at', opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('released_by', sa.String(length=120), nullable=True),
+    sa.Column('messages_sent', sa.Integer(), nullable=False),
+    sa.CheckConstraint("state IN ('draft', 'released')", name=op.f('ck_b2b_review_state')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_b2b_review_account_id_account')),
+    sa.ForeignKeyConstraint(['contract_id'], ['b2b_contract.id'], name=op.f('fk_b2b_review_contract_id_b2b_contract')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_b2b_review')),
+    sa.UniqueConstraint('account_id', 'period', name='uq_b2b_review_account_period')
+    )
+    with op.batch_alter_table('b2b_review', schema=None) as batch_op:
+        batch_op.create_index('ix_b2b_review_state_period', ['state', 'period'], unique=False)
+
     op.create_table('b2b_sla_rule',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('contract_id', sa.BigInteger(), nullable=False),
@@ -129,6 +168,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_b2b_sla_rule_contract_id'))
 
     op.drop_table('b2b_sla_rule')
+    with op.batch_alter_table('b2b_review', schema=None) as batch_op:
+        batch_op.drop_index('ix_b2b_review_state_period')
+
+    op.drop_table('b2b_review')
+    with op.batch_alter_table('b2b_improvement_action', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_b2b_improvement_action_account_id'))
+
+    op.drop_table('b2b_improvement_action')
     with op.batch_alter_table('b2b_contract', schema=None) as batch_op:
         batch_op.drop_index('ix_b2b_contract_account')
 
