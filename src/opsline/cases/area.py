@@ -76,13 +76,19 @@ def _demo_cases(ctx) -> None:  # type: ignore[no-untyped-def]
     demo.load_cases(ctx)
 
 
+def _demo_support(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cases import support_demo
+
+    support_demo.load(ctx)
+
+
 AREA = Area(
     name="cases",
     order=60,
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
-    demo_steps=(("case_queues", _demo_queues), ("cases", _demo_cases)),
+    demo_steps=(("case_queues", _demo_queues), ("cases", _demo_cases), ("support_leads_campaigns", _demo_support)),
     desks=(("Support", "/cases", "cases.view"),),
     panels=_panels,
     admin_views=_admin_views,
