@@ -1,6 +1,7 @@
-"""Demo B2B service: a contract with six SLA rules for every B2B customer (two INSERT ... SELECT statements, so the
-step costs the same few statements at 300 or 100,000 accounts), last month measured by the real evaluation (set-based),
-and the first proposed service credit approved by the service manager, so it is on the next draft bill."""
+"""Demo B2B service: a contract with six SLA rules for every B2B customer (INSERT ... SELECT statements, so the step
+costs the same few statements at 300 or 100,000 accounts), last month measured by the real evaluation (set-based), the
+first proposed service credit approved by the service manager (so it is on the next draft bill), every customer's
+review for last month generated, an improvement plan for the first one and its review released to its contacts."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from opsline.b2b import jobs, service
-from opsline.b2b.models import B2BContract, B2BServiceCredit, CreditState
+from opsline.b2b import jobs, reviews, service
+from opsline.b2b.models import B2BContract, B2BReview, B2BServiceCredit, CreditState
 from opsline.cases import service as cases
 from opsline.cases.schemas import CaseIn
 from opsline.config import get_settings
@@ -66,7 +67,21 @@ def run(ctx: Any) -> None:
         first = s.execute(select(B2BServiceCredit.id).where(B2BServiceCredit.state == CreditState.PROPOSED).order_by(B2BServiceCredit.id).limit(1)).scalar()
         if first is not None:
             service.approve_credit(s, credit_id=int(first), now=now, actor=MANAGER)
+        reviews.seed_templates(s, now=now)
+        made = reviews.generate(s, period=last, now=now, tz=tz, actor=jobs.SYSTEM)
+        first_review = s.execute(select(B2BReview.id, B2BReview.account_id).where(B2BReview.period == last).order_by(B2BReview.contract_id).limit(1)).first()
+        if first_review is not None:
+            before = date(last.year - (last.month == 1), (last.month - 2) % 12 + 1, 1)
+            reviews.add_action(s, account_id=first_review.account_id, period=before, title="Second, diverse fibre path to head office",
+                               owner="Naledi Dlamini (network)", due_date=last + timedelta(days=20), now=now, actor=MANAGER)
+            reviews.add_action(s, account_id=first_review.account_id, period=last, title="Root-cause report on the two link outages with the FNO",
+                               owner="service", due_date=today + timedelta(days=10), now=now, actor=MANAGER)
+            try:
+                reviews.release(s, review_id=int(first_review.id), now=now, tz=tz, actor=MANAGER)
+            except reviews.UnableToManageReview:
+                pass  # a customer without an email contact: its review stays a draft
         jobs.schedule(s, now=now, tz=tz)
+        ctx.counts["b2b_reviews"] = int(made)
         ctx.counts["b2b_contracts"] = int(n)
         ctx.counts["b2b_violations"] = int(out["violations"])
         ctx.counts["b2b_credits"] = int(out["credits_proposed"])

@@ -31,5 +31,7 @@ def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo | str) ->
                  tone="warn" if c["credits_waiting"] else "normal", order=5),
         HomeCard(desks=DESKS, title=f"SLA violations in {last:%B %Y}", count=c["violations_last_month"], href="/b2b#violations", permission="b2b.view",
                  hint="12-month trend", chart=chart, tone="danger" if c["violations_last_month"] else "normal", order=6),
+        HomeCard(desks=DESKS, title="Service reviews to release", count=c["reviews_to_release"], href="/b2b/reviews", permission="b2b.view",
+                 hint=f"{last:%B} reviews are generated on the 2nd", tone="warn" if c["reviews_to_release"] else "normal", order=8),
         HomeCard(desks=DESKS, title="Active B2B contracts", count=c["contracts"], href="/b2b#contracts", permission="b2b.view", order=7),
     ]

@@ -97,9 +97,10 @@ def counts(session: Session, *, period: date) -> dict[str, Any]:
                               .where(B2BServiceCredit.state == CreditState.PROPOSED)).one()
     per_month = session.execute(select(B2BViolation.period, func.count()).group_by(B2BViolation.period).order_by(B2BViolation.period.desc()).limit(12)).all()
     contracts = session.execute(select(func.count()).select_from(B2BContract).where(B2BContract.state == "active")).scalar_one()
+    drafts = session.execute(select(func.count()).select_from(B2BReview).where(B2BReview.state == "draft")).scalar_one()
     last = dict((p, int(n)) for p, n in per_month).get(period, 0)
     return {"credits_waiting": int(waiting[0]), "credits_waiting_minor": int(waiting[1] or 0), "oldest_credit": waiting[2],
-            "violations_last_month": last, "contracts": int(contracts),
+            "violations_last_month": last, "contracts": int(contracts), "reviews_to_release": int(drafts),
             "per_month": [(p.strftime("%Y-%m"), int(n)) for p, n in reversed(per_month)]}
 
 
