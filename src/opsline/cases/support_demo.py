@@ -27,7 +27,6 @@ def load(ctx: Any) -> None:
     a reason), consent recorded; the demo's older leads get their consent too; then the campaign."""
     if ctx.accounts == 0:
         return
-    now = ctx.now
     with ctx.engine.begin() as conn:
         conn.execute(text("UPDATE sales_lead SET consent_marketing = :t, consent_channel = 'call', consent_at = created_at WHERE consent_marketing = :f"),
                      {"t": True, "f": False})
@@ -49,6 +48,16 @@ def load(ctx: Any) -> None:
         # a won lead names the order it became: where the account has no order the lead stays handed over
         conn.execute(text("UPDATE sales_lead SET state = 'handed_over', closed_at = NULL WHERE state = 'won' AND won_order_id IS NULL AND source = 'case' "
                           "AND handed_to IS NOT NULL"))
+        # leads from contacts that sales won: every second order of the demo came from one (the lead names it)
+        conn.execute(text(f"""
+            INSERT INTO sales_lead (case_id, account_id, product_interest, notes, state, created_by, created_at, updated_at, source, contact_name,
+                                    contact_email, value_minor, currency, consent_marketing, consent_channel, consent_at, team_code,
+                                    handed_to_kind, handed_to, handed_at, won_order_id, closed_at)
+            SELECT NULL, o.account_id, {_pick('o.id', INTERESTS)}, NULL, 'won', 'support2', o.created_at, o.created_at, 'contact', a.name, a.email,
+                   29900 + (o.id % 5) * 10000, a.currency, :t, 'call', o.created_at, 'retentions', 'team', 'retentions', o.created_at, o.id, o.created_at
+            FROM product_order o JOIN account a ON a.id = o.account_id
+            WHERE o.id % 2 = 0
+        """), {"t": True})
         ctx.counts["leads"] = int(conn.execute(text("SELECT COUNT(*) FROM sales_lead")).scalar_one())
     _campaign(ctx)
 
