@@ -46,4 +46,32 @@ def _cli(app) -> None:  # type: ignore[no-untyped-def]
                         f"append-only (no UPDATE/DELETE): {', '.join(report.append_only) or '(none)'}; no DDL, no TRUNCATE")
 
 
+    user_group = next((g.typer_instance for g in app.registered_groups if g.name == "user"), None)
+    if user_group is not None:
+        @user_group.command("password")
+        def user_password(username: str) -> None:
+            """Set a user's password (prompted) and sign them out everywhere."""
+            from datetime import datetime, timezone
+
+            from rich.console import Console
+
+            from opsline.config import get_settings
+            from opsline.core.errors import OpslineError
+            from opsline.core.events import Actor
+            from opsline.db.session import make_engine, make_sessionmaker
+            from opsline.users.service import change_password
+
+            password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+            engine = make_engine(get_settings().database_url)
+            try:
+                with make_sessionmaker(engine).begin() as s:
+                    ended = change_password(s, username=username, password=password, now=datetime.now(timezone.utc), actor=Actor.system("cli"))
+            except OpslineError as exc:
+                Console(stderr=True).print(f"[red]error:[/red] {exc.field + ': ' if exc.field else ''}{exc.detail}")
+                raise typer.Exit(2) from exc
+            finally:
+                engine.dispose()
+            Console().print(f"[green]password changed[/green]; {ended} live session(s) ended")
+
+
 AREA = Area(name="users", order=5, cli=_cli)

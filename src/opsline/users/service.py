@@ -62,6 +62,22 @@ def authenticate(session: Session, *, username: str, password: str, now: datetim
     return user
 
 
+def change_password(session: Session, *, username: str, password: str, now: datetime, actor: Actor) -> int:
+    """Set a new password and end every live session of that user (a stolen cookie dies with the old password).
+    Returns how many sessions were ended. Raises NotFound (no such active user), UnableToCreateUser (short password)."""
+    from opsline.users.sessions import end_all_sessions
+
+    if len(password) < 8:
+        raise UnableToCreateUser("password must be at least 8 characters", field="password")
+    user = session.execute(select(User).where(User.username == username, User.active.is_(True))).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no active user '{username}'", field="username")
+    user.password_hash = _hasher.hash(password)
+    ended = end_all_sessions(session, user_id=user.id, now=now)
+    events.record(session, now=now, actor=actor, entity_type="user", entity_id=user.id, action="password_changed", after={"sessions_ended": ended})
+    return ended
+
+
 def get_user(session: Session, *, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None or not user.active:
