@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from opsline.areas import Area
 from opsline.b2b import models  # noqa: F401  (tables)
-from opsline.b2b.models import CONTRACT, CREDIT, REVIEW
+from opsline.b2b.models import CHANGE, CONTRACT, CREDIT, REVIEW
 from opsline.config import get_settings
+from opsline.core.domain_events import DomainEvent, Subscriber
 from opsline.core.localtime import zone
 
 MANAGER = "service_manager"
@@ -39,6 +40,12 @@ def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
         return jobs.evaluate_job(session, payload, now, tz=zone(get_settings().timezone))
 
 
+def _on_order_completed(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.b2b import changes
+
+    changes.on_order_completed(session, ev.payload, now=now)
+
+
 def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
     from opsline.b2b import demo
 
@@ -64,6 +71,10 @@ AREA = Area(
         "b2b.manage": {MANAGER},  # contracts, rules, evaluation, proposing credits
         "b2b.approve": {MANAGER},  # deciding credits (never one's own proposal)
     },
-    lifecycles=(CONTRACT, CREDIT, REVIEW),
+    lifecycles=(CONTRACT, CREDIT, REVIEW, CHANGE),
+    subscribers=(
+        # same transaction: the order that delivers a change request completes, so the change is delivered with it
+        Subscriber("b2b.change_delivered_with_its_order", "product_order.completed", _on_order_completed),
+    ),
     home=_home,
 )

@@ -33,5 +33,8 @@ def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo | str) ->
                  hint="12-month trend", chart=chart, tone="danger" if c["violations_last_month"] else "normal", order=6),
         HomeCard(desks=DESKS, title="Service reviews to release", count=c["reviews_to_release"], href="/b2b/reviews", permission="b2b.view",
                  hint=f"{last:%B} reviews are generated on the 2nd", tone="warn" if c["reviews_to_release"] else "normal", order=8),
+        HomeCard(desks=DESKS, title="Change requests open", count=sum(c["changes"].values()), href="/b2b#changes", permission="b2b.view",
+                 hint=f"{c['changes'].get('submitted', 0)} to approve, {c['changes'].get('in_delivery', 0)} in delivery",
+                 tone="warn" if c["changes"].get("submitted") else "normal", order=9),
         HomeCard(desks=DESKS, title="Active B2B contracts", count=c["contracts"], href="/b2b#contracts", permission="b2b.view", order=7),
     ]

@@ -199,3 +199,58 @@ class B2BImprovementAction(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (CheckConstraint(sql_in("status", ACTION_STATUSES), name="status"),)
+
+
+class ChangeState(enum.StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    QUOTED = "quoted"  # out of scope: a quote prices it for the customer
+    IN_DELIVERY = "in_delivery"  # linked to the order that delivers it
+    DELIVERED = "delivered"  # that order completed
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+CHANGE = Lifecycle(name="b2b_change_request", states=ChangeState,
+                   transitions={ChangeState.SUBMITTED: {"approve": ChangeState.APPROVED, "reject": ChangeState.REJECTED, "withdraw": ChangeState.WITHDRAWN},
+                                ChangeState.APPROVED: {"quote": ChangeState.QUOTED, "start_delivery": ChangeState.IN_DELIVERY,
+                                                       "withdraw": ChangeState.WITHDRAWN},
+                                ChangeState.QUOTED: {"start_delivery": ChangeState.IN_DELIVERY, "withdraw": ChangeState.WITHDRAWN},
+                                ChangeState.IN_DELIVERY: {"deliver": ChangeState.DELIVERED},
+                                ChangeState.DELIVERED: {}, ChangeState.REJECTED: {}, ChangeState.WITHDRAWN: {}},
+                   system_actions={"deliver"},
+                   permissions={"approve": "b2b.approve", "reject": "b2b.approve", "withdraw": "b2b.manage", "quote": "b2b.manage",
+                                "start_delivery": "b2b.manage"},
+                   needs_reason={"reject", "withdraw"}, four_eyes={"approve": "created_by"},
+                   labels={"approve": "Approve", "reject": "Reject", "withdraw": "Withdraw", "quote": "Turn into a quote",
+                           "start_delivery": "Link the delivering order", "deliver": "Delivered"},
+                   initial=ChangeState.SUBMITTED)
+SCOPES = ("in_scope", "out_of_scope")
+
+
+class B2BChangeRequest(Base):
+    """A change the customer asks for under a contract: in scope (no charge) or out of scope (priced, quoted), approved
+    by a second person, and tracked to the order that delivers it."""
+
+    __tablename__ = "b2b_change_request"
+    id: Mapped[IdPk]
+    contract_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("b2b_contract.id"), index=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(12))
+    impact: Mapped[str] = mapped_column(Text)
+    price_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(12), default=ChangeState.SUBMITTED)
+    quote_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("quote.id"))
+    order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("product_order.id"), index=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (CHANGE.check(), CheckConstraint(sql_in("scope", SCOPES), name="scope"),
+                      CheckConstraint("price_minor >= 0", name="price_non_negative"),
+                      CheckConstraint("scope = 'out_of_scope' OR price_minor = 0", name="in_scope_free"))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from opsline.b2b.models import CONTRACT, CREDIT, METRICS, OPERATORS, B2BContract, B2BReview, B2BServiceCredit, B2BSlaRule, B2BViolation, CreditState
+from opsline.b2b.models import CHANGE, CONTRACT, CREDIT, METRICS, OPERATORS, B2BChangeRequest, B2BContract, B2BReview, B2BServiceCredit, B2BSlaRule, B2BViolation, CreditState
 from opsline.b2b.service import num
 from opsline.core.errors import NotFound
 from opsline.core.events import Actor
@@ -26,8 +26,9 @@ def desk(session: Session, *, actor: Actor, limit: int = 200) -> dict[str, Any]:
                Account.account_number, Account.name.label("account_name"))
         .join(Account, Account.id == B2BContract.account_id).order_by(B2BContract.id).limit(limit)).all()]
     credits = credits_list(session, state=CreditState.PROPOSED, actor=actor, limit=limit)
+    pending_changes = changes_list(session, states=("submitted", "approved", "quoted", "in_delivery"), actor=actor, limit=limit)
     violations = violations_list(session, limit=50)
-    return {"contracts": contracts, "credits": credits, "violations": violations, "b2b_accounts": b2b_accounts(session)}
+    return {"contracts": contracts, "credits": credits, "violations": violations, "b2b_accounts": b2b_accounts(session), "changes": pending_changes}
 
 
 def b2b_accounts(session: Session, limit: int = 500) -> list[dict[str, Any]]:
@@ -88,6 +89,7 @@ def contract_detail(session: Session, *, contract_id: int, actor: Actor) -> dict
         r["reference"], r["tol"] = num(r["reference_value"]), num(r["tolerance"])
         r["percent"] = num(r["credit_percent"]) if r["credit_percent"] is not None else None
     return {"contract": contract, "rules": rules, "violations": violations_list(session, contract_id=contract_id),
+            "changes": changes_list(session, contract_id=contract_id, actor=actor),
             "credits": credits_list(session, contract_id=contract_id, actor=actor), "metrics": METRICS, "operators": OPERATORS}
 
 
@@ -98,9 +100,11 @@ def counts(session: Session, *, period: date) -> dict[str, Any]:
     per_month = session.execute(select(B2BViolation.period, func.count()).group_by(B2BViolation.period).order_by(B2BViolation.period.desc()).limit(12)).all()
     contracts = session.execute(select(func.count()).select_from(B2BContract).where(B2BContract.state == "active")).scalar_one()
     drafts = session.execute(select(func.count()).select_from(B2BReview).where(B2BReview.state == "draft")).scalar_one()
+    open_changes = dict(session.execute(select(B2BChangeRequest.state, func.count()).where(B2BChangeRequest.state.in_(("submitted", "approved", "quoted", "in_delivery")))
+                                        .group_by(B2BChangeRequest.state)).all())
     last = dict((p, int(n)) for p, n in per_month).get(period, 0)
     return {"credits_waiting": int(waiting[0]), "credits_waiting_minor": int(waiting[1] or 0), "oldest_credit": waiting[2],
-            "violations_last_month": last, "contracts": int(contracts), "reviews_to_release": int(drafts),
+            "violations_last_month": last, "contracts": int(contracts), "reviews_to_release": int(drafts), "changes": {k: int(v) for k, v in open_changes.items()},
             "per_month": [(p.strftime("%Y-%m"), int(n)) for p, n in reversed(per_month)]}
 
 
@@ -120,3 +124,29 @@ def review_period(session: Session, *, review_id: int) -> date:
     if p is None:
         raise NotFound(f"service review {review_id} not found", field="review_id")
     return p
+
+
+def change_contract(session: Session, *, change_id: int) -> int:
+    cid = session.execute(select(B2BChangeRequest.contract_id).where(B2BChangeRequest.id == change_id)).scalar_one_or_none()
+    if cid is None:
+        raise NotFound(f"change request {change_id} not found", field="change_id")
+    return int(cid)
+
+
+def changes_list(session: Session, *, contract_id: int | None = None, states: tuple[str, ...] | None = None, actor: Actor | None = None,
+                 limit: int = 200) -> list[dict[str, Any]]:
+    q = (select(B2BChangeRequest.id, B2BChangeRequest.reference, B2BChangeRequest.title, B2BChangeRequest.scope, B2BChangeRequest.impact,
+                B2BChangeRequest.price_minor, B2BChangeRequest.currency, B2BChangeRequest.state, B2BChangeRequest.quote_id, B2BChangeRequest.order_id,
+                B2BChangeRequest.created_by, B2BChangeRequest.created_at, B2BChangeRequest.delivered_at, B2BChangeRequest.contract_id,
+                Account.name.label("account_name")).join(Account, Account.id == B2BChangeRequest.account_id))
+    if contract_id is not None:
+        q = q.where(B2BChangeRequest.contract_id == contract_id)
+    if states is not None:
+        q = q.where(B2BChangeRequest.state.in_(states))
+    rows = [_d(r) for r in session.execute(q.order_by(B2BChangeRequest.id.desc()).limit(limit)).all()]
+    for r in rows:
+        r["buttons"] = [b for b in CHANGE.buttons(r["state"], actor=actor) if b["action"] in ("approve", "reject", "withdraw")
+                        and not (b["four_eyes"] and actor is not None and r["created_by"] == actor.name)]
+        r["can_quote"] = r["scope"] == "out_of_scope" and r["state"] == "approved"
+        r["can_link"] = r["state"] == "quoted" or (r["state"] == "approved" and r["scope"] == "in_scope")
+    return rows

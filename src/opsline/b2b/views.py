@@ -11,7 +11,7 @@ from urllib.parse import quote_plus
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsline.b2b import queries, reviews, service
+from opsline.b2b import changes, queries, reviews, service
 from opsline.core.errors import InvalidInput
 from opsline.core.exports import Sheet, download_headers, export_sheets
 from opsline.core.money import Money
@@ -190,3 +190,34 @@ def set_action(request: Request, review_id: int, action_id: int, db: DB, now: No
     rv = queries.review_period(db, review_id=review_id)
     reviews.set_action_status(db, action_id=action_id, status=status, period=rv, now=now, actor=principal.actor)
     return _back(f"/b2b/reviews/{review_id}", f"Action {status.replace('_', ' ')}")
+
+
+# --- change requests --------------------------------------------------------------------------------------------------
+@router.post("/b2b/contracts/{contract_id}/changes", response_model=None)
+def create_change(request: Request, contract_id: int, db: DB, now: Now, principal: Manage, title: Annotated[str, Form()] = "",
+                  description: Annotated[str, Form()] = "", scope: Annotated[str, Form()] = "", impact: Annotated[str, Form()] = "",
+                  price: Annotated[str, Form()] = "", currency: Annotated[str, Form()] = "ZAR") -> Response:
+    money = _money(price, currency, "price") if price.strip() else None
+    changes.create(db, contract_id=contract_id, title=title, description=description, scope=scope, impact=impact, price=money, now=now,
+                   actor=principal.actor)
+    return _back(f"/b2b/contracts/{contract_id}", "Change request submitted; a second person approves it")
+
+
+@router.post("/b2b/changes/{change_id}/quote", response_model=None)
+def change_quote(request: Request, change_id: int, db: DB, now: Now, tz: Tz, principal: Manage, offering_id: Annotated[str, Form()] = "",
+                 site_id: Annotated[str, Form()] = "") -> Response:
+    qid = changes.to_quote(db, change_id=change_id, offering_id=_int(offering_id, "offering_id"),
+                           site_id=_int(site_id, "site_id") if site_id.strip() else None, now=now, tz=tz, actor=principal.actor)
+    return RedirectResponse(f"/quotes/{qid}", status_code=303)
+
+
+@router.post("/b2b/changes/{change_id}/order", response_model=None)
+def change_order(request: Request, change_id: int, db: DB, now: Now, principal: Manage, order_id: Annotated[str, Form()] = "") -> Response:
+    changes.link_order(db, change_id=change_id, order_id=_int(order_id, "order_id"), now=now, actor=principal.actor)
+    return _back(f"/b2b/contracts/{queries.change_contract(db, change_id=change_id)}", "Delivering order linked")
+
+
+@router.post("/b2b/changes/{change_id}/{action}", response_model=None)
+def change_action(request: Request, change_id: int, action: str, db: DB, now: Now, principal: Manage, reason: Annotated[str, Form()] = "") -> Response:
+    changes.act(db, change_id=change_id, action=action, reason=reason, now=now, actor=principal.actor)
+    return _back(f"/b2b/contracts/{queries.change_contract(db, change_id=change_id)}", f"Change request: {action}")

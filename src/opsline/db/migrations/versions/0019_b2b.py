@@ -107,6 +107,39 @@ def upgrade() -> None:
     with op.batch_alter_table('b2b_sla_rule', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_b2b_sla_rule_contract_id'), ['contract_id'], unique=False)
 
+    op.create_table('b2b_change_request',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('contract_id', sa.BigInteger(), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('reference', sa.String(length=20), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('scope', sa.String(length=12), nullable=False),
+    sa.Column('impact', sa.Text(), nullable=False),
+    sa.Column('price_minor', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('quote_id', sa.BigInteger(), nullable=True),
+    sa.Column('order_id', sa.BigInteger(), nullable=True),
+    sa.Column('created_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=120), nullable=False),
+    sa.Column('decided_by', sa.String(length=120), nullable=True),
+    sa.Column('delivered_at', opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("scope = 'out_of_scope' OR price_minor = 0", name=op.f('ck_b2b_change_request_in_scope_free')),
+    sa.CheckConstraint("scope IN ('in_scope','out_of_scope')", name=op.f('ck_b2b_change_request_scope')),
+    sa.CheckConstraint("state IN ('submitted', 'approved', 'quoted', 'in_delivery', 'delivered', 'rejected', 'withdrawn')", name=op.f('ck_b2b_change_request_state')),
+    sa.CheckConstraint('price_minor >= 0', name=op.f('ck_b2b_change_request_price_non_negative')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_b2b_change_request_account_id_account')),
+    sa.ForeignKeyConstraint(['contract_id'], ['b2b_contract.id'], name=op.f('fk_b2b_change_request_contract_id_b2b_contract')),
+    sa.ForeignKeyConstraint(['order_id'], ['product_order.id'], name=op.f('fk_b2b_change_request_order_id_product_order')),
+    sa.ForeignKeyConstraint(['quote_id'], ['quote.id'], name=op.f('fk_b2b_change_request_quote_id_quote')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_b2b_change_request')),
+    sa.UniqueConstraint('reference', name=op.f('uq_b2b_change_request_reference'))
+    )
+    with op.batch_alter_table('b2b_change_request', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_b2b_change_request_contract_id'), ['contract_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_b2b_change_request_order_id'), ['order_id'], unique=False)
+
     op.create_table('b2b_violation',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('rule_id', sa.BigInteger(), nullable=False),
@@ -164,6 +197,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_b2b_violation_account_period')
 
     op.drop_table('b2b_violation')
+    with op.batch_alter_table('b2b_change_request', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_b2b_change_request_order_id'))
+        batch_op.drop_index(batch_op.f('ix_b2b_change_request_contract_id'))
+
+    op.drop_table('b2b_change_request')
     with op.batch_alter_table('b2b_sla_rule', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_b2b_sla_rule_contract_id'))
 
