@@ -125,3 +125,28 @@ def test_every_support_role_sees_the_lead_and_campaign_pages_and_only_its_own_ac
     assert c.get("/cases/campaigns/new").status_code == (200 if can_campaign else 403)
     assert ("New lead" in c.get("/cases/leads").text) is can_lead
     assert ("New campaign" in c.get("/cases/campaigns").text) is can_campaign
+
+
+def test_the_service_manager_opens_trends_drills_into_a_week_downloads_the_workbook_and_agents_may_not(client_as, data):
+    m = client_as("service_manager")
+    page = m.get("/cases/trends?weeks=8")
+    assert page.status_code == 200 and "data-chart=" in page.text and "<script>" not in page.text
+    assert "/cases/trends/cases?weeks=8&week=7" in page.text, page.text[page.text.find("All</th>"):][:600]
+    drill = m.get("/cases/trends/cases?weeks=8&week=7")
+    assert drill.status_code == 200 and "Wants faster fibre" in drill.text
+    x = m.get("/cases/trends/export?weeks=8&format=xlsx")
+    assert x.status_code == 200 and x.content[:2] == b"PK" and "attachment" in x.headers["content-disposition"]
+    assert m.get("/cases/trends?weeks=500").status_code == 422
+    assert m.get("/cases/trends/cases?weeks=8&week=9").status_code == 422
+    assert client_as("second_line_agent").get("/cases/trends").status_code == 403
+
+
+def test_an_agent_records_sentiment_recovered_on_a_case(client_as, factory, data):
+    from opsline.cases.models import SupportCase
+
+    c = client_as("second_line_agent")
+    assert c.post(f"/cases/{data['case_id']}/sentiment", data={"recovered": "yes"}, follow_redirects=False).status_code == 303
+    with factory() as s:
+        assert s.get(SupportCase, data["case_id"]).sentiment_recovered is True
+    assert "the customer left satisfied" in c.get(f"/cases/{data['case_id']}").text
+    assert c.post(f"/cases/{data['case_id']}/sentiment", data={"recovered": "maybe"}).status_code == 422

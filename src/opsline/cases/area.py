@@ -99,6 +99,8 @@ AREA = Area(
         "cases.leads": {Role.SECOND_LINE, Role.CANCELLATIONS, Role.SERVICE_MANAGER},
         # campaigns: create, build targets, launch, complete (managers); agents work the targets with cases.leads
         "cases.campaigns": {Role.SERVICE_MANAGER},
+        # trends for management: the weekly report, drill-down and workbook
+        "cases.trends": {Role.SERVICE_MANAGER},
     },
     events=("case.changed", "case.retention_declined"),
     home=_home,

@@ -189,6 +189,7 @@ class SupportCase(Base):
     held_reason: Mapped[str | None] = mapped_column(Text)
     third_party_partner_code: Mapped[str | None] = mapped_column(String(40))
     resolution: Mapped[str | None] = mapped_column(Text)
+    sentiment_recovered: Mapped[bool | None] = mapped_column(Boolean)  # outcome: an unhappy customer left satisfied (None: not judged)
     state_reason: Mapped[str | None] = mapped_column(Text)
     sla_policy_id: Mapped[int | None] = mapped_column(BigInteger)
     # The SLA engine's summary, given to cases through `cases.service.record_sla` (cases never reads SLA tables):

@@ -143,7 +143,7 @@ def case_dict(session: Session, c: SupportCase, *, actor: Actor | None = None) -
         "opened_at": c.opened_at, "opened_by": c.opened_by, "first_response_at": c.first_response_at, "resolved_at": c.resolved_at,
         "closed_at": c.closed_at, "reopen_count": c.reopen_count, "first_contact_resolution": c.first_contact_resolution,
         "fcr_candidate": c.fcr_candidate, "pending_reason": c.pending_reason, "held_reason": c.held_reason,
-        "third_party_partner_code": c.third_party_partner_code, "resolution": c.resolution, "state_reason": c.state_reason,
+        "third_party_partner_code": c.third_party_partner_code, "resolution": c.resolution, "sentiment_recovered": c.sentiment_recovered, "state_reason": c.state_reason,
         "sla_policy_id": c.sla_policy_id, "updated_at": c.updated_at, "version": c.version,
         "contractual_dispute": c.contractual_dispute, "sla_state": c.sla_state, "sla_due_at": c.sla_due_at, "sla_breached_at": c.sla_breached_at,
         "sla_risk": c.sla_risk, "sla_as_of": c.sla_as_of, "allowed_actions": CASE.buttons(c.state, actor=actor),

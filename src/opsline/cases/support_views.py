@@ -9,9 +9,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from opsline.cases import campaigns, leads
+from opsline.cases import campaigns, leads, trends
 from opsline.cases.models import Queue
-from opsline.core.errors import OpslineError
+from opsline.core.errors import InvalidInput, OpslineError
+from opsline.core.exports import download_headers, export_sheets
 from opsline.partners.service import list_partners
 from opsline.web.deps import DB, Now, Principal, require
 from opsline.web.templating import render
@@ -215,3 +216,40 @@ def campaign_target_outcome(request: Request, campaign_id: int, target_id: int, 
 
 
 
+
+
+# --- trends ----------------------------------------------------------------------------------------------------------
+
+Trends = Annotated[Principal, Depends(require("cases.trends"))]
+Work = Annotated[Principal, Depends(require("cases.work"))]
+
+
+@router.get("/cases/trends", response_class=HTMLResponse)
+def trends_page(request: Request, db: DB, now: Now, principal: Trends, weeks: int = 12) -> HTMLResponse:
+    data, err, field, status = _attempt(db, lambda: trends.report(db, now=now, weeks=weeks))
+    if err:
+        data = trends.report(db, now=now, weeks=12)
+    return render(request, "cases/trends.html", {"data": data, "error": err, "field": field}, principal=principal, status_code=status)
+
+
+@router.get("/cases/trends/cases", response_class=HTMLResponse)
+def trends_drill(request: Request, db: DB, now: Now, principal: Trends, weeks: int = 12, week: int | None = None, category: str = "",
+                 channel: str = "") -> HTMLResponse:
+    data = trends.drill(db, now=now, weeks=weeks, week=week, category=category or None, channel=channel or None)
+    return render(request, "cases/trends_cases.html", {"data": data, "weeks": weeks}, principal=principal)
+
+
+@router.get("/cases/trends/export")
+def trends_export(db: DB, now: Now, principal: Trends, weeks: int = 12, format: str = "xlsx") -> Response:
+    data = trends.report(db, now=now, weeks=weeks)
+    filename, media, body = export_sheets(format, name=f"support-trends-{data['mondays'][0]}", sheets=trends.sheets(data))
+    return Response(body, media_type=media, headers=download_headers(filename))
+
+
+@router.post("/cases/{case_id}/sentiment", response_model=None)
+def case_sentiment(request: Request, case_id: int, db: DB, now: Now, principal: Work, recovered: Annotated[str, Form()] = "") -> Response:
+    value = {"yes": True, "no": False, "": None}.get(recovered, "bad")
+    if value == "bad":
+        raise InvalidInput("recovered is yes, no or empty", field="recovered")
+    trends.set_sentiment(db, case_id=case_id, recovered=value, now=now, actor=principal.actor)  # type: ignore[arg-type]
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)

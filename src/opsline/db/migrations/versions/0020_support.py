@@ -52,6 +52,10 @@ def upgrade() -> None:
         b.create_check_constraint('value', 'value_minor IS NULL OR (value_minor >= 0 AND currency IS NOT NULL)')
         b.create_index('ix_sales_lead_state', ['state', 'created_at'], unique=False)
 
+    # the case outcome 'sentiment recovered' (cases/trends.py)
+    with op.batch_alter_table('support_case') as b:
+        b.add_column(sa.Column('sentiment_recovered', sa.Boolean(), nullable=True))
+
     # outbound campaigns (cases/campaigns.py)
     op.create_table('campaign',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -97,6 +101,8 @@ def downgrade() -> None:
     op.drop_index('ix_campaign_target_outcome', table_name='campaign_target')
     op.drop_table('campaign_target')
     op.drop_table('campaign')
+    with op.batch_alter_table('support_case') as b:
+        b.drop_column('sentiment_recovered')
     op.execute("UPDATE sales_lead SET state = 'qualified' WHERE state = 'handed_over'")
     with op.batch_alter_table('sales_lead') as b:
         b.drop_index('ix_sales_lead_state')
