@@ -271,7 +271,7 @@ def test_bad_recovery_lines_are_refused_naming_file_line_and_field_and_change_no
         assert _counts(s) == before
 
 
-def test_a_duplicate_line_a_missing_column_and_an_empty_file_are_refused(factory):  # type: ignore[no-untyped-def]
+def test_a_duplicate_line_a_missing_column_an_empty_file_and_binary_data_are_refused(factory):  # type: ignore[no-untyped-def]
     with factory.begin() as s:
         a = _written_off(s, "Dup Line", 50000)
         agencies.hand_over(s, agency="collectco", selection=_sel(a["number"]), today=TODAY - timedelta(days=10), now=NOW - timedelta(days=10), actor=CLERK)
@@ -280,7 +280,8 @@ def test_a_duplicate_line_a_missing_column_and_an_empty_file_are_refused(factory
         (_collectco_file((a["number"], "10", d, "R-1"), (a["number"], "20", d, "R-1")), 3, "duplicate line"),
         (b"ClientRef;Amount;PaymentDate;ReceiptNo\n" + f"{a['number']};10;{d};R-1\n".encode(), 1, "no column 'AmountPaid'"),
         (b"", None, "empty"),
-        (b"\xff\xfe\x00binary", 1, "not UTF-8"),
+        (b"\xff\xfe\x00binary", None, "not UTF-16"),
+        (b"ClientRef;AmountPaid\n12\x0034;10\n", 2, "NUL byte"),
     ]
     with factory() as s:
         before = _counts(s)
@@ -290,6 +291,19 @@ def test_a_duplicate_line_a_missing_column_and_an_empty_file_are_refused(factory
             assert e.value.line == line and needle in e.value.detail, e.value.detail
             s.rollback()
         assert _counts(s) == before
+
+
+def test_a_recovery_file_saved_in_windows_1252_or_utf_16_imports_like_utf_8(factory):  # type: ignore[no-untyped-def]
+    with factory.begin() as s:
+        a = _written_off(s, "Encodings Vary", 50000)
+        agencies.hand_over(s, agency="collectco", selection=_sel(a["number"]), today=TODAY - timedelta(days=10), now=NOW - timedelta(days=10), actor=CLERK)
+    d = (TODAY - timedelta(days=1)).strftime("%Y%m%d")
+    text = _collectco_file((a["number"], "10.00", d, "Ré-1")).decode("utf-8")
+    for k, enc in enumerate(("cp1252", "utf-16")):
+        with factory.begin() as s:
+            out = agencies_recoveries.import_recoveries(s, agency="collectco", data=text.replace("Ré-1", f"Ré-{k}").encode(enc), filename=f"{enc}.csv",
+                                                        today=TODAY, now=NOW, actor=CLERK)
+        assert out["lines"] == 1 and out["posted"] == 1, out
 
 
 def test_the_same_recovery_file_twice_imports_once_and_a_receipt_sent_again_is_not_posted_twice(factory):  # type: ignore[no-untyped-def]

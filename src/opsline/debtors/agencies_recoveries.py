@@ -22,6 +22,7 @@ from xml.etree import ElementTree
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
+from opsline.core.textfiles import UnreadableTextFile, decode_text_file
 from opsline.billing import ledger
 from opsline.billing.sql import dialect_of
 from opsline.core import events, lifecycle
@@ -116,12 +117,9 @@ def _xlsx_rows(data: bytes, *, filename: str) -> list[list[Any]]:
 
 def _csv_rows(data: bytes, *, filename: str, delimiter: str) -> list[list[Any]]:
     try:
-        body = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UnableToImportRecoveries("bytes that are not UTF-8; save the file as UTF-8 CSV", filename=filename, line=line, field="encoding") from None
-    if "\x00" in body:
-        raise UnableToImportRecoveries("binary data: this is not a CSV file", filename=filename, field="file")
+        body, _ = decode_text_file(data)  # agencies send Windows-1252, Latin-1 or UTF-16 as often as UTF-8
+    except UnreadableTextFile as exc:
+        raise UnableToImportRecoveries(f"{exc}: this is not a CSV file", filename=filename, line=exc.line, field="file") from None
     return [list(r) for r in csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)]
 
 

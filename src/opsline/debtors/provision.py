@@ -34,6 +34,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from opsline.core.textfiles import UnreadableTextFile, decode_text_file
 from opsline.billing import service as billing
 from opsline.billing.periods import add_months
 from opsline.billing.sql import Dialect, dialect_of
@@ -624,9 +625,10 @@ def _rows_of(data: bytes, filename: str) -> list[tuple[int, list[str]]]:
         except (zipfile.BadZipFile, KeyError, ValueError, IndexError, SyntaxError) as exc:  # lxml's XMLSyntaxError is a SyntaxError
             raise UnableToImportHistory(f"{filename}: not a readable xlsx workbook ({exc})", field="file") from None
     try:
-        content = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UnableToImportHistory(f"{filename}: not UTF-8 text (save the CSV as UTF-8, or upload the xlsx)", field="file") from None
+        content, _ = decode_text_file(data)  # a prior system's export: UTF-8, Windows-1252, Latin-1 or UTF-16
+    except UnreadableTextFile as exc:
+        where = f" line {exc.line}" if exc.line else ""
+        raise UnableToImportHistory(f"{filename}{where}: {exc} (upload a CSV or the xlsx)", field="file") from None
     sample = content[:2048]
     delim = ";" if sample.count(";") > sample.count(",") else ","
     return [(n, row) for n, row in enumerate(csv.reader(io.StringIO(content), delimiter=delim), start=1)]
