@@ -150,3 +150,11 @@ def test_an_agent_records_sentiment_recovered_on_a_case(client_as, factory, data
         assert s.get(SupportCase, data["case_id"]).sentiment_recovered is True
     assert "the customer left satisfied" in c.get(f"/cases/{data['case_id']}").text
     assert c.post(f"/cases/{data['case_id']}/sentiment", data={"recovered": "maybe"}).status_code == 422
+
+
+def test_the_service_manager_subscribes_to_the_weekly_trends_email_and_a_bad_address_is_named(client_as):
+    m = client_as("service_manager")
+    assert m.post("/cases/trends/subscriptions", data={"email": "boss@opsline.example", "weeks": "8"}, follow_redirects=False).status_code == 303
+    assert "boss@opsline.example (8 weeks" in m.get("/cases/trends").text
+    r = m.post("/cases/trends/subscriptions", data={"email": "boss", "weeks": "8"})
+    assert r.status_code == 422 and "<strong>email</strong>" in r.text

@@ -91,3 +91,30 @@ def test_recording_sentiment_recovered_on_a_case_is_audited(session, built, acto
     trends.set_sentiment(session, case_id=c.id, recovered=True, now=NOW, actor=actor)
     assert session.get(SupportCase, c.id).sentiment_recovered is True
     assert trends.report(session, now=NOW, weeks=1)["sentiment"]["recovered"] == [2]
+
+
+def test_the_weekly_subscription_sends_each_address_last_weeks_report_with_the_workbook_once_per_week(session, built, actor):
+    from sqlalchemy import func, select
+
+    from opsline.cases import trends_mail
+    from opsline.core.jobs import Job
+    from opsline.notifications.models import Message, MessageAttachment
+
+    sub = trends_mail.subscribe(session, email=" Boss@Opsline.example ", weeks=4, now=NOW, actor=actor)
+    assert sub.email == "boss@opsline.example"
+    assert session.execute(select(Job.run_at).where(Job.kind == "cases.trends_weekly")).scalar_one() == datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
+    monday = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
+    assert trends_mail.send_weekly(session, now=monday) == 1
+    assert trends_mail.send_weekly(session, now=monday + timedelta(hours=1)) == 0  # once per week
+    msg = session.execute(select(Message).where(Message.event == "cases.trends_weekly")).scalar_one()
+    assert msg.to_addr == "boss@opsline.example" and "week of 2026-11-23" in msg.subject and "Cases last week: 3" in msg.body
+    assert "Network & coverage" in msg.body
+    att = session.execute(select(MessageAttachment).where(MessageAttachment.message_id == msg.id)).scalar_one()
+    assert att.filename.endswith(".xlsx") and att.data[:2] == b"PK"
+    for bad, field in [(dict(email="not an address", weeks=4), "email"), (dict(email="a@b.c", weeks=0), "weeks")]:
+        with pytest.raises(trends_mail.UnableToSubscribe) as e:
+            trends_mail.subscribe(session, now=NOW, actor=actor, **bad)
+        assert e.value.field == field
+    trends_mail.unsubscribe(session, subscription_id=sub.id, now=NOW, actor=actor)
+    assert trends_mail.subscriptions(session) == []
+    assert session.execute(select(func.count()).select_from(Message)).scalar_one() >= 1

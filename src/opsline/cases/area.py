@@ -17,9 +17,10 @@ def _routers() -> list:
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
-    from opsline.cases import jobs
+    from opsline.cases import jobs, trends_mail
 
     jobs.register(registry)
+    trends_mail.register(registry)
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
@@ -27,10 +28,12 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
 
     from opsline.cases.campaigns import seed_templates as seed_campaign_templates
     from opsline.cases.leads import seed_templates as seed_lead_templates
+    from opsline.cases.trends_mail import seed_templates as seed_trend_templates
 
     seed_cases_reference(session, now=now)
     seed_lead_templates(session, now=now)
     seed_campaign_templates(session, now=now)
+    seed_trend_templates(session, now=now)
 
 
 def _panels() -> list:

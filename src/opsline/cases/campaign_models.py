@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsline.core.lifecycle import Lifecycle
@@ -88,3 +88,19 @@ class CampaignTarget(Base):
         UniqueConstraint("campaign_id", "account_id"),
         Index("ix_campaign_target_outcome", "campaign_id", "outcome"),
     )
+
+
+class TrendSubscription(Base):
+    """A manager's weekly trends report by email (the job `cases.trends_weekly` sends it every Monday with the workbook)."""
+
+    __tablename__ = "trend_subscription"
+
+    id: Mapped[IdPk]
+    email: Mapped[str] = mapped_column(String(200))
+    weeks: Mapped[int] = mapped_column(Integer, default=12)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    last_sent_for: Mapped[date | None]  # the Monday of the last week reported
+
+    __table_args__ = (CheckConstraint("weeks BETWEEN 1 AND 104", name="weeks"), UniqueConstraint("email"))

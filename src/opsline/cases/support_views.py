@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from opsline.cases import campaigns, leads, trends
+from opsline.cases import campaigns, leads, trends, trends_mail
 from opsline.cases.models import Queue
 from opsline.core.errors import InvalidInput, OpslineError
 from opsline.core.exports import download_headers, export_sheets
@@ -229,7 +229,8 @@ def trends_page(request: Request, db: DB, now: Now, principal: Trends, weeks: in
     data, err, field, status = _attempt(db, lambda: trends.report(db, now=now, weeks=weeks))
     if err:
         data = trends.report(db, now=now, weeks=12)
-    return render(request, "cases/trends.html", {"data": data, "error": err, "field": field}, principal=principal, status_code=status)
+    return render(request, "cases/trends.html", {"data": data, "error": err, "field": field, "subscriptions": trends_mail.subscriptions(db)},
+                  principal=principal, status_code=status)
 
 
 @router.get("/cases/trends/cases", response_class=HTMLResponse)
@@ -253,3 +254,23 @@ def case_sentiment(request: Request, case_id: int, db: DB, now: Now, principal: 
         raise InvalidInput("recovered is yes, no or empty", field="recovered")
     trends.set_sentiment(db, case_id=case_id, recovered=value, now=now, actor=principal.actor)  # type: ignore[arg-type]
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+@router.post("/cases/trends/subscriptions", response_model=None)
+def trends_subscribe(request: Request, db: DB, now: Now, principal: Trends, email: Annotated[str, Form()] = "", weeks: Annotated[str, Form()] = "12") -> Response:
+    def run() -> Any:
+        if not weeks.strip().isdigit():
+            raise InvalidInput("weeks must be a whole number", field="weeks")
+        return trends_mail.subscribe(db, email=email, weeks=int(weeks), now=now, actor=principal.actor)
+
+    _, err, field, status = _attempt(db, run)
+    if err:
+        return render(request, "cases/trends.html", {"data": trends.report(db, now=now, weeks=12), "error": err, "field": field,
+                                                     "subscriptions": trends_mail.subscriptions(db)}, principal=principal, status_code=status)
+    return RedirectResponse("/cases/trends", status_code=303)
+
+
+@router.post("/cases/trends/subscriptions/{subscription_id}/cancel", response_model=None)
+def trends_unsubscribe(subscription_id: int, db: DB, now: Now, principal: Trends) -> Response:
+    trends_mail.unsubscribe(db, subscription_id=subscription_id, now=now, actor=principal.actor)
+    return RedirectResponse("/cases/trends", status_code=303)

@@ -95,9 +95,22 @@ def upgrade() -> None:
     sa.UniqueConstraint('campaign_id', 'account_id', name=op.f('uq_campaign_target_campaign_id_account_id'))
     )
     op.create_index('ix_campaign_target_outcome', 'campaign_target', ['campaign_id', 'outcome'], unique=False)
+    op.create_table('trend_subscription',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('email', sa.String(length=200), nullable=False),
+    sa.Column('weeks', sa.Integer(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_by', sa.String(length=120), nullable=False),
+    sa.Column('created_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_sent_for', sa.Date(), nullable=True),
+    sa.CheckConstraint('weeks BETWEEN 1 AND 104', name=op.f('ck_trend_subscription_weeks')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_trend_subscription')),
+    sa.UniqueConstraint('email', name=op.f('uq_trend_subscription_email'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('trend_subscription')
     op.drop_index('ix_campaign_target_outcome', table_name='campaign_target')
     op.drop_table('campaign_target')
     op.drop_table('campaign')
