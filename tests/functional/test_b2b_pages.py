@@ -62,6 +62,8 @@ def test_a_service_manager_sets_up_a_contract_evaluates_october_and_a_second_man
     assert page.status_code == 200 and "queued as charge" in page.text and "SC-" in page.text
     x = m2.get("/b2b/export?format=xlsx")
     assert x.status_code == 200 and x.content[:2] == b"PK"
+    panel = m2.get(f"/accounts/{acc}/panel/b2b")
+    assert panel.status_code == 200 and "Site connectivity" in panel.text and "Availability (outage cases)" in panel.text
     home = m2.get("/desk/service_manager")
     assert home.status_code == 200 and "Service credits to decide" in home.text and "Active B2B contracts" in home.text
 

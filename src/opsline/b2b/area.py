@@ -32,6 +32,13 @@ def _routers() -> list:
     return [views.router]
 
 
+def _panels() -> list:
+    from opsline.b2b import queries
+    from opsline.web.panels import Panel
+
+    return [Panel(key="b2b", title="B2B service", permission="b2b.view", template="b2b/_panel.html", loader=queries.account_panel)]
+
+
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
     from opsline.b2b import jobs
 
@@ -66,6 +73,7 @@ AREA = Area(
     seed=_seed,
     demo_steps=(("B2B contracts, SLA violations and service credits", _demo),),
     desks=(("B2B service", "/b2b", "b2b.view"),),
+    panels=_panels,
     permissions={
         "b2b.view": {MANAGER, "billing_analyst"},
         "b2b.manage": {MANAGER},  # contracts, rules, evaluation, proposing credits

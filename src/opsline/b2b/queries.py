@@ -150,3 +150,20 @@ def changes_list(session: Session, *, contract_id: int | None = None, states: tu
         r["can_quote"] = r["scope"] == "out_of_scope" and r["state"] == "approved"
         r["can_link"] = r["state"] == "quoted" or (r["state"] == "approved" and r["scope"] == "in_scope")
     return rows
+
+
+def account_panel(session: Session, *, account_id: int, **_: Any) -> dict[str, Any]:
+    """The account page's B2B service panel: the customer's contracts, recent violations and reviews."""
+    contracts = [_d(r) for r in session.execute(select(B2BContract.id, B2BContract.reference, B2BContract.name, B2BContract.state, B2BContract.currency,
+                                                       B2BContract.credit_cap_minor).where(B2BContract.account_id == account_id)
+                                                .order_by(B2BContract.id)).all()]
+    if not contracts:
+        return {"account_id": account_id, "contracts": [], "violations": [], "reviews": []}
+    violations = [_d(r) for r in session.execute(select(B2BViolation.period, B2BViolation.metric, B2BViolation.cause, B2BViolation.contract_id)
+                                                 .where(B2BViolation.account_id == account_id)
+                                                 .order_by(B2BViolation.period.desc(), B2BViolation.id.desc()).limit(10)).all()]
+    for v in violations:
+        v["metric_label"] = METRICS[v["metric"]][1]
+    reviews = [_d(r) for r in session.execute(select(B2BReview.id, B2BReview.period, B2BReview.state).where(B2BReview.account_id == account_id)
+                                              .order_by(B2BReview.period.desc()).limit(12)).all()]
+    return {"account_id": account_id, "contracts": contracts, "violations": violations, "reviews": reviews}
