@@ -158,3 +158,27 @@ def test_the_service_manager_subscribes_to_the_weekly_trends_email_and_a_bad_add
     assert "boss@opsline.example (8 weeks" in m.get("/cases/trends").text
     r = m.post("/cases/trends/subscriptions", data={"email": "boss", "weeks": "8"})
     assert r.status_code == 422 and "<strong>email</strong>" in r.text
+
+
+def test_an_agent_records_an_accepted_retention_plan_change_from_the_case_page_and_sees_the_rates(client_as, factory, now):
+    from opsline.cases.models import RetentionOffer
+    from support_helpers import offering
+
+    with factory.begin() as s:
+        acc = customer(s, now, ACTOR, offering_id=offering(s, code="MOB-SMART-L-24")[0])
+        from opsline.inventory.models import Product
+
+        pid = s.execute(select(Product.id).where(Product.account_id == acc)).scalar_one()
+        case = service.open_case(s, data=CaseIn(account_id=acc, category_code="retentions", subject="Wants to cancel"), now=now, actor=ACTOR)
+        cid, cheaper = case.id, offering(s, code="MOB-DATA-10GB")[0]
+    c = client_as("second_line_agent")
+    assert 'action="/cases/%d/retention/outcome"' % cid in c.get(f"/cases/{cid}").text
+    r = c.post(f"/cases/{cid}/retention/outcome", data={"offer": "10 GB at R199", "outcome": "accepted", "reason_code": "nope"})
+    assert r.status_code == 422 and "reason_code" in r.text
+    r = c.post(f"/cases/{cid}/retention/outcome", data={"offer": "10 GB at R199", "outcome": "accepted", "reason_code": "price",
+                                                        "product_id": str(pid), "offering_id": str(cheaper)}, follow_redirects=False)
+    assert r.status_code == 303
+    with factory() as s:
+        assert s.execute(select(RetentionOffer.change_order_id)).scalar_one() is not None
+    page = c.get("/cases/retention")
+    assert page.status_code == 200 and "Price" in page.text and "100.0%" in page.text

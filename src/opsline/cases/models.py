@@ -347,5 +347,7 @@ class RetentionOffer(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime]
     by: Mapped[str] = mapped_column(String(120))
+    reason_code: Mapped[str | None] = mapped_column(String(30))  # why the customer wants to leave (cases/retention.py)
+    change_order_id: Mapped[int | None] = mapped_column(BigInteger)  # the plan change placed when the offer was accepted
 
     __table_args__ = (CheckConstraint("outcome IN ('offer_made','accepted','declined')", name="outcome"),)

@@ -9,12 +9,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from opsline.cases import campaigns, leads, trends, trends_mail
+from opsline.cases import campaigns, leads, retention, trends, trends_mail
 from opsline.cases.models import Queue
+from opsline.cases.views import _detail
 from opsline.core.errors import InvalidInput, OpslineError
 from opsline.core.exports import download_headers, export_sheets
 from opsline.partners.service import list_partners
-from opsline.web.deps import DB, Now, Principal, require
+from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -274,3 +275,28 @@ def trends_subscribe(request: Request, db: DB, now: Now, principal: Trends, emai
 def trends_unsubscribe(subscription_id: int, db: DB, now: Now, principal: Trends) -> Response:
     trends_mail.unsubscribe(db, subscription_id=subscription_id, now=now, actor=principal.actor)
     return RedirectResponse("/cases/trends", status_code=303)
+
+
+# --- retention -------------------------------------------------------------------------------------------------------
+
+@router.get("/cases/retention", response_class=HTMLResponse)
+def retention_page(request: Request, db: DB, principal: View) -> HTMLResponse:
+    return render(request, "cases/retention.html", retention.report(db), principal=principal)
+
+
+@router.post("/cases/{case_id}/retention/outcome", response_model=None)
+def retention_outcome(request: Request, case_id: int, db: DB, now: Now, tz: Tz, principal: Work, offer: Annotated[str, Form()] = "",
+                      outcome: Annotated[str, Form()] = "", reason_code: Annotated[str, Form()] = "", product_id: Annotated[str, Form()] = "",
+                      offering_id: Annotated[str, Form()] = "") -> Response:
+    def num(v: str, field: str) -> int | None:
+        v = v.strip()
+        if v and not v.isdigit():
+            raise InvalidInput(f"'{v}' is not a number", field=field)
+        return int(v) if v else None
+
+    _, err, field, status = _attempt(db, lambda: retention.record(db, case_id=case_id, offer=offer, outcome=outcome, reason_code=reason_code,
+                                                                   product_id=num(product_id, "product_id"), offering_id=num(offering_id, "offering_id"),
+                                                                   now=now, tz=tz, actor=principal.actor))
+    if err:
+        return _detail(request, db, now, principal, case_id, error=f"{field}: {err}" if field else err, status_code=status)
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)

@@ -56,6 +56,11 @@ def upgrade() -> None:
     with op.batch_alter_table('support_case') as b:
         b.add_column(sa.Column('sentiment_recovered', sa.Boolean(), nullable=True))
 
+    # retention joined up (cases/retention.py): the reason, and the change order an accepted offer placed
+    with op.batch_alter_table('retention_offer') as b:
+        b.add_column(sa.Column('reason_code', sa.String(length=30), nullable=True))
+        b.add_column(sa.Column('change_order_id', sa.BigInteger(), nullable=True))
+
     # outbound campaigns (cases/campaigns.py)
     op.create_table('campaign',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -114,6 +119,9 @@ def downgrade() -> None:
     op.drop_index('ix_campaign_target_outcome', table_name='campaign_target')
     op.drop_table('campaign_target')
     op.drop_table('campaign')
+    with op.batch_alter_table('retention_offer') as b:
+        b.drop_column('change_order_id')
+        b.drop_column('reason_code')
     with op.batch_alter_table('support_case') as b:
         b.drop_column('sentiment_recovered')
     op.execute("UPDATE sales_lead SET state = 'qualified' WHERE state = 'handed_over'")
