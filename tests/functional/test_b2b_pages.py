@@ -101,3 +101,15 @@ def test_each_role_sees_or_is_refused_the_b2b_pages(client_as, factory, now) -> 
     agent = client_as("second_line_agent")
     assert agent.get("/b2b", headers=PROBLEM).status_code == 403
     assert client_as("admin").get("/b2b").status_code == 200
+
+
+def test_the_services_pnl_page_and_export_open_for_b2b_viewers_and_name_a_bad_month(client_as, factory, now) -> None:
+    acc = _b2b_with_outage(factory, now)
+    m = client_as("billing_analyst")
+    page = m.get(f"/b2b/pnl/{acc}?month=2026-10")
+    assert page.status_code == 200 and "Services P&amp;L: Karoo Mining Ltd" in page.text and "data-chart=" in page.text and "2025-11" in page.text
+    x = m.get(f"/b2b/pnl/{acc}/export?month=2026-10&format=xlsx")
+    assert x.status_code == 200 and x.content[:2] == b"PK"
+    bad = m.get(f"/b2b/pnl/{acc}?month=Octember", headers=PROBLEM)
+    assert bad.status_code == 422 and bad.json()["field"] == "month"
+    assert client_as("second_line_agent").get(f"/b2b/pnl/{acc}", headers=PROBLEM).status_code == 403

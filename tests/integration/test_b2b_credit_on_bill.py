@@ -6,10 +6,10 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 
-from opsline.b2b import service
+from opsline.b2b import pnl, service
 from opsline.b2b.models import B2BServiceCredit, B2BViolation
 from opsline.billing import billrun
-from opsline.billing.models import InvoiceLine
+from opsline.billing.models import BillRun, InvoiceLine
 from opsline.catalog.models import Price, ProductOffering
 from opsline.cases.models import Queue, SupportCase
 from opsline.core.events import Actor
@@ -51,6 +51,8 @@ def test_the_approved_credit_is_a_negative_line_on_the_december_draft_bill_point
         s.flush()
         s.add(_row(Price, now, offering_id=o.id, kind="recurring", name="Monthly", amount_minor=5000000, currency="ZAR", tax_rate_code="VAT15",
                    charge_event="monthly", valid_from=date(2020, 1, 1)))
+        s.add(_row(Price, now, offering_id=o.id, kind="wholesale_cost", name="FNO wholesale", amount_minor=3000000, currency="ZAR", tax_rate_code="VAT15",
+                   charge_event="monthly", valid_from=date(2020, 1, 1)))
         s.add(_row(Product, now, account_id=a.id, offering_id=o.id, state="active", start_date=date(2026, 1, 1), contract_months=0, created_at=now, updated_at=now))
         q = s.execute(select(Queue).where(Queue.code == "technical")).scalar_one_or_none()
         if q is None:
@@ -78,3 +80,19 @@ def test_the_approved_credit_is_a_negative_line_on_the_december_draft_bill_point
         assert len(credit) == 1 and credit[0].amount_minor == -500000 and credit[0].kind == "one_off"
         assert f"violation {violation_id}" in credit[0].description
         assert any(ln.kind == "recurring" and ln.amount_minor == 5000000 for ln in lines) and rid
+
+
+def test_the_services_pnl_shows_the_finalised_bill_with_its_service_credit_apart_and_the_wholesale_cost(factory, now) -> None:
+    test_the_approved_credit_is_a_negative_line_on_the_december_draft_bill_pointing_at_its_violation(factory, now)
+    with factory.begin() as s:
+        rid = s.execute(select(BillRun.id)).scalar_one()
+        billrun.open_review(s, bill_run_id=rid, now=now, actor=BILLING)
+        billrun.approve_bill_run(s, bill_run_id=rid, now=now, actor=Actor(name="dineo", roles=frozenset({"debtors_manager"})))
+        billrun.finalise_bill_run(s, bill_run_id=rid, now=now, actor=Actor(name="dineo", roles=frozenset({"debtors_manager"})))
+    with factory() as s:
+        acc = s.execute(select(Account.id).where(Account.name == "Blue Crane Freight")).scalar_one()
+        r = pnl.services_pnl(s, account_id=acc, last=date(2026, 11, 1), tz=TZ)
+    nov = r["months"][-1]
+    assert len(r["months"]) == 12 and nov["period"] == date(2026, 11, 1)
+    assert (nov["revenue"], nov["service_credits"], nov["wholesale"], nov["margin"]) == (5000000, 500000, 3000000, 1500000)
+    assert r["months"][-2]["revenue"] == 0 and r["months"][-2]["wholesale"] == 3000000  # October: cost without a bill in this test

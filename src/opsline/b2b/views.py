@@ -4,16 +4,18 @@ reject a credit, end a contract) and the violations/credits export. Thin: parse,
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsline.b2b import changes, queries, reviews, service
+from opsline.b2b import changes, pnl, queries, reviews, service
 from opsline.core.errors import InvalidInput
 from opsline.core.exports import Sheet, download_headers, export_sheets
+from opsline.core.localtime import local_date
 from opsline.core.money import Money
 from opsline.web.deps import DB, Now, Principal, Tz, require
 from opsline.web.templating import render
@@ -221,3 +223,25 @@ def change_order(request: Request, change_id: int, db: DB, now: Now, principal: 
 def change_action(request: Request, change_id: int, action: str, db: DB, now: Now, principal: Manage, reason: Annotated[str, Form()] = "") -> Response:
     changes.act(db, change_id=change_id, action=action, reason=reason, now=now, actor=principal.actor)
     return _back(f"/b2b/contracts/{queries.change_contract(db, change_id=change_id)}", f"Change request: {action}")
+
+
+@router.get("/b2b/pnl/{account_id}", response_class=HTMLResponse)
+def pnl_page(request: Request, account_id: int, db: DB, now: Now, tz: Tz, principal: View, month: str = "") -> HTMLResponse:
+    last = service.month_start(month, "month") if month else _last_month(now, tz)
+    return render(request, "b2b/pnl.html", {"r": pnl.services_pnl(db, account_id=account_id, last=last, tz=tz)}, principal=principal)
+
+
+@router.get("/b2b/pnl/{account_id}/export")
+def pnl_export(account_id: int, db: DB, now: Now, tz: Tz, principal: View, month: str = "", format: str = "xlsx") -> Response:
+    last = service.month_start(month, "month") if month else _last_month(now, tz)
+    r = pnl.services_pnl(db, account_id=account_id, last=last, tz=tz)
+    sheet = Sheet("Services P&L", ["month"] + [label for _, label in r["columns"]] + ["currency"],
+                  [[m["period"].strftime("%Y-%m")] + [float(Money.from_minor(m[k], r["currency"]).amount) for k, _ in r["columns"]] + [r["currency"]]
+                   for m in r["months"]])
+    filename, media, body = export_sheets(format, name=f"services-pnl-{r['account']['account_number']}", sheets=[sheet])
+    return Response(body, media_type=media, headers=download_headers(filename))
+
+
+def _last_month(now: datetime, tz: ZoneInfo) -> date:
+    today = local_date(now, tz)
+    return date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
