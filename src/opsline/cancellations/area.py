@@ -106,6 +106,12 @@ def _on_order_cancelled(session: Session, ev: DomainEvent, now: datetime) -> Non
         tmf622.on_order_cancelled(session, order_id=int(order_id), now=now)
 
 
+def _on_discontinuance_accepted(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.cancellations import dunning
+
+    dunning.on_discontinuance_accepted(session, ev.payload, now=now, tz=_tz(), actor=ev.actor)
+
+
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
     from opsline.cancellations import service
 
@@ -162,5 +168,7 @@ AREA = Area(
         Subscriber("cancellations.equipment_fee_charged", "equipment.unreturned_fee_charged", _on_fee_charged),
         Subscriber("cancellations.final_account_issued", "billing.final_account_issued", _on_final_account),
         Subscriber("cancellations.cancel_task_done", "product_order.cancelled", _on_order_cancelled),
+        # same transaction: an accepted discontinuance and its journeys are made together, or the accept is refused
+        Subscriber("cancellations.open_on_dunning_discontinuance", "dunning.discontinuance_accepted", _on_discontinuance_accepted),
     ),
 )

@@ -81,9 +81,13 @@ def check_cancellable(product: Product) -> None:
 
 
 def preview(session: Session, *, product_id: int, notice_date: date, requested_date: date | None = None, holiday_country: str = "ZA",
-            waive: bool = False, waiver_reason: str | None = None) -> dict[str, Any]:
+            waive: bool = False, waiver_reason: str | None = None, customer_notice: bool = True) -> dict[str, Any]:
     """What the coordinator shows before the customer confirms: the effective date (first day without service), the last
     day of service, each rule that decided it, whether CPA s14 applies, and the early-termination fee.
+
+    `customer_notice=False` is the supplier ending the contract for the customer's breach (discontinuance for
+    non-payment): the customer gives no notice (CPA s14's 20 business days are the consumer's notice to us, not ours to
+    them), so only the FNO's cut-off and minimum notice decide; without an FNO rule the service ends after the notice day.
 
     Raises ProductNotFound, UnableToCancelProduct (terminated, ending, not live), UnableToRequestCancellation (a requested
     date before the earliest allowed, a contract that may not be ended early), WaiverReasonRequired."""
@@ -99,15 +103,18 @@ def preview(session: Session, *, product_id: int, notice_date: date, requested_d
     if partner is not None and partner.holiday_country:
         country = partner.holiday_country
     customer_last = add_business_days(notice_date, notice_bd, holiday_country=country)
-    cpa = fixed_term and not juristic
-    if cpa:
+    cpa = fixed_term and not juristic and customer_notice
+    if not customer_notice:
+        customer_last, notice_bd = notice_date, 0
+        label = "non-payment: the supplier ends the contract for breach; no customer notice period (CPA s14 is the consumer's notice)"
+    elif cpa:
         label = f"CPA s14: a consumer on a fixed-term contract gives {notice_bd} business days' notice"
     elif fixed_term:
         label = f"juristic person (not covered by CPA s14): {notice_bd} business days' notice per the {term.name if term else 'contract'} term"
     else:
         label = f"month-to-month: {notice_bd} business days' notice per the {term.name if term else 'contract'} term"
     rules.append({"rule": "customer_notice", "label": label, "last_day": customer_last})
-    if fixed_term and term is not None and not term.may_cancel_early:
+    if fixed_term and term is not None and not term.may_cancel_early and customer_notice:
         raise UnableToRequestCancellation(f"the {term.name} contract may not be ended before {product.contract_end_date.isoformat()}", field="product_id")
     if partner is not None:
         fno_last, why = fno_last_day(notice_date=notice_date, cutoff_day=partner.notice_cutoff_day, notice_days=partner.notice_days)

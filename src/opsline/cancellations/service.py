@@ -319,8 +319,9 @@ def journey_preview(session: Session, *, journey_id: int, requested_date: date |
     """The effective date, rules and penalty for confirming this journey (nothing written). Raises like rules.preview."""
     j = get_journey(session, journey_id=journey_id)
     pol = _policy(session, j)
+    # non-payment is the supplier ending the contract for breach: no customer notice, the FNO's cut-off decides
     p = preview(session, product_id=j.product_id, notice_date=j.notice_date, requested_date=requested_date or j.requested_date,
-                holiday_country=pol.holiday_country, waive=waive, waiver_reason=waiver_reason)
+                holiday_country=pol.holiday_country, waive=waive, waiver_reason=waiver_reason, customer_notice=j.reason_code != "non_payment")
     if j.kind == "relocation":
         p["fee"] = {**p["fee"], "charge": None, "fee": None, "explanation": "relocation: no early-termination fee (the contract moves with the customer)"}
     p["withdraw_until"] = p["effective_date"] - timedelta(days=pol.withdraw_days_before)

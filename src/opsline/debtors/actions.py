@@ -267,22 +267,45 @@ def perform_job(session: Session, payload: dict[str, Any], now: datetime) -> dic
     return perform_actions(session, run_id=int(payload["run_id"]), from_id=payload.get("from_id"), to_id=payload.get("to_id"), now=now)
 
 
+DISCONTINUE = (StepAction.DISCONTINUANCE, StepAction.FINAL_ACCOUNT)
+
+
 def decide(session: Session, *, action_id: int, decision: str, reason: str | None, now: datetime, actor: Actor) -> list[str]:
     """A person accepts (done) or dismisses (with a reason) a proposed action; memo on the account.
-    Raises NotFound, TransitionNotAllowed, ActionNotPermitted, ReasonRequired."""
-    a = session.get(DunningAction, action_id)
-    if a is None:
-        raise NotFound(f"dunning action {action_id} not found", field="action_id")
+
+    Accepting a discontinuance or final-account step publishes `dunning.discontinuance_accepted` in this transaction:
+    the cancellations area opens (or links) a non-payment journey per live product, and the action's note and memo
+    name the journeys. The action row is locked first, so a second accept (also a concurrent one) is refused and never
+    opens a second journey. Nothing is changed when it raises.
+    Raises NotFound, InvalidInput (decision), TransitionNotAllowed, ActionNotPermitted, ReasonRequired, and what the
+    journey raises (e.g. UnableToDiscontinue: nothing live to end)."""
     if decision not in ("accept", "dismiss"):
         from opsline.core.errors import InvalidInput
 
         raise InvalidInput(f"'{decision}' is not a decision (accept or dismiss)", field="decision")
-    nxt = lifecycle.transition(session, DUNNING_ACTION, a, decision, now=now, actor=actor, reason=reason, label=f"dunning action DUN-{a.id}")
-    a.decided_by, a.done_at = actor.name, now
-    what = LABELS.get(StepAction(a.action), a.action)
-    body = f"Dunning: {what} (DUN-{a.id}) {'done' if decision == 'accept' else 'dismissed'} by {actor.name}" + (f": {reason.strip()}" if reason and reason.strip() else "")
-    customers.add_memo(session, account_id=a.account_id, data=MemoIn(category="debtors", body=body), now=now, actor=actor)
-    session.flush()
+    with session.begin_nested():
+        # populate_existing: the state another transaction committed while we waited for the lock
+        q = select(DunningAction).where(DunningAction.id == action_id).execution_options(populate_existing=True)
+        a = session.execute(q.with_for_update() if session.get_bind().dialect.name == "postgresql" else q).scalar_one_or_none()
+        if a is None:
+            raise NotFound(f"dunning action {action_id} not found", field="action_id")
+        nxt = lifecycle.transition(session, DUNNING_ACTION, a, decision, now=now, actor=actor, reason=reason, label=f"dunning action DUN-{a.id}")
+        a.decided_by, a.done_at = actor.name, now
+        what = LABELS.get(StepAction(a.action), a.action)
+        body = f"Dunning: {what} (DUN-{a.id}) {'done' if decision == 'accept' else 'dismissed'} by {actor.name}" + (f": {reason.strip()}" if reason and reason.strip() else "")
+        if decision == "accept" and a.action in DISCONTINUE:
+            from opsline.cancellations import dunning as discontinuance  # the read side of the journeys the event opened
+            from opsline.core import domain_events
+
+            ref = f"DUN-{a.id}"
+            domain_events.publish(session, "dunning.discontinuance_accepted", {"id": a.id, "account_id": a.account_id, "action": a.action,
+                                                                                "reference": ref, "decided_by": actor.name}, now=now, actor=actor)
+            journeys = discontinuance.journeys_for_dunning(session, account_id=a.account_id, dunning_ref=ref)
+            if journeys:
+                body += "; cancellation journey " + ", ".join(f"{j['reference']} ({'opened' if j['opened'] else 'already open, linked'})" for j in journeys)
+            a.note = body[:4000]
+        customers.add_memo(session, account_id=a.account_id, data=MemoIn(category="debtors", body=body[:4000]), now=now, actor=actor)
+        session.flush()
     return nxt
 
 

@@ -118,6 +118,7 @@ AREA = Area(
         "debtors.provision": {MANAGER},  # run the IFRS 9 provision, enter the forward-looking adjustment
     },
     lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT, WRITE_OFF, WRITE_OFF_BATCH) + agency_models.LIFECYCLES + provision_models.LIFECYCLES,
+    events=("dunning.discontinuance_accepted",),  # a person accepted a discontinuance/final-account step: cancellations opens the journey
     home=_home,
     admin_views=_admin_views,
     panels=_panels,
