@@ -53,6 +53,18 @@ def _on_order_completed(session: Session, ev: DomainEvent, now: datetime) -> Non
     changes.on_order_completed(session, ev.payload, now=now)
 
 
+def _on_bill_run_review(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.b2b import billcheck
+
+    billcheck.compute(session, bill_run_id=int(ev.payload["id"]), now=now)
+
+
+def _on_bill_run_approved(session: Session, ev: DomainEvent, now: datetime) -> None:
+    from opsline.b2b import billcheck
+
+    billcheck.refuse_approval_while_open(session, bill_run_id=int(ev.payload["id"]))
+
+
 def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
     from opsline.b2b import demo
 
@@ -78,11 +90,15 @@ AREA = Area(
         "b2b.view": {MANAGER, "billing_analyst"},
         "b2b.manage": {MANAGER},  # contracts, rules, evaluation, proposing credits
         "b2b.approve": {MANAGER},  # deciding credits (never one's own proposal)
+        "b2b.signoff": {MANAGER, "billing_analyst"},  # signing off B2B billing differences (never on a run one started)
     },
     lifecycles=(CONTRACT, CREDIT, REVIEW, CHANGE),
     subscribers=(
         # same transaction: the order that delivers a change request completes, so the change is delivered with it
         Subscriber("b2b.change_delivered_with_its_order", "product_order.completed", _on_order_completed),
+        # billing peer review: differences recorded when a run opens for review; approval refused while one is open
+        Subscriber("b2b.peer_review_on_bill_run_review", "bill_run.review", _on_bill_run_review),
+        Subscriber("b2b.peer_review_gates_bill_run_approval", "bill_run.approved", _on_bill_run_approved),
     ),
     home=_home,
 )

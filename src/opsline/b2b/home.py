@@ -36,5 +36,7 @@ def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo | str) ->
         HomeCard(desks=DESKS, title="Change requests open", count=sum(c["changes"].values()), href="/b2b#changes", permission="b2b.view",
                  hint=f"{c['changes'].get('submitted', 0)} to approve, {c['changes'].get('in_delivery', 0)} in delivery",
                  tone="warn" if c["changes"].get("submitted") else "normal", order=9),
+        HomeCard(desks=("service_manager", "billing_analyst"), title="B2B bill differences to sign off", count=c["bill_checks"], href="/b2b/billcheck",
+                 permission="b2b.view", hint="the bill run is approved once all are signed off", tone="warn" if c["bill_checks"] else "normal", order=10),
         HomeCard(desks=DESKS, title="Active B2B contracts", count=c["contracts"], href="/b2b#contracts", permission="b2b.view", order=7),
     ]

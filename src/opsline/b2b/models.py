@@ -254,3 +254,32 @@ class B2BChangeRequest(Base):
     __table_args__ = (CHANGE.check(), CheckConstraint(sql_in("scope", SCOPES), name="scope"),
                       CheckConstraint("price_minor >= 0", name="price_non_negative"),
                       CheckConstraint("scope = 'out_of_scope' OR price_minor = 0", name="in_scope_free"))
+
+
+CHECK_KINDS = ("vs_contract", "vs_last_month", "credit_missing")
+
+
+class B2BBillCheck(Base):
+    """A difference found by the B2B billing peer review of a bill run: a B2B draft invoice against its contract's
+    monthly value, against the customer's last invoice, or an approved service credit missing from it. The run cannot
+    be approved while one is open; a reviewer other than the run's starter signs each off with a note."""
+
+    __tablename__ = "b2b_bill_check"
+    id: Mapped[IdPk]
+    bill_run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("bill_run.id"))
+    invoice_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("invoice.id"))
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("account.id"))
+    contract_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("b2b_contract.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    expected_minor: Mapped[int] = mapped_column(BigInteger)
+    actual_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(12), default="open")
+    signed_by: Mapped[str | None] = mapped_column(String(120))
+    signed_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (CheckConstraint(sql_in("kind", CHECK_KINDS), name="kind"), CheckConstraint(sql_in("state", ("open", "signed_off")), name="state"),
+                      UniqueConstraint("bill_run_id", "invoice_id", "kind", name="uq_b2b_bill_check_run_invoice_kind"),
+                      Index("ix_b2b_bill_check_run_state", "bill_run_id", "state"))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from opsline.b2b.models import CHANGE, CONTRACT, CREDIT, METRICS, OPERATORS, B2BChangeRequest, B2BContract, B2BReview, B2BServiceCredit, B2BSlaRule, B2BViolation, CreditState
+from opsline.b2b.models import CHANGE, CONTRACT, CREDIT, METRICS, OPERATORS, B2BBillCheck, B2BChangeRequest, B2BContract, B2BReview, B2BServiceCredit, B2BSlaRule, B2BViolation, CreditState
 from opsline.b2b.service import num
 from opsline.core.errors import NotFound
 from opsline.core.events import Actor
@@ -99,12 +99,13 @@ def counts(session: Session, *, period: date) -> dict[str, Any]:
                               .where(B2BServiceCredit.state == CreditState.PROPOSED)).one()
     per_month = session.execute(select(B2BViolation.period, func.count()).group_by(B2BViolation.period).order_by(B2BViolation.period.desc()).limit(12)).all()
     contracts = session.execute(select(func.count()).select_from(B2BContract).where(B2BContract.state == "active")).scalar_one()
+    checks = session.execute(select(func.count()).select_from(B2BBillCheck).where(B2BBillCheck.state == "open")).scalar_one()
     drafts = session.execute(select(func.count()).select_from(B2BReview).where(B2BReview.state == "draft")).scalar_one()
     open_changes = dict(session.execute(select(B2BChangeRequest.state, func.count()).where(B2BChangeRequest.state.in_(("submitted", "approved", "quoted", "in_delivery")))
                                         .group_by(B2BChangeRequest.state)).all())
     last = dict((p, int(n)) for p, n in per_month).get(period, 0)
     return {"credits_waiting": int(waiting[0]), "credits_waiting_minor": int(waiting[1] or 0), "oldest_credit": waiting[2],
-            "violations_last_month": last, "contracts": int(contracts), "reviews_to_release": int(drafts), "changes": {k: int(v) for k, v in open_changes.items()},
+            "violations_last_month": last, "contracts": int(contracts), "reviews_to_release": int(drafts), "bill_checks": int(checks), "changes": {k: int(v) for k, v in open_changes.items()},
             "per_month": [(p.strftime("%Y-%m"), int(n)) for p, n in reversed(per_month)]}
 
 

@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsline.b2b import changes, pnl, queries, reviews, service
+from opsline.b2b import billcheck, changes, pnl, queries, reviews, service
 from opsline.core.errors import InvalidInput
 from opsline.core.exports import Sheet, download_headers, export_sheets
 from opsline.core.localtime import local_date
@@ -24,6 +24,7 @@ router = APIRouter(include_in_schema=False)
 View = Annotated[Principal, Depends(require("b2b.view"))]
 Manage = Annotated[Principal, Depends(require("b2b.manage"))]
 Approve = Annotated[Principal, Depends(require("b2b.approve"))]
+SignOff = Annotated[Principal, Depends(require("b2b.signoff"))]
 
 
 def _date(raw: str, field: str, *, required: bool = False) -> date | None:
@@ -245,3 +246,16 @@ def pnl_export(account_id: int, db: DB, now: Now, tz: Tz, principal: View, month
 def _last_month(now: datetime, tz: ZoneInfo) -> date:
     today = local_date(now, tz)
     return date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
+
+
+# --- billing peer review --------------------------------------------------------------------------------------------
+@router.get("/b2b/billcheck", response_class=HTMLResponse)
+def billcheck_page(request: Request, db: DB, principal: View, state: str = "open", ok: str = "") -> HTMLResponse:
+    return render(request, "b2b/billcheck.html", {"rows": billcheck.listing(db, state=state if state in ("open", "signed_off") else None),
+                                                  "state": state, "ok": ok or None}, principal=principal)
+
+
+@router.post("/b2b/billcheck/{check_id}/signoff", response_model=None)
+def billcheck_signoff(request: Request, check_id: int, db: DB, now: Now, principal: SignOff, note: Annotated[str, Form()] = "") -> Response:
+    billcheck.sign_off(db, check_id=check_id, note=note, now=now, actor=principal.actor)
+    return _back("/b2b/billcheck", f"Difference {check_id} signed off")

@@ -64,6 +64,33 @@ def upgrade() -> None:
     with op.batch_alter_table('b2b_improvement_action', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_b2b_improvement_action_account_id'), ['account_id'], unique=False)
 
+    op.create_table('b2b_bill_check',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('bill_run_id', sa.BigInteger(), nullable=False),
+    sa.Column('invoice_id', sa.BigInteger(), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('contract_id', sa.BigInteger(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('expected_minor', sa.BigInteger(), nullable=False),
+    sa.Column('actual_minor', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('signed_by', sa.String(length=120), nullable=True),
+    sa.Column('signed_at', opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('created_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("kind IN ('vs_contract','vs_last_month','credit_missing')", name=op.f('ck_b2b_bill_check_kind')),
+    sa.CheckConstraint("state IN ('open','signed_off')", name=op.f('ck_b2b_bill_check_state')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_b2b_bill_check_account_id_account')),
+    sa.ForeignKeyConstraint(['bill_run_id'], ['bill_run.id'], name=op.f('fk_b2b_bill_check_bill_run_id_bill_run')),
+    sa.ForeignKeyConstraint(['contract_id'], ['b2b_contract.id'], name=op.f('fk_b2b_bill_check_contract_id_b2b_contract')),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoice.id'], name=op.f('fk_b2b_bill_check_invoice_id_invoice')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_b2b_bill_check')),
+    sa.UniqueConstraint('bill_run_id', 'invoice_id', 'kind', name='uq_b2b_bill_check_run_invoice_kind')
+    )
+    with op.batch_alter_table('b2b_bill_check', schema=None) as batch_op:
+        batch_op.create_index('ix_b2b_bill_check_run_state', ['bill_run_id', 'state'], unique=False)
+
     op.create_table('b2b_review',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('account_id', sa.BigInteger(), nullable=False),
@@ -210,6 +237,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_b2b_review_state_period')
 
     op.drop_table('b2b_review')
+    with op.batch_alter_table('b2b_bill_check', schema=None) as batch_op:
+        batch_op.drop_index('ix_b2b_bill_check_run_state')
+
+    op.drop_table('b2b_bill_check')
     with op.batch_alter_table('b2b_improvement_action', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_b2b_improvement_action_account_id'))
 
