@@ -121,9 +121,11 @@ _EXPOSED_FROM = """
                       AND s2.id > so.id AND s2.state <> 'cancelled')"""
 
 
-def exposure(session: Session, *, today: date, partner_code: str | None = None, open_only: bool = False, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+def exposure(session: Session, *, today: date, partner_code: str | None = None, open_only: bool = False, limit: int = 100, offset: int = 0,
+             effective_from: date | None = None, effective_to: date | None = None) -> dict[str, Any]:
     """Fee exposure of FNO delete orders as of local date `today`: per order (days active after the effective date and
-    their cost, growing daily while unconfirmed), per FNO and in total. Three queries whatever the size.
+    their cost, growing daily while unconfirmed), per FNO and in total. Three queries whatever the size. Optionally
+    only orders whose effective date is in [effective_from, effective_to).
     Returns {"items", "total_items", "by_partner": [...], "total_minor", "currency"}."""
     pg = _pg(session)
     days = _days_sql(pg)
@@ -132,6 +134,12 @@ def exposure(session: Session, *, today: date, partner_code: str | None = None, 
     if partner_code:
         where += " AND so.partner_code = :partner"
         params["partner"] = partner_code
+    if effective_from is not None:
+        where += " AND so.requested_date >= :eff_from"
+        params["eff_from"] = _bind_today(session, effective_from)
+    if effective_to is not None:
+        where += " AND so.requested_date < :eff_to"
+        params["eff_to"] = _bind_today(session, effective_to)
     if open_only:
         where += " AND so.confirmed_date IS NULL"
     base = f"{_EXPOSED_FROM}{where} AND {days} > 0"
@@ -152,6 +160,25 @@ def exposure(session: Session, *, today: date, partner_code: str | None = None, 
     total = sum(p["amount_minor"] for p in parts if p["currency"] == currency)
     return {"items": items, "total_items": sum(p["orders"] for p in parts), "by_partner": parts, "total_minor": total,
             "total": Money.from_minor(total, currency), "currency": currency, "today": today}
+
+
+def exposure_by_month(session: Session, *, today: date, since: date | None = None) -> list[dict[str, Any]]:
+    """Fee exposure per FNO and month of the effective date (the month the line should have ceased), as of local date
+    `today`, the same per-order amounts as `exposure`; one grouped query. Rows ordered by month, then FNO."""
+    pg = _pg(session)
+    days = _days_sql(pg)
+    month = "to_char(so.requested_date, 'YYYY-MM')" if pg else "strftime('%Y-%m', so.requested_date)"
+    params: dict[str, Any] = {"today": _bind_today(session, today)}
+    where = ""
+    if since is not None:
+        where = " AND so.requested_date >= :since"
+        params["since"] = _bind_today(session, since)
+    rows = session.execute(text(f"""SELECT {month} AS month, so.partner_code, p.name, p.currency, COUNT(*) AS n, SUM({days}) AS days,
+            SUM({_amount_sql(days)}) AS amount, SUM(CASE WHEN so.confirmed_date IS NULL THEN 1 ELSE 0 END) AS growing
+        {_EXPOSED_FROM}{where} AND {days} > 0 GROUP BY {month}, so.partner_code, p.name, p.currency ORDER BY 1, 2"""), params).all()
+    return [{"month": r.month, "partner_code": r.partner_code, "partner_name": r.name, "currency": r.currency, "orders": int(r.n),
+             "days": int(r.days or 0), "amount_minor": int(r.amount or 0), "amount": Money.from_minor(int(r.amount or 0), r.currency),
+             "growing": int(r.growing or 0)} for r in rows]
 
 
 def _d(v: Any) -> date | None:
