@@ -1,5 +1,5 @@
 """Desk home cards for the cancellations coordinator: open journeys, steps overdue, at risk and due today, and
-deactivations waiting at the FNO (with how many are late)."""
+deactivations waiting at the FNO (with how many are late), and the breach prevention actions open (how many overdue)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from opsline.areas import HomeCard
-from opsline.cancellations import queries
+from opsline.cancellations import prevention, queries
+from opsline.core.localtime import local_date
 
 DESKS = ("cancellations_coordinator",)
 
 
 def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo) -> list[HomeCard]:
     c = queries.counts(session, now=now, tz=tz)
+    acts = prevention.action_counts(session, today=local_date(now, tz))
     oldest = c["oldest"]
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=now.tzinfo)
@@ -29,4 +31,6 @@ def cards(session: Session, *, now: datetime, actor: Any, tz: ZoneInfo) -> list[
                  hint="your day plan", tone="warn" if c["due_today"] else "normal", order=12),
         HomeCard(desks=DESKS, title="Deactivations waiting for the FNO", count=c["at_fno"], href="/cancellations?step=fno_deactivation",
                  permission="cancellations.view", hint=f"{c['fno_late']} past the FNO's SLA", tone="danger" if c["fno_late"] else "normal", order=13),
+        HomeCard(desks=DESKS, title="Breach prevention actions open", count=acts["open"], href="/cancellations/prevention", permission="cancellations.view",
+                 hint=f"{acts['overdue']} overdue" if acts["overdue"] else "none overdue", tone="danger" if acts["overdue"] else "normal", order=14),
     ]

@@ -1,6 +1,8 @@
 """Cancellations reports: journeys by reason and month (chart), retention rate, SLA compliance per checklist step,
-the breach list (steps done late or still open past their due time, with the cause recorded on the step), and the
-FNO deactivation lead times. One grouped query per section; exports go through core/exports."""
+the breach list and breaches per cause code (recorded on the step, or inferred from it) with their prevention actions,
+FNO deactivation lead times, leakage (line fees paid to FNOs after effective dates, from partners.exposure) and
+equipment recovery (loaned devices due back, returned, value outstanding). One grouped query per section; exports
+go through core/exports."""
 
 from __future__ import annotations
 
@@ -8,11 +10,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
+from opsline.cancellations import prevention
 from opsline.cancellations.models import REASONS, STEP_LABELS, STEPS, CancellationJourney, CancellationStep
+from opsline.cancellations.prevention import CancellationBreachCause
+from opsline.core.localtime import local_date
+from opsline.core.money import Money
 from opsline.customers.models import Account
+from opsline.partners import exposure
 
 CJ, CS = CancellationJourney, CancellationStep
 COLOURS = ["#0b5fff", "#137a3f", "#b36b00", "#c0262d", "#5b21b6", "#0e7490", "#9d174d", "#4d7c0f", "#6b7280"]
@@ -74,13 +81,25 @@ def sla_per_step(session: Session, *, since: date, now: datetime) -> list[dict[s
     return out
 
 
-def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limit: int = 200) -> list[dict[str, Any]]:
-    """Steps done after their due time or still open past it, latest due first, with the cause noted on the step."""
-    late = (CS.due_at.is_not(None)) & (((CS.state == "done") & (CS.done_at > CS.due_at)) | ((CS.state == "open") & (CS.due_at < now)))
-    rows = session.execute(select(CS.id, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at, CS.note, CJ.id.label("journey_id"), CJ.reference,
-                                  CJ.partner_code, CJ.account_id, Account.account_number)
-                           .join(CJ, CJ.id == CS.journey_id).join(Account, Account.id == CJ.account_id)
-                           .where(late, CS.due_at >= _start(since), CS.due_at < now).order_by(CS.due_at.desc(), CS.id).limit(limit)).all()
+def _late(now: datetime) -> Any:
+    return (CS.due_at.is_not(None)) & (((CS.state == "done") & (CS.done_at > CS.due_at)) | ((CS.state == "open") & (CS.due_at < now)))
+
+
+def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limit: int = 200, cause: str | None = None) -> list[dict[str, Any]]:
+    """Steps done after their due time or still open past it, latest due first, with their cause code (recorded, or
+    inferred from the step) and the note on the step. `cause` keeps one cause ("none": not yet analysed)."""
+    cause_col = prevention.cause_expr()
+    q = (select(CS.id, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at, CS.note, CJ.id.label("journey_id"), CJ.reference,
+                CJ.partner_code, CJ.account_id, Account.account_number, cause_col.label("cause_code"),
+                CancellationBreachCause.cause_code.label("recorded"), CancellationBreachCause.note.label("cause_note"))
+         .join(CJ, CJ.id == CS.journey_id).join(Account, Account.id == CJ.account_id)
+         .outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
+         .where(_late(now), CS.due_at >= _start(since), CS.due_at < now))
+    if cause == "none":
+        q = q.where(cause_col.is_(None))
+    elif cause:
+        q = q.where(cause_col == cause)
+    rows = session.execute(q.order_by(CS.due_at.desc(), CS.id).limit(limit)).all()
 
     def aware(d: datetime | None) -> datetime | None:
         return None if d is None else (d if d.tzinfo else d.replace(tzinfo=ZoneInfo("UTC"))).astimezone(tz)
@@ -91,9 +110,42 @@ def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limi
         end = done or now.astimezone(tz)
         hours = int((end - due).total_seconds() // 3600) if due else 0
         out.append({"step_id": r.id, "code": r.code, "label": STEP_LABELS[r.code], "owner": r.owner, "state": r.state, "due_at": due, "done_at": done,
-                    "late_hours": hours, "cause": r.note or "", "journey_id": r.journey_id, "reference": r.reference, "partner_code": r.partner_code,
+                    "late_hours": hours, "cause": r.cause_note or r.note or "", "cause_code": r.cause_code, "cause_recorded": r.recorded is not None,
+                    "journey_id": r.journey_id, "reference": r.reference, "partner_code": r.partner_code,
                     "account_id": r.account_id, "account_number": r.account_number})
     return out
+
+
+def breaches_by_cause(session: Session, *, since: date, now: datetime, today: date) -> dict[str, Any]:
+    """Breaches since `since` per cause code (one grouped query): how many, still open, per step; with each cause's
+    open and overdue prevention actions (one grouped query) and a chart."""
+    cause_col = prevention.cause_expr().label("cause_code")
+    rows = session.execute(select(cause_col, CS.code, func.count(), func.sum(case((CS.state == "open", 1), else_=0)))
+                           .select_from(CS).outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
+                           .where(_late(now), CS.due_at >= _start(since), CS.due_at < now).group_by(cause_col, CS.code)).all()
+    names = {c["code"]: c for c in prevention.causes(session)}
+    acts = prevention.action_counts(session, today=today)
+    by: dict[str, dict[str, Any]] = {}
+    for code, step, n, open_ in rows:
+        key = code or "none"
+        c = by.setdefault(key, {"cause_code": key, "cause": names[code]["name"] if code in names else "Not yet analysed",
+                                "controllable": names[code]["controllable"] if code in names else None, "count": 0, "open": 0, "steps": {}})
+        c["count"] += int(n)
+        c["open"] += int(open_ or 0)
+        c["steps"][STEP_LABELS.get(step, step)] = c["steps"].get(STEP_LABELS.get(step, step), 0) + int(n)
+    for code, a in acts["by_cause"].items():
+        by.setdefault(code, {"cause_code": code, "cause": names[code]["name"] if code in names else code, "controllable": names.get(code, {}).get("controllable"),
+                             "count": 0, "open": 0, "steps": {}})
+    items = sorted(by.values(), key=lambda c: (-c["count"], c["cause"]))
+    for c in items:
+        a = acts["by_cause"].get(c["cause_code"], {"open": 0, "overdue": 0})
+        c["actions_open"], c["actions_overdue"] = a["open"], a["overdue"]
+    shown = [c for c in items if c["count"]]
+    chart = {"type": "bar", "data": {"labels": [c["cause"] for c in shown],
+                                     "datasets": [{"label": "Breaches", "data": [c["count"] for c in shown], "backgroundColor": COLOURS[3]},
+                                                  {"label": "Still open", "data": [c["open"] for c in shown], "backgroundColor": COLOURS[2]}]},
+             "options": {"responsive": True, "maintainAspectRatio": False, "indexAxis": "y"}} if shown else None
+    return {"items": items, "total": sum(c["count"] for c in items), "chart": chart, "actions_open": acts["open"], "actions_overdue": acts["overdue"]}
 
 
 def fno_lead_times(session: Session, *, since: date) -> list[dict[str, Any]]:
@@ -112,12 +164,162 @@ def _since(now: datetime, tz: ZoneInfo, months: int) -> date:
 
 
 def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, sections: tuple[str, ...] = ("volume", "sla")) -> dict[str, Any]:
-    """The report page's sections: "volume" (by reason and month, retention, FNO deactivations) and "sla" (compliance
-    per step and the breaches). The two pages each read only their sections."""
+    """The report pages' sections: "volume" (by reason and month, retention, FNO deactivations), "sla" (compliance
+    per step, breaches per cause and the latest breaches), "leakage" and "equipment". Each page reads only its own."""
     since = _since(now, tz, months)
     out: dict[str, Any] = {"since": since, "sections": sections}
     if "volume" in sections:
         out |= {"by_reason": by_reason_month(session, since=since), "retention": retention(session, since=since), "fno": fno_lead_times(session, since=since)}
     if "sla" in sections:
-        out |= {"sla": sla_per_step(session, since=since, now=now), "breaches": breaches(session, since=since, now=now, tz=tz)}
+        out |= {"sla": sla_per_step(session, since=since, now=now), "breaches": breaches(session, since=since, now=now, tz=tz),
+                "causes": breaches_by_cause(session, since=since, now=now, today=local_date(now, tz))}
+    if "leakage" in sections:
+        out["leakage"] = leakage(session, now=now, tz=tz, months=months)
+    if "equipment" in sections:
+        out["equipment"] = equipment_recovery(session, now=now, tz=tz, months=months)
     return out
+
+
+# --- leakage: line fees paid to FNOs after the effective date (partners.exposure computes every amount) ---------------
+
+def _month_bounds(month: str, field: str) -> tuple[date, date]:
+    from opsline.core.errors import InvalidInput
+
+    try:
+        y, m = (int(x) for x in month.split("-"))
+        first = date(y, m, 1)
+    except ValueError:
+        raise InvalidInput(f"'{month[:20]}' is not a month (YYYY-MM)", field=field) from None
+    return first, date(y + (m == 12), m % 12 + 1, 1)
+
+
+def leakage(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12) -> dict[str, Any]:
+    """Fees paid to FNOs for lines still active after their effective date, per FNO and month of the effective date,
+    with what the FNO credited back on claims (one grouped query each) and a stacked chart per FNO."""
+    today = local_date(now, tz)
+    since = _since(now, tz, months)
+    rows = exposure.exposure_by_month(session, today=today, since=since)
+    pg = session.get_bind().dialect.name == "postgresql"
+    month = "to_char(c.effective_date, 'YYYY-MM')" if pg else "strftime('%Y-%m', c.effective_date)"
+    credited = {(r.m, r.partner_code): (int(r.claimed or 0), int(r.credited or 0)) for r in session.execute(text(
+        f"""SELECT {month} AS m, c.partner_code, SUM(CASE WHEN c.state NOT IN ('withdrawn', 'rejected') THEN c.amount_minor ELSE 0 END) AS claimed,
+                   SUM(COALESCE(c.credited_minor, 0)) AS credited
+            FROM fno_claim c WHERE c.effective_date >= :since GROUP BY {month}, c.partner_code"""), {"since": since if pg else since.isoformat()}).all()}
+    currency = rows[0]["currency"] if rows else "ZAR"
+    months_ = sorted({r["month"] for r in rows})
+    partners = sorted({r["partner_code"] for r in rows})
+    items = []
+    for r in rows:
+        claimed, cred = credited.get((r["month"], r["partner_code"]), (0, 0))
+        items.append(r | {"claimed": Money.from_minor(claimed, r["currency"]), "credited": Money.from_minor(cred, r["currency"]),
+                          "net_minor": r["amount_minor"] - cred, "net": Money.from_minor(r["amount_minor"] - cred, r["currency"])})
+    cell = {(r["month"], r["partner_code"]): r["amount_minor"] for r in items}
+    datasets = [{"label": p, "data": [round(cell.get((m, p), 0) / 100, 2) for m in months_], "backgroundColor": COLOURS[i % len(COLOURS)]}
+                for i, p in enumerate(partners)]
+    chart = {"type": "bar", "data": {"labels": months_, "datasets": datasets},
+             "options": {"responsive": True, "maintainAspectRatio": False, "scales": {"x": {"stacked": True}, "y": {"stacked": True}}}} if months_ else None
+    total = sum(r["amount_minor"] for r in items if r["currency"] == currency)
+    total_cred = sum(credited.get((r["month"], r["partner_code"]), (0, 0))[1] for r in items if r["currency"] == currency)
+    return {"since": since, "items": items, "months": months_, "partners": partners, "chart": chart, "currency": currency,
+            "total": Money.from_minor(total, currency), "credited": Money.from_minor(total_cred, currency),
+            "net": Money.from_minor(total - total_cred, currency), "growing": sum(r["growing"] for r in items)}
+
+
+def leakage_orders(session: Session, *, now: datetime, tz: ZoneInfo, partner_code: str, month: str, limit: int = 500) -> dict[str, Any]:
+    """Drill-down: the delete orders behind one FNO-month of leakage, each with its journey and account. Raises InvalidInput (month)."""
+    first, nxt = _month_bounds(month, "month")
+    ex = exposure.exposure(session, today=local_date(now, tz), partner_code=partner_code or None, effective_from=first, effective_to=nxt, limit=limit)
+    ids = [i["id"] for i in ex["items"]]
+    journeys = dict(session.execute(select(CJ.service_order_id, CJ.id).where(CJ.service_order_id.in_(ids))).all()) if ids else {}
+    refs = dict(session.execute(select(CJ.id, CJ.reference).where(CJ.id.in_(list(journeys.values()))))) if journeys else {}
+    items = [i | {"journey_id": journeys.get(i["id"]), "journey_reference": refs.get(journeys.get(i["id"]))} for i in ex["items"]]
+    return {"partner_code": partner_code, "month": month, "items": items, "total": ex["total"], "total_items": ex["total_items"]}
+
+
+# --- equipment recovery (loaned devices due back when their product ends; logistics' definition) -------------------
+
+_RECOVERY_FROM = """
+    FROM equipment e JOIN product p ON p.id = e.product_id
+    LEFT JOIN equipment_fee_rule r ON r.model = e.model
+    LEFT JOIN (SELECT ci.equipment_id, MAX(ci.collection_id) AS collection_id FROM collection_item ci GROUP BY ci.equipment_id) lc
+           ON lc.equipment_id = e.id
+    LEFT JOIN collection c ON c.id = lc.collection_id
+    WHERE e.owner = 'isp_loaned' AND p.end_date >= :first AND p.end_date <= :today
+      AND e.state IN ('awaiting_return', 'lost', 'returned', 'in_stock', 'written_off')"""
+
+
+def _recovery_params(session: Session, first: date, today: date) -> tuple[bool, dict[str, Any], str]:
+    pg = session.get_bind().dialect.name == "postgresql"
+    month = "to_char(p.end_date, 'YYYY-MM')" if pg else "strftime('%Y-%m', p.end_date)"
+    return pg, {"first": first if pg else first.isoformat(), "today": today if pg else today.isoformat()}, month
+
+
+def equipment_recovery(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12) -> dict[str, Any]:
+    """Loaned devices due back per month (their product's end), FNO and courier (the last collection that held the
+    device, or none booked): due, returned, the recovery rate and the value outstanding (the unreturned-equipment fee of
+    devices still out). One grouped query; the chart per month."""
+    today = local_date(now, tz)
+    first = _since(now, tz, months)
+    pg, params, month = _recovery_params(session, first, today)
+    rows = session.execute(text(f"""SELECT {month} AS m, COALESCE(p.partner_code, '') AS fno, COALESCE(c.courier_code, '') AS courier, COUNT(*) AS due,
+            SUM(CASE WHEN e.state IN ('returned', 'in_stock') THEN 1 ELSE 0 END) AS back,
+            SUM(CASE WHEN e.state IN ('awaiting_return', 'lost') THEN 1 ELSE 0 END) AS out,
+            SUM(CASE WHEN e.state IN ('awaiting_return', 'lost') THEN COALESCE(r.fee_minor, 0) ELSE 0 END) AS value, MIN(r.currency) AS currency
+        {_RECOVERY_FROM} GROUP BY {month}, COALESCE(p.partner_code, ''), COALESCE(c.courier_code, '') ORDER BY 1, 2, 3"""), params).all()
+    currency = next((r.currency for r in rows if r.currency), "ZAR")
+    items = [{"month": r.m, "fno": r.fno, "courier": r.courier, "due": int(r.due), "back": int(r.back or 0), "out": int(r.out or 0),
+              "value_minor": int(r.value or 0), "value": Money.from_minor(int(r.value or 0), currency),
+              "rate": round(100 * int(r.back or 0) / int(r.due), 1) if r.due else None} for r in rows]
+    per_month: dict[str, dict[str, int]] = {}
+    for i in items:
+        m = per_month.setdefault(i["month"], {"due": 0, "back": 0, "value_minor": 0})
+        m["due"] += i["due"]
+        m["back"] += i["back"]
+        m["value_minor"] += i["value_minor"]
+    labels = sorted(per_month)
+    chart = {"type": "bar", "data": {"labels": labels, "datasets": [
+        {"type": "bar", "label": "Due back", "data": [per_month[m]["due"] for m in labels], "yAxisID": "y", "backgroundColor": COLOURS[0]},
+        {"type": "bar", "label": "Returned", "data": [per_month[m]["back"] for m in labels], "yAxisID": "y", "backgroundColor": COLOURS[1]},
+        {"type": "line", "label": "Recovery rate %", "data": [round(100 * per_month[m]["back"] / per_month[m]["due"], 1) if per_month[m]["due"] else 0
+                                                              for m in labels], "yAxisID": "y1", "borderColor": COLOURS[3]}]},
+        "options": {"responsive": True, "maintainAspectRatio": False,
+                    "scales": {"y": {"beginAtZero": True, "position": "left"}, "y1": {"beginAtZero": True, "max": 100, "position": "right"}}}} if labels else None
+    due, back = sum(i["due"] for i in items), sum(i["back"] for i in items)
+    value = sum(i["value_minor"] for i in items)
+    return {"since": first, "items": items, "chart": chart, "due": due, "back": back, "out": sum(i["out"] for i in items),
+            "rate": round(100 * back / due, 1) if due else None, "value": Money.from_minor(value, currency), "currency": currency,
+            "months": [{"month": m, "due": per_month[m]["due"], "back": per_month[m]["back"],
+                        "rate": round(100 * per_month[m]["back"] / per_month[m]["due"], 1) if per_month[m]["due"] else None,
+                        "value": Money.from_minor(per_month[m]["value_minor"], currency)} for m in labels]}
+
+
+def equipment_devices(session: Session, *, now: datetime, tz: ZoneInfo, month: str, fno: str | None = None, courier: str | None = None,
+                      limit: int = 500) -> dict[str, Any]:
+    """Drill-down: the loaned devices due back in a month (optionally one FNO, one courier; "" = none booked), with
+    their account, journey and last collection. Raises InvalidInput (month)."""
+    first, nxt = _month_bounds(month, "month")
+    today = min(local_date(now, tz), nxt - timedelta(days=1))
+    pg, params, _ = _recovery_params(session, first, today)
+    where = ""
+    if fno is not None:
+        where += " AND COALESCE(p.partner_code, '') = :fno"
+        params["fno"] = fno
+    if courier is not None:
+        where += " AND COALESCE(c.courier_code, '') = :courier"
+        params["courier"] = courier
+    params["limit"] = limit
+    rows = session.execute(text(f"""SELECT e.id, e.serial_number, e.model, e.state, e.account_id, a.account_number, p.id AS product_id, p.end_date,
+            p.partner_code, c.id AS collection_id, c.number AS collection_number, c.courier_code, c.state AS collection_state, r.fee_minor, r.currency,
+            (SELECT MAX(j.id) FROM cancellation_journey j WHERE j.product_id = p.id) AS journey_id
+        {_RECOVERY_FROM}{where}
+        ORDER BY CASE WHEN e.state IN ('awaiting_return', 'lost') THEN 0 ELSE 1 END, p.end_date, e.id LIMIT :limit""".replace(
+        "FROM equipment e JOIN product p", "FROM equipment e JOIN account a ON a.id = e.account_id JOIN product p")), params).all()
+    jids = [r.journey_id for r in rows if r.journey_id]
+    refs = dict(session.execute(select(CJ.id, CJ.reference).where(CJ.id.in_(jids)))) if jids else {}
+    items = [{"id": r.id, "serial_number": r.serial_number, "model": r.model, "state": r.state, "account_id": r.account_id,
+              "account_number": r.account_number, "product_id": r.product_id, "end_date": r.end_date, "fno": r.partner_code or "",
+              "collection_id": r.collection_id, "collection_number": r.collection_number, "courier": r.courier_code or "",
+              "collection_state": r.collection_state, "outstanding": r.state in ("awaiting_return", "lost"),
+              "value": Money.from_minor(int(r.fee_minor), r.currency) if r.fee_minor is not None and r.currency else None,
+              "journey_id": r.journey_id, "journey_reference": refs.get(r.journey_id)} for r in rows]
+    return {"month": month, "fno": fno, "courier": courier, "items": items}
