@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from opsline.areas import Area
-from opsline.cancellations import models  # noqa: F401  (tables)
+from opsline.cancellations import models, prevention  # noqa: F401  (tables)
 from opsline.cancellations.models import CANCEL_ORDER_TASK, JOURNEY, STEP
 from opsline.config import get_settings
 from opsline.core.domain_events import DomainEvent, Subscriber
@@ -31,9 +31,9 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
 
 
 def _routers() -> list:
-    from opsline.cancellations import tmf622, views
+    from opsline.cancellations import reports_views, tmf622, views
 
-    return [views.router, tmf622.router]
+    return [reports_views.router, views.router, tmf622.router]  # reports first: its fixed paths before /cancellations/{journey_id}
 
 
 def _panels() -> list:
@@ -153,7 +153,7 @@ AREA = Area(
         "cancellations.request": {COORD, "second_line_agent"},  # open a journey from the account page
         "cancellations.work": {COORD},  # retention, confirm, withdraw, steps, close, bulk actions
     },
-    lifecycles=(JOURNEY, STEP, CANCEL_ORDER_TASK),
+    lifecycles=(JOURNEY, STEP, CANCEL_ORDER_TASK, prevention.PREVENTION_ACTION),
     events=("cancellation.steps_at_risk",),
     home=_home,
     subscribers=(
