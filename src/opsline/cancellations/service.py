@@ -218,7 +218,8 @@ def request_cancellation(
     if kind == "relocation":
         _step(session, j, steps["equipment"], "skip", now=now, actor=actor, note="relocation: the router moves with the customer")
         _step(session, j, steps["final_account"], "skip", now=now, actor=actor,
-              note="relocation: billing switches from the old line to the new one on the FNO's date (no gap, no overlap)")
+              note="relocation: billing switches from the old line to the new one on the FNO's date (no gap; a partner's configured "
+                   "overlap is billed on the old line)")
     who = REQUESTERS[requester] + (f" ({j.requester_name})" if j.requester_name else "")
     _memo(session, j, f"{kind} requested ({REASONS[reason_code]}) for product {product.id} by {who} via {channel}"
           + (f"; retention: {skip_why}" if skip_why else ""), now=now, actor=actor)
