@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opsline.areas import Area
 from opsline.cases import campaign_models, models  # noqa: F401  (tables)
-from opsline.cases.campaign_models import CAMPAIGN
+from opsline.cases.campaign_models import BRAND_INCIDENT, CAMPAIGN
 from opsline.cases.models import CASE, LEAD
 from opsline.users.roles import Role
 
@@ -27,6 +27,7 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
     from opsline.cases.seed import seed_cases_reference
 
     from opsline.cases.campaigns import seed_templates as seed_campaign_templates
+    from opsline.cases.incidents import seed_templates as seed_incident_templates
     from opsline.cases.leads import seed_templates as seed_lead_templates
     from opsline.cases.trends_mail import seed_templates as seed_trend_templates
 
@@ -34,6 +35,7 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
     seed_lead_templates(session, now=now)
     seed_campaign_templates(session, now=now)
     seed_trend_templates(session, now=now)
+    seed_incident_templates(session, now=now)
 
 
 def _panels() -> list:
@@ -96,7 +98,7 @@ AREA = Area(
     panels=_panels,
     admin_views=_admin_views,
     cli=_cli,
-    lifecycles=(CASE, LEAD, CAMPAIGN),
+    lifecycles=(CASE, LEAD, CAMPAIGN, BRAND_INCIDENT),
     permissions={
         # leads: record, qualify, hand over, record the outcome (agents and their managers)
         "cases.leads": {Role.SECOND_LINE, Role.CANCELLATIONS, Role.SERVICE_MANAGER},
@@ -104,6 +106,8 @@ AREA = Area(
         "cases.campaigns": {Role.SERVICE_MANAGER},
         # trends for management: the weekly report, drill-down and workbook
         "cases.trends": {Role.SERVICE_MANAGER},
+        # brand incidents: any case worker raises and updates one; the service manager closes (with a summary) or reopens
+        "cases.incidents": {Role.SERVICE_MANAGER},
     },
     events=("case.changed", "case.retention_declined"),
     home=_home,

@@ -104,3 +104,62 @@ class TrendSubscription(Base):
     last_sent_for: Mapped[date | None]  # the Monday of the last week reported
 
     __table_args__ = (CheckConstraint("weeks BETWEEN 1 AND 104", name="weeks"), UniqueConstraint("email"))
+
+
+class IncidentState(enum.StrEnum):
+    OPEN = "open"
+    CONTAINED = "contained"
+    CLOSED = "closed"
+
+
+# a brand emergency raised from a flagged case: worked by its owner, stakeholders told at each step, closed with a summary
+BRAND_INCIDENT = Lifecycle(
+    name="brand_incident",
+    states=IncidentState,
+    initial=IncidentState.OPEN,
+    transitions={
+        IncidentState.OPEN: {"contain": IncidentState.CONTAINED, "close": IncidentState.CLOSED},
+        IncidentState.CONTAINED: {"close": IncidentState.CLOSED, "reopen": IncidentState.OPEN},
+        IncidentState.CLOSED: {},
+    },
+    permissions={"close": "cases.incidents", "reopen": "cases.incidents"},
+    needs_reason={"reopen"},
+    labels={"contain": "Contained", "close": "Close with summary", "reopen": "Reopen"},
+)
+
+
+class BrandIncident(Base):
+    __tablename__ = "brand_incident"
+
+    id: Mapped[IdPk]
+    reference: Mapped[str | None] = mapped_column(String(20), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[int] = mapped_column(Integer, default=2)
+    state: Mapped[str] = mapped_column(String(20), default=IncidentState.OPEN)
+    owner: Mapped[str] = mapped_column(String(120))  # a staff username
+    stakeholders: Mapped[list[Any]] = mapped_column(JSONType, default=list)  # email addresses told at each step
+    raised_from_case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("support_case.id"))
+    summary: Mapped[str | None] = mapped_column(Text)
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str] = mapped_column(String(120))
+    closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        BRAND_INCIDENT.check(),
+        CheckConstraint("severity BETWEEN 1 AND 3", name="severity"),
+        CheckConstraint("state <> 'closed' OR summary IS NOT NULL", name="closed_summary"),
+        Index("ix_brand_incident_state", "state", "opened_at"),
+    )
+
+
+class BrandIncidentCase(Base):
+    __tablename__ = "brand_incident_case"
+
+    id: Mapped[IdPk]
+    incident_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("brand_incident.id"))
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("support_case.id"), index=True)
+    linked_at: Mapped[datetime]
+    linked_by: Mapped[str] = mapped_column(String(120))
+
+    __table_args__ = (UniqueConstraint("incident_id", "case_id"),)

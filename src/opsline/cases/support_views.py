@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from opsline.cases import campaigns, leads, retention, trends, trends_mail
+from opsline.cases import campaigns, incidents, leads, retention, trends, trends_mail
 from opsline.cases.models import Queue
 from opsline.cases.views import _detail
 from opsline.core.errors import InvalidInput, OpslineError
@@ -300,3 +300,63 @@ def retention_outcome(request: Request, case_id: int, db: DB, now: Now, tz: Tz, 
     if err:
         return _detail(request, db, now, principal, case_id, error=f"{field}: {err}" if field else err, status_code=status)
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+# --- brand incidents -------------------------------------------------------------------------------------------------
+
+@router.get("/cases/incidents", response_class=HTMLResponse)
+def incidents_list(request: Request, db: DB, principal: View) -> HTMLResponse:
+    return render(request, "cases/incidents.html", {"incidents": incidents.list_incidents(db)}, principal=principal)
+
+
+def _incident_page(request: Request, db: DB, principal: Principal, incident_id: int, *, error: str | None = None, field: str | None = None,
+                   status_code: int = 200) -> HTMLResponse:
+    data = incidents.detail(db, incident_id=incident_id, actor=principal.actor)
+    return render(request, "cases/incident_detail.html", data | {"error": error, "field": field}, principal=principal, status_code=status_code)
+
+
+@router.get("/cases/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(request: Request, incident_id: int, db: DB, principal: View) -> HTMLResponse:
+    return _incident_page(request, db, principal, incident_id)
+
+
+def _incident_after(request: Request, db: DB, principal: Principal, incident_id: int, fn: Callable[[], Any]) -> Response:
+    incidents.detail(db, incident_id=incident_id, actor=principal.actor)  # 404 first
+    _, err, field, status = _attempt(db, fn)
+    if err:
+        return _incident_page(request, db, principal, incident_id, error=err, field=field, status_code=status)
+    return RedirectResponse(f"/cases/incidents/{incident_id}", status_code=303)
+
+
+@router.post("/cases/{case_id}/incident", response_model=None)
+def incident_raise(request: Request, case_id: int, db: DB, now: Now, principal: Work, title: Annotated[str, Form()] = "",
+                   owner: Annotated[str, Form()] = "", stakeholders: Annotated[str, Form()] = "", severity: Annotated[str, Form()] = "2") -> Response:
+    def run() -> Any:
+        if severity.strip() not in ("1", "2", "3"):
+            raise incidents.UnableToRaiseIncident("severity is 1 (highest), 2 or 3", field="severity")
+        return incidents.raise_incident(db, case_id=case_id, title=title, owner=owner, stakeholders=stakeholders, severity=int(severity),
+                                        now=now, actor=principal.actor)
+
+    inc, err, field, status = _attempt(db, run)
+    if err:
+        return _detail(request, db, now, principal, case_id, error=f"{field}: {err}" if field else err, status_code=status)
+    return RedirectResponse(f"/cases/incidents/{inc.id}", status_code=303)
+
+
+@router.post("/cases/incidents/{incident_id}/link", response_model=None)
+def incident_link(request: Request, incident_id: int, db: DB, now: Now, principal: Work, case_reference: Annotated[str, Form()] = "") -> Response:
+    return _incident_after(request, db, principal, incident_id, lambda: incidents.link_case(db, incident_id=incident_id, case_reference=case_reference,
+                                                                                            now=now, actor=principal.actor))
+
+
+@router.post("/cases/incidents/{incident_id}/update", response_model=None)
+def incident_update(request: Request, incident_id: int, db: DB, now: Now, principal: Work, body: Annotated[str, Form()] = "") -> Response:
+    return _incident_after(request, db, principal, incident_id, lambda: incidents.add_update(db, incident_id=incident_id, body=body, now=now,
+                                                                                             actor=principal.actor))
+
+
+@router.post("/cases/incidents/{incident_id}/transition", response_model=None)
+def incident_transition(request: Request, incident_id: int, db: DB, now: Now, principal: Work, action: Annotated[str, Form()] = "",
+                        summary: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> Response:
+    return _incident_after(request, db, principal, incident_id, lambda: incidents.transition(db, incident_id=incident_id, action=action, summary=summary,
+                                                                                             reason=reason or None, now=now, actor=principal.actor))

@@ -100,6 +100,40 @@ def upgrade() -> None:
     sa.UniqueConstraint('campaign_id', 'account_id', name=op.f('uq_campaign_target_campaign_id_account_id'))
     )
     op.create_index('ix_campaign_target_outcome', 'campaign_target', ['campaign_id', 'outcome'], unique=False)
+    op.create_table('brand_incident',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('reference', sa.String(length=20), nullable=True),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('severity', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('owner', sa.String(length=120), nullable=False),
+    sa.Column('stakeholders', opsline.db.base.JSONType, nullable=False),
+    sa.Column('raised_from_case_id', sa.BigInteger(), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=True),
+    sa.Column('opened_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('opened_by', sa.String(length=120), nullable=False),
+    sa.Column('closed_at', opsline.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('open', 'contained', 'closed')", name=op.f('ck_brand_incident_state')),
+    sa.CheckConstraint('severity BETWEEN 1 AND 3', name=op.f('ck_brand_incident_severity')),
+    sa.CheckConstraint("state <> 'closed' OR summary IS NOT NULL", name=op.f('ck_brand_incident_closed_summary')),
+    sa.ForeignKeyConstraint(['raised_from_case_id'], ['support_case.id'], name=op.f('fk_brand_incident_raised_from_case_id_support_case')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_brand_incident')),
+    sa.UniqueConstraint('reference', name=op.f('uq_brand_incident_reference'))
+    )
+    op.create_index('ix_brand_incident_state', 'brand_incident', ['state', 'opened_at'], unique=False)
+    op.create_table('brand_incident_case',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('incident_id', sa.BigInteger(), nullable=False),
+    sa.Column('case_id', sa.BigInteger(), nullable=False),
+    sa.Column('linked_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('linked_by', sa.String(length=120), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['support_case.id'], name=op.f('fk_brand_incident_case_case_id_support_case')),
+    sa.ForeignKeyConstraint(['incident_id'], ['brand_incident.id'], name=op.f('fk_brand_incident_case_incident_id_brand_incident')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_brand_incident_case')),
+    sa.UniqueConstraint('incident_id', 'case_id', name=op.f('uq_brand_incident_case_incident_id_case_id'))
+    )
+    op.create_index('ix_brand_incident_case_case_id', 'brand_incident_case', ['case_id'], unique=False)
     op.create_table('trend_subscription',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('email', sa.String(length=200), nullable=False),
@@ -115,6 +149,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_brand_incident_case_case_id', table_name='brand_incident_case')
+    op.drop_table('brand_incident_case')
+    op.drop_index('ix_brand_incident_state', table_name='brand_incident')
+    op.drop_table('brand_incident')
     op.drop_table('trend_subscription')
     op.drop_index('ix_campaign_target_outcome', table_name='campaign_target')
     op.drop_table('campaign_target')
