@@ -182,3 +182,27 @@ def test_an_agent_records_an_accepted_retention_plan_change_from_the_case_page_a
         assert s.execute(select(RetentionOffer.change_order_id)).scalar_one() is not None
     page = c.get("/cases/retention")
     assert page.status_code == 200 and "Price" in page.text and "100.0%" in page.text
+
+
+def test_an_agent_raises_a_brand_incident_from_a_flagged_case_and_the_manager_closes_it_only_with_a_summary(client_as, factory, now, make_user):
+    owner = make_user("service_manager", username="sarah")
+    with factory.begin() as s:
+        cid = service.open_case(s, data=CaseIn(category_code="complaint", subject="Viral post", brand_risk=True), now=now, actor=ACTOR).id
+    agent = client_as("second_line_agent")
+    assert "Raise brand incident" in agent.get(f"/cases/{cid}").text
+    r = agent.post(f"/cases/{cid}/incident", data={"title": "Viral post", "owner": "ghost", "stakeholders": "pr@opsline.example"})
+    assert r.status_code == 422 and "owner" in r.text
+    r = agent.post(f"/cases/{cid}/incident", data={"title": "Viral post", "owner": owner, "stakeholders": "pr@opsline.example", "severity": "1"},
+                   follow_redirects=False)
+    assert r.status_code == 303
+    url = r.headers["location"]
+    assert agent.post(f"{url}/update", data={"body": "Called the customer"}, follow_redirects=False).status_code == 303
+    assert agent.post(f"{url}/transition", data={"action": "close", "summary": "x"}).status_code == 403
+    m = client_as("service_manager")
+    r = m.post(f"{url}/transition", data={"action": "close", "summary": ""})
+    assert r.status_code == 422 and "<strong>summary</strong>" in r.text
+    assert m.post(f"{url}/transition", data={"action": "close", "summary": "Apology published"}, follow_redirects=False).status_code == 303
+    page = m.get(url)
+    assert "Apology published" in page.text and "closed" in page.text and "Called the customer" in page.text
+    assert "Viral post" in m.get("/cases/incidents").text
+    assert m.get("/cases/incidents/987654321").status_code == 404
