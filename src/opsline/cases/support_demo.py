@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from opsline.cases import campaigns
+from opsline.cases import campaigns, incidents, service
+from opsline.cases.schemas import CaseIn
+from opsline.cases.models import SupportCase
 from opsline.core.events import Actor
 from opsline.db.session import make_sessionmaker
 
@@ -58,8 +60,35 @@ def load(ctx: Any) -> None:
             FROM product_order o JOIN account a ON a.id = o.account_id
             WHERE o.id % 2 = 0
         """), {"t": True})
+        # case outcomes for the trends: sentiment judged on a third of the finished cases; reasons on the demo's retention offers
+        conn.execute(text("UPDATE support_case SET sentiment_recovered = CASE WHEN id % 4 = 0 THEN :f ELSE :t END "
+                          "WHERE state IN ('resolved', 'closed') AND id % 3 = 0"), {"t": True, "f": False})
+        conn.execute(text(f"UPDATE retention_offer SET reason_code = {_pick('id', ('price', 'competitor', 'moving', 'service_quality'))} WHERE reason_code IS NULL"))
         ctx.counts["leads"] = int(conn.execute(text("SELECT COUNT(*) FROM sales_lead")).scalar_one())
     _campaign(ctx)
+    _incident(ctx)
+
+
+def _incident(ctx: Any) -> None:
+    """A brand incident raised from the first brand-risk case, a second case linked, an update posted."""
+    factory = make_sessionmaker(ctx.engine)
+    agent = Actor(name="support", roles=frozenset({"second_line_agent"}))
+    with factory.begin() as s:
+        first = s.execute(select(SupportCase.id).where(SupportCase.brand_risk.is_(True)).order_by(SupportCase.id).limit(1)).scalar_one_or_none()
+        if first is None:  # a small demo may have none: a complaint comes in on social media
+            acc = int(ctx.account_ids.min()) if len(ctx.account_ids) else None
+            first = service.open_case(s, data=CaseIn(account_id=acc, category_code="complaint", channel="web", brand_risk=True,
+                                                     subject="Public post: technician missed the installation twice"),
+                                      now=ctx.now - timedelta(hours=7), actor=agent).id
+        inc = incidents.raise_incident(s, case_id=first, title="Customer's post about a missed installation is trending", owner="service",
+                                       stakeholders="pr@opsline.example, brand@opsline.example", severity=1, now=ctx.now - timedelta(hours=6), actor=agent)
+        second = s.execute(select(SupportCase.reference).where(SupportCase.category_code == "complaint", SupportCase.id != first)
+                           .order_by(SupportCase.id).limit(1)).scalar_one_or_none()
+        if second is not None:
+            incidents.link_case(s, incident_id=inc.id, case_reference=second, now=ctx.now - timedelta(hours=5), actor=agent)
+        incidents.add_update(s, incident_id=inc.id, body="Called the customer, apologised and booked the installation for tomorrow 08:00.",
+                             now=ctx.now - timedelta(hours=4), actor=agent)
+        ctx.counts["brand_incidents"] = 1
 
 
 def _campaign(ctx: Any) -> None:
