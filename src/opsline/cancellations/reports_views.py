@@ -41,6 +41,10 @@ def _id(raw: str, field: str) -> int:
     return int(raw)
 
 
+def _this_month(now, tz) -> str:  # type: ignore[no-untyped-def]
+    return local_date(now, tz).strftime("%Y-%m")
+
+
 def _money(m) -> object:  # type: ignore[no-untyped-def]
     return m.amount if m is not None else ""
 
@@ -136,7 +140,7 @@ def leakage_page(request: Request, db: DB, now: Now, tz: Tz, principal: View) ->
 @router.get("/cancellations/reports/leakage/orders", response_class=HTMLResponse)
 def leakage_orders_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, month: str = "", partner: str = "") -> HTMLResponse:
     return render(request, "cancellations/reports_leakage_orders.html",
-                  {"d": reports.leakage_orders(db, now=now, tz=tz, partner_code=partner, month=month)}, principal=principal)
+                  {"d": reports.leakage_orders(db, now=now, tz=tz, partner_code=partner, month=month or _this_month(now, tz))}, principal=principal)
 
 
 @router.get("/cancellations/reports/leakage/export")
@@ -165,7 +169,7 @@ def equipment_page(request: Request, db: DB, now: Now, tz: Tz, principal: View) 
 def equipment_devices_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, month: str = "", fno: str | None = None,
                            courier: str | None = None) -> HTMLResponse:
     return render(request, "cancellations/reports_equipment_devices.html",
-                  {"d": reports.equipment_devices(db, now=now, tz=tz, month=month, fno=fno, courier=courier)}, principal=principal)
+                  {"d": reports.equipment_devices(db, now=now, tz=tz, month=month or _this_month(now, tz), fno=fno, courier=courier)}, principal=principal)
 
 
 @router.get("/cancellations/reports/equipment/export")
