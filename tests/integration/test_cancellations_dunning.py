@@ -170,3 +170,63 @@ def test_dismissing_without_a_reason_or_an_unknown_decision_is_refused_and_opens
     assert a.state == "proposed" and _counts(session) == before
     actions.decide(session, action_id=a.id, decision="dismiss", reason="paid at the branch", now=NOTICE, actor=CLERK)
     assert a.state == "dismissed" and _journeys(session, acc) == [] and a.note is None
+
+
+def test_two_people_accepting_at_once_open_one_journey_and_the_second_is_refused(engine, factory, actor):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    import threading
+
+    with factory.begin() as s:
+        acc, _, product = _line(s, NOTICE, actor)
+        aid = _proposed(s, acc).id
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def go(who: str) -> None:
+        with factory() as s:
+            barrier.wait()
+            try:
+                actions.decide(s, action_id=aid, decision="accept", reason=None, now=NOTICE, actor=Actor(name=who, roles=CLERK.roles))
+                s.commit()
+                outcomes.append("accepted")
+            except TransitionNotAllowed:
+                s.rollback()
+                outcomes.append("refused")
+
+    ts = [threading.Thread(target=go, args=(w,)) for w in ("dawie", "dineo")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(outcomes) == ["accepted", "refused"]
+    with factory() as s:
+        assert len(_journeys(s, acc)) == 1
+
+
+def test_over_http_an_accept_with_nothing_to_end_is_a_problem_naming_the_field_and_the_action_stays_proposed(client_as, factory, actor):
+    with factory.begin() as s:
+        acc, _, product = _line(s, NOTICE, actor)
+        product = s.get(Product, product.id)
+        product.state, product.end_date = "terminated", date(2026, 11, 1)
+        aid = _proposed(s, acc).id
+    c = client_as("debtors_clerk")
+    r = c.post(f"/debtors/actions/{aid}/decide", data={"decision": "accept"}, follow_redirects=False)
+    assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["field"] == "action_id" and "no active or suspended product" in r.json()["detail"]
+    with factory() as s:
+        assert s.get(DunningAction, aid).state == "proposed" and _journeys(s, acc) == []
+
+
+def test_over_http_the_clerk_accepts_and_the_journey_opens_named_on_the_desk_redirect(client_as, factory, actor):
+    with factory.begin() as s:
+        acc, _, product = _line(s, NOTICE, actor)
+        aid = _proposed(s, acc).id
+    c = client_as("debtors_clerk")
+    r = c.post(f"/debtors/actions/{aid}/decide", data={"decision": "accept"}, follow_redirects=False)
+    assert r.status_code == 303
+    with factory() as s:
+        [j] = _journeys(s, acc)
+        assert j.reason_code == "non_payment" and j.state == "deactivation_sent" and j.reference in s.get(DunningAction, aid).note
+    page = client_as("cancellations_coordinator").get(f"/cancellations/{j.id}")
+    assert page.status_code == 200 and f"opened by dunning DUN-{aid}" in page.text and "via dunning" in page.text
