@@ -10,13 +10,15 @@ from sqlalchemy import func, select
 
 from opsline.b2b import reviews, service
 from opsline.b2b.models import B2BReview
-from opsline.cases.models import Queue, SupportCase
+from opsline.cases.models import CaseLink, Queue, SupportCase
+from opsline.catalog.models import ProductOffering
 from opsline.core.errors import InvalidInput, OpslineError
 from opsline.core.events import Actor
 from opsline.core.lifecycle import ActionNotPermitted
 from opsline.core.localtime import zone
 from opsline.core.money import Money
 from opsline.customers.models import Account, Contact, Party
+from opsline.inventory.models import Product
 from opsline.notifications.models import Message, MessageAttachment
 
 TZ = zone("Africa/Johannesburg")
@@ -65,6 +67,7 @@ def test_reviews_are_generated_once_per_b2b_customer_and_show_target_actual_and_
     assert dict(avail["trend"])["2026-09"] == "99.8611" and dict(avail["trend"])["2026-10"] == "98.3871" and len(avail["trend"]) == 12
     assert dict(avail["trend"])["2026-01"] == "100"  # no outages that month
     assert avail["chart"]["type"] == "line" and len(avail["chart"]["data"]["datasets"][0]["data"]) == 12
+    assert p["services"] == []  # no products in this test; see the per-service test
     assert [c["reference"] for c in p["cases"]] == [f"CS-R{acc}-0"] and p["cases"][0]["outage"] and p["cases"][0]["hours"] == "12"
     assert len(p["violations"]) == 2 and p["violations"][0]["amount_minor"] in (150000, None)
     name, sheets = reviews.sheets(session, review_id=rv.id, tz=TZ)
@@ -120,3 +123,20 @@ def test_a_review_for_an_open_month_or_a_customer_without_contacts_is_refused_an
     with pytest.raises(InvalidInput) as err2:
         reviews.release(session, review_id=rv.id, now=now, tz=TZ, actor=MGR)
     assert err2.value.field == "contacts" and rv.state == "draft"
+
+
+def test_availability_per_service_counts_only_the_outages_linked_to_that_product(session, now) -> None:
+    acc, _ = _customer(session, now)
+    off = session.execute(select(ProductOffering.id).order_by(ProductOffering.id).limit(1)).scalar_one()
+    linked, other = (Product(account_id=acc, offering_id=off, state="active", start_date=date(2026, 1, 1), contract_months=0, created_at=now, updated_at=now)
+                     for _ in range(2))
+    session.add_all([linked, other])
+    session.flush()
+    case_id = session.execute(select(SupportCase.id).where(SupportCase.reference == f"CS-R{acc}-0")).scalar_one()
+    session.add(CaseLink(case_id=case_id, account_id=acc, target_type="product", target_id=str(linked.id), created_at=now, created_by="t"))
+    session.flush()
+    reviews.generate(session, period=OCT, now=now, tz=TZ, actor=MGR)
+    rv = session.execute(select(B2BReview)).scalar_one()
+    by = {x["product_id"]: x for x in reviews.pack(session, review_id=rv.id, tz=TZ)["services"]}
+    assert by[linked.id]["availability"] == "98.3871" and by[linked.id]["down_hours"] == "12" and by[linked.id]["outages"] == 1
+    assert by[other.id]["availability"] == "100" and by[other.id]["outages"] == 0

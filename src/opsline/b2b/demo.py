@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from opsline.b2b import jobs, reviews, service
 from opsline.b2b.models import B2BContract, B2BReview, B2BServiceCredit, CreditState
@@ -20,6 +20,7 @@ from opsline.core import events
 from opsline.core.events import Actor
 from opsline.core.localtime import local_date, zone
 from opsline.db.session import make_sessionmaker
+from opsline.inventory.models import Product
 
 MANAGER = Actor(name="service", roles=frozenset({"service_manager"}))
 # metric, operator, reference, tolerance, consequence, percent, fixed (minor), note
@@ -92,6 +93,7 @@ def _outages(s: Any, last: date) -> None:
     service at their real times (14 hours down together, 11 hours mean time to restore), so the evaluation has breaches."""
     agent = Actor(name="support", roles=frozenset({"second_line_agent"}))
     accounts = s.execute(select(B2BContract.account_id).order_by(B2BContract.id).limit(4)).scalars().all()
+    first_product = dict(s.execute(select(Product.account_id, func.min(Product.id)).where(Product.account_id.in_(accounts)).group_by(Product.account_id)).all())
     for k, acc in enumerate(accounts):
         first = datetime.combine(last + timedelta(days=9 + 3 * k), time(6), tzinfo=timezone.utc)
         for n, (offset, hours) in enumerate(((0, 10), (2, 12))):
@@ -99,6 +101,9 @@ def _outages(s: Any, last: date) -> None:
             c = cases.open_case(s, data=CaseIn(account_id=int(acc), category_code="network_coverage", channel="call",
                                                subject="MPLS link down at head office" if n == 0 else "SD-WAN branch unreachable",
                                                description="Customer reports loss of service; FNO fault logged"), now=opened, actor=agent)
+            if first_product.get(acc) is not None and n == 0:  # the head-office link: the outage counts against that service
+                cases.add_link(s, case_id=c.id, target_type="product", target_id=str(first_product[acc]), now=opened + timedelta(minutes=5), actor=agent,
+                               note="affected service")
             cases.transition(s, case_id=c.id, action="start", now=opened + timedelta(minutes=20), actor=agent)
             cases.transition(s, case_id=c.id, action="resolve", now=opened + timedelta(hours=hours), actor=agent,
                              resolution="FNO repaired the fibre break; service restored")

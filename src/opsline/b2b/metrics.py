@@ -16,8 +16,11 @@ from sqlalchemy.orm import Session
 
 from opsline.billing.invoicing.models import BillingClaim, CreditNote
 from opsline.billing.models import Invoice
-from opsline.cases.models import SupportCase
+from opsline.cases.models import CaseLink, SupportCase
+from opsline.catalog.models import ProductOffering
 from opsline.core.localtime import start_of_day
+from opsline.customers.models import Site
+from opsline.inventory.models import Product
 from opsline.orders.models import ProductOrder
 
 FOUR = Decimal("0.0001")
@@ -145,3 +148,32 @@ def measure(session: Session, *, account_ids: list[int] | None, period: date, tz
     for acc in ids:
         result[int(acc)].setdefault("availability", (Decimal("100.0000"), 0))
     return dict(result)
+
+
+def availability_by_service(session: Session, *, account_id: int, period: date, tz: ZoneInfo, settings: Settings) -> list[dict[str, Any]]:
+    """Availability per service (product) and site in the month, from the outage cases linked to each product
+    (case links of type 'product'); a product without a linked outage is 100 %. One query for the products, one for
+    the linked outages."""
+    start, end, nxt = month_bounds(period, tz)
+    products = session.execute(
+        select(Product.id, ProductOffering.name, Site.label, Site.city)
+        .join(ProductOffering, ProductOffering.id == Product.offering_id).outerjoin(Site, Site.id == Product.site_id)
+        .where(Product.account_id == account_id, Product.start_date.is_not(None), Product.start_date < nxt,
+               (Product.end_date.is_(None)) | (Product.end_date > period))
+        .order_by(Product.id)).all()
+    links = session.execute(
+        select(CaseLink.target_id, SupportCase.opened_at, SupportCase.resolved_at)
+        .join(SupportCase, SupportCase.id == CaseLink.case_id)
+        .where(CaseLink.account_id == account_id, CaseLink.target_type == "product", SupportCase.category_code.in_(settings.outage_categories),
+               SupportCase.opened_at < end, (SupportCase.resolved_at.is_(None)) | (SupportCase.resolved_at >= start))).all()
+    per: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for target, opened, resolved in links:
+        per[str(target)].append((_utc(opened), _utc(resolved) or end))  # type: ignore[arg-type]
+    span = Decimal((end - start).total_seconds())
+    out = []
+    for pid, name, label, city in products:
+        down = Decimal(merged_seconds(per.get(str(pid), []), start, end))
+        out.append({"product_id": int(pid), "service": name, "site": " ".join(x for x in (label, city) if x) or "—",
+                    "outages": len(per.get(str(pid), [])), "down_hours": ((down / 3600).quantize(FOUR, ROUND_HALF_UP)),
+                    "availability": ((span - down) * 100 / span).quantize(FOUR, ROUND_HALF_UP)})
+    return out

@@ -158,8 +158,11 @@ def pack(session: Session, *, review_id: int, tz: ZoneInfo) -> dict[str, Any]:
     for a in actions:
         a["carried"] = a["opened_period"] < period
         a["overdue"] = a["status"] in ("open", "in_progress") and a["due_date"] < nxt - timedelta(days=1)
+    services = metrics.availability_by_service(session, account_id=acc.id, period=period, tz=tz, settings=settings)
+    for x in services:
+        x["availability"], x["down_hours"] = num(x["availability"]), num(x["down_hours"])
     cur = c.currency
-    return {"review": {"id": rv.id, "state": rv.state, "period": period, "period_label": f"{period:%B %Y}", "released_at": rv.released_at,
+    return {"services": services, "review": {"id": rv.id, "state": rv.state, "period": period, "period_label": f"{period:%B %Y}", "released_at": rv.released_at,
                        "released_by": rv.released_by, "messages_sent": rv.messages_sent, "buttons": REVIEW.buttons(rv.state)},
             "account": {"id": acc.id, "name": acc.name, "account_number": acc.account_number},
             "contract": {"id": c.id, "reference": c.reference, "name": c.name, "currency": cur, "credit_cap_minor": c.credit_cap_minor},
@@ -184,6 +187,8 @@ def sheets(session: Session, *, review_id: int, tz: ZoneInfo) -> tuple[str, list
         Sheet("Scorecard", ["metric", "unit", "target", "actual", "met", "measured"],
               [[s["label"], s["unit"], s["target"], s["actual"] or "", "" if s["met"] is None else ("yes" if s["met"] else "no"), s["sample"]] for s in p["scorecard"]]),
         Sheet("Trend", ["metric"] + months, [[s["label"]] + [v or "" for _, v in s["trend"]] for s in p["scorecard"]]),
+        Sheet("Availability per service", ["product", "service", "site", "outages", "hours down", "availability %"],
+              [[x["product_id"], x["service"], x["site"], x["outages"], x["down_hours"], x["availability"]] for x in p["services"]]),
         Sheet("Incidents", ["case", "subject", "category", "outage", "opened", "resolved", "hours"],
               [[x["reference"], x["subject"], x["category_code"], "yes" if x["outage"] else "no", str(x["opened_at"]), str(x["resolved_at"] or ""), x["hours"] or ""]
                for x in p["cases"]]),
