@@ -32,6 +32,9 @@ def load(ctx: Any) -> None:
     with ctx.engine.begin() as conn:
         conn.execute(text("UPDATE sales_lead SET consent_marketing = :t, consent_channel = 'call', consent_at = created_at WHERE consent_marketing = :f"),
                      {"t": True, "f": False})
+        # every ninth case brings a lead; a small demo takes more so that every state shows
+        n_cases = int(conn.execute(text("SELECT COUNT(*) FROM support_case WHERE account_id IS NOT NULL")).scalar_one())
+        every = max(1, min(9, n_cases // 25))
         state = "CASE (c.id % 5) WHEN 0 THEN 'new' WHEN 1 THEN 'qualified' WHEN 2 THEN 'handed_over' WHEN 3 THEN 'won' ELSE 'lost' END"
         conn.execute(text(f"""
             INSERT INTO sales_lead (case_id, account_id, product_interest, notes, state, created_by, created_at, updated_at, source, contact_name,
@@ -45,8 +48,8 @@ def load(ctx: Any) -> None:
                    CASE WHEN c.id % 5 = 4 THEN {_pick('c.id', LOST_REASONS)} END,
                    CASE WHEN c.id % 5 IN (3, 4) THEN c.opened_at END
             FROM support_case c JOIN account a ON a.id = c.account_id JOIN queue q ON q.id = c.queue_id
-            WHERE c.id % 9 = 0 AND c.account_id IS NOT NULL
-        """), {"t": True})
+            WHERE c.id % :every = 0 AND c.account_id IS NOT NULL
+        """), {"t": True, "every": every})
         # a won lead names the order it became: where the account has no order the lead stays handed over
         conn.execute(text("UPDATE sales_lead SET state = 'handed_over', closed_at = NULL WHERE state = 'won' AND won_order_id IS NULL AND source = 'case' "
                           "AND handed_to IS NOT NULL"))
