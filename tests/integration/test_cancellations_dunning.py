@@ -230,3 +230,27 @@ def test_over_http_the_clerk_accepts_and_the_journey_opens_named_on_the_desk_red
         assert j.reason_code == "non_payment" and j.state == "deactivation_sent" and j.reference in s.get(DunningAction, aid).note
     page = client_as("cancellations_coordinator").get(f"/cancellations/{j.id}")
     assert page.status_code == 200 and f"opened by dunning DUN-{aid}" in page.text and "via dunning" in page.text
+
+
+def test_a_line_suspended_by_dunning_is_discontinued_through_the_same_journey(session, actor):
+    from opsline.customers import service as customers
+
+    acc, _, product = _line(session, NOTICE, actor)
+    customers.transition_account(session, account_id=acc, action="suspend", now=NOTICE, actor=actions.SYSTEM, reason="dunning: suspension (DUN-0)")
+    session.flush()
+    session.refresh(product)
+    assert product.state == "suspended"
+    a = _proposed(session, acc)
+    actions.decide(session, action_id=a.id, decision="accept", reason=None, now=NOTICE, actor=CLERK)
+    [j] = _journeys(session, acc)
+    assert j.state == "deactivation_sent" and j.effective_date == date(2026, 12, 1)
+    assert session.get(PartnerServiceOrder, j.service_order_id).action == "delete"
+    # a suspended account may cease its lines, but still takes no new ones
+    from opsline.catalog import service as catalog
+    from opsline.orders import service as orders
+    from opsline.orders.schemas import OrderIn, OrderItemIn
+
+    with pytest.raises(orders.OrderNotAllowed) as e:
+        orders.place_order(session, data=OrderIn(account_id=acc, items=[OrderItemIn(offering_id=catalog.get_offering_by_code(session, code="FIB-OS-100-100-24M").id,
+                                                                                    site_id=product.site_id)]), now=NOTICE, tz=TZ, actor=actor)
+    assert e.value.field == "account_id" and "suspended" in e.value.detail

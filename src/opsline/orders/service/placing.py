@@ -32,10 +32,11 @@ def msisdn_for(product_id: int) -> str:
 def place_order(session: Session, *, data: OrderIn, now: datetime, tz: ZoneInfo, actor: Actor, quote_id: int | None = None) -> ProductOrder:
     """Validate and place a product order, then start it. Everything happens in the caller's transaction, so a failure
     leaves nothing behind. A delete of a product in its fixed term records the early-termination fee (or its waiver) to
-    be charged when the line ends. Raises UnableToPlaceOrder, OrderNotAllowed (account suspended/closed, product busy
+    be charged when the line ends. Raises UnableToPlaceOrder, OrderNotAllowed (account closed, or suspended unless every
+    item is a delete, product busy
     or already terminated), UnableToTerminateProduct (an end before the activation), WaiverReasonRequired,
     DuplicateOrderReference, catalog.OfferingNotFound, catalog.PriceNotValid, partners.UnableToSubmitServiceOrder."""
-    check_account(session, data.account_id)
+    check_account(session, data.account_id, deletes_only=bool(data.items) and all(i.action == "delete" for i in data.items))
     today = local_date(now, tz)
     start = data.requested_start_date or today
     if start < today:

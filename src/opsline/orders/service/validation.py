@@ -29,12 +29,13 @@ class Item:
     relocation: bool
 
 
-def check_account(session: Session, account_id: int) -> Account:
-    """Raises UnableToPlaceOrder (no such account), OrderNotAllowed (suspended or closed)."""
+def check_account(session: Session, account_id: int, *, deletes_only: bool = False) -> Account:
+    """Raises UnableToPlaceOrder (no such account), OrderNotAllowed (suspended or closed). A suspended account may
+    still cease its lines (`deletes_only`): a discontinuance for non-payment follows the suspension."""
     acc = session.get(Account, account_id)
     if acc is None:
         raise UnableToPlaceOrder(f"account {account_id} does not exist", field="account_id")
-    if acc.status not in ("active", "pending"):
+    if acc.status not in ("active", "pending") and not (deletes_only and acc.status == "suspended"):
         raise OrderNotAllowed(f"account {acc.account_number} is {acc.status}; orders are only taken on active accounts", field="account_id")
     return acc
 
