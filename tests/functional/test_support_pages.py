@@ -206,3 +206,17 @@ def test_an_agent_raises_a_brand_incident_from_a_flagged_case_and_the_manager_cl
     assert "Apology published" in page.text and "closed" in page.text and "Called the customer" in page.text
     assert "Viral post" in m.get("/cases/incidents").text
     assert m.get("/cases/incidents/987654321").status_code == 404
+
+
+def test_the_agent_desk_home_shows_leads_to_hand_over_calls_waiting_and_open_brand_incidents(client_as, factory, data, now):
+    from opsline.cases import leads
+
+    with factory.begin() as s:
+        ld = leads.record_lead(s, data=leads.LeadRecordIn(case_id=data["case_id"], product_interest="fibre", consent_marketing=True, consent_channel="call"),
+                               now=now, actor=ACTOR)
+        leads.qualify(s, lead_id=ld.id, now=now, actor=ACTOR)
+    page = client_as("second_line_agent").get("/desk")
+    assert page.status_code == 200
+    for title in ("Leads to hand over to sales", "Campaign calls waiting", "Open brand incidents"):
+        assert title in page.text
+    assert "/cases/leads?state=qualified" in page.text

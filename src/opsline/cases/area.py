@@ -64,9 +64,10 @@ def _cli(app) -> None:  # type: ignore[no-untyped-def]
 
 
 def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.cases import support_home
     from opsline.cases.home import home
 
-    return home(session, now=now, actor=actor, tz=tz)
+    return home(session, now=now, actor=actor, tz=tz) + support_home.home(session, now=now, actor=actor, tz=tz)
 
 
 def _demo_queues(ctx) -> None:  # type: ignore[no-untyped-def]
