@@ -62,16 +62,30 @@ def retention(session: Session, *, since: date) -> dict[str, Any]:
             "rate": round(100 * accepted / offered, 1) if offered else None}
 
 
-def sla_per_step(session: Session, *, since: date, now: datetime) -> list[dict[str, Any]]:
+def _sla_groups(session: Session, *, since: date, now: datetime) -> list[Any]:
+    """One pass over the steps due since `since`: counts per (step, state, done late, open overdue, cause of a
+    breach). Both SLA sections (compliance per step, breaches per cause) are sums over these few rows."""
+    done_late = (CS.state == "done") & CS.due_at.is_not(None) & (CS.done_at > CS.due_at)
+    overdue = (CS.state == "open") & CS.due_at.is_not(None) & (CS.due_at < now)
+    late_i = case((done_late, 1), else_=0).label("late")
+    overdue_i = case((overdue, 1), else_=0).label("overdue")
+    cause = case((done_late | overdue, prevention.cause_expr()), else_=None).label("cause")
+    return session.execute(select(CS.code, CS.state, late_i, overdue_i, cause, func.count())
+                           .select_from(CS).outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
+                           .where(CS.due_at >= _start(since)).group_by(CS.code, CS.state, late_i, overdue_i, cause)).all()
+
+
+def sla_per_step(session: Session, *, since: date, now: datetime, groups: list[Any] | None = None) -> list[dict[str, Any]]:
     """Per step due since `since`: done on time, done late, open overdue, open in time (one grouped query)."""
-    late = CS.done_at > CS.due_at
-    rows = session.execute(
-        select(CS.code, func.sum(case((CS.state == "done", 1), else_=0)),
-               func.sum(case(((CS.state == "done") & CS.due_at.is_not(None) & late, 1), else_=0)),
-               func.sum(case(((CS.state == "open") & CS.due_at.is_not(None) & (CS.due_at < now), 1), else_=0)),
-               func.sum(case((CS.state == "open", 1), else_=0)))
-        .where(CS.due_at >= _start(since)).group_by(CS.code)).all()
-    by = {code: (int(d or 0), int(lt or 0), int(od or 0), int(op or 0)) for code, d, lt, od, op in rows}
+    by: dict[str, list[int]] = {}
+    for code, state, late, overdue, _cause, n in groups if groups is not None else _sla_groups(session, since=since, now=now):
+        v = by.setdefault(code, [0, 0, 0, 0])
+        if state == "done":
+            v[0] += int(n)
+            v[1] += int(n) if late else 0
+        elif state == "open":
+            v[3] += int(n)
+            v[2] += int(n) if overdue else 0
     out = []
     for code, label, _ in STEPS:
         done, done_late, overdue, open_ = by.get(code, (0, 0, 0, 0))
@@ -116,13 +130,11 @@ def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limi
     return out
 
 
-def breaches_by_cause(session: Session, *, since: date, now: datetime, today: date) -> dict[str, Any]:
-    """Breaches since `since` per cause code (one grouped query): how many, still open, per step; with each cause's
-    open and overdue prevention actions (one grouped query) and a chart."""
-    cause_col = prevention.cause_expr().label("cause_code")
-    rows = session.execute(select(cause_col, CS.code, func.count(), func.sum(case((CS.state == "open", 1), else_=0)))
-                           .select_from(CS).outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
-                           .where(_late(now), CS.due_at >= _start(since), CS.due_at < now).group_by(cause_col, CS.code)).all()
+def breaches_by_cause(session: Session, *, since: date, now: datetime, today: date, groups: list[Any] | None = None) -> dict[str, Any]:
+    """Breaches since `since` per cause code (one grouped query, shared with the compliance section): how many, still
+    open, per step; with each cause's open and overdue prevention actions (one grouped query) and a chart."""
+    rows = [(cause, code, n, n if state == "open" else 0)
+            for code, state, late, overdue, cause, n in (groups if groups is not None else _sla_groups(session, since=since, now=now)) if late or overdue]
     names = {c["code"]: c for c in prevention.causes(session)}
     acts = prevention.action_counts(session, today=today)
     by: dict[str, dict[str, Any]] = {}
@@ -171,8 +183,9 @@ def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, s
     if "volume" in sections:
         out |= {"by_reason": by_reason_month(session, since=since), "retention": retention(session, since=since), "fno": fno_lead_times(session, since=since)}
     if "sla" in sections:
-        out |= {"sla": sla_per_step(session, since=since, now=now), "breaches": breaches(session, since=since, now=now, tz=tz),
-                "causes": breaches_by_cause(session, since=since, now=now, today=local_date(now, tz))}
+        groups = _sla_groups(session, since=since, now=now)
+        out |= {"sla": sla_per_step(session, since=since, now=now, groups=groups), "breaches": breaches(session, since=since, now=now, tz=tz),
+                "causes": breaches_by_cause(session, since=since, now=now, today=local_date(now, tz), groups=groups)}
     if "leakage" in sections:
         out["leakage"] = leakage(session, now=now, tz=tz, months=months)
     if "equipment" in sections:
