@@ -63,16 +63,24 @@ def retention(session: Session, *, since: date) -> dict[str, Any]:
 
 
 def _sla_groups(session: Session, *, since: date, now: datetime) -> list[Any]:
-    """One pass over the steps due since `since`: counts per (step, state, done late, open overdue, cause of a
-    breach). Both SLA sections (compliance per step, breaches per cause) are sums over these few rows."""
-    done_late = (CS.state == "done") & CS.due_at.is_not(None) & (CS.done_at > CS.due_at)
-    overdue = (CS.state == "open") & CS.due_at.is_not(None) & (CS.due_at < now)
-    late_i = case((done_late, 1), else_=0).label("late")
-    overdue_i = case((overdue, 1), else_=0).label("overdue")
-    cause = case((done_late | overdue, prevention.cause_expr()), else_=None).label("cause")
-    return session.execute(select(CS.code, CS.state, late_i, overdue_i, cause, func.count())
-                           .select_from(CS).outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
-                           .where(CS.due_at >= _start(since)).group_by(CS.code, CS.state, late_i, overdue_i, cause)).all()
+    """The SLA sections' figures in two grouped queries: per (step, state) the count, done late and open overdue (an
+    index-only pass over the steps due since `since`), then per (cause, step, state) the breaches only (done late
+    through its partial index, open overdue through the open-due index). Rows: (code, state, late, overdue, cause, n)
+    where late/overdue rows carry their cause and the (code, state) totals come as late = overdue = 0 rows."""
+    done_late = (CS.state == "done") & (CS.done_at > CS.due_at)
+    overdue = (CS.state == "open") & (CS.due_at < now)
+    totals = session.execute(select(CS.code, CS.state, func.count(), func.sum(case((done_late, 1), else_=0)), func.sum(case((overdue, 1), else_=0)))
+                             .where(CS.due_at >= _start(since)).group_by(CS.code, CS.state)).all()
+    cause = prevention.cause_expr().label("cause")
+    late_rows = session.execute(select(CS.code, CS.state, cause, func.count()).select_from(CS)
+                                .outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
+                                .where(CS.due_at >= _start(since), done_late | overdue).group_by(CS.code, CS.state, cause)).all()
+    out: list[Any] = []
+    for code, state, n, late_n, overdue_n in totals:
+        out.append((code, state, 0, 0, None, int(n) - int(late_n or 0) - int(overdue_n or 0)))
+    for code, state, c, n in late_rows:
+        out.append((code, state, 1 if state == "done" else 0, 1 if state == "open" else 0, c, int(n)))
+    return out
 
 
 def sla_per_step(session: Session, *, since: date, now: datetime, groups: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -99,7 +107,7 @@ def _late(now: datetime) -> Any:
     return (CS.due_at.is_not(None)) & (((CS.state == "done") & (CS.done_at > CS.due_at)) | ((CS.state == "open") & (CS.due_at < now)))
 
 
-def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limit: int = 200, cause: str | None = None) -> list[dict[str, Any]]:
+def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limit: int = 200, cause: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """Steps done after their due time or still open past it, latest due first, with their cause code (recorded, or
     inferred from the step) and the note on the step. `cause` keeps one cause ("none": not yet analysed)."""
     cause_col = prevention.cause_expr()
@@ -113,7 +121,7 @@ def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limi
         q = q.where(cause_col.is_(None))
     elif cause:
         q = q.where(cause_col == cause)
-    rows = session.execute(q.order_by(CS.due_at.desc(), CS.id).limit(limit)).all()
+    rows = session.execute(q.order_by(CS.due_at.desc(), CS.id).offset(offset).limit(limit)).all()
 
     def aware(d: datetime | None) -> datetime | None:
         return None if d is None else (d if d.tzinfo else d.replace(tzinfo=ZoneInfo("UTC"))).astimezone(tz)

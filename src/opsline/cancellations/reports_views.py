@@ -21,6 +21,7 @@ from opsline.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 View = Annotated[Principal, Depends(require("cancellations.view"))]
+BREACH_PAGE = 100
 Work = Annotated[Principal, Depends(require("cancellations.work"))]
 
 
@@ -57,11 +58,13 @@ def _download(fmt: str, name: str, sheets: list[Sheet]) -> Response:
 # --- breaches per cause and their drill-down ---------------------------------------------------------------------
 
 @router.get("/cancellations/reports/breaches", response_class=HTMLResponse)
-def breaches_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, cause: str = "", ok: str = "") -> HTMLResponse:
+def breaches_page(request: Request, db: DB, now: Now, tz: Tz, principal: View, cause: str = "", ok: str = "", page: int = 1) -> HTMLResponse:
     since = reports._since(now, tz, 12)
-    items = reports.breaches(db, since=since, now=now, tz=tz, cause=cause or None, limit=500)
+    page = max(1, min(page, 10_000))
+    items = reports.breaches(db, since=since, now=now, tz=tz, cause=cause or None, limit=BREACH_PAGE + 1, offset=(page - 1) * BREACH_PAGE)
     return render(request, "cancellations/reports_breaches.html", {
-        "items": items, "cause": cause, "since": since, "causes": prevention.causes(db), "ok": ok or None,
+        "items": items[:BREACH_PAGE], "more": len(items) > BREACH_PAGE, "page": page, "cause": cause, "since": since, "causes": prevention.causes(db),
+        "ok": ok or None,
         "actions": prevention.list_actions(db, today=local_date(now, tz), cause_code=cause, state="open") if cause and cause != "none" else []},
         principal=principal)
 

@@ -13,7 +13,21 @@ branch_labels = None
 depends_on = None
 
 
+OPEN = "state IN ('requested', 'retention', 'confirmed', 'deactivation_sent', 'deactivation_confirmed', 'equipment_collection', 'final_billing')"
+DONE_LATE = "state = 'done' AND done_at > due_at"
+
+
 def upgrade() -> None:
+    # the desk and its reports at 50,000 open journeys: index-only reads for the board, home cards, volumes and SLA
+    with op.batch_alter_table('cancellation_journey', schema=None) as batch_op:
+        batch_op.create_index('ix_cancellation_journey_open_board', ['current_step', 'partner_code', 'reason_code', 'next_due_at', 'at_risk', 'created_at'],
+                              unique=False, postgresql_where=sa.text(OPEN), sqlite_where=sa.text(OPEN))
+        batch_op.create_index('ix_cancellation_journey_notice', ['notice_date', 'kind', 'reason_code', 'retention_outcome', 'partner_code', 'state',
+                                                                 'fno_confirmed_date', 'fno_due_date', 'service_order_id'], unique=False)
+    with op.batch_alter_table('cancellation_step', schema=None) as batch_op:
+        batch_op.create_index('ix_cancellation_step_due_cover', ['due_at', 'code', 'state', 'done_at'], unique=False)
+        batch_op.create_index('ix_cancellation_step_done_late', ['due_at'], unique=False, postgresql_where=sa.text(DONE_LATE), sqlite_where=sa.text(DONE_LATE))
+
     op.create_table('cancellation_breach_cause',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('step_id', sa.BigInteger(), nullable=False),
@@ -56,6 +70,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('cancellation_step', schema=None) as batch_op:
+        batch_op.drop_index('ix_cancellation_step_done_late')
+        batch_op.drop_index('ix_cancellation_step_due_cover')
+    with op.batch_alter_table('cancellation_journey', schema=None) as batch_op:
+        batch_op.drop_index('ix_cancellation_journey_notice')
+        batch_op.drop_index('ix_cancellation_journey_open_board')
     with op.batch_alter_table('cancellation_prevention_action', schema=None) as batch_op:
         batch_op.drop_index('ix_cancellation_prevention_action_cause')
         batch_op.drop_index('ix_cancellation_prevention_action_state_due')
