@@ -111,17 +111,19 @@ def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limi
     """Steps done after their due time or still open past it, latest due first, with their cause code (recorded, or
     inferred from the step) and the note on the step. `cause` keeps one cause ("none": not yet analysed)."""
     cause_col = prevention.cause_expr()
-    q = (select(CS.id, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at, CS.note, CJ.id.label("journey_id"), CJ.reference,
-                CJ.partner_code, CJ.account_id, Account.account_number, cause_col.label("cause_code"),
+    # the late steps first (their own indexes), cut to the page; only then the journeys and accounts of that page
+    q = (select(CS.id, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at, CS.note, CS.journey_id, cause_col.label("cause_code"),
                 CancellationBreachCause.cause_code.label("recorded"), CancellationBreachCause.note.label("cause_note"))
-         .join(CJ, CJ.id == CS.journey_id).join(Account, Account.id == CJ.account_id)
-         .outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
+         .select_from(CS).outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
          .where(_late(now), CS.due_at >= _start(since), CS.due_at < now))
     if cause == "none":
         q = q.where(cause_col.is_(None))
     elif cause:
         q = q.where(cause_col == cause)
-    rows = session.execute(q.order_by(CS.due_at.desc(), CS.id).offset(offset).limit(limit)).all()
+    page = q.order_by(CS.due_at.desc(), CS.id).offset(offset).limit(limit).subquery()
+    rows = session.execute(select(page, CJ.reference, CJ.partner_code, CJ.account_id, Account.account_number)
+                           .join(CJ, CJ.id == page.c.journey_id).join(Account, Account.id == CJ.account_id)
+                           .order_by(page.c.due_at.desc(), page.c.id)).all()
 
     def aware(d: datetime | None) -> datetime | None:
         return None if d is None else (d if d.tzinfo else d.replace(tzinfo=ZoneInfo("UTC"))).astimezone(tz)
@@ -183,7 +185,8 @@ def _since(now: datetime, tz: ZoneInfo, months: int) -> date:
     return (today.replace(day=1) - timedelta(days=31 * (months - 1))).replace(day=1)
 
 
-def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, sections: tuple[str, ...] = ("volume", "sla")) -> dict[str, Any]:
+def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, sections: tuple[str, ...] = ("volume", "sla"),
+           breach_limit: int = 50) -> dict[str, Any]:
     """The report pages' sections: "volume" (by reason and month, retention, FNO deactivations), "sla" (compliance
     per step, breaches per cause and the latest breaches), "leakage" and "equipment". Each page reads only its own."""
     since = _since(now, tz, months)
@@ -192,7 +195,7 @@ def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, s
         out |= {"by_reason": by_reason_month(session, since=since), "retention": retention(session, since=since), "fno": fno_lead_times(session, since=since)}
     if "sla" in sections:
         groups = _sla_groups(session, since=since, now=now)
-        out |= {"sla": sla_per_step(session, since=since, now=now, groups=groups), "breaches": breaches(session, since=since, now=now, tz=tz),
+        out |= {"sla": sla_per_step(session, since=since, now=now, groups=groups), "breaches": breaches(session, since=since, now=now, tz=tz, limit=breach_limit),
                 "causes": breaches_by_cause(session, since=since, now=now, today=local_date(now, tz), groups=groups)}
     if "leakage" in sections:
         out["leakage"] = leakage(session, now=now, tz=tz, months=months)
