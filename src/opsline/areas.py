@@ -31,6 +31,9 @@ class Area:
     events: tuple[str, ...] = ()  # other domain events this area publishes, e.g. "case.changed"
     subscribers: tuple[Any, ...] = ()  # opsline.core.domain_events.Subscriber
     home: Callable[..., list["HomeCard"]] | None = None  # home(session, *, now, actor, tz) -> cards for desk home pages
+    # schedules(session, *, now, tz): enqueue the area's periodic jobs (idempotent: each run's job has a key per slot). Called by
+    # `opsline migrate` (so a fresh install runs them) and never by the reference seed (a seeded test database has no jobs).
+    schedules: Callable[..., None] | None = None
 
 
 @dataclass(frozen=True)

@@ -44,12 +44,12 @@ def fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the database schema to the latest revision, and seed reference data. With
-    OPSLINE_MIGRATION_DATABASE_URL it runs as that (owner) role, and with OPSLINE_APP_ROLE it re-applies that role's grants."""
-    from opsline.db.maintenance import schedule_optimize
+    """Create or upgrade the database schema to the latest revision, seed reference data and start the periodic jobs.
+    With OPSLINE_MIGRATION_DATABASE_URL it runs as that (owner) role, and with OPSLINE_APP_ROLE it re-applies that role's grants."""
+    from opsline.core.localtime import zone
     from opsline.db.migrate import upgrade
     from opsline.db.session import make_engine, make_sessionmaker
-    from opsline.seed import seed_reference
+    from opsline.seed import schedule_periodic, seed_reference
 
     settings = get_settings()
     engine = make_engine(settings.migration_database_url) if settings.migration_database_url else _engine()
@@ -57,7 +57,8 @@ def migrate() -> None:
     now = utc_now()
     with make_sessionmaker(engine).begin() as s:
         seed_reference(s, now=now)
-        schedule_optimize(s, now=now)
+        periodic = schedule_periodic(s, now=now, tz=zone(settings.timezone))
+    console.print(f"periodic jobs scheduled: {', '.join(periodic) or 'none'}")
     if settings.app_role and engine.dialect.name == "postgresql":
         from opsline.db.roles import ensure_app_role
 

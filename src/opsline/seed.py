@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,22 @@ def seeders() -> list[Callable[..., None]]:
     from opsline.areas import load_areas
 
     return [a.seed for a in load_areas() if a.seed is not None]
+
+
+def schedule_periodic(session: Session, *, now: datetime, tz: Any) -> list[str]:
+    """Start every area's periodic jobs (bill-run checks, SLA scans, escalations, daily and monthly runs) and the
+    database's statistics refresh; safe to call on every `opsline migrate`. Returns the areas that scheduled something."""
+    from opsline.areas import load_areas
+    from opsline.db.maintenance import schedule_optimize
+
+    schedule_optimize(session, now=now)
+    done = []
+    for area in load_areas():
+        if area.schedules is not None:
+            area.schedules(session, now=now, tz=tz)
+            done.append(area.name)
+    session.flush()
+    return done
 
 
 def seed_reference(session: Session, *, now: datetime) -> None:

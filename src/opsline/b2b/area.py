@@ -19,11 +19,16 @@ MANAGER = "service_manager"
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
-    from opsline.b2b import jobs, reviews, service
+    from opsline.b2b import reviews, service
 
     service.seed(session, now=now)
     reviews.seed_templates(session, now=now)
-    jobs.schedule(session, now=now, tz=zone(get_settings().timezone))  # the monthly evaluation chain (idempotent per month)
+
+
+def _schedules(session, *, now, tz) -> None:  # type: ignore[no-untyped-def]
+    from opsline.b2b import jobs
+
+    jobs.schedule(session, now=now, tz=tz)  # the monthly evaluation chain (idempotent per month)
 
 
 def _routers() -> list:
@@ -83,6 +88,7 @@ AREA = Area(
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
+    schedules=_schedules,
     demo_steps=(("B2B contracts, SLA violations and service credits", _demo),),
     desks=(("B2B service", "/b2b", "b2b.view"),),
     panels=_panels,

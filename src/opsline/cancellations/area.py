@@ -138,12 +138,19 @@ def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
     return home.cards(session, now=now, actor=actor, tz=tz)
 
 
+def _schedules(session, *, now, tz) -> None:  # type: ignore[no-untyped-def]
+    from opsline.cancellations import service
+
+    service.schedule_escalation(session, now=now)  # the hourly escalation chain
+
+
 AREA = Area(
     name="cancellations",
     order=85,  # after orders, partners, inventory, billing and cases: it orchestrates them
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
+    schedules=_schedules,
     demo_steps=(("cancellation journeys", _demo),),
     desks=(("Cancellations", "/cancellations", "cancellations.view"),),
     panels=_panels,

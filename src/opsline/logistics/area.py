@@ -80,12 +80,19 @@ def _cli(app) -> None:  # type: ignore[no-untyped-def]
     cli.register(app)
 
 
+def _schedules(session, *, now, tz) -> None:  # type: ignore[no-untyped-def]
+    from opsline.logistics import daily
+
+    daily.schedule(session, now=now, tz=tz)  # unreturned-equipment fees, FNO claims, clean-up checks at 06:00
+
+
 AREA = Area(
     name="logistics",
     order=80,  # after partners, inventory, billing and notifications
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
+    schedules=_schedules,
     demo_steps=(("collections", _demo),),
     desks=(("Logistics", "/logistics", "logistics.view"),),
     admin_views=_admin_views,

@@ -57,12 +57,19 @@ def _cli(app) -> None:  # type: ignore[no-untyped-def]
     add_commands(app)
 
 
+def _schedules(session, *, now, tz) -> None:  # type: ignore[no-untyped-def]
+    from opsline.sla.service.scan import schedule_scan
+
+    schedule_scan(session, now=now)  # warnings, escalations and breaches every minute
+
+
 AREA = Area(
     name="sla",
     order=65,  # after cases (60): seeds validate categories and the demo replays the demo cases
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
+    schedules=_schedules,
     demo_steps=(("sla", _demo),),
     desks=(("SLA", "/sla", "sla.view"),),
     admin_views=_admin_views,
