@@ -33,8 +33,9 @@ DESK_INDEXES = (
     Index("ix_cancellation_journey_notice", CJ.notice_date, CJ.kind, CJ.reason_code, CJ.retention_outcome, CJ.partner_code, CJ.state,
           CJ.fno_confirmed_date, CJ.fno_due_date, CJ.service_order_id),
     Index("ix_cancellation_step_due_cover", CS.due_at, CS.code, CS.state, CS.done_at),
-    Index("ix_cancellation_step_done_late", CS.due_at, postgresql_where=text("state = 'done' AND done_at > due_at"),
+    Index("ix_cancellation_step_done_late", CS.due_at, CS.code, CS.id, postgresql_where=text("state = 'done' AND done_at > due_at"),
           sqlite_where=text("state = 'done' AND done_at > due_at")),
+    Index("ix_cancellation_step_open_late", CS.due_at, CS.code, CS.id, postgresql_where=text("state = 'open'"), sqlite_where=text("state = 'open'")),
 )
 
 
@@ -124,10 +125,11 @@ class PreventionActionNotFound(NotFound):
     pass
 
 
-def cause_expr() -> Any:
-    """SQL: a breached step's cause code, recorded or inferred (NULL: not yet analysed). Join CancellationBreachCause
-    (outer) on the step first."""
-    inferred = case(*[(CS.code == step, literal(code)) for step, code in INFERRED_CAUSE.items()], else_=None)
+def cause_expr(code_col: Any = None) -> Any:
+    """SQL: a breached step's cause code, recorded or inferred from its step code (`code_col`, the step's code column
+    by default); NULL: not yet analysed. Join CancellationBreachCause (outer) on the step first."""
+    code_col = CS.code if code_col is None else code_col
+    inferred = case(*[(code_col == step, literal(code)) for step, code in INFERRED_CAUSE.items()], else_=None)
     return func.coalesce(CancellationBreachCause.cause_code, inferred)
 
 

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import case, func, select, text, union_all
 from sqlalchemy.orm import Session
 
 from opsline.cancellations import prevention
@@ -71,10 +71,11 @@ def _sla_groups(session: Session, *, since: date, now: datetime) -> list[Any]:
     overdue = (CS.state == "open") & (CS.due_at < now)
     totals = session.execute(select(CS.code, CS.state, func.count(), func.sum(case((done_late, 1), else_=0)), func.sum(case((overdue, 1), else_=0)))
                              .where(CS.due_at >= _start(since)).group_by(CS.code, CS.state)).all()
-    cause = prevention.cause_expr().label("cause")
-    late_rows = session.execute(select(CS.code, CS.state, cause, func.count()).select_from(CS)
-                                .outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
-                                .where(CS.due_at >= _start(since), done_late | overdue).group_by(CS.code, CS.state, cause)).all()
+    late = _late_steps(since=since, now=now)
+    cause = prevention.cause_expr(late.c.code).label("cause")
+    late_rows = session.execute(select(late.c.code, late.c.state, cause, func.count()).select_from(late)
+                                .outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == late.c.id)
+                                .group_by(late.c.code, late.c.state, cause)).all()
     out: list[Any] = []
     for code, state, n, late_n, overdue_n in totals:
         out.append((code, state, 0, 0, None, int(n) - int(late_n or 0) - int(overdue_n or 0)))
@@ -103,6 +104,15 @@ def sla_per_step(session: Session, *, since: date, now: datetime, groups: list[A
     return out
 
 
+def _late_steps(*, since: date, now: datetime) -> Any:
+    """Subquery (id, code, state, due_at) of the steps in breach, due in [since, now): done after their due time, or
+    still open past it. Each half reads only its own partial index (index-only)."""
+    start = _start(since)
+    done_late = select(CS.id, CS.code, CS.state, CS.due_at).where(CS.state == "done", CS.done_at > CS.due_at, CS.due_at >= start, CS.due_at < now)
+    overdue = select(CS.id, CS.code, CS.state, CS.due_at).where(CS.state == "open", CS.due_at >= start, CS.due_at < now)
+    return union_all(done_late, overdue).subquery("late")
+
+
 def _late(now: datetime) -> Any:
     return (CS.due_at.is_not(None)) & (((CS.state == "done") & (CS.done_at > CS.due_at)) | ((CS.state == "open") & (CS.due_at < now)))
 
@@ -110,20 +120,21 @@ def _late(now: datetime) -> Any:
 def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limit: int = 200, cause: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """Steps done after their due time or still open past it, latest due first, with their cause code (recorded, or
     inferred from the step) and the note on the step. `cause` keeps one cause ("none": not yet analysed)."""
-    cause_col = prevention.cause_expr()
-    # the late steps first (their own indexes), cut to the page; only then the journeys and accounts of that page
-    q = (select(CS.id, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at, CS.note, CS.journey_id, cause_col.label("cause_code"),
-                CancellationBreachCause.cause_code.label("recorded"), CancellationBreachCause.note.label("cause_note"))
-         .select_from(CS).outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == CS.id)
-         .where(_late(now), CS.due_at >= _start(since), CS.due_at < now))
+    late = _late_steps(since=since, now=now)
+    cause_col = prevention.cause_expr(late.c.code)
+    # the late steps first (their own indexes), cut to the page; only then the steps' details, journeys and accounts
+    q = (select(late.c.id, late.c.due_at, cause_col.label("cause_code"), CancellationBreachCause.cause_code.label("recorded"),
+                CancellationBreachCause.note.label("cause_note"))
+         .select_from(late).outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == late.c.id))
     if cause == "none":
         q = q.where(cause_col.is_(None))
     elif cause:
         q = q.where(cause_col == cause)
-    page = q.order_by(CS.due_at.desc(), CS.id).offset(offset).limit(limit).subquery()
-    rows = session.execute(select(page, CJ.reference, CJ.partner_code, CJ.account_id, Account.account_number)
-                           .join(CJ, CJ.id == page.c.journey_id).join(Account, Account.id == CJ.account_id)
-                           .order_by(page.c.due_at.desc(), page.c.id)).all()
+    page = q.order_by(late.c.due_at.desc(), late.c.id).offset(offset).limit(limit).subquery("page")
+    rows = session.execute(select(page.c.id, page.c.cause_code, page.c.recorded, page.c.cause_note, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at,
+                                  CS.note, CS.journey_id, CJ.reference, CJ.partner_code, CJ.account_id, Account.account_number)
+                           .join(CS, CS.id == page.c.id).join(CJ, CJ.id == CS.journey_id).join(Account, Account.id == CJ.account_id)
+                           .order_by(CS.due_at.desc(), CS.id)).all()
 
     def aware(d: datetime | None) -> datetime | None:
         return None if d is None else (d if d.tzinfo else d.replace(tzinfo=ZoneInfo("UTC"))).astimezone(tz)

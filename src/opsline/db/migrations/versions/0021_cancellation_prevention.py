@@ -26,7 +26,10 @@ def upgrade() -> None:
                                                                  'fno_confirmed_date', 'fno_due_date', 'service_order_id'], unique=False)
     with op.batch_alter_table('cancellation_step', schema=None) as batch_op:
         batch_op.create_index('ix_cancellation_step_due_cover', ['due_at', 'code', 'state', 'done_at'], unique=False)
-        batch_op.create_index('ix_cancellation_step_done_late', ['due_at'], unique=False, postgresql_where=sa.text(DONE_LATE), sqlite_where=sa.text(DONE_LATE))
+        batch_op.create_index('ix_cancellation_step_done_late', ['due_at', 'code', 'id'], unique=False, postgresql_where=sa.text(DONE_LATE),
+                              sqlite_where=sa.text(DONE_LATE))
+        batch_op.create_index('ix_cancellation_step_open_late', ['due_at', 'code', 'id'], unique=False, postgresql_where=sa.text("state = 'open'"),
+                              sqlite_where=sa.text("state = 'open'"))
 
     op.create_table('cancellation_breach_cause',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -71,6 +74,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('cancellation_step', schema=None) as batch_op:
+        batch_op.drop_index('ix_cancellation_step_open_late')
         batch_op.drop_index('ix_cancellation_step_done_late')
         batch_op.drop_index('ix_cancellation_step_due_cover')
     with op.batch_alter_table('cancellation_journey', schema=None) as batch_op:
