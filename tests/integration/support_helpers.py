@@ -44,7 +44,9 @@ def order(session, now: datetime, account_id: int) -> int:  # type: ignore[no-un
     return o.id
 
 
-def sales_partner(session, *, code: str = "fibrepro", active: bool = True, email: str | None = "leads@fibrepro.example") -> str:  # type: ignore[no-untyped-def]
-    session.add(Partner(code=code, name=code.title() + " Sales", kind="fno", active=active, contact_email=email, currency="ZAR"))
+def sales_partner(session, *, code: str = "fibrepro", active: bool = True, email: str | None = "leads@fibrepro.example",  # type: ignore[no-untyped-def]
+                  base_url: str | None = None) -> str:
+    session.add(Partner(code=code, name=code.title() + " Sales", kind="fno", active=active, contact_email=email, currency="ZAR",
+                        adapter="http" if base_url else "simulator", base_url=base_url, auth_token="tok-123" if base_url else None))
     session.flush()
     return code

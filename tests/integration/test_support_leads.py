@@ -162,3 +162,34 @@ def test_an_outcome_needs_the_order_of_the_same_account_or_a_reason_and_a_closed
         leads.record_outcome(session, lead_id=lead.id, outcome="won", order_id=order(session, now, acc), now=now, actor=actor)
     with pytest.raises(leads.LeadNotFound):
         leads.qualify(session, lead_id=987654321, now=now, actor=actor)
+
+
+def test_a_lead_to_an_http_partner_is_posted_by_a_job_with_its_idempotency_key_and_the_answer_is_on_its_trail(session, now, actor):
+    import httpx
+
+    from opsline.cases import lead_delivery
+    from opsline.core.jobs import Job
+
+    acc = customer(session, now, actor)
+    code = sales_partner(session, code="crmco", email=None, base_url="https://crm.example/api")
+    lead = leads.record_lead(session, data=leads.LeadRecordIn(account_id=acc, product_interest="Business fibre", value="1500", consent_marketing=True,
+                                                               consent_channel="call"), now=now, actor=actor)
+    leads.qualify(session, lead_id=lead.id, now=now, actor=actor)
+    leads.hand_over(session, lead_id=lead.id, to_kind="partner", to_code=code, now=now, actor=actor)
+    job = session.execute(select(Job).where(Job.kind == lead_delivery.KIND)).scalar_one()
+    assert job.payload == {"lead_id": lead.id, "partner_code": code} and lead.handover_message_id is None
+    seen: list[httpx.Request] = []
+    answers = iter([httpx.Response(503), httpx.Response(201, json={"id": "CRM-77"})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return next(answers)
+
+    with pytest.raises(lead_delivery.LeadDeliveryFailed, match="503"):
+        lead_delivery.deliver(session, lead_id=lead.id, partner_code=code, now=now, transport=httpx.MockTransport(handler))
+    out = lead_delivery.deliver(session, lead_id=lead.id, partner_code=code, now=now, transport=httpx.MockTransport(handler))
+    assert out == {"status": 201, "partner_ref": "CRM-77"}
+    assert str(seen[0].url) == "https://crm.example/api/leads" and seen[0].headers["Idempotency-Key"] == f"lead-{lead.id}"
+    assert seen[0].headers["Authorization"] == "Bearer tok-123" and b'"productInterest":"Business fibre"' in seen[0].content
+    ev = session.execute(select(AuditEvent).where(AuditEvent.entity_type == "lead", AuditEvent.action == "handover_delivered")).scalar_one()
+    assert ev.after["partner_ref"] == "CRM-77"

@@ -17,10 +17,11 @@ def _routers() -> list:
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
-    from opsline.cases import jobs, trends_mail
+    from opsline.cases import jobs, lead_delivery, trends_mail
 
     jobs.register(registry)
     trends_mail.register(registry)
+    lead_delivery.register(registry)
 
 
 def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from sqlalchemy import case as sa_case, func, select
 from sqlalchemy.orm import Session
 
 from opsline.notifications import service as notifications
+from opsline.cases.lead_delivery import enqueue_delivery
 from opsline.cases.models import LEAD, LeadState, Queue, SalesLead, SupportCase
 from opsline.cases.service import common as cm
 from opsline.core import events, lifecycle
@@ -158,8 +159,9 @@ def qualify(session: Session, *, lead_id: int, now: datetime, actor: Actor) -> l
 
 
 def hand_over(session: Session, *, lead_id: int, to_kind: str, to_code: str, now: datetime, actor: Actor) -> list[str]:
-    """Hand a qualified lead to a sales team (an active queue) or a sales partner (an active partner with a contact
-    email: the lead goes to them by email through notifications, on the message log). Returns the next actions.
+    """Hand a qualified lead to a sales team (an active queue) or a sales partner: an active partner whose integration is
+    HTTP gets the lead posted to `<base_url>/leads` by a job (cases/lead_delivery.py); any other needs a contact email and
+    gets the lead by email through notifications, on the message log. Returns the next actions.
     Raises LeadNotFound, UnableToHandOverLead (unknown or inactive team/partner, partner without email), TransitionNotAllowed."""
     lead = _lead(session, lead_id, for_update=True)
     to_code = (to_code or "").strip()
@@ -181,12 +183,17 @@ def hand_over(session: Session, *, lead_id: int, to_kind: str, to_code: str, now
             raise UnableToHandOverLead(f"unknown partner '{to_code}'", field="to_code") from None
         if not partner["active"]:
             raise UnableToHandOverLead(f"partner '{partner['name']}' is inactive; leads go only to active partners", field="to_code")
-        if not partner.get("contact_email"):
+        if partner.get("adapter") == "http":
+            if not partner.get("base_url"):
+                raise UnableToHandOverLead(f"partner '{partner['name']}' has an HTTP integration without a base URL", field="to_code")
+        elif not partner.get("contact_email"):
             raise UnableToHandOverLead(f"partner '{partner['name']}' has no contact email to send the lead to", field="to_code")
     nxt = lifecycle.transition(session, LEAD, lead, "hand_over", now=now, actor=actor, label=f"lead {lead.id}",
                                details={"to_kind": to_kind, "to": to_code})
     lead.handed_to_kind, lead.handed_to, lead.handed_at, lead.updated_at = to_kind, to_code, now, now
-    if partner is not None:
+    if partner is not None and partner.get("adapter") == "http":
+        enqueue_delivery(session, lead_id=lead.id, partner_code=to_code, now=now)
+    elif partner is not None:
         value = Money.from_minor(lead.value_minor, lead.currency).amount if lead.value_minor is not None and lead.currency else None
         ctx = {"lead": {"id": lead.id, "product_interest": lead.product_interest, "value": f"{lead.currency} {value}" if value is not None else "not given",
                         "customer": lead.contact_name or "", "contact": " / ".join(x for x in (lead.contact_phone, lead.contact_email) if x),

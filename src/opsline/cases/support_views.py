@@ -50,7 +50,7 @@ def _teams(db: DB) -> list[dict[str, str]]:
 
 
 def _partners(db: DB) -> list[dict[str, Any]]:
-    return [{"code": p["code"], "name": p["name"], "active": p["active"]} for p in list_partners(db) if p["active"] and p.get("contact_email")]
+    return [{"code": p["code"], "name": p["name"], "active": p["active"]} for p in list_partners(db) if p["active"] and (p.get("contact_email") or (p.get("adapter") == "http" and p.get("base_url")))]
 
 
 # --- leads -----------------------------------------------------------------------------------------------------------
