@@ -63,22 +63,20 @@ def retention(session: Session, *, since: date) -> dict[str, Any]:
 
 
 def _sla_groups(session: Session, *, since: date, now: datetime) -> list[Any]:
-    """The SLA sections' figures in two grouped queries: per (step, state) the count, done late and open overdue (an
-    index-only pass over the steps due since `since`), then per (cause, step, state) the breaches only (done late
-    through its partial index, open overdue through the open-due index). Rows: (code, state, late, overdue, cause, n)
-    where late/overdue rows carry their cause and the (code, state) totals come as late = overdue = 0 rows."""
-    done_late = (CS.state == "done") & (CS.done_at > CS.due_at)
-    overdue = (CS.state == "open") & (CS.due_at < now)
-    totals = session.execute(select(CS.code, CS.state, func.count(), func.sum(case((done_late, 1), else_=0)), func.sum(case((overdue, 1), else_=0)))
-                             .where(CS.due_at >= _start(since)).group_by(CS.code, CS.state)).all()
+    """The SLA sections' figures in two grouped queries: per (step, state) the count of steps due since `since` (an
+    index-only pass), then per (step, state, cause) the breaches only (done late and open overdue, each from its
+    partial index). Rows: (code, state, late, overdue, cause, n); the rows in time carry late = overdue = 0."""
+    # plain counts per (step, state): no per-row expression, an index-only pass; the late ones are counted below
+    totals = session.execute(select(CS.code, CS.state, func.count()).where(CS.due_at >= _start(since)).group_by(CS.code, CS.state)).all()
     late = _late_steps(since=since, now=now)
     cause = prevention.cause_expr(late.c.code).label("cause")
     late_rows = session.execute(select(late.c.code, late.c.state, cause, func.count()).select_from(late)
                                 .outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == late.c.id)
                                 .group_by(late.c.code, late.c.state, cause)).all()
-    out: list[Any] = []
-    for code, state, n, late_n, overdue_n in totals:
-        out.append((code, state, 0, 0, None, int(n) - int(late_n or 0) - int(overdue_n or 0)))
+    late_n: dict[tuple[str, str], int] = {}
+    for code, state, _c, n in late_rows:
+        late_n[(code, state)] = late_n.get((code, state), 0) + int(n)
+    out: list[Any] = [(code, state, 0, 0, None, int(n) - late_n.get((code, state), 0)) for code, state, n in totals]
     for code, state, c, n in late_rows:
         out.append((code, state, 1 if state == "done" else 0, 1 if state == "open" else 0, c, int(n)))
     return out
