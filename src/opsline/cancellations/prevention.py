@@ -33,9 +33,9 @@ DESK_INDEXES = (
     Index("ix_cancellation_journey_notice", CJ.notice_date, CJ.kind, CJ.reason_code, CJ.retention_outcome, CJ.partner_code, CJ.state,
           CJ.fno_confirmed_date, CJ.fno_due_date, CJ.service_order_id),
     Index("ix_cancellation_step_due_cover", CS.due_at, CS.code, CS.state, CS.done_at),
-    Index("ix_cancellation_step_done_late", CS.due_at, CS.code, CS.id, postgresql_where=text("state = 'done' AND done_at > due_at"),
+    Index("ix_cancellation_step_done_late", CS.due_at, CS.id, CS.code, postgresql_where=text("state = 'done' AND done_at > due_at"),
           sqlite_where=text("state = 'done' AND done_at > due_at")),
-    Index("ix_cancellation_step_open_late", CS.due_at, CS.code, CS.id, postgresql_where=text("state = 'open'"), sqlite_where=text("state = 'open'")),
+    Index("ix_cancellation_step_open_late", CS.due_at, CS.id, CS.code, postgresql_where=text("state = 'open'"), sqlite_where=text("state = 'open'")),
 )
 
 

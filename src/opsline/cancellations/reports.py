@@ -128,11 +128,11 @@ def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limi
         q = q.where(cause_col.is_(None))
     elif cause:
         q = q.where(cause_col == cause)
-    page = q.order_by(late.c.due_at.desc(), late.c.id).offset(offset).limit(limit).subquery("page")
+    page = q.order_by(late.c.due_at.desc(), late.c.id.desc()).offset(offset).limit(limit).subquery("page")
     rows = session.execute(select(page.c.id, page.c.cause_code, page.c.recorded, page.c.cause_note, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at,
                                   CS.note, CS.journey_id, CJ.reference, CJ.partner_code, CJ.account_id, Account.account_number)
                            .join(CS, CS.id == page.c.id).join(CJ, CJ.id == CS.journey_id).join(Account, Account.id == CJ.account_id)
-                           .order_by(CS.due_at.desc(), CS.id)).all()
+                           .order_by(CS.due_at.desc(), CS.id.desc())).all()
 
     def aware(d: datetime | None) -> datetime | None:
         return None if d is None else (d if d.tzinfo else d.replace(tzinfo=ZoneInfo("UTC"))).astimezone(tz)

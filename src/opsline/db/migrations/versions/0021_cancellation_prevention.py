@@ -26,9 +26,9 @@ def upgrade() -> None:
                                                                  'fno_confirmed_date', 'fno_due_date', 'service_order_id'], unique=False)
     with op.batch_alter_table('cancellation_step', schema=None) as batch_op:
         batch_op.create_index('ix_cancellation_step_due_cover', ['due_at', 'code', 'state', 'done_at'], unique=False)
-        batch_op.create_index('ix_cancellation_step_done_late', ['due_at', 'code', 'id'], unique=False, postgresql_where=sa.text(DONE_LATE),
+        batch_op.create_index('ix_cancellation_step_done_late', ['due_at', 'id', 'code'], unique=False, postgresql_where=sa.text(DONE_LATE),
                               sqlite_where=sa.text(DONE_LATE))
-        batch_op.create_index('ix_cancellation_step_open_late', ['due_at', 'code', 'id'], unique=False, postgresql_where=sa.text("state = 'open'"),
+        batch_op.create_index('ix_cancellation_step_open_late', ['due_at', 'id', 'code'], unique=False, postgresql_where=sa.text("state = 'open'"),
                               sqlite_where=sa.text("state = 'open'"))
 
     op.create_table('cancellation_breach_cause',
