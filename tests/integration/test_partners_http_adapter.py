@@ -155,3 +155,19 @@ def test_a_partner_without_a_url_cannot_be_delivered_to_and_the_job_keeps_the_er
     worker(factory, MovingClock(now)).drain()
     job = session.execute(select(Job).where(Job.kind == "partners.deliver")).scalar_one()
     assert job.state == "queued" and "no base_url" in job.last_error
+
+
+def test_a_courier_booking_goes_to_the_couriers_collections_endpoint_signed_and_idempotent(fno):  # type: ignore[no-untyped-def]
+    from opsline.logistics.courier import CourierHttpAdapter
+    from opsline.partners.adapters import SIGNATURE_HEADER, AdapterUnavailable
+
+    adapter = CourierHttpAdapter(base_url=fno.url, auth_token="tok-9", timeout_seconds=2, signing_secret="whsec-9")
+    first = adapter.submit({"externalId": "COL-1", "parcels": []})
+    again = adapter.submit({"externalId": "COL-1", "parcels": []})
+    assert [r["path"] for r in fno.requests] == ["/tmf-api/serviceOrdering/v4/collections"] * 2
+    assert fno.requests[0]["headers"]["Idempotency-Key"] == "COL-1" and fno.requests[0]["headers"][SIGNATURE_HEADER]
+    assert fno.requests[0]["headers"]["Authorization"] == "Bearer tok-9"
+    assert first.partner_ref == again.partner_ref == "FNO-0001"
+    fno.close()
+    with pytest.raises(AdapterUnavailable, match="^courier unreachable"):
+        adapter.submit({"externalId": "COL-2", "parcels": []})

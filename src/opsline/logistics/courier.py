@@ -10,12 +10,10 @@ delivery fails and the job retries with backoff, like the FNO simulator."""
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,7 +21,7 @@ from opsline.core import events, jobs, lifecycle
 from opsline.core.events import Actor
 from opsline.logistics import service
 from opsline.logistics.models import COLLECTION, Collection, CollectionState
-from opsline.partners.adapters import SIGNATURE_HEADER, AdapterResult, AdapterUnavailable, HttpAdapter, sign
+from opsline.partners.adapters import AdapterResult, AdapterUnavailable, HttpAdapter
 from opsline.partners.models import AdapterKind, Partner, SimulatorMode
 
 COURIER_EVENT_JOB = "logistics.courier_event"
@@ -53,17 +51,8 @@ def booking_payload(c: Collection, items: list[dict[str, Any]]) -> dict[str, Any
 class CourierHttpAdapter(HttpAdapter):
     """A courier's booking API over HTTPS (POST /collections), with the same retry, idempotency and signing rules."""
 
-    def submit(self, order_payload: dict[str, Any]) -> AdapterResult:
-        body = json.dumps(order_payload, separators=(",", ":"), sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "Idempotency-Key": str(order_payload.get("externalId", ""))}
-        if self.signing_secret:
-            headers[SIGNATURE_HEADER] = sign(self.signing_secret, body)
-        try:
-            with self._client() as client:
-                resp = client.post("/collections", content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise AdapterUnavailable(f"courier unreachable: {type(exc).__name__}: {exc}") from exc
-        return self._interpret(resp)
+    submit_path = "/collections"
+    who = "courier"
 
 
 class CourierSimulator:

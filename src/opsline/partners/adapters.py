@@ -58,7 +58,11 @@ def _result_from(data: dict[str, Any]) -> AdapterResult:
 
 class HttpAdapter:
     """TMF641 over HTTPS. One attempt per call: retries happen in the job system (exponential backoff), and the
-    externalId / Idempotency-Key make a repeated submit return the order the partner already has."""
+    externalId / Idempotency-Key make a repeated submit return the order the partner already has. Subclasses for
+    other partner kinds (couriers) change only where orders go and what the partner is called in errors."""
+
+    submit_path = "/serviceOrder"
+    who = "partner"
 
     def __init__(self, *, base_url: str, auth_token: str | None, timeout_seconds: float = 10.0, signing_secret: str | None = None, transport: httpx.BaseTransport | None = None) -> None:
         if not base_url:
@@ -82,9 +86,9 @@ class HttpAdapter:
             headers[SIGNATURE_HEADER] = sign(self.signing_secret, body)
         try:
             with self._client() as client:
-                resp = client.post("/serviceOrder", content=body, headers=headers)
+                resp = client.post(self.submit_path, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise AdapterUnavailable(f"partner unreachable: {type(exc).__name__}: {exc}") from exc
+            raise AdapterUnavailable(f"{self.who} unreachable: {type(exc).__name__}: {exc}") from exc
         return self._interpret(resp)
 
     def status(self, partner_ref: str) -> AdapterResult:
