@@ -124,3 +124,20 @@ def test_account_list_filters_and_pages(client_as, factory, now, actor):
 def test_admin_is_for_administrators_only(client_as):
     assert client_as("billing_analyst").get("/admin/", follow_redirects=False).status_code == 303
     assert client_as("admin").get("/admin/").status_code == 200
+
+
+def test_an_exhausted_database_pool_answers_503_with_retry_after_never_a_500(app):  # type: ignore[no-untyped-def]
+    """Overload (every pooled connection busy past the pool's timeout) is a 503 the client may retry, in the API's
+    problem+json or as the error page, not an unforeseen crash."""
+    import asyncio
+
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from starlette.requests import Request
+
+    handler = app.exception_handlers[PoolTimeout]
+    for path, accept, ctype in [("/tmf-api/troubleTicket/v4/troubleTicket", "application/json", "application/problem+json"), ("/cases", "text/html", "text/html")]:
+        scope = {"type": "http", "method": "GET", "path": path, "headers": [(b"accept", accept.encode())], "query_string": b"", "app": app,
+                 "root_path": "", "scheme": "http", "server": ("testserver", 80), "client": ("127.0.0.1", 5000), "router": app.router}
+        resp = asyncio.run(handler(Request(scope), PoolTimeout("QueuePool limit of size 10 overflow 10 reached")))
+        assert resp.status_code == 503 and resp.headers["retry-after"] == "5" and resp.headers["content-type"].startswith(ctype)
+        assert b"busy" in resp.body and b"QueuePool" not in resp.body

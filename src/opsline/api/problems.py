@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -82,6 +83,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError):  # type: ignore[no-untyped-def]
         return _out_of_range(request)
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(request: Request, exc: PoolTimeout):  # type: ignore[no-untyped-def]
+        # Every database connection of this process is in use (overload): say so and when to retry, rather than a 500.
+        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+        detail = "the service is busy; please try again in a few seconds"
+        if _wants_html(request) and not request.headers.get("hx-request"):
+            from opsline.web.templating import render_error
+
+            page = render_error(request, 503, "Busy", detail)
+        else:
+            page = problem_response(503, "Service busy", detail, instance=request.url.path)
+        page.headers["Retry-After"] = "5"
+        return page
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError):  # type: ignore[no-untyped-def]
