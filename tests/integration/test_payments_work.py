@@ -219,3 +219,36 @@ def test_an_invoice_paid_in_two_imports_is_announced_settled_by_the_second_only(
         assert s.execute(text("SELECT state FROM invoice WHERE id = :i"), {"i": lerato["invoices"][0]}).scalar_one() == "paid"
         assert_ledger_balances(s)
     assert [pl for name, pl in published if name == "payments.invoices_settled"] == [{"ids": [lerato["invoices"][0]], "account_ids": [lerato["id"]]}]
+
+
+def test_two_clerks_refunding_the_same_credit_at_once_pay_it_out_once(engine, factory, book):  # type: ignore[no-untyped-def]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    import threading
+
+    l = book["lerato"]
+    with factory.begin() as s:
+        _import(s, [("261120", 279900, "B1", f"/REMI/{l['number']}")])
+    barrier, outcomes = threading.Barrier(2), []
+
+    def go(who: str) -> None:
+        with factory() as s:
+            barrier.wait()
+            try:
+                refunds.request_refund(s, account_id=l["id"], amount=Money.of("2000.00", "ZAR"), reason="overpaid", payee_name="L Mokoena",
+                                       payee_account="62000099999", now=NOW, actor=Actor(name=who, roles=CLERK.roles))
+                s.commit()
+                outcomes.append("requested")
+            except refunds.RefundExceedsCredit:
+                s.rollback()
+                outcomes.append("refused")
+
+    ts = [threading.Thread(target=go, args=(w,)) for w in ("dawie", "dineo")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(outcomes) == ["refused", "requested"]
+    with factory() as s:
+        assert s.execute(select(Refund).where(Refund.account_id == l["id"])).scalars().all().__len__() == 1
+        assert refunds.available_credit_minor(s, account_id=l["id"]) == 0

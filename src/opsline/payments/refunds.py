@@ -60,7 +60,7 @@ def request_refund(session: Session, *, amount: Money, reason: str, now: datetim
         raise UnableToRefund("the amount must be positive", field="amount")
     payment_id = None
     if suspense_item_id is not None:
-        item = session.get(SuspenseItem, suspense_item_id)
+        item = session.get(SuspenseItem, suspense_item_id, with_for_update=True)  # two requests for one item wait in turn
         if item is None:
             raise NotFound(f"suspense item {suspense_item_id} not found")
         if item.closed_at is not None:
@@ -75,7 +75,9 @@ def request_refund(session: Session, *, amount: Money, reason: str, now: datetim
         payee_name = payee_name or pay.payer_name
         payee_account = payee_account or pay.payer_account
     else:
-        cur = session.execute(text("SELECT currency FROM account WHERE id = :a"), {"a": account_id}).scalar()
+        # the account row is locked until commit, so two concurrent requests cannot both spend the same credit
+        lock = " FOR UPDATE" if session.get_bind().dialect.name == "postgresql" else ""
+        cur = session.execute(text(f"SELECT currency FROM account WHERE id = :a{lock}"), {"a": account_id}).scalar()
         if cur is None:
             raise NotFound(f"account {account_id} not found", field="account_id")
         if amount.currency != cur:
