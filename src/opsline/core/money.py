@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Iterable, Sequence
 
@@ -22,6 +23,59 @@ class CurrencyMismatch(InvalidInput):
 
 def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency.upper(), 2)
+
+
+# Amounts people and banks type: at most this many minor units (a BIGINT holds about 9.2e18; no real amount comes near).
+MAX_MINOR = 10**15
+_PREFIX = re.compile(r"^[A-Za-z]{1,3}")
+
+
+class UnparseableAmount(ValueError):
+    """A typed or imported amount that is not one; `reason` completes "'<raw>' ..." (callers wrap it in their own error
+    naming the file, line and field)."""
+
+    def __init__(self, raw: str, reason: str) -> None:
+        super().__init__(f"'{raw}' {reason}")
+        self.raw, self.reason = raw, reason
+
+
+def parse_minor(raw: str, currency: str, *, decimal_comma: bool = False) -> int:
+    """'1 234.50' / '-1,234.50' / '(99.00)' / 'R 599' / '12.50-' (and '1.234,50' with `decimal_comma`) → signed integer
+    minor units of `currency`. Spaces and thousands separators are dropped, a currency prefix of up to three letters is
+    ignored, parentheses or a trailing minus mean negative. Raises UnparseableAmount for anything that is not a finite
+    number, has more decimals than the currency allows, or is beyond MAX_MINOR."""
+    s = str(raw).strip().replace("\u00a0", "").replace(" ", "")
+    neg = s.startswith("(") and s.endswith(")")
+    s = s.strip("()")
+    s = _PREFIX.sub("", s)
+    s = s.replace(".", "").replace(",", ".") if decimal_comma else s.replace(",", "")
+    if s.endswith("-"):  # some banks print the sign after the number
+        neg, s = True, s[:-1]
+    try:
+        value = Decimal(s)
+    except InvalidOperation:
+        raise UnparseableAmount(raw, "is not an amount") from None
+    if not value.is_finite():
+        raise UnparseableAmount(raw, "is not an amount")
+    # exact integer arithmetic on the digits: Decimal's context would round a 30-digit amount before we could see its decimals
+    exp = exponent(currency)
+    sign, digits, e = value.as_tuple()
+    if sign and neg:  # '(-5)': two signs
+        raise UnparseableAmount(raw, "is not an amount")
+    ds = list(digits)
+    while ds and e < 0 and ds[-1] == 0:
+        ds.pop()
+        e += 1  # type: ignore[operator]
+    if not ds or not any(ds):
+        return 0
+    if e + exp < 0:  # type: ignore[operator]
+        raise UnparseableAmount(raw, f"has more decimals than {currency.upper()} allows")
+    if len(ds) + e + exp > 16:  # type: ignore[operator]
+        raise UnparseableAmount(raw, "is too large to be an amount")
+    scaled = int("".join(map(str, ds))) * 10 ** (e + exp) * (-1 if sign else 1)  # type: ignore[operator]
+    if abs(scaled) > MAX_MINOR:
+        raise UnparseableAmount(raw, "is too large to be an amount")
+    return -scaled if neg else scaled
 
 
 @dataclass(frozen=True, slots=True)

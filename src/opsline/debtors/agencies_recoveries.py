@@ -15,7 +15,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from xml.etree import ElementTree
 
@@ -28,7 +28,7 @@ from opsline.billing.sql import dialect_of
 from opsline.core import events, lifecycle
 from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
-from opsline.core.money import exponent
+from opsline.core.money import UnparseableAmount, parse_minor
 from opsline.db.base import sqlite_utc
 from opsline.db.session import lock_for_write
 from opsline.debtors.agencies import _agency, _placement_memos, commission_minor, ensure_terms, get_terms, ref
@@ -154,23 +154,13 @@ def read_lines(data: bytes, *, filename: str, terms: dict[str, Any]) -> list[Raw
 
 
 def _amount(raw: Any, currency: str, *, filename: str, line: int, field: str) -> int:
-    if isinstance(raw, Decimal):
-        v = raw
-    else:
-        s = str(raw).strip().replace("\u00a0", "").replace(" ", "")
-        s = re.sub(r"^[A-Za-z]{1,3}", "", s).replace(",", "")
-        try:
-            v = Decimal(s)
-        except InvalidOperation:
-            raise UnableToImportRecoveries(f"'{raw}' is not an amount", filename=filename, line=line, field=field) from None
-    if not v.is_finite():
-        raise UnableToImportRecoveries(f"'{raw}' is not an amount", filename=filename, line=line, field=field)
-    scaled = v.scaleb(exponent(currency))
-    if scaled != scaled.to_integral_value():
-        raise UnableToImportRecoveries(f"'{raw}' has more decimals than {currency} allows", filename=filename, line=line, field=field)
-    if scaled <= 0:
+    try:
+        minor = parse_minor(str(raw), currency)  # an xlsx number arrives as an exact Decimal; str() keeps it exact
+    except UnparseableAmount as exc:
+        raise UnableToImportRecoveries(str(exc), filename=filename, line=line, field=field) from None
+    if minor <= 0:
         raise UnableToImportRecoveries(f"'{raw}': a recovery must be more than zero", filename=filename, line=line, field=field)
-    return int(scaled)
+    return minor
 
 
 def _day(raw: Any, fmt: str, *, filename: str, line: int, field: str) -> date:

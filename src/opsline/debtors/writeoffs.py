@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable
 
 from sqlalchemy import delete, insert, select, text
@@ -22,7 +22,7 @@ from opsline.billing.tax import UnknownTaxRate, rate_for
 from opsline.core import events, lifecycle
 from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
-from opsline.core.money import Money
+from opsline.core.money import Money, UnparseableAmount, parse_minor
 from opsline.customers import service as customers
 from opsline.customers.models import Account
 from opsline.customers.schemas import MemoIn
@@ -62,16 +62,12 @@ def batch_ref(batch_id: int) -> str:
 
 def parse_amount(raw: str | None, *, currency: str, field: str = "amount") -> Money | None:
     """'1 234.50' -> Money; blank -> None (the whole balance). Raises UnableToWriteOff naming the field."""
-    raw = (raw or "").strip().replace(" ", "").replace(",", "")
-    if not raw:
+    if not (raw or "").strip():
         return None
     try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise UnableToWriteOff(f"'{raw}' is not an amount", field=field) from None
-    if not value.is_finite():
-        raise UnableToWriteOff(f"'{raw}' is not an amount", field=field)
-    return Money.of(value, currency)
+        return Money.from_minor(parse_minor(raw or "", currency), currency)
+    except UnparseableAmount as exc:
+        raise UnableToWriteOff(str(exc), field=field) from None
 
 
 # --- allocation and VAT relief ------------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Iterable
 
 from opsline.core.errors import InvalidInput
-from opsline.core.money import exponent
+from opsline.core.money import UnparseableAmount, exponent, parse_minor
 
 # Control characters other than tab, CR and LF never appear in a genuine statement: they mean binary data or a wrong encoding.
 _STRAY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
@@ -124,26 +124,10 @@ def to_minor(raw: str, currency: str, *, decimal_comma: bool, filename: str, lin
         whole, cents = m.group(2), (m.group(3) or "").ljust(2, "0")
         v = int(whole) * 100 + int(cents)
         return -v if m.group(1) else v
-    s = raw.strip().replace("\u00a0", "").replace(" ", "")
-    neg = s.startswith("(") and s.endswith(")")
-    s = s.strip("()")
-    s = re.sub(r"^[A-Za-z]{1,3}", "", s)
-    if decimal_comma:
-        s = s.replace(".", "").replace(",", ".")
-    else:
-        s = s.replace(",", "")
-    if s.endswith("-"):  # some banks print the sign after the number
-        neg, s = True, s[:-1]
     try:
-        value = Decimal(s)
-    except InvalidOperation:
-        raise UnableToImportStatement(f"'{raw}' is not an amount", filename=filename, line=line, field=field) from None
-    if not value.is_finite():
-        raise UnableToImportStatement(f"'{raw}' is not an amount", filename=filename, line=line, field=field)
-    scaled = value.scaleb(exponent(currency))
-    if scaled != scaled.to_integral_value():
-        raise UnableToImportStatement(f"'{raw}' has more decimals than {currency} allows", filename=filename, line=line, field=field)
-    return -int(scaled) if neg else int(scaled)
+        return parse_minor(raw, currency, decimal_comma=decimal_comma)
+    except UnparseableAmount as exc:
+        raise UnableToImportStatement(str(exc), filename=filename, line=line, field=field) from None
 
 
 def _date(raw: str, fmt: str, *, filename: str, line: int, field: str) -> date:
