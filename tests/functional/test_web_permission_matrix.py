@@ -1,6 +1,8 @@
 """The role × route authorisation matrix, generated from the app's route table at test time (so routes any area adds
 are covered): every route declares its permission or is explicitly public, every role gets 403 exactly where its
-permission says so, and no role can reach an action it does not hold."""
+permission says so, and no role can reach an action it does not hold. Customer portal routes (/portal) are
+customer-authenticated instead: each declares the portal's customer dependency or is public with a reason, a staff
+session reaches none of them, and a customer's session reaches no staff page."""
 
 from __future__ import annotations
 
@@ -33,18 +35,21 @@ class RouteInfo:
     methods: frozenset[str]
     permissions: tuple[str, ...]  # every require() on the route (all must hold)
     public: str | None  # the reason, for routes marked with web.deps.public()
+    customer: str | None  # the portal scope, for routes that take a signed-in customer (opsline.portal.deps.customer)
     path_params: tuple[tuple[str, type], ...]
     required_query: bool
 
 
-def _walk(dependant, perms: list[str], public: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _walk(dependant, perms: list[str], public: list[str], customer: list[str]) -> None:  # type: ignore[no-untyped-def]
     for sub in dependant.dependencies:
         call = sub.call
         if getattr(call, "permission", None):
             perms.append(call.permission)
         if getattr(call, "public", None):
             public.append(call.public)
-        _walk(sub, perms, public)
+        if getattr(call, "customer_permission", None):
+            customer.append(call.customer_permission)
+        _walk(sub, perms, public, customer)
 
 
 def route_table(app) -> tuple[list[RouteInfo], list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
@@ -55,10 +60,12 @@ def route_table(app) -> tuple[list[RouteInfo], list[tuple[str, str]]]:  # type: 
         if isinstance(original, APIRoute):
             perms: list[str] = []
             public: list[str] = []
-            _walk(ctx.dependant, perms, public)
+            customer: list[str] = []
+            _walk(ctx.dependant, perms, public, customer)
             params = tuple((f.name, f.field_info.annotation) for f in ctx.dependant.path_params)
             required_query = any(f.field_info.is_required() for f in ctx.dependant.query_params)
-            api.append(RouteInfo(ctx.path, frozenset(ctx.methods or ()), tuple(dict.fromkeys(perms)), public[0] if public else None, params, required_query))
+            api.append(RouteInfo(ctx.path, frozenset(ctx.methods or ()), tuple(dict.fromkeys(perms)), public[0] if public else None,
+                                 customer[0] if customer else None, params, required_query))
         elif isinstance(original, Mount):
             other.append(("mount", original.path))
         else:
@@ -99,7 +106,7 @@ def clients(app, make_user):  # type: ignore[no-untyped-def]
 
 def undeclared_routes(app) -> list[str]:  # type: ignore[no-untyped-def]
     api, _ = route_table(app)
-    return [f"{sorted(r.methods)} {r.path}" for r in api if not r.permissions and not r.public and r.path not in PUBLIC_ROUTES]
+    return [f"{sorted(r.methods)} {r.path}" for r in api if not r.permissions and not r.public and not r.customer and r.path not in PUBLIC_ROUTES]
 
 
 def test_every_route_declares_a_known_permission_or_is_explicitly_public(app):
@@ -184,4 +191,69 @@ def test_without_signing_in_only_public_routes_answer(app):
         status = anonymous.get(_url(route, "admin"), follow_redirects=False).status_code
         if status != 401:
             wrong.append(f"GET {route.path} -> {status}")
+    assert not wrong, "\n".join(wrong)
+
+
+# --- the customer portal: customer-authenticated, never staff ----------------------------------------------------------
+PORTAL = "/portal"
+
+
+def test_every_portal_route_takes_a_customer_or_is_public_with_a_reason_and_no_other_route_takes_a_customer(app):
+    api, _ = route_table(app)
+    portal = [r for r in api if r.path == PORTAL or r.path.startswith(PORTAL + "/")]
+    assert len(portal) > 20, "the portal's routes are missing"
+    wrong = [f"{sorted(r.methods)} {r.path}" for r in portal if not r.customer and not (r.public and len(r.public) > 10)]
+    assert not wrong, f"portal routes neither customer-authenticated nor public with a reason: {wrong}"
+    assert not [r.path for r in portal if r.permissions], "a portal route requires a staff permission"
+    assert not [r.path for r in api if r.customer and not r.path.startswith(PORTAL)], "a customer dependency outside /portal"
+
+
+@pytest.fixture
+def customer_client(app, factory):  # type: ignore[no-untyped-def]
+    """A customer signed in to the portal (their own account), CSRF header set."""
+    from opsline.billing.invoicing.samples import make_account
+    from opsline.core.events import Actor
+    from opsline.customers.models import Account
+    from opsline.portal import auth
+
+    from conftest import NOW
+
+    with factory.begin() as s:
+        acc = make_account(s, now=NOW, name="Matrix Customer")
+        party = s.get(Account, acc).party_id
+        auth.create_user(s, email="matrix@portal.test", full_name="Matrix Customer", party_id=party, role="holder", now=NOW,
+                         actor=Actor.system("test"), password="matrix password", verified=True)
+    c = TestClient(app, raise_server_exceptions=False)
+    c.get("/portal/login")
+    r = c.post("/portal/login", data={"email": "matrix@portal.test", "password": "matrix password",
+                                      "csrf_token": c.cookies.get("opsline_portal_form", path="/portal")}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = c.get("/portal?all=1")
+    assert page.status_code == 200
+    c.headers["X-CSRF-Token"] = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return c
+
+
+def test_no_staff_session_reaches_a_customer_portal_route(app, clients):
+    api, _ = route_table(app)
+    portal = [r for r in api if r.customer]
+    wrong = []
+    for role, c in clients.items():
+        for route in portal:
+            for method in sorted(route.methods & (UNSAFE | {"GET"})):
+                status = c.request(method, _url(route, role), data={}, follow_redirects=False).status_code
+                if status != 401:
+                    wrong.append(f"{role}: {method} {route.path} -> {status}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_customer_session_reaches_no_staff_route(app, customer_client):
+    api, _ = route_table(app)
+    staff = [r for r in api if r.permissions]
+    wrong = []
+    for route in staff:
+        for method in sorted(route.methods & (UNSAFE | {"GET"})):
+            status = customer_client.request(method, _url(route, "admin"), data={}, follow_redirects=False).status_code
+            if status != 401:
+                wrong.append(f"{method} {route.path} -> {status}")
     assert not wrong, "\n".join(wrong)
