@@ -16,7 +16,7 @@ from opsline.inventory import service as inventory
 from opsline.inventory.models import Product, ProductState
 from opsline.orders.models import OPEN_ITEM_STATES, ItemAction, ItemState, OrderState, ProductOrder, ProductOrderItem
 from opsline.orders.schemas import OrderIn
-from opsline.orders.service import equipment, termination
+from opsline.orders.service import equipment, risk_hold, termination
 from opsline.orders.service.common import SYSTEM, item_transition, local_date, order_transition
 from opsline.orders.service.errors import DuplicateOrderReference, OrderNotAllowed, UnableToPlaceOrder
 from opsline.orders.service.validation import Item, check_account, validate_items
@@ -56,6 +56,22 @@ def place_order(session: Session, *, data: OrderIn, now: datetime, tz: ZoneInfo,
     events.record(session, now=now, actor=actor, entity_type="product_order", entity_id=order.id, account_id=order.account_id, action="placed",
                   after={"state": order.state, "external_id": order.external_id, "quote_id": quote_id,
                          "items": [{"action": i.data.action, "offering": i.offering.code, "product_id": i.product.id if i.product else None, "site_id": i.site_id} for i in items]})
+    # flagged account or a credit check that refers/declines: nothing is carried out until a second person releases it
+    if risk_hold.assess(session, order=order, data=data, items=items, start=start, now=now, tz=tz, actor=actor) != "go":
+        return order
+    for it in items:
+        _start_item(session, order=order, it=it, start=start, now=now, tz=tz, actor=actor, hold=data.hold_terminations)
+    roll_up(session, order=order, now=now, tz=tz)
+    return order
+
+
+def carry_out_released(session: Session, *, order: ProductOrder, data: OrderIn, now: datetime, tz: ZoneInfo, actor: Actor) -> ProductOrder:
+    """Carry out an order whose risk hold was released: its items are checked again (the account or products may have
+    changed while it waited) and started from the requested date, or today when that has passed.
+    Raises what place_order's checks raise (OrderNotAllowed, UnableToPlaceOrder ...)."""
+    check_account(session, order.account_id, deletes_only=bool(data.items) and all(i.action == "delete" for i in data.items))
+    start = max(order.requested_start_date or local_date(now, tz), local_date(now, tz))
+    items = validate_items(session, account_id=order.account_id, items=data.items, on=start)
     for it in items:
         _start_item(session, order=order, it=it, start=start, now=now, tz=tz, actor=actor, hold=data.hold_terminations)
     roll_up(session, order=order, now=now, tz=tz)
