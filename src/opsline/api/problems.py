@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from opsline.api.conventions import TMFConventions, tmf_fields
 from opsline.core.errors import NotAuthenticated, OpslineError
 
 log = logging.getLogger("opsline.api")
@@ -23,22 +24,38 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/tmf-api/")) and "text/html" in request.headers.get("accept", "")
 
 
+def _tmf_path(request: Request) -> bool:
+    return request.url.path.startswith("/tmf-api/")
+
+
+def _input_status(request: Request, status: int = 422) -> int:
+    """Bad input is 400 on the TM Forum APIs (TMF630), 422 elsewhere."""
+    return 400 if status == 422 and _tmf_path(request) else status
+
+
 def problem_response(status: int, title: str, detail: str, *, instance: str, extra: dict | None = None) -> JSONResponse:
     body = {"type": "about:blank" if status >= 500 else f"https://opsline.dev/problems/{title.lower().replace(' ', '-')}", "title": title, "status": status, "detail": detail, "instance": instance}
     if extra:
         body.update(extra)
+    if instance.startswith(("/tmf-api/", "/api/")):
+        body = tmf_fields(body, tmf_path=instance.startswith("/tmf-api/"))
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
 def _validation_errors(errors: list) -> list[dict]:
     out = []
     for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        loc = [str(p) for p in e.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]
         out.append({"field": ".".join(loc), "message": e.get("msg", ""), "type": e.get("type", "")})
     return out
 
 
 def install(app: FastAPI) -> None:
+    # TMF630 conventions on every /tmf-api route (and the /api alias); see opsline.api.conventions.
+    app.add_middleware(TMFConventions)
+
     @app.exception_handler(OpslineError)
     async def _opsline_error(request: Request, exc: OpslineError):  # type: ignore[no-untyped-def]
         if isinstance(exc, NotAuthenticated) and _wants_html(request):
@@ -47,13 +64,19 @@ def install(app: FastAPI) -> None:
             from opsline.web.templating import render_error
 
             return render_error(request, exc.status, exc.title, exc.detail)
-        return JSONResponse(exc.problem(instance=request.url.path), status_code=exc.status, media_type=PROBLEM)
+        status = _input_status(request, exc.status)
+        body = exc.problem(instance=request.url.path)
+        body["status"] = status
+        if request.url.path.startswith(("/tmf-api/", "/api/")):
+            body = tmf_fields(body, tmf_path=_tmf_path(request))
+        return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
         errs = _validation_errors(exc.errors())
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errs)
-        return problem_response(422, "Invalid input", detail, instance=request.url.path, extra={"errors": errs})
+        extra = {"errors": errs} | ({"field": errs[0]["field"]} if errs else {})
+        return problem_response(_input_status(request), "Invalid input", detail, instance=request.url.path, extra=extra)
 
     @app.exception_handler(ValidationError)
     async def _pyd_validation(request: Request, exc: ValidationError):  # type: ignore[no-untyped-def]
@@ -63,7 +86,8 @@ def install(app: FastAPI) -> None:
             from opsline.web.templating import render_error
 
             return render_error(request, 422, "Invalid input", detail)
-        return problem_response(422, "Invalid input", detail, instance=request.url.path, extra={"errors": errs})
+        extra = {"errors": errs} | ({"field": errs[0]["field"]} if errs else {})
+        return problem_response(_input_status(request), "Invalid input", detail, instance=request.url.path, extra=extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):  # type: ignore[no-untyped-def]
@@ -122,4 +146,4 @@ def _out_of_range(request: Request) -> JSONResponse:
         from opsline.web.templating import render_error
 
         return render_error(request, 422, "Invalid input", detail)
-    return problem_response(422, "Invalid input", detail, instance=request.url.path)
+    return problem_response(_input_status(request), "Invalid input", detail, instance=request.url.path)

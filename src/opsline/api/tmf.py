@@ -1,15 +1,31 @@
 """Shared TM Forum Open API shapes and TMF630 plumbing every TMF list uses: `/tmf-api/{apiName}/v4` bases,
-`fields` selection, `offset`/`limit` paging, `X-Total-Count`/`X-Result-Count` headers (see `list_response`)."""
+`fields` selection, `offset`/`limit` paging, `X-Total-Count`/`X-Result-Count` headers (see `list_response`), `sort`.
+
+What every route under /tmf-api gets without code (opsline.api.conventions): unknown query parameters and
+`limit` above PAGE_LIMIT_MAX are a 400 naming the parameter; `fields` is applied to the answer when the route does not
+declare it; X-Result-Count is added to a list that lacks it; a 201's Location is made absolute (taken from the body's
+`href` when the route sets none); `application/json-patch+json` PATCHes are applied to the current representation
+and handed to the route as a merge patch; error bodies carry the TMF Error attributes; bad input is 400.
+
+What a list route must still do itself: count the matches for X-Total-Count (`list_response(..., total=n)`), page in
+the query (`.offset(offset).limit(limit)`, never rounding offset to a page), and sort in the query:
+
+    def list_orders(..., sort: Sort = None, offset: Offset = 0, limit: Limit = 50):
+        q = select(Order).where(...).order_by(*sort_clauses(sort, {"orderDate": Order.created_at, "state": Order.state},
+                                                             default=[Order.id.desc()], tiebreak=Order.id))
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Annotated, Iterable
+from typing import Any, Annotated, Iterable, Mapping, Sequence
 
 from fastapi import Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from opsline.core.errors import OpslineError
 
 TMF_ROOT = "/tmf-api"
 
@@ -133,6 +149,7 @@ def dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+# THE maximum page size of every TMF list (documented in the README); a larger `limit` is a 400, never a silent cut.
 PAGE_LIMIT_MAX = 1000
 
 # Shared parameter types: bounded so nonsense never reaches the database (SQLite INTEGER is 64-bit).
@@ -140,3 +157,32 @@ ResourceId = Annotated[int, Path(ge=1, le=2**53, description="Resource id")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX, description="Items per page")]
 Fields = Annotated[str | None, Query(max_length=1000, pattern=r"^[A-Za-z0-9@_.,]*$", description="Comma-separated properties to be provided in response")]
+Sort = Annotated[str | None, Query(max_length=300, pattern=r"^[-+]?[A-Za-z0-9@_.]+(,[-+]?[A-Za-z0-9@_.]+)*$",
+                                   description="Comma-separated attributes to sort by; a leading '-' sorts descending (e.g. -orderDate,id)")]
+
+
+class UnsortableAttribute(OpslineError):
+    status = 400
+    title = "Invalid sort"
+    type_slug = "invalid-sort"
+
+
+def sort_clauses(sort: str | None, columns: Mapping[str, Any], *, default: Sequence[Any] = (), tiebreak: Any = None) -> list[Any]:
+    """ORDER BY clauses for `sort=-orderDate,name` (TMF630): each attribute must be a key of `columns` (attribute ->
+    SQL column or expression). Without `sort`, `default`. `tiebreak` (usually the primary key) is appended so pages never
+    overlap. Raises UnsortableAttribute (400, naming the attribute and the sortable ones)."""
+    if not sort or not sort.strip():
+        clauses = list(default)
+    else:
+        clauses = []
+        for part in sort.split(","):
+            part = part.strip()
+            desc = part.startswith("-")
+            name = part.lstrip("+-")
+            if name not in columns:
+                raise UnsortableAttribute(f"cannot sort by '{name}' (sortable: {', '.join(sorted(columns))})", field="sort")
+            col = columns[name]
+            clauses.append(col.desc() if desc else col.asc())
+    if tiebreak is not None:
+        clauses.append(tiebreak)
+    return clauses

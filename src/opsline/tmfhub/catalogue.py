@@ -1,0 +1,116 @@
+"""Which TM Forum APIs have a /hub, who may use it, and which domain events become which TMF event types.
+
+Each rule maps a domain event some area already publishes (a lifecycle's `<name>.<state>`, or a declared event such as
+`case.changed`) to a TMF event on one resource of one API. The resource in the event is what the API's GET answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class HubApi:
+    name: str  # apiName, as in /tmf-api/{name}/v4
+    title: str
+    permission: str  # the permission the API's GET needs: a listener receives what it could read
+    event_types: tuple[str, ...]  # every event type this hub can send
+
+
+@dataclass(frozen=True)
+class Rule:
+    domain_event: str  # exact name or fnmatch pattern
+    api: str
+    resource: str  # path segment: /tmf-api/{api}/v4/{resource}/{id}
+    event_type: Callable[[str, dict[str, Any]], list[str]]  # (domain event name, payload) -> TMF event types (may be [])
+
+
+def _lifecycle(prefix: str, *, create: str | None = None, extra: dict[str, str] | None = None) -> Callable[[str, dict[str, Any]], list[str]]:
+    """`<name>.<state>` events: a StateChange (a Create when nothing came before), plus `extra[state]` if given."""
+
+    def f(name: str, payload: dict[str, Any]) -> list[str]:
+        if payload.get("batch"):
+            return []
+        state = name.rsplit(".", 1)[-1]
+        if create and not payload.get("from"):
+            return [create]
+        out = [f"{prefix}StateChangeEvent"]
+        if extra and state in extra:
+            out.append(extra[state])
+        return out
+
+    return f
+
+
+def _case_changed(name: str, payload: dict[str, Any]) -> list[str]:
+    what = str(payload.get("what") or "")
+    if what == "opened":
+        return ["TroubleTicketCreateEvent"]
+    # a status change publishes case.<state> too (TroubleTicketStatusChangeEvent); these are the other attributes
+    if what in {"priority", "assignment", "note"} or "," in what or what.startswith(("severity", "queue")):
+        return ["TroubleTicketAttributeValueChangeEvent"]
+    return []
+
+
+def _invoice(name: str, payload: dict[str, Any]) -> list[str]:
+    # a draft is not a bill yet: it becomes one (TMF678) when it is finalised
+    state = name.rsplit(".", 1)[-1]
+    if state == "draft" or payload.get("batch"):
+        return []
+    return ["CustomerBillCreateEvent"] if state == "finalised" else ["CustomerBillStateChangeEvent"]
+
+
+APIS: tuple[HubApi, ...] = (
+    HubApi("productOrderingManagement", "TMF622 Product Ordering", "orders.view",
+           ("ProductOrderCreateEvent", "ProductOrderStateChangeEvent", "ProductOrderAttributeValueChangeEvent",
+            "CancelProductOrderCreateEvent", "CancelProductOrderStateChangeEvent")),
+    HubApi("troubleTicket", "TMF621 Trouble Ticket", "cases.view",
+           ("TroubleTicketCreateEvent", "TroubleTicketStatusChangeEvent", "TroubleTicketAttributeValueChangeEvent", "TroubleTicketResolvedEvent")),
+    HubApi("customerManagement", "TMF629 Customer", "customers.view",
+           ("CustomerCreateEvent", "CustomerStateChangeEvent", "CustomerAttributeValueChangeEvent")),
+    HubApi("accountManagement", "TMF666 Account", "customers.view",
+           ("BillingAccountStateChangeEvent", "BillingAccountAttributeValueChangeEvent")),
+    HubApi("productInventory", "TMF637 Product Inventory", "inventory.view",
+           ("ProductCreateEvent", "ProductStateChangeEvent", "ProductAttributeValueChangeEvent")),
+    HubApi("quoteManagement", "TMF648 Quote", "orders.view", ("QuoteCreateEvent", "QuoteStateChangeEvent", "QuoteAttributeValueChangeEvent")),
+    HubApi("serviceOrdering", "TMF641 Service Ordering", "partners.view",
+           ("ServiceOrderCreateEvent", "ServiceOrderStateChangeEvent", "ServiceOrderAttributeValueChangeEvent")),
+    HubApi("customerBillManagement", "TMF678 Customer Bill", "billing.view", ("CustomerBillCreateEvent", "CustomerBillStateChangeEvent")),
+    HubApi("paymentManagement", "TMF676 Payment", "payments.view",
+           ("PaymentCreateEvent", "PaymentStateChangeEvent", "RefundCreateEvent", "RefundStateChangeEvent")),
+    HubApi("productCatalogManagement", "TMF620 Product Catalog", "catalog.view",
+           ("ProductOfferingCreateEvent", "ProductOfferingStateChangeEvent", "ProductOfferingAttributeValueChangeEvent")),
+)
+BY_NAME = {a.name: a for a in APIS}
+
+RULES: tuple[Rule, ...] = (
+    Rule("product_order.*", "productOrderingManagement", "productOrder", _lifecycle("ProductOrder", create="ProductOrderCreateEvent")),
+    Rule("cancel_product_order.*", "productOrderingManagement", "cancelProductOrder", _lifecycle("CancelProductOrder", create="CancelProductOrderCreateEvent")),
+    Rule("case.changed", "troubleTicket", "troubleTicket", _case_changed),
+    Rule("case.*", "troubleTicket", "troubleTicket",
+         lambda n, p: [] if n == "case.changed" or n == "case.retention_declined" else
+         _lifecycle("TroubleTicket", extra={"resolved": "TroubleTicketResolvedEvent"})(n, p)),
+    Rule("account.*", "customerManagement", "customer", _lifecycle("Customer", create="CustomerCreateEvent")),
+    Rule("account.*", "accountManagement", "billingAccount", _lifecycle("BillingAccount")),
+    Rule("product.*", "productInventory", "product", _lifecycle("Product", create="ProductCreateEvent")),
+    Rule("quote.*", "quoteManagement", "quote", _lifecycle("Quote", create="QuoteCreateEvent")),
+    Rule("partner_service_order.*", "serviceOrdering", "serviceOrder", _lifecycle("ServiceOrder", create="ServiceOrderCreateEvent")),
+    Rule("invoice.*", "customerBillManagement", "customerBill", _invoice),
+    Rule("payment.*", "paymentManagement", "payment", _lifecycle("Payment", create="PaymentCreateEvent")),
+    Rule("refund.*", "paymentManagement", "refund", _lifecycle("Refund", create="RefundCreateEvent")),
+)
+
+# TMF event types whose domain event no area publishes yet (listed so registration still accepts them and the README can
+# say what is missing): creates of orders, quotes, accounts, products, service orders, payments, refunds; attribute changes
+# of customers, accounts, orders, quotes, products, service orders; every catalog event.
+NOT_YET_PUBLISHED = (
+    "ProductOrderCreateEvent", "ProductOrderAttributeValueChangeEvent", "QuoteCreateEvent", "QuoteAttributeValueChangeEvent",
+    "CustomerCreateEvent", "CustomerAttributeValueChangeEvent", "BillingAccountAttributeValueChangeEvent", "ProductCreateEvent",
+    "ProductAttributeValueChangeEvent", "ServiceOrderCreateEvent", "ServiceOrderAttributeValueChangeEvent", "PaymentCreateEvent",
+    "RefundCreateEvent", "ProductOfferingCreateEvent", "ProductOfferingStateChangeEvent", "ProductOfferingAttributeValueChangeEvent",
+)
+
+
+def resource_type(resource: str) -> str:
+    """`productOrder` -> `ProductOrder` (the @type and the key inside the event body is the resource name itself)."""
+    return resource[:1].upper() + resource[1:]
