@@ -32,9 +32,9 @@ def _schedules(session, *, now, tz) -> None:  # type: ignore[no-untyped-def]
 
 
 def _routers() -> list:
-    from opsline.b2b import views
+    from opsline.b2b import api, views
 
-    return [views.router]
+    return [views.router, api.router]  # api: the TMF623 SLA read API
 
 
 def _panels() -> list:
