@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from opsline.areas import Area
-from opsline.cancellations import models, prevention  # noqa: F401  (tables)
+from opsline.cancellations import models, prevention, totals  # noqa: F401  (tables)
 from opsline.cancellations.models import CANCEL_ORDER_TASK, JOURNEY, STEP
 from opsline.config import get_settings
 from opsline.core.domain_events import DomainEvent, Subscriber

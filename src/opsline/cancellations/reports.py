@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from opsline.cancellations import prevention
 from opsline.cancellations.models import REASONS, STEP_LABELS, STEPS, CancellationJourney, CancellationStep
 from opsline.cancellations.prevention import CancellationBreachCause
+from opsline.cancellations.totals import CancellationStepTotal
 from opsline.core.localtime import local_date
 from opsline.core.money import Money
 from opsline.customers.models import Account
@@ -63,10 +64,43 @@ def retention(session: Session, *, since: date) -> dict[str, Any]:
 
 
 def _sla_groups(session: Session, *, since: date, now: datetime) -> list[Any]:
-    """The SLA sections' figures in two grouped queries: per (step, state) the count of steps due since `since` (an
-    index-only pass), then per (step, state, cause) the breaches only (done late and open overdue, each from its
-    partial index). Rows: (code, state, late, overdue, cause, n); the rows in time carry late = overdue = 0."""
-    # plain counts per (step, state): no per-row expression, an index-only pass; the late ones are counted below
+    """The SLA sections' figures: rows (code, state, late, overdue, cause, n); the rows in time carry late = overdue = 0.
+
+    Read from the running totals (totals.py: steps per UTC due date, code, state and done-late flag), so the cost does
+    not grow with the steps: per (step, state) the steps due since `since`, and the late ones due on whole days before
+    today (done late; open, hence overdue); today's part up to `now` from the steps' own partial indexes; the causes
+    from the few steps that have one recorded (the rest take the cause inferred from their step). Equal, row for row
+    in what the sections show, to counting the steps themselves (tests/integration/test_cancellations_totals.py)."""
+    start = _start(since)
+    today = now.astimezone(ZoneInfo("UTC")).date()
+    ST = CancellationStepTotal
+    is_late = ((ST.state == "done") & ST.late.is_(True)) | (ST.state == "open")
+    rows = session.execute(select(ST.code, ST.state, func.sum(ST.n), func.sum(case((is_late & (ST.due_date < today), ST.n), else_=0)))
+                           .where(ST.due_date >= since).group_by(ST.code, ST.state)).all()
+    totals = {(code, state): int(n or 0) for code, state, n, _ in rows}
+    late_n = {(code, state): int(n or 0) for code, state, _, n in rows}
+    # today so far: the steps themselves (a few hours of due times, index range scans)
+    part = _late_steps(since=since, now=now, start_at=max(start, _start(today)))
+    for code, state, n in session.execute(select(part.c.code, part.c.state, func.count()).group_by(part.c.code, part.c.state)):
+        late_n[(code, state)] = late_n.get((code, state), 0) + int(n)
+    # recorded causes: a join from the (few) recorded causes to their steps, kept when the step is late in the window
+    BC = CancellationBreachCause
+    recorded = session.execute(select(CS.code, CS.state, BC.cause_code, func.count()).join(CS, CS.id == BC.step_id)
+                               .where(CS.due_at >= start, CS.due_at < now, ((CS.state == "done") & (CS.done_at > CS.due_at)) | (CS.state == "open"))
+                               .group_by(CS.code, CS.state, BC.cause_code)).all()
+    out: list[Any] = [(code, state, 0, 0, None, n - late_n.get((code, state), 0)) for (code, state), n in totals.items()]
+    inferred = dict(late_n)
+    for code, state, c, n in recorded:
+        inferred[(code, state)] -= int(n)
+        out.append((code, state, 1 if state == "done" else 0, 1 if state == "open" else 0, c, int(n)))
+    for (code, state), n in inferred.items():
+        if n:
+            out.append((code, state, 1 if state == "done" else 0, 1 if state == "open" else 0, prevention.INFERRED_CAUSE.get(code), n))
+    return out
+
+
+def _sla_groups_counted(session: Session, *, since: date, now: datetime) -> list[Any]:
+    """The same figures as _sla_groups counted from every step (the definition; the tests compare the two)."""
     totals = session.execute(select(CS.code, CS.state, func.count()).where(CS.due_at >= _start(since)).group_by(CS.code, CS.state)).all()
     late = _late_steps(since=since, now=now)
     cause = prevention.cause_expr(late.c.code).label("cause")
@@ -102,10 +136,10 @@ def sla_per_step(session: Session, *, since: date, now: datetime, groups: list[A
     return out
 
 
-def _late_steps(*, since: date, now: datetime) -> Any:
-    """Subquery (id, code, state, due_at) of the steps in breach, due in [since, now): done after their due time, or
-    still open past it. Each half reads only its own partial index (index-only)."""
-    start = _start(since)
+def _late_steps(*, since: date, now: datetime, start_at: datetime | None = None) -> Any:
+    """Subquery (id, code, state, due_at) of the steps in breach, due in [since, now) (or [start_at, now)): done after
+    their due time, or still open past it. Each half reads only its own partial index (index-only)."""
+    start = start_at or _start(since)
     done_late = select(CS.id, CS.code, CS.state, CS.due_at).where(CS.state == "done", CS.done_at > CS.due_at, CS.due_at >= start, CS.due_at < now)
     overdue = select(CS.id, CS.code, CS.state, CS.due_at).where(CS.state == "open", CS.due_at >= start, CS.due_at < now)
     return union_all(done_late, overdue).subquery("late")
@@ -115,23 +149,41 @@ def _late(now: datetime) -> Any:
     return (CS.due_at.is_not(None)) & (((CS.state == "done") & (CS.done_at > CS.due_at)) | ((CS.state == "open") & (CS.due_at < now)))
 
 
+def _late_page(*, since: date, now: datetime, cause: str | None, keep: int) -> Any:
+    """Subquery (id, due_at): the latest `keep` breached steps of one cause (None: all; "none": not yet analysed), as
+    a union of short branches that each read one partial index backwards, newest first, and stop after `keep` rows:
+    done late / open overdue, each split into the steps whose cause is inferred from their step (no cause recorded)
+    and those with the cause recorded (from the recorded causes' own index)."""
+    start = _start(since)
+    BC = CancellationBreachCause
+    no_recorded = ~select(BC.id).where(BC.step_id == CS.id).exists()
+    branches = []
+    for late in ((CS.state == "done") & (CS.done_at > CS.due_at), CS.state == "open"):
+        base = select(CS.id, CS.due_at).where(late, CS.due_at >= start, CS.due_at < now)
+        if cause is None:
+            parts = [base]
+        elif cause == "none":
+            parts = [base.where(CS.code.not_in(tuple(prevention.INFERRED_CAUSE)), no_recorded)]
+        else:
+            codes = tuple(code for code, c in prevention.INFERRED_CAUSE.items() if c == cause)
+            parts = ([base.where(CS.code.in_(codes), no_recorded)] if codes else []) + [base.join(BC, BC.step_id == CS.id).where(BC.cause_code == cause)]
+        for q in parts:
+            sub = q.order_by(CS.due_at.desc(), CS.id.desc()).limit(keep).subquery()
+            branches.append(select(sub.c.id, sub.c.due_at))
+    return union_all(*branches).subquery("late_page")
+
+
 def breaches(session: Session, *, since: date, now: datetime, tz: ZoneInfo, limit: int = 200, cause: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """Steps done after their due time or still open past it, latest due first, with their cause code (recorded, or
     inferred from the step) and the note on the step. `cause` keeps one cause ("none": not yet analysed)."""
-    late = _late_steps(since=since, now=now)
-    cause_col = prevention.cause_expr(late.c.code)
-    # the late steps first (their own indexes), cut to the page; only then the steps' details, journeys and accounts
-    q = (select(late.c.id, late.c.due_at, cause_col.label("cause_code"), CancellationBreachCause.cause_code.label("recorded"),
-                CancellationBreachCause.note.label("cause_note"))
-         .select_from(late).outerjoin(CancellationBreachCause, CancellationBreachCause.step_id == late.c.id))
-    if cause == "none":
-        q = q.where(cause_col.is_(None))
-    elif cause:
-        q = q.where(cause_col == cause)
-    page = q.order_by(late.c.due_at.desc(), late.c.id.desc()).offset(offset).limit(limit).subquery("page")
-    rows = session.execute(select(page.c.id, page.c.cause_code, page.c.recorded, page.c.cause_note, CS.code, CS.owner, CS.state, CS.due_at, CS.done_at,
+    BC = CancellationBreachCause
+    page = _late_page(since=since, now=now, cause=cause, keep=offset + limit)
+    page = select(page.c.id).order_by(page.c.due_at.desc(), page.c.id.desc()).offset(offset).limit(limit).subquery("page")
+    rows = session.execute(select(page.c.id, prevention.cause_expr(CS.code).label("cause_code"), BC.cause_code.label("recorded"),
+                                  BC.note.label("cause_note"), CS.code, CS.owner, CS.state, CS.due_at, CS.done_at,
                                   CS.note, CS.journey_id, CJ.reference, CJ.partner_code, CJ.account_id, Account.account_number)
-                           .join(CS, CS.id == page.c.id).join(CJ, CJ.id == CS.journey_id).join(Account, Account.id == CJ.account_id)
+                           .join(CS, CS.id == page.c.id).outerjoin(BC, BC.step_id == CS.id).join(CJ, CJ.id == CS.journey_id)
+                           .join(Account, Account.id == CJ.account_id)
                            .order_by(CS.due_at.desc(), CS.id.desc())).all()
 
     def aware(d: datetime | None) -> datetime | None:
