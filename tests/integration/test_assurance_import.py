@@ -139,3 +139,13 @@ def test_an_unknown_partner_a_future_month_and_a_binary_file_are_refused(session
     with pytest.raises(service.UnableToImportInvoice, match="NUL") as e:
         service.import_invoice(session, partner_code="openserve", period="2026-10", file_name="x.pdf", data=b"%PDF\x00\x01", now=now, actor=actor)
     _nothing_imported(session)
+
+
+def test_the_demo_invoice_plants_lines_billed_after_cancellation_overcharges_and_forgotten_lines(session, now, actor, lines):
+    from opsline.assurance import demo
+
+    data, planted = demo.invoice_csv(session, period=date(2026, 10, 1))
+    assert planted["ended"] == 1 and planted["forgotten"] == 0  # three lines live all October: too few to forget any
+    r = service.import_invoice(session, partner_code="openserve", period="2026-10", file_name="demo.csv", data=data, now=now, actor=actor)
+    assert r["lines"] == 4 and r["per_kind"]["billed_not_active"]["count"] == 1  # the line ended in September, still billed
+    assert r["per_kind"]["price_differs"]["count"] == 1 and r["per_kind"]["price_differs"]["amount_minor"] == 2500

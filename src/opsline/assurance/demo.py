@@ -1,6 +1,6 @@
 """Demo revenue assurance: Openserve's invoice for last month, built the way an FNO writes it (one CSV row per line it
 thinks is live, at its wholesale price) with a few realistic errors, then imported through the real import: three lines
-billed after we cancelled them, two billed above the wholesale cost, two live lines forgotten. `invoice_csv` builds
+billed after we cancelled them (those with a cancellation journey first), two billed above the wholesale cost, two live lines forgotten. `invoice_csv` builds
 the same file for any month (tests, or trying the upload page)."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def invoice_csv(session: Any, *, period: date, partner_code: str = PARTNER) -> t
         f"SELECT q.partner_line_ref AS ref, MAX({cost}) AS cost FROM product q JOIN partner pa ON pa.code = q.partner_code "
         f"WHERE q.partner_code = :pc AND q.partner_line_ref IS NOT NULL AND q.end_date IS NOT NULL AND q.end_date <= {dia.d('ps')} "
         f"AND NOT EXISTS (SELECT 1 FROM product r WHERE r.partner_code = q.partner_code AND r.partner_line_ref = q.partner_line_ref "
-        f"AND (r.end_date IS NULL OR r.end_date > {dia.d('ps')})) GROUP BY q.partner_line_ref ORDER BY MAX(q.end_date) DESC LIMIT 3"), p).all()
+        f"AND (r.end_date IS NULL OR r.end_date > {dia.d('ps')})) GROUP BY q.partner_line_ref ORDER BY MAX(CASE WHEN EXISTS (SELECT 1 FROM cancellation_journey j WHERE j.product_id = q.id) THEN 1 ELSE 0 END) DESC, MAX(q.end_date) DESC LIMIT 3"), p).all()
     rows: list[tuple[str, int]] = []
     forgotten = min(2, max(0, len(live) - 3))
     for i, r in enumerate(live[forgotten:]):
