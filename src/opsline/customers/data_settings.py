@@ -12,6 +12,7 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "credit_check_limit_minor": ("5000000", "orders worth more than this (minor units: once-off + recurring over the term, 12 months without one, excl. VAT) get a credit check"),
     "credit_min_account_age_days": ("90", "accounts younger than this are referred by the rules-based credit check"),
     "credit_max_arrears_minor": ("0", "arrears above this (minor units) refer an order to review"),
+    "credit_bureau": ("rules", "the credit bureau adapter orders are checked with (orders/service/risk_hold.py; 'rules' = our own ledger)"),
 }
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import Column, Integer, Table, UniqueConstraint, func, select, text
 from sqlalchemy.orm import Session
 
-from opsline.core import events, lifecycle
+from opsline.core import domain_events, events, lifecycle
 from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.customers import service
@@ -292,6 +292,8 @@ def merge_accounts(session: Session, *, survivor_id: int, merged_id: int, choice
                   before={"merged_account": merged.account_number, "merged_status": status_before},
                   after={"survivor": survivor.account_number, "merged_account_id": merged.id, "rows_moved": counts, "rows_total": moved,
                          "kept": {k: v["rows"] for k, v in kept.items()}, "fields": fields})
+    domain_events.publish(session, "account_merge.done", {"id": m.id, "account_id": survivor.id, "merged_account_id": merged.id, "rows_moved": counts},
+                          now=now, actor=actor)
     summary = ", ".join(f"{k.split('.')[0]} {v}" for k, v in sorted(counts.items()) if v) or "no rows"
     service.add_memo(session, account_id=survivor.id, now=now, actor=actor, data=MemoIn(category="general", body=(
         f"Account {merged.account_number} merged into this account (merge {m.id}): {reason}. Moved: {summary}. "

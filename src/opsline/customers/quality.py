@@ -5,6 +5,7 @@ details" step taken on every contact, which writes a memo of what changed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -45,6 +46,7 @@ class UnknownCheck(InvalidInput):
     pass
 
 
+@lru_cache(maxsize=200_000)  # pure, and the desk cards ask about every open account's phone on each home page
 def phone_problem(phone: str | None) -> tuple[str | None, str | None]:
     """(what is wrong, the E.164 form when it can be fixed by normalising) for a stored phone; (None, None) when fine."""
     if not phone:

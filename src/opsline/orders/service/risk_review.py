@@ -54,14 +54,14 @@ def release(session: Session, *, hold_id: int, reason: str, now: datetime, tz: Z
 
 
 def reject(session: Session, *, hold_id: int, reason: str, now: datetime, tz: ZoneInfo, actor: Actor) -> ProductOrder:
-    """Reject a held order (the order is rejected with the reason). Raises like `release`."""
+    """Reject a held order (the order is rejected with the reason; an order cancelled while it waited only has its hold
+    closed). Raises HoldNotFound, FourEyesRequired, ReasonRequired, ActionNotPermitted, TransitionNotAllowed."""
     h = get_hold(session, hold_id=hold_id)
     order = session.get(ProductOrder, h.order_id)
     assert order is not None
-    if order.state != OrderState.ACKNOWLEDGED.value and h.state == HoldState.PENDING.value:
-        raise UnableToDecideHold(f"order {order.id} is {order.state}; only a waiting order can be rejected", field="hold_id")
     decide_transition(session, hold=h, action="reject", reason=reason, now=now, actor=actor)
-    order_transition(session, order=order, action="reject", now=now, tz=tz, actor=SYSTEM, reason=f"rejected in risk review by {actor.name}: {reason.strip()}"[:2000])
+    if order.state == OrderState.ACKNOWLEDGED.value:  # an order cancelled meanwhile only closes its hold
+        order_transition(session, order=order, action="reject", now=now, tz=tz, actor=SYSTEM, reason=f"rejected in risk review by {actor.name}: {reason.strip()}"[:2000])
     session.flush()
     return order
 
