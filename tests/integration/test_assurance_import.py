@@ -149,3 +149,25 @@ def test_the_demo_invoice_plants_lines_billed_after_cancellation_overcharges_and
     r = service.import_invoice(session, partner_code="openserve", period="2026-10", file_name="demo.csv", data=data, now=now, actor=actor)
     assert r["lines"] == 4 and r["per_kind"]["billed_not_active"]["count"] == 1  # the line ended in September, still billed
     assert r["per_kind"]["price_differs"]["count"] == 1 and r["per_kind"]["price_differs"]["amount_minor"] == 2500
+
+
+def test_our_inventory_against_our_billing_finds_active_products_not_billed_and_billed_products_not_active(session, now, actor, lines):
+    from opsline.assurance import queries
+    from opsline.billing.models import Invoice, InvoiceLine
+
+    def bill(p, start, end):  # type: ignore[no-untyped-def]
+        inv = Invoice(account_id=p.account_id, kind="cycle", period_start=start, period_end=end, state="new", currency="ZAR", created_at=now)
+        session.add(inv)
+        session.flush()
+        session.add(InvoiceLine(invoice_id=inv.id, account_id=p.account_id, product_id=p.id, offering_id=p.offering_id, kind="recurring",
+                                description="Monthly fibre access", period_start=start, period_end=end, amount_minor=69900, tax_rate_code="VAT15",
+                                total_minor=80385, currency="ZAR"))
+        session.flush()
+
+    bill(lines["ok"], date(2026, 10, 1), date(2026, 11, 1))
+    bill(lines["dear"], date(2026, 10, 1), date(2026, 11, 1))
+    bill(lines["gone"], date(2026, 10, 1), date(2026, 11, 1))  # ended 30 September, billed for October
+    d = queries.billing_consistency(session, period=date(2026, 10, 1))
+    assert [r["product_id"] for r in d["not_billed"]] == [lines["missing"].id] and d["not_billed_count"] == 1
+    assert [r["product_id"] for r in d["billed_not_active"]] == [lines["gone"].id]
+    assert d["billed_not_active_minor"] == 69900

@@ -148,3 +148,16 @@ def test_the_pdf_format_attaches_a_pdf(session, manager):
 
     a = session.execute(select(MessageAttachment)).scalar_one()
     assert a.filename == "debtors-top10-2026-11-23.pdf" and a.content_type == "application/pdf" and a.data.startswith(b"%PDF")
+
+
+def test_the_send_job_is_scheduled_once_a_day_at_six_and_reschedules_itself(session, manager):
+    from opsline.core.jobs import Job
+
+    assert service.next_run_at(MONDAY_6, TZ) == datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc)  # 06:00 passed: tomorrow
+    service.schedule(session, now=MONDAY_6, tz=TZ)
+    service.schedule(session, now=MONDAY_6, tz=TZ)
+    jobs = session.execute(select(Job).where(Job.kind == service.SEND_JOB)).scalars().all()
+    assert len(jobs) == 1
+    service.subscribe(session, report_key="debtors.aged", frequency="daily", fmt="xlsx", recipients="a@example.co.za", now=MONDAY_6, actor=manager)
+    out = service.send_due_job(session, {}, datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc), tz=TZ)
+    assert out["sent"] == 1 and out["next_run_at"] == "2026-11-25T04:00:00+00:00"

@@ -20,6 +20,12 @@ def _cli(app) -> None:  # type: ignore[no-untyped-def]
     cli.register(app)
 
 
+def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+    from opsline.assurance import home
+
+    return home.cards(session, now=now, actor=actor, tz=tz)
+
+
 def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
     from opsline.assurance import demo
 
@@ -40,4 +46,5 @@ AREA = Area(
         "management.view": {"service_manager", "debtors_manager", "billing_analyst"},  # the managers' dashboard
     },
     lifecycles=(FINDING,),
+    home=_home,
 )

@@ -33,16 +33,16 @@ def _last_month(now, tz) -> date:  # type: ignore[no-untyped-def]
 
 
 def _desk(request: Request, db: DB, now: Any, tz: Any, principal: Principal, *, ok: str = "", error: str = "", error_field: str = "",
-          form: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
+          form: dict[str, str] | None = None, status: int = 200, partner: str = "") -> HTMLResponse:
     return render(request, "assurance/desk.html", {
-        "fnos": queries.fnos(db), "invoices": queries.invoices(db), "leakage": queries.leakage_by_month(db, today=local_date(now, tz)),
+        "fnos": queries.fnos(db), "invoices": queries.invoices(db, partner_code=partner[:30]), "partner": partner[:30], "leakage": queries.leakage_by_month(db, today=local_date(now, tz)),
         "open": queries.open_findings_total(db), "ok": ok or None, "error": error or None, "error_field": error_field,
         "form": form or {"period": f"{_last_month(now, tz):%Y-%m}", "partner": ""}}, principal=principal, status_code=status)
 
 
 @router.get("/assurance", response_class=HTMLResponse)
-def desk(request: Request, db: DB, now: Now, tz: Tz, principal: View, ok: str = "") -> HTMLResponse:
-    return _desk(request, db, now, tz, principal, ok=ok)
+def desk(request: Request, db: DB, now: Now, tz: Tz, principal: View, ok: str = "", partner: str = "") -> HTMLResponse:
+    return _desk(request, db, now, tz, principal, ok=ok, partner=partner)
 
 
 @router.post("/assurance/invoices", response_model=None)
