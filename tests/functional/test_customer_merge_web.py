@@ -43,6 +43,7 @@ def test_a_pair_from_the_duplicates_page_is_previewed_merged_shown_and_undone(cl
         (ev,) = s.execute(select(AuditEvent).where(AuditEvent.entity_type == "account_merge")).scalars()
         assert ev.after["rows_moved"]["invoice.account_id"] == 1 and ev.actor == c.username
         mid = s.execute(select(AccountMerge.id)).scalar_one()
+    assert "was merged into" in c.get(f"/accounts/{b}/risk-banner").text
     panel = c.get(f"/accounts/{b}/panel/merges")
     assert "was merged into" in panel.text and f"/accounts/{a}" in panel.text
     assert f"/merges/{mid}/undo" in c.get(f"/accounts/{a}/panel/merges").text

@@ -144,3 +144,18 @@ def test_every_table_pointing_at_an_account_is_classified():
     assert {"invoice", "invoice_line", "payment", "ledger_entry", "support_case", "product", "risk_flag"} <= by_action["move"]
     assert {"memo", "audit_event"} <= by_action["keep"]
     assert "refuse" not in by_action  # a new table without an integer id would show up here (and refuse merges naming it)
+
+
+def test_a_one_per_account_row_moves_alone_but_two_open_write_offs_refuse_the_merge(session, now, actor):
+    from opsline.debtors.models import WriteOff
+
+    a, b = _pair(session, now, actor)
+    session.add(WriteOff(account_id=b, amount_minor=1000, balance_minor=1000, currency="ZAR", state="proposed", reason="small", proposed_by="x", proposed_at=now))
+    session.flush()
+    pv = merge.preview(session, survivor_id=a, merged_id=b)
+    assert pv["can_merge"] and {"table": "write_off", "column": "account_id", "rows": 1} in pv["moves"]
+    assert any(k["table"] == "memo" for k in pv["kept"])
+    session.add(WriteOff(account_id=a, amount_minor=2000, balance_minor=2000, currency="ZAR", state="proposed", reason="small", proposed_by="x", proposed_at=now))
+    session.flush()
+    with pytest.raises(merge.UnableToMerge, match="write_off: both accounts have one"):
+        merge.merge_accounts(session, survivor_id=a, merged_id=b, choices={}, reason="duplicate", now=now, actor=actor)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from opsline.core.errors import InvalidInput
-from opsline.customers import quality, risk, service
+from opsline.customers import merge, quality, risk, service
 from opsline.orders.models import ProductOrder
 from opsline.orders.service import risk_hold, risk_review
 from opsline.web.deps import DB, Now, Principal, Tz, require
@@ -45,10 +45,12 @@ def clear_flag(flag_id: int, db: DB, now: Now, principal: Flagger, reason: Annot
 
 @router.get("/accounts/{account_id}/risk-banner", response_class=HTMLResponse)
 def banner(request: Request, account_id: int, db: DB, now: Now, principal: View, contact: str = "", back: str = "", order_id: int = 0) -> HTMLResponse:
-    """The flags in force, as a banner (HTMX fragment on account, case and order pages). With `contact` (a case page),
+    """The flags in force (and, for a merged account, where it went), as a banner (HTMX fragment on account, case and
+    order pages). With `contact` (a case page),
     also the "confirm or update details" form for that contact, returning to `back`."""
     acc = service.get_account(db, account_id=account_id)
-    ctx = {"flags": risk.active_flags(db, account_id=acc.id, now=now), "account_id": acc.id, "account_number": acc.account_number, "confirm": None}
+    ctx = {"flags": risk.active_flags(db, account_id=acc.id, now=now), "account_id": acc.id, "account_number": acc.account_number, "confirm": None,
+           "merged_into": merge.merges_of(db, account_id=acc.id)["merged_into"]}
     if order_id:  # an order page: its risk hold and credit check, if any
         hold = risk_hold.hold_for_order(db, order_id=order_id)
         if hold is not None and hold.account_id == acc.id:
