@@ -102,9 +102,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('partner_invoice_line', schema=None) as batch_op:
         batch_op.create_index('ix_partner_invoice_line_product', ['product_id'], unique=False)
+    # reconciliation looks our products up by the FNO's line id
+    with op.batch_alter_table('product', schema=None) as batch_op:
+        batch_op.create_index('ix_product_partner_line', ['partner_code', 'partner_line_ref'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('product', schema=None) as batch_op:
+        batch_op.drop_index('ix_product_partner_line')
+
     with op.batch_alter_table('partner_invoice_line', schema=None) as batch_op:
         batch_op.drop_index('ix_partner_invoice_line_product')
 
