@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import exists, select
 
+from opsline.cancellations.models import CancellationJourney
 from opsline.core.events import Actor
 from opsline.customers.models import Account
 from opsline.db.session import make_sessionmaker
@@ -27,9 +28,10 @@ def credentials() -> list[tuple[str, str, str]]:
 def _consumer_account(session: Any) -> Any:
     from opsline.billing.models import Invoice
 
+    journey = select(CancellationJourney.id).where(CancellationJourney.product_id == Product.id).exists()
     loaned = (select(Equipment.id).join(Product, Product.id == Equipment.product_id)
               .where(Equipment.account_id == Account.id, Equipment.owner == "isp_loaned", Product.state == "active",
-                     Equipment.state.in_(("installed", "dispatched"))).exists())
+                     Equipment.state.in_(("installed", "dispatched")), ~journey).exists())
     invoiced = select(Invoice.id).where(Invoice.account_id == Account.id, Invoice.number.is_not(None)).exists()
     return session.execute(select(Account.id, Account.party_id).where(Account.kind == "retail", Account.status == "active", loaned, invoiced)
                            .order_by(Account.id).limit(1)).first()

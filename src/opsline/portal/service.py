@@ -132,7 +132,8 @@ def account_page(session: Session, *, account: dict[str, Any], now: datetime, tz
     journeys = cancellation_queries.account_panel(session, account_id=aid, now=now)
     return {"balance": bal["balance"], "pay": pay_instructions(session, account=account), "products": products, "equipment": equipment,
             "invoices": invoices, "payments": list(reversed(payments)), "cases": case_rows["open_cases"] + case_rows["closed_cases"],
-            "claims": claims, "journeys": journeys, "currency": account["currency"]}
+            "claims": claims, "journeys": journeys, "currency": account["currency"],
+            "ending": {p["id"] for p in journeys["products"] if p["busy"]}}
 
 
 def statement_page(session: Session, *, account: dict[str, Any], date_from: date | None, date_to: date | None, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
