@@ -93,6 +93,9 @@ def demo(
     console.print(f"Sign in at http://127.0.0.1:8000 with any of these users, password [bold]{DEMO_PASSWORD}[/bold]:")
     for username, name, roles in DEMO_USERS:
         console.print(f"  {username:<11} {name:<24} {', '.join(roles)}")
+    from opsline.portal.demo import credentials  # customer self-service logins made by the portal's demo step
+
+    console.print("Customer self-service at http://127.0.0.1:8000/portal: " + "; ".join(f"{what} {email} / {pw}" for what, email, pw in credentials()))
 
 
 @app.command()

@@ -341,3 +341,80 @@ def test_a_company_admin_invites_a_viewer_who_sees_the_accounts_but_cannot_raise
                data={"line_id": admin["lines"][0][0], "amount": "1", "reason": "x", "csrf_token": tok})
     assert r.status_code == 404
     assert _count(factory, PortalToken, PortalToken.purpose == "invite", PortalToken.used_at.is_not(None)) == 1
+
+
+# --- the messages arrive in a real SMTP sink ---------------------------------------------------------------------------
+class _Sink:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
+        self.messages.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink(monkeypatch):  # type: ignore[no-untyped-def]
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    from opsline.config import get_settings
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("OPSLINE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("OPSLINE_SMTP_PORT", str(port))
+    get_settings.cache_clear()
+    sink = _Sink()
+    ctl = Controller(sink, hostname="127.0.0.1", port=port)
+    ctl.start()
+    yield sink
+    ctl.stop()
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_the_claim_cancellation_collection_and_reset_emails_arrive_in_the_smtp_sink(app, factory, clock, two, smtp_sink):
+    import email
+
+    from opsline.core.jobs import Worker
+    from opsline.jobs_registry import build_registry
+
+    a, _ = two
+    c = signed_in(app, a)
+    c.post(f"/portal/accounts/{a['number']}/invoices/{a['invoice_id']}/claim",
+           data={"line_id": a["lines"][0][0], "amount": "20", "reason": "speed was half", "csrf_token": c.csrf})
+    url = f"/portal/accounts/{a['number']}/products/{a['product_id']}/cancel"
+    slot = re.search(r'name="slot_start" value="([^"]+)"', c.get(url).text).group(1)
+    r = c.post(url, data={"reason_code": "price", "slot_start": slot, "address": "12 Jacaranda Street", "contact_phone": "0821234567", "csrf_token": c.csrf})
+    assert r.status_code == 200
+    with factory.begin() as s:
+        auth.request_reset(s, email=a["login"], link_base="http://testserver", now=clock.at, ip="127.0.0.1")
+    Worker(factory, build_registry(), worker_id="mail", clock=clock).drain()
+    got = [(rcpt, email.message_from_bytes(raw)["Subject"]) for rcpt, raw in smtp_sink.messages]
+    subjects = " | ".join(s for _, s in got)
+    assert (["thabo@portal.test"], f"We received your billing query on invoice {_invoice_number(factory, a)}") in got, subjects
+    assert any(rcpt == ["thabo@portal.test"] and "Reset your" in s for rcpt, s in got), subjects
+    # the cancellations and logistics areas tell the account's own address about the cancellation and the collection
+    assert sum(rcpt == ["thabo@example.test"] for rcpt, _ in got) >= 2, got
+    with factory() as s:
+        on_timeline = s.execute(select(func.count()).select_from(AuditEvent).where(AuditEvent.account_id == a["account_id"],
+                                                                                   AuditEvent.entity_type == "message")).scalar_one()
+        assert on_timeline >= 4  # every message is on the staff account timeline too
+
+
+def _invoice_number(factory, who: dict) -> str:  # type: ignore[no-untyped-def]
+    from opsline.billing.models import Invoice
+
+    with factory() as s:
+        return s.get(Invoice, who["invoice_id"]).number
+
+
+def test_a_browser_without_a_customer_session_is_sent_to_the_portal_sign_in(app, two):
+    a, _ = two
+    r = TestClient(app).get(f"/portal/accounts/{a['number']}", headers={"accept": "text/html"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/portal/login"
+    r = TestClient(app).get("/accounts", headers={"accept": "text/html"}, follow_redirects=False)
+    assert r.headers["location"].startswith("/login")  # staff pages still go to the staff sign-in

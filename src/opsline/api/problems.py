@@ -59,7 +59,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OpslineError)
     async def _opsline_error(request: Request, exc: OpslineError):  # type: ignore[no-untyped-def]
         if isinstance(exc, NotAuthenticated) and _wants_html(request):
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            portal = request.url.path == "/portal" or request.url.path.startswith("/portal/")  # customers sign in on their own page
+            return RedirectResponse("/portal/login" if portal else f"/login?next={request.url.path}", status_code=303)
         if _wants_html(request) and not request.headers.get("hx-request"):
             from opsline.web.templating import render_error
 
