@@ -34,6 +34,7 @@ def test_a_pair_from_the_duplicates_page_is_previewed_merged_shown_and_undone(cl
     assert dup.status_code == 200 and f"/merges/preview?survivor={a}&amp;merged={b}" in dup.text
     pv = c.get(f"/merges/preview?survivor={a}&merged={b}")
     assert pv.status_code == 200 and "Field by field" in pv.text and "ayesha.p@example.co.za" in pv.text and "<td>invoice</td>" in pv.text
+    assert "merge the parties too" in pv.text
     r = c.post("/merges", data={"survivor_id": str(a), "merged_id": str(b), "choice_email": "merged", "reason": "same person, two sign-ups"},
                follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/accounts/{a}#panel-merges"

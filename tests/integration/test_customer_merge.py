@@ -159,3 +159,23 @@ def test_a_one_per_account_row_moves_alone_but_two_open_write_offs_refuse_the_me
     session.flush()
     with pytest.raises(merge.UnableToMerge, match="write_off: both accounts have one"):
         merge.merge_accounts(session, survivor_id=a, merged_id=b, choices={}, reason="duplicate", now=now, actor=actor)
+
+
+def test_merging_the_parties_too_moves_every_account_of_the_merged_owner_and_undo_puts_them_back(session, now, actor):
+    a, b = _pair(session, now, actor)
+    other = make_account(session, now=now, name="Thabo Nkosi (mobile)")
+    party_a, party_b = session.get(Account, a).party_id, session.get(Account, b).party_id
+    session.execute(text("UPDATE account SET party_id = :p WHERE id = :o"), {"p": party_b, "o": other})  # the duplicate owner's second account
+    session.expire_all()
+    with pytest.raises(InvalidInput, match="same party"):
+        merge.merge_accounts(session, survivor_id=b, merged_id=other, choices={}, reason="x", now=now, actor=actor, merge_parties=True)
+    pv = merge.preview(session, survivor_id=a, merged_id=b)
+    assert pv["parties"]["differ"] and {"table": "account", "column": "party_id", "rows": 2} in pv["parties"]["moves"]
+    m = merge.merge_accounts(session, survivor_id=a, merged_id=b, choices={}, reason="one person, two sign-ups", now=now, actor=actor, merge_parties=True)
+    session.flush()
+    assert m.counts["account.party_id"] == 2
+    assert {session.get(Account, x).party_id for x in (a, b, other)} == {party_a}
+    assert session.get(Account, other).status == "active"  # only the merged account closes; the owner's other accounts carry on
+    merge.undo_merge(session, merge_id=m.id, reason="two people after all", now=now, actor=actor)
+    session.flush()
+    assert (session.get(Account, b).party_id, session.get(Account, other).party_id, session.get(Account, a).party_id) == (party_b, party_b, party_a)

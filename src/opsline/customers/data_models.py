@@ -56,6 +56,9 @@ class AccountMerge(Base):
     merged_at: Mapped[datetime]
     undo_until: Mapped[datetime]
     merged_status_before: Mapped[str] = mapped_column(String(20))
+    # set when the two parties were merged too (every row pointing at the merged party moved to the survivor's)
+    survivor_party_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("party.id"))
+    merged_party_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("party.id"))
     # field -> {"before": survivor's value, "after": the value taken from the merged account}
     fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     counts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # "table.column" -> rows moved

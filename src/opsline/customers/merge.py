@@ -110,6 +110,31 @@ def targets() -> list[Target]:
     return out
 
 
+def party_targets() -> list[Target]:
+    """Every column pointing at a party (an account's owner, privacy requests ...): what a party merge moves."""
+    out: list[Target] = []
+    for t in metadata.sorted_tables:
+        for col in t.columns:
+            if any(fk.column.table.name == "party" and fk.column.name == "id" for fk in col.foreign_keys) and t.name not in _OWN_TABLES:
+                pk = _int_pk(t)
+                out.append(Target(t, col, "move", pk=pk) if pk else
+                           Target(t, col, "refuse", f"table {t.name} has no single integer key, so its moved rows cannot be recorded for an undo"))
+    return out
+
+
+def _party_column(table: str, column: str) -> bool:
+    t = metadata.tables.get(table)
+    return t is not None and column in t.c and any(fk.column.table.name == "party" for fk in t.c[column].foreign_keys)
+
+
+def _ids(m: AccountMerge, table: str, column: str) -> tuple[int, int]:
+    """(survivor, merged) ids for a recorded column: the parties' for a party column, else the accounts'."""
+    if _party_column(table, column):
+        assert m.survivor_party_id is not None and m.merged_party_id is not None
+        return int(m.survivor_party_id), int(m.merged_party_id)
+    return m.survivor_account_id, m.merged_account_id
+
+
 def _int_pk(t: Table) -> str | None:
     pk = list(t.primary_key.columns)
     if len(pk) == 1 and isinstance(pk[0].type, Integer):
@@ -206,7 +231,12 @@ def preview(session: Session, *, survivor_id: int, merged_id: int) -> dict[str, 
         else:
             problems.append(t.why + f" ({n} rows on {merged.account_number})")
     sd, md = service.account_dict(survivor), service.account_dict(merged)
+    ps, pm = session.get(Party, survivor.party_id), session.get(Party, merged.party_id)
+    party_moves = [{"table": t.table.name, "column": t.column.name, "rows": n} for t in party_targets()
+                   if survivor.party_id != merged.party_id and (n := _count(session, t, merged.party_id))]
     return {
+        "parties": {"differ": survivor.party_id != merged.party_id, "survivor": {"id": ps.id, "name": ps.name, "kind": ps.kind} if ps else None,
+                    "merged": {"id": pm.id, "name": pm.name, "kind": pm.kind} if pm else None, "moves": party_moves},
         "survivor": sd, "merged": md,
         "fields": [{"field": f, "survivor": sd.get(f), "merged": md.get(f), "same": sd.get(f) == md.get(f)} for f in MERGE_FIELDS],
         "moves": moves, "kept": kept, "refusals": problems, "can_merge": not problems,
@@ -215,11 +245,12 @@ def preview(session: Session, *, survivor_id: int, merged_id: int) -> dict[str, 
 
 
 def merge_accounts(session: Session, *, survivor_id: int, merged_id: int, choices: dict[str, str], reason: str, now: datetime,
-                   actor: Actor) -> AccountMerge:
+                   actor: Actor, merge_parties: bool = False) -> AccountMerge:
     """Merge `merged_id` into `survivor_id`. `choices` maps a field of MERGE_FIELDS to "survivor" or "merged" (which
     account's value the survivor keeps; unnamed fields keep the survivor's). Every row of every account-pointing table
     moves set-based and is recorded; the merged account is closed and points at the merge; one audit event lists the
-    rows moved per table; a memo goes on both accounts.
+    rows moved per table; a memo goes on both accounts. With `merge_parties`, the two owners (parties) become one too:
+    every row pointing at the merged account's party (its accounts, privacy requests ...) moves to the survivor's party.
     Raises AccountNotFound, InvalidInput (same account, no reason, unknown field or choice, a chosen value the account
     form would refuse), UnableToMerge (409: different currencies or legal entities, already merged, survivor closed,
     a unique key both accounts hold, a table that cannot be recorded). Nothing is changed when it raises."""
@@ -233,7 +264,16 @@ def merge_accounts(session: Session, *, survivor_id: int, merged_id: int, choice
     if bad_choice:
         raise InvalidInput(f"choice for {bad_choice[0]} must be 'survivor' or 'merged'", field=bad_choice[0])
     survivor, merged = _accounts(session, survivor_id=survivor_id, merged_id=merged_id, lock=True)
+    if merge_parties and survivor.party_id == merged.party_id:
+        raise InvalidInput("both accounts already belong to the same party; merge the accounts without merging parties", field="merge_parties")
     problems = refusals(session, survivor=survivor, merged=merged)
+    party_plan = []
+    for t in party_targets() if merge_parties else []:
+        n = _count(session, t, merged.party_id)
+        if n and t.action == "refuse":
+            problems.append(t.why + f" ({n} rows on party {merged.party_id})")
+        elif n:
+            party_plan.append(t)
     plan = []
     kept: dict[str, Any] = {}
     for t in targets():
@@ -264,7 +304,8 @@ def merge_accounts(session: Session, *, survivor_id: int, merged_id: int, choice
     status_before = merged.status
     m = AccountMerge(survivor_account_id=survivor.id, merged_account_id=merged.id, state=MergeState.DONE.value, reason=reason, merged_by=actor.name,
                      merged_at=now, undo_until=now + timedelta(days=setting_int(session, "merge_undo_days")), merged_status_before=status_before,
-                     fields=fields, counts={}, kept=kept)
+                     fields=fields, counts={}, kept=kept, survivor_party_id=survivor.party_id if merge_parties else None,
+                     merged_party_id=merged.party_id if merge_parties else None)
     session.add(m)
     session.flush()
     counts: dict[str, int] = {}
@@ -276,6 +317,15 @@ def merge_accounts(session: Session, *, survivor_id: int, merged_id: int, choice
         res = session.execute(text(
             f"UPDATE {tbl} SET {col} = :s WHERE {_q(t.pk)} IN (SELECT row_id FROM account_merge_row WHERE merge_id = :mid AND table_name = :t AND column_name = :c)"),
             {"s": survivor.id, "mid": m.id, "t": t.table.name, "c": t.column.name})
+        counts[t.key] = int(res.rowcount or 0)
+    for t in party_plan:  # the owners become one: rows pointing at the merged party move to the survivor's
+        tbl, col = _q(t.table.name), _q(t.column.name)
+        session.execute(text(
+            f"INSERT INTO account_merge_row (merge_id, table_name, column_name, row_id) SELECT :mid, :t, :c, {_q(t.pk)} FROM {tbl} WHERE {col} = :m"),
+            {"mid": m.id, "t": t.table.name, "c": t.column.name, "m": m.merged_party_id})
+        res = session.execute(text(
+            f"UPDATE {tbl} SET {col} = :s WHERE {_q(t.pk)} IN (SELECT row_id FROM account_merge_row WHERE merge_id = :mid AND table_name = :t AND column_name = :c)"),
+            {"s": m.survivor_party_id, "mid": m.id, "t": t.table.name, "c": t.column.name})
         counts[t.key] = int(res.rowcount or 0)
     m.counts = counts
     session.flush()
@@ -341,7 +391,7 @@ def undo_problems(session: Session, *, m: AccountMerge, now: datetime) -> list[s
         pk = _int_pk(tbl) or "id"
         still = session.execute(text(
             f"SELECT COUNT(*) FROM {_q(tn)} WHERE {_q(cn)} = :s AND {_q(pk)} IN (SELECT row_id FROM account_merge_row WHERE merge_id = :mid AND table_name = :t AND column_name = :c)"),
-            {"s": m.survivor_account_id, "mid": m.id, "t": tn, "c": cn}).scalar_one()
+            {"s": _ids(m, tn, cn)[0], "mid": m.id, "t": tn, "c": cn}).scalar_one()
         if still != n:
             out.append(f"{tn}: {n - still} of the {n} moved rows were changed or removed since the merge")
     # rows added to the survivor since the merge that point at moved rows would be split from them by an undo
@@ -385,7 +435,7 @@ def undo_merge(session: Session, *, merge_id: int, reason: str, now: datetime, a
         res = session.execute(text(
             f"UPDATE {_q(tn)} SET {_q(cn)} = :mg WHERE {_q(cn)} = :s AND {_q(pk)} IN "
             f"(SELECT row_id FROM account_merge_row WHERE merge_id = :mid AND table_name = :t AND column_name = :c)"),
-            {"mg": m.merged_account_id, "s": m.survivor_account_id, "mid": m.id, "t": tn, "c": cn})
+            {"mg": _ids(m, tn, cn)[1], "s": _ids(m, tn, cn)[0], "mid": m.id, "t": tn, "c": cn})
         back[f"{tn}.{cn}"] = int(res.rowcount or 0)
     session.expire_all()
     survivor = service.get_account(session, account_id=m.survivor_account_id)

@@ -33,7 +33,7 @@ async def do_merge(request: Request, db: DB, now: Now, principal: Merger) -> Red
     survivor_id = service.resolve_account_id(db, key=str(form.get("survivor_id", "")), field="survivor_id")
     merged_id = service.resolve_account_id(db, key=str(form.get("merged_id", "")), field="merged_id")
     merge.merge_accounts(db, survivor_id=survivor_id, merged_id=merged_id, choices=choices, reason=str(form.get("reason", ""))[:2000], now=now,
-                         actor=principal.actor)
+                         actor=principal.actor, merge_parties=form.get("merge_parties") == "1")
     return RedirectResponse(f"/accounts/{survivor_id}#panel-merges", status_code=303)
 
 

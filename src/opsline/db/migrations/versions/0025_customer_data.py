@@ -32,6 +32,8 @@ def upgrade() -> None:
     sa.Column('merged_at', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('undo_until', opsline.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('merged_status_before', sa.String(length=20), nullable=False),
+    sa.Column('survivor_party_id', sa.BigInteger(), nullable=True),
+    sa.Column('merged_party_id', sa.BigInteger(), nullable=True),
     sa.Column('fields', opsline.db.base.JSONType, nullable=False),
     sa.Column('counts', opsline.db.base.JSONType, nullable=False),
     sa.Column('kept', opsline.db.base.JSONType, nullable=False),
@@ -40,6 +42,8 @@ def upgrade() -> None:
     sa.Column('undo_reason', sa.Text(), nullable=True),
     sa.CheckConstraint("state IN ('done', 'undone')", name=op.f('ck_account_merge_state')),
     sa.ForeignKeyConstraint(['merged_account_id'], ['account.id'], name=op.f('fk_account_merge_merged_account_id_account')),
+    sa.ForeignKeyConstraint(['merged_party_id'], ['party.id'], name=op.f('fk_account_merge_merged_party_id_party')),
+    sa.ForeignKeyConstraint(['survivor_party_id'], ['party.id'], name=op.f('fk_account_merge_survivor_party_id_party')),
     sa.ForeignKeyConstraint(['survivor_account_id'], ['account.id'], name=op.f('fk_account_merge_survivor_account_id_account')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_account_merge'))
     )
