@@ -105,7 +105,8 @@ def add_open_journeys(url: str, n: int) -> int:
     today = NOW.date() if pg else NOW.date().isoformat()
 
     def hours(expr: str, base: str) -> str:
-        return f"({base} + ({expr}) * interval '1 hour')" if pg else f"datetime({base}, ({expr}) || ' hours')"
+        # SQLite: the text the ORM stores for an instant (microseconds included), so comparisons with it stay exact
+        return f"({base} + ({expr}) * interval '1 hour')" if pg else f"(strftime('%Y-%m-%d %H:%M:%f', {base}, ({expr}) || ' hours') || '000')"
 
     def days_before(expr: str) -> str:
         return f"(CAST(:today AS DATE) - ({expr}))" if pg else f"date(:today, '-' || ({expr}) || ' days')"
@@ -276,6 +277,9 @@ def cancellations_endpoints() -> list[Endpoint]:
              ("reports (volumes)", "/cancellations/reports", "Cancellations by reason and month"),
              ("reports/sla (compliance, breaches by cause)", "/cancellations/reports/sla", "Breaches by cause"),
              ("reports/breaches (drill-down)", "/cancellations/reports/breaches?cause=waiting_on_fno", "SLA breaches"),
+             ("reports/breaches (all causes, page 3)", "/cancellations/reports/breaches?page=3", "SLA breaches"),
+             ("reports/breaches (not yet analysed)", "/cancellations/reports/breaches?cause=none", "SLA breaches"),
+             ("board reason=price", "/cancellations?reason=price", "Open journeys by step"),
              ("prevention actions", "/cancellations/prevention", "Breach prevention actions"),
              ("reports/leakage", "/cancellations/reports/leakage", "Fees paid to FNOs"),
              ("reports/equipment", "/cancellations/reports/equipment", "Equipment recovery"),

@@ -3,7 +3,8 @@ retention declined, confirmed, FNO confirmed, equipment and final account done, 
 SQL (single-row and multi-row UPDATEs, a DELETE) with breach causes recorded; the report read from the totals equals,
 figure for figure, the same report counted from every step, at several clock times (including steps due earlier
 today) and windows; the breach drill-down equals a brute-force filter and sort of the steps for every cause and page;
-and the totals kept by the triggers equal a recount from scratch."""
+the board's counts per step under every filter, the home-card numbers and the volume report (reasons, retention, FNO
+lead times) equal counting every journey; and the totals kept by the triggers equal a recount from scratch."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy import delete, select, text, update
 from opsline.cancellations import prevention, reports, service, totals
 from opsline.cancellations.models import CancellationJourney, CancellationStep
 from opsline.cancellations.prevention import CancellationBreachCause
-from opsline.cancellations.totals import CancellationStepTotal
+from opsline.cancellations.totals import CancellationJourneyTotal, CancellationStepTotal
 from opsline.core.localtime import zone
 from opsline.partners.models import PartnerServiceOrder
 from tests.integration.test_cancellations_journey import _line, _request
@@ -144,13 +145,83 @@ def test_the_totals_kept_by_the_triggers_equal_a_recount_from_the_steps(session,
     session.flush()
 
     def kept() -> dict[tuple[Any, ...], int]:
-        return {(str(r.due_date), r.code, r.state, bool(r.late)): int(r.n)
-                for r in session.execute(select(CancellationStepTotal)).scalars() if r.n}
+        steps = {("step", str(r.due_date), r.code, r.state, bool(r.late)): int(r.n) for r in session.execute(select(CancellationStepTotal)).scalars() if r.n}
+        return steps | {("journey", str(r.month), r.kind, r.reason_code, r.retention_outcome, r.partner_code, bool(r.fno_confirmed), bool(r.fno_late),
+                         bool(r.fno_waiting), bool(r.open), r.current_step, bool(r.at_risk)): int(r.n)
+                        for r in session.execute(select(CancellationJourneyTotal)).scalars() if r.n}
 
     before = kept()
-    assert sum(before.values()) == session.execute(select(text("COUNT(*)")).select_from(CS).where(CS.due_at.is_not(None))).scalar_one()
+    assert sum(v for k, v in before.items() if k[0] == "step") == session.execute(select(text("COUNT(*)")).select_from(CS).where(CS.due_at.is_not(None))).scalar_one()
+    assert sum(v for k, v in before.items() if k[0] == "journey") == session.execute(select(text("COUNT(*)")).select_from(CancellationJourney)).scalar_one()
     assert all(v > 0 for v in before.values())
     totals.rebuild(session)
     session.expire_all()
     assert kept() == before
     assert session.execute(select(PartnerServiceOrder.id).limit(1)).first() is not None  # FNO orders went out through the partner path
+
+
+def _brute_board(session, *, now, partner=None, step=None, reason=None, breaching=False):  # type: ignore[no-untyped-def]
+    from opsline.cancellations.models import OPEN_STATES
+
+    by: dict[Any, list[int]] = {}
+    for j in session.execute(select(CancellationJourney)).scalars():
+        if j.state not in OPEN_STATES or (partner and j.partner_code != partner) or (step and j.current_step != step) or (reason and j.reason_code != reason):
+            continue
+        overdue = j.next_due_at is not None and j.next_due_at < now
+        if breaching and not (overdue or j.at_risk):
+            continue
+        v = by.setdefault(j.current_step, [0, 0, 0])
+        v[0] += 1
+        v[1] += overdue
+        v[2] += bool(j.at_risk)
+    return by
+
+
+def test_the_board_counts_home_cards_and_volume_report_from_running_totals_equal_counting_every_journey(session, now, actor):
+    from opsline.cancellations import queries
+    from opsline.cancellations.models import OPEN_STATES
+
+    w = _world(session, now, actor)
+    js = w["journeys"]
+    # a journey at risk, one with no partner line's step left open, one overdue on the FNO step
+    session.execute(update(CancellationJourney).where(CancellationJourney.id == js["declined"].id).values(at_risk=True))
+    session.execute(update(CancellationJourney).where(CancellationJourney.id == js["confirmed"].id).values(next_due_at=now - timedelta(hours=2),
+                                                                                                     current_step="fno_deactivation"))
+    session.expire_all()
+    for at in (now, now - timedelta(days=30), now + timedelta(days=20)):
+        for kw in ({}, {"breaching": True}, {"partner": "openserve"}, {"step": "fno_deactivation"}, {"reason": "price"}, {"partner": "vumatel"},
+                   {"breaching": True, "partner": "openserve"}):
+            b = queries.board(session, now=at, tz=TZ, **kw)
+            want = _brute_board(session, now=at, **kw)
+            got = {s["code"]: [s["count"], s["overdue"], s["at_risk"]] for s in b["steps"] if s["count"]}
+            assert got == {k: v for k, v in want.items() if k is not None}, (at, kw)
+            assert b["total"] == sum(v[0] for v in want.values())
+            assert len(b["items"]) == min(b["total"], queries.PAGE)
+        c = queries.counts(session, now=at, tz=TZ)
+        opened = [j for j in session.execute(select(CancellationJourney)).scalars() if j.state in OPEN_STATES]
+        end = datetime.combine(at.astimezone(TZ).date() + timedelta(days=1), datetime.min.time(), tzinfo=TZ)
+        assert c == {"open": len(opened), "overdue": sum(1 for j in opened if j.next_due_at and j.next_due_at < at),
+                     "at_risk": sum(1 for j in opened if j.at_risk), "due_today": sum(1 for j in opened if j.next_due_at and at <= j.next_due_at < end),
+                     "at_fno": sum(1 for j in opened if j.current_step == "fno_deactivation"),
+                     "fno_late": sum(1 for j in opened if j.current_step == "fno_deactivation" and j.next_due_at and j.next_due_at < at),
+                     "oldest": min(j.created_at for j in opened)}
+    assert queries.counts(session, now=now, tz=TZ)["at_risk"] >= 1
+    for since in (reports._since(now, TZ, 12), reports._since(now, TZ, 3), reports._since(now, TZ, 1)):
+        journeys = [j for j in session.execute(select(CancellationJourney)).scalars() if j.notice_date >= since]
+        table: dict[str, dict[str, int]] = {}
+        for j in journeys:
+            if j.kind == "cancellation":
+                m = table.setdefault(f"{j.notice_date:%Y-%m}", {})
+                m[j.reason_code] = m.get(j.reason_code, 0) + 1
+        assert reports.by_reason_month(session, since=since)["table"] == table
+        outcomes = Counter(j.retention_outcome for j in journeys if j.kind == "cancellation")
+        r = reports.retention(session, since=since)
+        assert (r["total"], r["accepted"], r["declined"], r["skipped"]) == (sum(outcomes.values()), outcomes["accepted"], outcomes["declined"], outcomes["skipped"])
+        fno: dict[str, list[int]] = {}
+        for j in journeys:
+            if j.partner_code:
+                v = fno.setdefault(j.partner_code, [0, 0, 0])
+                v[0] += j.fno_confirmed_date is not None
+                v[1] += bool(j.fno_confirmed_date and j.fno_due_date and j.fno_confirmed_date > j.fno_due_date)
+                v[2] += j.fno_confirmed_date is None and j.service_order_id is not None and j.state == "deactivation_sent"
+        assert [(f["partner_code"], [f["confirmed"], f["late"], f["waiting"]]) for f in reports.fno_lead_times(session, since=since)] == sorted(fno.items())

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from opsline.cancellations.totals import CancellationJourneyTotal
 from opsline.cancellations.models import (JOURNEY, OPEN_STATES, REASONS, REQUESTERS, STEP, STEP_LABELS, STEPS, CancellationJourney,
                                           CancellationStep, StepState)
 from opsline.catalog.models import ProductOffering
@@ -61,14 +62,39 @@ def _filters(*, partner: str | None, step: str | None, breaching: bool, reason: 
     return conds
 
 
+def _step_counts(session: Session, *, now: datetime, partner: str | None, step: str | None, reason: str | None,
+                 breaching: bool) -> list[tuple[str, int, int, int]]:
+    """Open journeys per current step (count, overdue, at risk) under the board's filters, without counting them one by
+    one: the counts and the at-risk ones from the running totals (totals.py), the overdue ones (due before `now`) from an
+    index range scan of the open journeys by next due time. Breaching = overdue or at risk: the at-risk ones plus the
+    overdue ones not at risk."""
+    JT = CancellationJourneyTotal
+    tconds: list[Any] = [JT.open.is_(True)]
+    oconds: list[Any] = [CJ.state.in_(OPEN_STATES), CJ.next_due_at < now]
+    for col_t, col_j, value in ((JT.partner_code, CJ.partner_code, partner), (JT.current_step, CJ.current_step, step),
+                                (JT.reason_code, CJ.reason_code, reason)):
+        if value:
+            tconds.append(col_t == value)
+            oconds.append(col_j == value)
+    kept = {(code or None): (int(n or 0), int(r or 0)) for code, n, r in session.execute(
+        select(JT.current_step, func.sum(JT.n), func.sum(case((JT.at_risk.is_(True), JT.n), else_=0))).where(*tconds).group_by(JT.current_step))}
+    late = {code: (int(n), int(nr or 0)) for code, n, nr in session.execute(
+        select(CJ.current_step, func.count(), func.sum(case((CJ.at_risk.is_(True), 0), else_=1))).where(*oconds).group_by(CJ.current_step))}
+    out = []
+    for code in set(kept) | set(late):
+        n, risk = kept.get(code, (0, 0))
+        overdue, overdue_not_at_risk = late.get(code, (0, 0))
+        out.append((code, risk + overdue_not_at_risk if breaching else n, overdue, risk))
+    return [r for r in out if r[1]]
+
+
 def board(session: Session, *, now: datetime, tz: ZoneInfo, partner: str | None = None, step: str | None = None, breaching: bool = False,
           reason: str | None = None, page: int = 1) -> dict[str, Any]:
     """Open journeys: a count per current step with how many are overdue / at risk (one grouped query), and one page
     of journeys, earliest due first (one query)."""
     conds = _filters(partner=partner, step=step, breaching=breaching, reason=reason, now=now)
     by_step = {code: {"code": code, "label": label, "count": 0, "overdue": 0, "at_risk": 0} for code, label, _ in STEPS}
-    rows = session.execute(select(CJ.current_step, func.count(), func.sum(case((CJ.next_due_at < now, 1), else_=0)),
-                                  func.sum(case((CJ.at_risk.is_(True), 1), else_=0))).where(*conds).group_by(CJ.current_step)).all()
+    rows = _step_counts(session, now=now, partner=partner, step=step, reason=reason, breaching=breaching)
     total = 0
     for code, n, overdue, risk in rows:
         total += int(n)
@@ -112,16 +138,18 @@ def day_plan(session: Session, *, now: datetime, tz: ZoneInfo, limit: int = 50) 
 
 
 def counts(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
-    """Home-card numbers in one query."""
+    """Home-card numbers: the running totals of open journeys, one range scan for what depends on the clock, the oldest."""
     end = datetime.combine(local_date(now, tz) + timedelta(days=1), datetime.min.time(), tzinfo=tz)
-    r = session.execute(select(func.count(), func.sum(case((CJ.next_due_at < now, 1), else_=0)), func.sum(case((CJ.at_risk.is_(True), 1), else_=0)),
-                               func.sum(case((and_(CJ.next_due_at >= now, CJ.next_due_at < end), 1), else_=0)),
-                               func.sum(case((CJ.current_step == "fno_deactivation", 1), else_=0)),
-                               func.sum(case((and_(CJ.current_step == "fno_deactivation", CJ.next_due_at < now), 1), else_=0)),
-                               func.min(CJ.created_at))
-                        .where(CJ.state.in_(OPEN_STATES))).one()
-    return {"open": int(r[0]), "overdue": int(r[1] or 0), "at_risk": int(r[2] or 0), "due_today": int(r[3] or 0), "at_fno": int(r[4] or 0),
-            "fno_late": int(r[5] or 0), "oldest": r[6]}
+    JT = CancellationJourneyTotal
+    kept = session.execute(select(func.sum(JT.n), func.sum(case((JT.at_risk.is_(True), JT.n), else_=0)),
+                                  func.sum(case((JT.current_step == "fno_deactivation", JT.n), else_=0))).where(JT.open.is_(True))).one()
+    # the clock-dependent ones: a range scan of the open journeys due before tomorrow (index-only), and the oldest
+    soon = session.execute(select(func.sum(case((CJ.next_due_at < now, 1), else_=0)), func.sum(case((CJ.next_due_at >= now, 1), else_=0)),
+                                  func.sum(case((and_(CJ.current_step == "fno_deactivation", CJ.next_due_at < now), 1), else_=0)))
+                           .where(CJ.state.in_(OPEN_STATES), CJ.next_due_at < end)).one()
+    oldest = session.execute(select(func.min(CJ.created_at)).where(CJ.state.in_(OPEN_STATES))).scalar_one()
+    return {"open": int(kept[0] or 0), "overdue": int(soon[0] or 0), "at_risk": int(kept[1] or 0), "due_today": int(soon[1] or 0),
+            "at_fno": int(kept[2] or 0), "fno_late": int(soon[2] or 0), "oldest": oldest}
 
 
 def detail(session: Session, *, journey_id: int, now: datetime, tz: ZoneInfo, actor: Actor | None = None) -> dict[str, Any]:

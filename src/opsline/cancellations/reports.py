@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from opsline.cancellations import prevention
 from opsline.cancellations.models import REASONS, STEP_LABELS, STEPS, CancellationJourney, CancellationStep
 from opsline.cancellations.prevention import CancellationBreachCause
-from opsline.cancellations.totals import CancellationStepTotal
+from opsline.cancellations.totals import CancellationJourneyTotal, CancellationStepTotal
 from opsline.core.localtime import local_date
 from opsline.core.money import Money
 from opsline.customers.models import Account
@@ -34,13 +34,26 @@ def _month(d: date) -> str:
     return f"{d.year:04d}-{d.month:02d}"
 
 
-def by_reason_month(session: Session, *, since: date) -> dict[str, Any]:
-    """Journeys opened per notice month and reason (one grouped query), as a table and a stacked bar chart."""
-    rows = session.execute(select(CJ.notice_date, CJ.reason_code, func.count()).where(CJ.notice_date >= since, CJ.kind == "cancellation")
-                           .group_by(CJ.notice_date, CJ.reason_code)).all()
+def _journey_totals(session: Session, *, since: date) -> list[Any]:
+    """Journeys with a notice since `since` (a month's first day), summed from the running totals (totals.py) per
+    kind, notice month, reason, retention outcome and FNO with its deactivation confirmed / late / waiting."""
+    if since.day != 1:
+        raise ValueError("the volume report starts on a month's first day")
+    JT = CancellationJourneyTotal
+    return list(session.execute(select(JT.kind, JT.month, JT.reason_code, JT.retention_outcome, JT.partner_code, JT.fno_confirmed, JT.fno_late,
+                                       JT.fno_waiting, func.sum(JT.n))
+                                .where(JT.month >= since)
+                                .group_by(JT.kind, JT.month, JT.reason_code, JT.retention_outcome, JT.partner_code, JT.fno_confirmed, JT.fno_late,
+                                          JT.fno_waiting)).all())
+
+
+def by_reason_month(session: Session, *, since: date, rows: list[Any] | None = None) -> dict[str, Any]:
+    """Journeys opened per notice month and reason (from the running totals), as a table and a stacked bar chart."""
     table: dict[str, dict[str, int]] = {}
-    for d, reason, n in rows:
-        m = _month(d)
+    for kind, month, reason, *_, n in rows if rows is not None else _journey_totals(session, since=since):
+        if kind != "cancellation" or not n:
+            continue
+        m = _month(month)
         table.setdefault(m, {})
         table[m][reason] = table[m].get(reason, 0) + int(n)
     months = sorted(table)
@@ -51,13 +64,13 @@ def by_reason_month(session: Session, *, since: date) -> dict[str, Any]:
     return {"months": months, "reasons": REASONS, "table": table, "chart": chart}
 
 
-def retention(session: Session, *, since: date) -> dict[str, Any]:
+def retention(session: Session, *, since: date, rows: list[Any] | None = None) -> dict[str, Any]:
     """Retention outcomes of journeys opened since `since`: offered (declined or accepted), retained, skipped."""
-    r = session.execute(select(func.count(), func.sum(case((CJ.retention_outcome == "accepted", 1), else_=0)),
-                               func.sum(case((CJ.retention_outcome == "declined", 1), else_=0)),
-                               func.sum(case((CJ.retention_outcome == "skipped", 1), else_=0)))
-                        .where(CJ.notice_date >= since, CJ.kind == "cancellation")).one()
-    total, accepted, declined, skipped = int(r[0]), int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)
+    by: dict[str, int] = {}
+    for kind, _m, _r, outcome, *_, n in rows if rows is not None else _journey_totals(session, since=since):
+        if kind == "cancellation":
+            by[outcome] = by.get(outcome, 0) + int(n)
+    total, accepted, declined, skipped = sum(by.values()), by.get("accepted", 0), by.get("declined", 0), by.get("skipped", 0)
     offered = accepted + declined
     return {"total": total, "accepted": accepted, "declined": declined, "skipped": skipped, "offered": offered,
             "rate": round(100 * accepted / offered, 1) if offered else None}
@@ -231,14 +244,16 @@ def breaches_by_cause(session: Session, *, since: date, now: datetime, today: da
     return {"items": items, "total": sum(c["count"] for c in items), "chart": chart, "actions_open": acts["open"], "actions_overdue": acts["overdue"]}
 
 
-def fno_lead_times(session: Session, *, since: date) -> list[dict[str, Any]]:
+def fno_lead_times(session: Session, *, since: date, rows: list[Any] | None = None) -> list[dict[str, Any]]:
     """Per FNO: deactivations confirmed, confirmed after their due date (and the days beyond it), waiting."""
-    rows = session.execute(select(CJ.partner_code, func.count(CJ.fno_confirmed_date),
-                                  func.sum(case((CJ.fno_confirmed_date > CJ.fno_due_date, 1), else_=0)),
-                                  func.sum(case((CJ.fno_confirmed_date.is_(None) & CJ.service_order_id.is_not(None) & CJ.state.in_(("deactivation_sent",)), 1),
-                                                else_=0)))
-                           .where(CJ.partner_code.is_not(None), CJ.notice_date >= since).group_by(CJ.partner_code).order_by(CJ.partner_code)).all()
-    return [{"partner_code": p, "confirmed": int(c or 0), "late": int(lt or 0), "waiting": int(w or 0)} for p, c, lt, w in rows]
+    by: dict[str, list[int]] = {}
+    for _k, _m, _r, _o, partner, confirmed, late, waiting, n in rows if rows is not None else _journey_totals(session, since=since):
+        if partner and n:
+            v = by.setdefault(partner, [0, 0, 0])
+            v[0] += int(n) if confirmed else 0
+            v[1] += int(n) if late else 0
+            v[2] += int(n) if waiting else 0
+    return [{"partner_code": p, "confirmed": c, "late": lt, "waiting": w} for p, (c, lt, w) in sorted(by.items())]
 
 
 def _since(now: datetime, tz: ZoneInfo, months: int) -> date:
@@ -253,7 +268,9 @@ def report(session: Session, *, now: datetime, tz: ZoneInfo, months: int = 12, s
     since = _since(now, tz, months)
     out: dict[str, Any] = {"since": since, "sections": sections}
     if "volume" in sections:
-        out |= {"by_reason": by_reason_month(session, since=since), "retention": retention(session, since=since), "fno": fno_lead_times(session, since=since)}
+        rows = _journey_totals(session, since=since)
+        out |= {"by_reason": by_reason_month(session, since=since, rows=rows), "retention": retention(session, since=since, rows=rows),
+                "fno": fno_lead_times(session, since=since, rows=rows)}
     if "sla" in sections:
         groups = _sla_groups(session, since=since, now=now)
         out |= {"sla": sla_per_step(session, since=since, now=now, groups=groups), "breaches": breaches(session, since=since, now=now, tz=tz, limit=breach_limit),
