@@ -106,6 +106,6 @@ def test_an_unknown_or_completed_order_is_refused_and_nothing_is_written(app, ap
     r = c.post(CANCEL, json={"productOrder": {"id": str(done)}})
     assert r.status_code == 409 and "completed" in r.json()["detail"]
     r = c.post(CANCEL, json={"productOrder": {"id": "abc"}})
-    assert r.status_code == 422 and r.json()["field"] == "productOrder.id"
+    assert r.status_code == 400 and r.json()["field"] == "productOrder.id"
     with factory() as s:
         assert s.execute(select(func.count()).select_from(CancelProductOrder)).scalar_one() == 0

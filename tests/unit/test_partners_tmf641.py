@@ -23,7 +23,7 @@ def _order(**kw):  # type: ignore[no-untyped-def]
 def test_a_service_order_carries_our_reference_the_item_action_line_id_address_and_coordinates():
     body = _order()
     assert body["externalId"] == "OPS-SO-000123" and body["@type"] == "ServiceOrder"
-    assert body["requestedCompletionDate"] == "2026-12-31"
+    assert body["requestedCompletionDate"] == "2026-12-31T00:00:00+00:00"  # TMF641 date-time: the start of the day (UTC without a zone)
     (item,) = body["serviceOrderItem"]
     assert item["action"] == "delete" and item["service"]["id"] == "OPS-LINE-77"
     chars = {c["name"]: c["value"] for c in item["service"]["serviceCharacteristic"]}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -22,7 +24,12 @@ MAX_ID = 2**62
 PartnerCode = Annotated[str, Path(min_length=1, max_length=30, pattern=r"^[a-z0-9_-]+$")]
 
 
-def service_order_out(o: dict) -> ServiceOrderOut:  # type: ignore[type-arg]
+def _at(d: date | None, tz: ZoneInfo) -> str | None:
+    """A business date as the TMF641 `date-time` it stands for: the start of that day in the company's zone."""
+    return datetime.combine(d, time.min, tzinfo=tz).isoformat() if d else None
+
+
+def service_order_out(o: dict, tz: ZoneInfo) -> ServiceOrderOut:  # type: ignore[type-arg]
     chars = [{"name": "opslineProductId", "value": str(o["product_id"])}, {"name": "deliveryState", "value": o["delivery"]},
              {"name": "deliveryAttempts", "value": o["attempts"]}]
     if o["last_error"]:
@@ -32,8 +39,8 @@ def service_order_out(o: dict) -> ServiceOrderOut:  # type: ignore[type-arg]
     notes = [Note(id=str(m["id"]), author=f"{m['direction']}:{m['kind']}", date=m["at"], text=f"{m['outcome']}{': ' + m['note'] if m['note'] else ''}") for m in o["messages"]]
     return ServiceOrderOut(
         id=str(o["id"]), href=f"{BASE}/{o['id']}", externalId=o["external_ref"], state=o["state"], description=o["reason"],
-        orderDate=o["created_at"].isoformat(), requestedStartDate=o["requested_date"].isoformat(), requestedCompletionDate=o["requested_date"].isoformat(),
-        expectedCompletionDate=o["due_date"].isoformat(), completionDate=o["confirmed_date"].isoformat() if o["confirmed_date"] else None,
+        orderDate=o["created_at"].isoformat(), requestedStartDate=_at(o["requested_date"], tz), requestedCompletionDate=_at(o["requested_date"], tz),
+        expectedCompletionDate=_at(o["due_date"], tz), completionDate=_at(o["confirmed_date"], tz),
         relatedParty=[{"id": o["partner_code"], "name": o["partner_name"], "role": "provider", "@referredType": "Organization", "@type": "RelatedParty"},
                       {"id": str(o["account_id"]), "role": "endCustomerAccount", "@referredType": "BillingAccount", "@type": "RelatedParty"}],
         serviceOrderItem=[ServiceOrderItemOut(id="1", action=o["action"], state=o["state"], service={"id": str(o["product_id"]), "@referredType": "Service"})],
@@ -46,14 +53,14 @@ def list_service_orders(db: DB, now: Now, tz: Tz, principal: View, state: Annota
                         late: bool = False, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
                         fields: Fields = None) -> JSONResponse:
     """Our outbound service orders, newest first (filters: state, partner code, late vs the partner's SLA; TMF630 `fields` and paging headers)."""
-    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, late=late, offset=offset, page_size=limit)
-    return list_response((service_order_out(o) for o in res["items"]), fields=fields, total=res["total"])
+    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, late=late, offset=offset, page_size=limit, with_messages=True)
+    return list_response((service_order_out(o, tz) for o in res["items"]), fields=fields, total=res["total"])
 
 
 @router.get(BASE + "/{service_order_id}", response_model=selectable(ServiceOrderOut), response_model_by_alias=True, response_model_exclude_none=True)
 def get_service_order(service_order_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: View, fields: Fields = None) -> JSONResponse:
     """One outbound service order with every message exchanged (as notes)."""
-    return item_response(service_order_out(service.get_service_order(db, service_order_id=service_order_id, now=now, tz=tz)), fields=fields)
+    return item_response(service_order_out(service.get_service_order(db, service_order_id=service_order_id, now=now, tz=tz), tz), fields=fields)
 
 
 @router.post("/api/partners/callback/{partner_code}", response_model=CallbackAck, status_code=200,

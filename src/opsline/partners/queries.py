@@ -110,9 +110,10 @@ def get_service_order(session: Session, *, service_order_id: int, now: datetime,
 def list_service_orders(
     session: Session, *, now: datetime, tz: ZoneInfo, state: str | None = None, partner_code: str | None = None, late: bool = False, delivery: str | None = None,
     account_id: int | None = None, q: str | None = None, page: int = 1, page_size: int = 50, offset: int | None = None,
+    with_messages: bool = False,
 ) -> dict[str, Any]:
     """Service orders, newest first, filtered by state ('open' for any open state), partner, late vs SLA, delivery state;
-    a page by number, or from an `offset` (TMF630)."""
+    a page by number, or from an `offset` (TMF630). `with_messages`: each with its messages (one more query for the page)."""
     page = max(1, page)
     page_size = max(1, min(page_size, 1000))
     start = offset if offset is not None else (page - 1) * page_size
@@ -150,7 +151,10 @@ def list_service_orders(
     total = session.execute(select(func.count()).select_from(ids.subquery())).scalar_one()
     page_ids = list(session.execute(ids.order_by(PartnerServiceOrder.id.desc()).offset(start).limit(page_size)).scalars())
     rows = session.execute(_base_query().where(PartnerServiceOrder.id.in_(page_ids)).order_by(PartnerServiceOrder.id.desc())).all() if page_ids else []
-    return {"items": [_row_dict(r, today) for r in rows], "total": total, "page": page, "page_size": page_size, "pages": max(1, -(-total // page_size))}
+    items = [_row_dict(r, today) for r in rows]
+    if with_messages:
+        _attach_messages(session, items)
+    return {"items": items, "total": total, "page": page, "page_size": page_size, "pages": max(1, -(-total // page_size))}
 
 
 def desk_summary(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, Any]:

@@ -219,14 +219,14 @@ def _locked(session: Session, service_order_id: int) -> PartnerServiceOrder | No
     return session.execute(select(PartnerServiceOrder).where(PartnerServiceOrder.id == service_order_id).with_for_update()).scalar_one_or_none()
 
 
-def order_payload(session: Session, *, so: PartnerServiceOrder) -> dict[str, Any]:
-    """The TMF641 body we send for this order."""
+def order_payload(session: Session, *, so: PartnerServiceOrder, tz: ZoneInfo | None = None) -> dict[str, Any]:
+    """The TMF641 body we send for this order (dates as the start of that day in `tz`, the company's zone)."""
     site = _site(session, so.site_id, so.account_id) if so.site_id else None
     account = customers.get_account(session, account_id=so.account_id)
     line_ref = _line_ref(session, so.product_id)
     return build_service_order(external_ref=so.external_ref, partner_code=so.partner_code, action=so.action, requested_date=so.requested_date,
                                product_id=so.product_id, line_ref=line_ref, site=site, account_number=account.account_number, reason=so.reason, created_at=so.created_at,
-                               service_state=so.service_state)
+                               service_state=so.service_state, tz=tz)
 
 
 def _line_ref(session: Session, product_id: int) -> str | None:
@@ -253,7 +253,7 @@ def deliver(session: Session, *, service_order_id: int, now: datetime, tz: ZoneI
     if so.delivered_at is not None or so.state != S.ACKNOWLEDGED:
         return {"skipped": f"already {'delivered' if so.delivered_at else so.state}"}
     partner = _partner(session, so.partner_code)
-    payload = order_payload(session, so=so)
+    payload = order_payload(session, so=so, tz=tz)
     site = _site(session, so.site_id, so.account_id) if so.site_id else None
     job = _delivery_job(session, so.external_ref)
     result = adapter_for(session, partner=partner, now=now, tz=tz, site=site).submit(payload)  # raises AdapterUnavailable: rolled back, retried

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 # our action -> TMF641 serviceOrderItem action
 TMF_ACTIONS = {"add": "add", "modify": "modify", "delete": "delete"}
@@ -14,9 +15,11 @@ TMF_STATES = ("acknowledged", "held", "inProgress", "completed", "failed", "reje
 def build_service_order(
     *, external_ref: str, partner_code: str, action: str, requested_date: date, product_id: int, line_ref: str | None,
     site: dict[str, Any] | None, account_number: str | None, reason: str | None, created_at: datetime, service_state: str | None = None,
+    tz: ZoneInfo | None = None,
 ) -> dict[str, Any]:
-    """The TMF641 ServiceOrder_Create body for one line. `externalId` is our idempotent reference: a partner that has seen it
-    answers with the order it already has, so re-delivery is safe."""
+    """The TMF641 ServiceOrder_Create body for one line (valid against the official v4 definition). `externalId` is our
+    idempotent reference: a partner that has seen it answers with the order it already has, so re-delivery is safe. The
+    requested date goes as the TMF `date-time` of the start of that day in `tz` (the company's zone; UTC when not given)."""
     if action not in TMF_ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     chars: list[dict[str, Any]] = [{"name": "opslineProductId", "valueType": "string", "value": str(product_id)}]
@@ -39,22 +42,23 @@ def build_service_order(
         service["state"] = TMF_SERVICE_STATES[service_state]
         service["isServiceEnabled"] = service_state == "active"
     item = {"id": "1", "action": TMF_ACTIONS[action], "service": service, "@type": "ServiceOrderItem"}
+    start = datetime.combine(requested_date, time.min, tzinfo=tz or timezone.utc).isoformat()
     body: dict[str, Any] = {
         "externalId": external_ref,
         "category": "wholesaleFibre",
         "description": reason or f"{action} line",
         "priority": "4",
         "orderDate": created_at.isoformat(),
-        "requestedStartDate": requested_date.isoformat(),
-        "requestedCompletionDate": requested_date.isoformat(),
-        "relatedParty": [{"id": partner_code, "role": "provider", "@referredType": "Organization"}],
+        "requestedStartDate": start,
+        "requestedCompletionDate": start,
+        "relatedParty": [{"id": partner_code, "role": "provider", "@referredType": "Organization", "@type": "RelatedParty"}],
         "serviceOrderItem": [item],
         "@type": "ServiceOrder",
     }
     if place:
         item["service"]["place"] = place
     if account_number:
-        body["relatedParty"].append({"id": account_number, "role": "endCustomerAccount", "@referredType": "BillingAccount"})
+        body["relatedParty"].append({"id": account_number, "role": "endCustomerAccount", "@referredType": "BillingAccount", "@type": "RelatedParty"})
     return body
 
 

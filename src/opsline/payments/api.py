@@ -4,17 +4,17 @@ account's credit balance, four-eyes above the limit). Shapes follow the official
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, time, timezone
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from opsline.api.idempotency import run_idempotent
-from opsline.api.tmf import Limit, Offset, ResourceId, TMFModel, dump, page_headers
+from opsline.api.tmf import Fields, Limit, Offset, ResourceId, Sort, TMFModel, dump, list_response, sort_clauses
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.money import Money
 from opsline.payments import allocations, refunds
@@ -192,14 +192,41 @@ def _account_id(ref: Ref) -> int:
     return int(ref.id)
 
 
+def _statuses(mapping: dict[str, str], status: str | None) -> list[str] | None:
+    """Our states that show as this TMF status (several of ours may map to one of theirs)."""
+    return None if status is None else [ours for ours, theirs in mapping.items() if theirs == status]
+
+
+TmfStatusP = Annotated[str | None, Query(pattern="^(" + "|".join(sorted(set(PAYMENT_STATUS.values()))) + ")$")]
+TmfStatusR = Annotated[str | None, Query(pattern="^(" + "|".join(sorted(set(REFUND_STATUS.values()))) + ")$")]
+AccountFilter = Annotated[int | None, Query(alias="account.id", ge=1, le=2**53, description="Billing account id")]
+When = Annotated[datetime | None, Query(description="ISO 8601 date-time")]
+
+
 @router.get(PAYMENT, response_model=list[PaymentOut], response_model_by_alias=True, response_model_exclude_none=True)
-def list_payments(response: Response, db: DB, principal: View, offset: Offset = 0, limit: Limit = 50, account_id: Annotated[int | None, Query(ge=1, le=2**53)] = None) -> list[PaymentOut]:
-    q = select(Payment).order_by(Payment.id.desc()).offset(offset).limit(limit)
-    if account_id:
-        q = q.where(Payment.account_id == account_id)
-    rows = payments_out(db, list(db.execute(q).scalars()))
-    page_headers(response, count=len(rows))
-    return rows
+def list_payments(db: DB, principal: View, offset: Offset = 0, limit: Limit = 50, fields: Fields = None, sort: Sort = None,
+                  account: AccountFilter = None, account_id: Annotated[int | None, Query(ge=1, le=2**53, deprecated=True)] = None,
+                  status: TmfStatusP = None, correlatorId: Annotated[str | None, Query(max_length=100)] = None,
+                  payment_date_gt: Annotated[date | None, Query(alias="paymentDate.gt")] = None,
+                  payment_date_lt: Annotated[date | None, Query(alias="paymentDate.lt")] = None) -> JSONResponse:
+    """Payments, newest first. Filters (in SQL): account.id, status, correlatorId, paymentDate.gt / paymentDate.lt (dates);
+    sort by paymentDate, id, status or totalAmount.value."""
+    conds: list[Any] = []
+    if account or account_id:
+        conds.append(Payment.account_id == (account or account_id))
+    if status is not None:
+        conds.append(Payment.state.in_(_statuses(PAYMENT_STATUS, status)))
+    if correlatorId:
+        conds.append(Payment.external_id == f"API:{correlatorId}")
+    if payment_date_gt:
+        conds.append(Payment.received_on > payment_date_gt)
+    if payment_date_lt:
+        conds.append(Payment.received_on < payment_date_lt)
+    total = db.execute(select(func.count()).select_from(Payment).where(*conds)).scalar_one()
+    order = sort_clauses(sort, {"paymentDate": Payment.received_on, "id": Payment.id, "status": Payment.state, "totalAmount.value": Payment.amount_minor},
+                         default=[Payment.id.desc()], tiebreak=Payment.id.desc())
+    rows = payments_out(db, list(db.execute(select(Payment).where(*conds).order_by(*order).offset(offset).limit(limit)).scalars()))
+    return list_response(rows, fields=fields, total=total)
 
 
 @router.get(PAYMENT + "/{id}", response_model=PaymentOut, response_model_by_alias=True, response_model_exclude_none=True)
@@ -239,10 +266,24 @@ def create_payment(body: PaymentCreate, db: DB, now: Now, principal: Capture,
 
 
 @router.get(REFUND, response_model=list[RefundOut], response_model_by_alias=True, response_model_exclude_none=True)
-def list_refunds(response: Response, db: DB, principal: View, offset: Offset = 0, limit: Limit = 50) -> list[RefundOut]:
-    rows = refunds_out(db, list(db.execute(select(Refund).order_by(Refund.id.desc()).offset(offset).limit(limit)).scalars()))
-    page_headers(response, count=len(rows))
-    return rows
+def list_refunds(db: DB, principal: View, offset: Offset = 0, limit: Limit = 50, fields: Fields = None, sort: Sort = None,
+                 account: AccountFilter = None, status: TmfStatusR = None,
+                 refund_date_gt: Annotated[datetime | None, Query(alias="refundDate.gt")] = None,
+                 refund_date_lt: Annotated[datetime | None, Query(alias="refundDate.lt")] = None) -> JSONResponse:
+    """Refunds, newest first. Filters (in SQL): account.id, status, refundDate.gt / refundDate.lt; sort by refundDate, id, status."""
+    conds: list[Any] = []
+    if account:
+        conds.append(Refund.account_id == account)
+    if status is not None:
+        conds.append(Refund.state.in_(_statuses(REFUND_STATUS, status)))
+    if refund_date_gt:
+        conds.append(Refund.requested_at > refund_date_gt)
+    if refund_date_lt:
+        conds.append(Refund.requested_at < refund_date_lt)
+    total = db.execute(select(func.count()).select_from(Refund).where(*conds)).scalar_one()
+    order = sort_clauses(sort, {"refundDate": Refund.requested_at, "id": Refund.id, "status": Refund.state}, default=[Refund.id.desc()], tiebreak=Refund.id.desc())
+    rows = refunds_out(db, list(db.execute(select(Refund).where(*conds).order_by(*order).offset(offset).limit(limit)).scalars()))
+    return list_response(rows, fields=fields, total=total)
 
 
 @router.get(REFUND + "/{id}", response_model=RefundOut, response_model_by_alias=True, response_model_exclude_none=True)

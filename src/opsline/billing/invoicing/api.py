@@ -210,7 +210,7 @@ def list_rates(
     """Invoice lines; filter by bill.id or billingAccount.id."""
     rows = invoices.list_lines(db, invoice_id=bill_id, account_id=billing_account_id, offset=offset, limit=limit)
     rates = invoices.tax_rates(db)
-    page_headers(response, count=len(rows))
+    page_headers(response, count=len(rows), total=invoices.count_lines(db, invoice_id=bill_id, account_id=billing_account_id))
     return [rate_out(r, rates) for r in rows]
 
 

@@ -185,6 +185,17 @@ def list_lines(session: Session, *, invoice_id: int | None = None, account_id: i
     return [line_dict(r[0]) | {"issued_at": r[1], "invoice_number": r[2]} for r in rows]
 
 
+def count_lines(session: Session, *, invoice_id: int | None = None, account_id: int | None = None) -> int:
+    """How many lines list_lines would return over all pages (same filters)."""
+    m = _models()
+    q = select(func.count()).select_from(m.InvoiceLine).join(m.Invoice, m.Invoice.id == m.InvoiceLine.invoice_id)
+    if invoice_id is not None:
+        q = q.where(m.InvoiceLine.invoice_id == invoice_id)
+    if account_id is not None:
+        q = q.where(m.InvoiceLine.account_id == account_id)
+    return int(session.execute(q).scalar_one())
+
+
 def get_line(session: Session, *, line_id: int) -> dict[str, Any]:
     """One invoice line. Raises NotFound."""
     m = _models()

@@ -80,8 +80,10 @@ def list_orders(
 def order_list(
     session: Session, *, now: datetime, tz: ZoneInfo, state: str | None = None, account_id: int | None = None, open_only: bool = False,
     older_than_days: int | None = None, q: str | None = None, offset: int = 0, limit: int = 50, actor: Actor | None = None, with_total: bool = True,
+    external_id: str | None = None, created_after: datetime | None = None, created_before: datetime | None = None, order_by: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """A page of orders (see list_orders) and, for TMF630 paging, how many match in all: {"items", "total"}."""
+    """A page of orders (see list_orders) and, for TMF630 paging, how many match in all: {"items", "total"}. TMF filters:
+    `external_id` (exact), `created_after` / `created_before` (exclusive); `order_by`: ORDER BY clauses (default newest first)."""
     query = select(ProductOrder, Account.account_number, Account.name).join(Account, Account.id == ProductOrder.account_id)
     if state:
         query = query.where(ProductOrder.state == state)
@@ -91,10 +93,16 @@ def order_list(
         query = query.where(ProductOrder.account_id == account_id)
     if older_than_days:
         query = query.where(ProductOrder.created_at < now - timedelta(days=older_than_days))
+    if external_id is not None:
+        query = query.where(ProductOrder.external_id == external_id)
+    if created_after is not None:
+        query = query.where(ProductOrder.created_at > created_after)
+    if created_before is not None:
+        query = query.where(ProductOrder.created_at < created_before)
     if q:
         term = q.strip()
         query = query.where((Account.account_number == term) | (ProductOrder.external_id == term) | func.lower(Account.name).like(f"%{term.lower()}%"))
-    rows = session.execute(query.order_by(ProductOrder.id.desc()).offset(offset).limit(limit)).all()
+    rows = session.execute(query.order_by(*(order_by or [ProductOrder.id.desc()])).offset(offset).limit(limit)).all()
     items = items_of(session, order_ids=[r[0].id for r in rows])
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one() if with_total else None
     return {"items": [order_dict(o, now=now, tz=tz, actor=actor) | {"account_number": num, "account_name": name, "items": items[o.id]} for o, num, name in rows],
