@@ -131,7 +131,8 @@ def test_huge_integers_in_paths_and_query_parameters_are_a_422_problem_not_a_500
     c = client_as("admin")
     c.headers.update(api_token("admin") if url.startswith("/tmf-api") else {})
     r = c.get(url.format(big="9" * 40), headers={"accept": "application/json"})
-    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (url, r.status_code, r.text[:200])
+    bad_input = 400 if url.startswith("/tmf-api") else 422  # TMF630: bad input is a 400 on the TM Forum APIs
+    assert r.status_code == bad_input and r.headers["content-type"].startswith("application/problem+json"), (url, r.status_code, r.text[:200])
 
 
 def test_an_unforeseen_crash_answers_problem_json_or_the_error_page_never_text_plain(app, client_as):

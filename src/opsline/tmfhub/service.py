@@ -193,17 +193,15 @@ def subscriber_for(pattern: str) -> Callable[[Session, DomainEvent, datetime], N
 def on_domain_event(session: Session, ev: DomainEvent, now: datetime, *, rules: list[Any] | None = None) -> None:
     """One delivery (and its job) per matching listener, or nothing when none listens."""
     rules = [r for r in (RULES if rules is None else rules) if r.domain_event == ev.name or fnmatch.fnmatchcase(ev.name, r.domain_event)]
-    if not rules or "id" not in ev.payload:
+    if "id" not in ev.payload:
         return
-    apis = {r.api for r in rules}
-    listeners = session.execute(select(HubListener).where(HubListener.api_name.in_(apis), HubListener.deleted_at.is_(None))
-                                .order_by(HubListener.id)).scalars().all()
-    if not listeners:
+    wanted = [(r, types) for r in rules if (types := r.event_type(ev.name, ev.payload))]
+    if not wanted:
         return
-    for rule in rules:
-        event_types = rule.event_type(ev.name, ev.payload)
+    listeners = _active_listeners(session)
+    for rule, event_types in wanted:
         mine = [li for li in listeners if li.api_name == rule.api]
-        if not event_types or not mine:
+        if not mine:
             continue
         resource_obj = _render_safely(session, rule, ev, now)
         if resource_obj is None:
@@ -221,6 +219,17 @@ def on_domain_event(session: Session, ev: DomainEvent, now: datetime, *, rules: 
                 session.flush()
                 jobs.enqueue(session, kind=DELIVER_JOB, payload={"delivery_id": d.id}, now=now, idempotency_key=_job_key(d.id),
                              serial_key=f"hub:{listener.id}:{key}"[:120], max_attempts=MAX_ATTEMPTS)
+
+
+def _active_listeners(session: Session) -> list[HubListener]:
+    """Every active listener, read once per transaction (a bill run publishes one event per invoice)."""
+    txn = session.get_transaction()
+    cached = session.info.get("_tmfhub_listeners")
+    if cached is not None and cached[0] is txn:
+        return cached[1]
+    rows = list(session.execute(select(HubListener).where(HubListener.deleted_at.is_(None)).order_by(HubListener.id)).scalars())
+    session.info["_tmfhub_listeners"] = (txn, rows)
+    return rows
 
 
 def _render_safely(session: Session, rule: Any, ev: DomainEvent, now: datetime) -> dict[str, Any] | None:
