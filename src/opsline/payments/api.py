@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import bindparam, func, select, text
 
 from opsline.api.idempotency import run_idempotent
 from opsline.api.tmf import Fields, Limit, Offset, ResourceId, Sort, TMFModel, dump, list_response, sort_clauses
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.money import Money
+from opsline.orders import tmf_attributes
 from opsline.payments import allocations, refunds
 from opsline.payments.models import Allocation, Payment, Refund
 from opsline.web.deps import DB, Now, Principal, require
@@ -51,7 +52,9 @@ class Ref(TMFModel):
 
 
 class MethodIn(TMFModel):
-    id: str | None = None
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    id: str | None = Field(default=None, max_length=60)
+    href: str | None = Field(default=None, max_length=500)
     name: str | None = Field(default=None, max_length=120)
     type: str | None = Field(default=None, alias="@type", max_length=60)
     referred_type: str | None = Field(default=None, alias="@referredType", max_length=60)
@@ -74,6 +77,9 @@ class PaymentItemOut(TMFModel):
 
 
 class PaymentCreate(TMFModel):
+    """TMF676 Payment_Create. Attributes beyond ours (amount, taxAmount, channel, payer ...) are kept and returned."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
     account: Ref
     totalAmount: MoneyIn
     paymentMethod: MethodIn
@@ -101,6 +107,10 @@ class PaymentOut(TMFModel):
 
 
 class RefundCreate(TMFModel):
+    """TMF676 Refund_Create. Attributes beyond ours (name, amount, taxAmount, channel, requestor, payment ...) are kept and returned;
+    card secrets are refused (a refund goes by bank transfer to `paymentMethod.id`, the payee's bank account)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
     account: Ref
     totalAmount: MoneyIn
     paymentMethod: MethodIn
@@ -157,7 +167,7 @@ def payments_out(db: Any, payments: Sequence[Payment]) -> list[PaymentOut]:
                             .order_by(Allocation.id)).scalars():
             items[a.payment_id].append(a)
     refs = _account_refs(db, [p.account_id for p in payments])
-    return [PaymentOut(id=str(p.id), href=f"{PAYMENT}/{p.id}", correlatorId=p.external_id, description=p.reference or None,
+    return [PaymentOut(id=str(p.id), href=f"{PAYMENT}/{p.id}", correlatorId=p.external_id.removeprefix("API:") if p.external_id else None, description=p.reference or None,
                        paymentDate=datetime.combine(p.received_on, time(12), tzinfo=timezone.utc), status=PAYMENT_STATUS[p.state],
                        account=refs[p.account_id], amount=_money(p), totalAmount=_money(p),
                        paymentMethod=MethodOut(name=p.method, **{"@type": "PaymentMethodRef"}),
@@ -171,6 +181,42 @@ def payments_out(db: Any, payments: Sequence[Payment]) -> list[PaymentOut]:
 
 def payment_out(db: Any, p: Payment) -> PaymentOut:
     return payments_out(db, [p])[0]
+
+
+# Server-assigned attributes a client may send back (as the spec's sample does): ignored, not refused.
+SERVER_OWNED = frozenset({"id", "href", "status", "statusDate", "@type", "@baseType", "@schemaLocation"})
+
+
+def sent_payment_attributes(body: PaymentCreate) -> dict[str, Any]:
+    """What the client sent beyond our columns: kept on the payment's audit trail and returned with it."""
+    out = {k: v for k, v in (body.model_extra or {}).items() if k not in SERVER_OWNED}
+    if body.name:
+        out["name"] = body.name
+    if body.paymentDate is not None:
+        out["paymentDate"] = body.paymentDate.isoformat().replace("+00:00", "Z")
+    method = body.paymentMethod.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if set(method) - {"name", "@type"}:
+        out["paymentMethod"] = method
+    return out
+
+
+def payment_json(out: PaymentOut, sent: dict[str, Any] | None) -> dict[str, Any]:
+    """A payment's JSON with what its client sent beyond our columns (our status, account, totals and items win)."""
+    body = dump(out)
+    for k, v in (sent or {}).items():
+        if k == "paymentMethod":
+            body[k] = {**v, **body[k]}
+        elif k == "paymentDate":
+            if str(v)[:10] == body[k][:10]:  # the day we recorded is the day sent: the client's time of day stands
+                body[k] = v
+        elif k in ("amount", "taxAmount", "name", "channel", "payer") or k not in body:
+            body[k] = v
+    return body
+
+
+def payments_json(db: Any, rows: Sequence[Payment]) -> list[dict[str, Any]]:
+    sent = tmf_attributes.kept(db, entity_type="payment", ids=[p.id for p in rows])
+    return [payment_json(o, sent.get(int(o.id))) for o in payments_out(db, rows)]
 
 
 def refunds_out(db: Any, rows: Sequence[Refund]) -> list[RefundOut]:
@@ -225,16 +271,16 @@ def list_payments(db: DB, principal: View, offset: Offset = 0, limit: Limit = 50
     total = db.execute(select(func.count()).select_from(Payment).where(*conds)).scalar_one()
     order = sort_clauses(sort, {"paymentDate": Payment.received_on, "id": Payment.id, "status": Payment.state, "totalAmount.value": Payment.amount_minor},
                          default=[Payment.id.desc()], tiebreak=Payment.id.desc())
-    rows = payments_out(db, list(db.execute(select(Payment).where(*conds).order_by(*order).offset(offset).limit(limit)).scalars()))
+    rows = payments_json(db, list(db.execute(select(Payment).where(*conds).order_by(*order).offset(offset).limit(limit)).scalars()))
     return list_response(rows, fields=fields, total=total)
 
 
 @router.get(PAYMENT + "/{id}", response_model=PaymentOut, response_model_by_alias=True, response_model_exclude_none=True)
-def get_payment(id: ResourceId, db: DB, principal: View) -> PaymentOut:
+def get_payment(id: ResourceId, db: DB, principal: View) -> JSONResponse:
     p = db.get(Payment, id)
     if p is None:
         raise NotFound(f"payment {id} not found")
-    return payment_out(db, p)
+    return JSONResponse(payments_json(db, [p])[0])
 
 
 @router.post(PAYMENT, status_code=201, response_model=PaymentOut, response_model_by_alias=True, response_model_exclude_none=True)
@@ -245,7 +291,11 @@ def create_payment(body: PaymentCreate, db: DB, now: Now, principal: Capture,
     def action() -> tuple[int, dict[str, Any]]:
         account_id = _account_id(body.account)
         invoice_id = None
-        bills = [i for i in body.paymentItem if (i.item.referred_type or "CustomerBill") == "CustomerBill"]
+        for n, i in enumerate(body.paymentItem):
+            if (i.item.referred_type or "CustomerBill") != "CustomerBill":
+                raise InvalidInput(f"paymentItem[{n}] names a {i.item.referred_type}: a payment pays customer bills (CustomerBill) only",
+                                   field=f"paymentItem[{n}].item.@referredType")
+        bills = body.paymentItem
         if len(bills) > 1:
             raise InvalidInput("name at most one CustomerBill in paymentItem; the rest is allocated oldest first", field="paymentItem")
         if bills:
@@ -258,7 +308,11 @@ def create_payment(body: PaymentCreate, db: DB, now: Now, principal: Capture,
                                           reference=(body.description or body.name or "")[:300], external_id=f"API:{body.correlatorId}" if body.correlatorId else None,
                                           now=now, actor=principal.actor, source="api")
         p = db.get(Payment, res["payment_id"])
-        return (200 if res["replayed"] else 201), dump(payment_out(db, p))
+        if not res["replayed"]:
+            tmf_attributes.keep(db, entity_type="payment", entity_id=p.id, account_id=p.account_id, attributes=sent_payment_attributes(body),
+                                now=now, actor=principal.actor)
+            db.flush()
+        return (200 if res["replayed"] else 201), payments_json(db, [p])[0]
 
     status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=PAYMENT,
                                         body=body.model_dump(mode="json", by_alias=True), now=now, action=action)
@@ -282,16 +336,54 @@ def list_refunds(db: DB, principal: View, offset: Offset = 0, limit: Limit = 50,
         conds.append(Refund.requested_at < refund_date_lt)
     total = db.execute(select(func.count()).select_from(Refund).where(*conds)).scalar_one()
     order = sort_clauses(sort, {"refundDate": Refund.requested_at, "id": Refund.id, "status": Refund.state}, default=[Refund.id.desc()], tiebreak=Refund.id.desc())
-    rows = refunds_out(db, list(db.execute(select(Refund).where(*conds).order_by(*order).offset(offset).limit(limit)).scalars()))
+    rows = refunds_json(db, list(db.execute(select(Refund).where(*conds).order_by(*order).offset(offset).limit(limit)).scalars()))
     return list_response(rows, fields=fields, total=total)
 
 
 @router.get(REFUND + "/{id}", response_model=RefundOut, response_model_by_alias=True, response_model_exclude_none=True)
-def get_refund(id: ResourceId, db: DB, principal: View) -> RefundOut:
+def get_refund(id: ResourceId, db: DB, principal: View) -> JSONResponse:
     r = db.get(Refund, id)
     if r is None:
         raise NotFound(f"refund {id} not found")
-    return refund_out(db, r)
+    return JSONResponse(refunds_json(db, [r])[0])
+
+
+CARD_SECRETS = ("cardNumber", "cvv", "expirationDate", "pin")
+
+
+def sent_refund_attributes(db: Any, body: RefundCreate) -> dict[str, Any]:
+    """What the client sent beyond our columns (kept and returned). Raises InvalidInput naming a card secret or an unknown payment."""
+    method = body.paymentMethod.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for k in CARD_SECRETS:
+        if k in method:
+            raise InvalidInput(f"paymentMethod.{k}: Opsline never stores card data; a refund is paid by bank transfer to paymentMethod.id "
+                               "(the payee's bank account)", field=f"paymentMethod.{k}")
+    out = {k: v for k, v in (body.model_extra or {}).items() if k not in SERVER_OWNED}
+    if body.payment is not None:
+        if not body.payment.id.isdigit() or db.get(Payment, int(body.payment.id)) is None:
+            raise InvalidInput(f"payment {body.payment.id} does not exist", field="payment.id")
+        out["payment"] = body.payment.model_dump(mode="json", by_alias=True, exclude_none=True) | {"href": f"{PAYMENT}/{body.payment.id}"}
+    for k in ("name", "correlatorId"):
+        if getattr(body, k):
+            out[k] = getattr(body, k)
+    if set(method) - {"name", "id"}:
+        out["paymentMethod"] = method
+    return out
+
+
+def refunds_json(db: Any, rows: Sequence[Refund]) -> list[dict[str, Any]]:
+    """Refunds' JSON with what their clients sent beyond our columns (our status, account, totals and dates win)."""
+    sent = tmf_attributes.kept(db, entity_type="refund", ids=[r.id for r in rows])
+    out = []
+    for o in refunds_out(db, rows):
+        body = dump(o)
+        for k, v in sent.get(int(o.id), {}).items():
+            if k == "paymentMethod":
+                body[k] = {**v, **body[k]}
+            elif k in ("amount", "taxAmount") or k not in body:
+                body[k] = v
+        out.append(body)
+    return out
 
 
 @router.post(REFUND, status_code=201, response_model=RefundOut, response_model_by_alias=True, response_model_exclude_none=True)
@@ -300,12 +392,16 @@ def create_refund(body: RefundCreate, db: DB, now: Now, principal: RefundP,
     """Refund part of a billing account's credit balance; above the four-eyes limit it waits (status pendingApproval)."""
     def action() -> tuple[int, dict[str, Any]]:
         account_id = _account_id(body.account)
+        sent = sent_refund_attributes(db, body)
         res = refunds.request_refund(db, account_id=account_id, amount=Money.of(body.totalAmount.value, body.totalAmount.unit.upper()),
                                      reason=body.description or body.name or "", payee_name=body.paymentMethod.name or "account holder",
                                      payee_account=body.paymentMethod.id or "", now=now, actor=principal.actor,
                                      idempotency_key=f"API:{body.correlatorId}" if body.correlatorId else None)
         r = db.get(Refund, res["refund_id"])
-        return (200 if res["replayed"] else 201), dump(refund_out(db, r))
+        if not res["replayed"]:
+            tmf_attributes.keep(db, entity_type="refund", entity_id=r.id, account_id=r.account_id, attributes=sent, now=now, actor=principal.actor)
+            db.flush()
+        return (200 if res["replayed"] else 201), refunds_json(db, [r])[0]
 
     status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=REFUND,
                                         body=body.model_dump(mode="json", by_alias=True), now=now, action=action)
