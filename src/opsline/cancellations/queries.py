@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from opsline.cancellations.totals import CancellationJourneyTotal
@@ -138,16 +138,22 @@ def day_plan(session: Session, *, now: datetime, tz: ZoneInfo, limit: int = 50) 
 
 
 def counts(session: Session, *, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
-    """Home-card numbers: the running totals of open journeys, one range scan for what depends on the clock, the oldest."""
+    """Home-card numbers in one query: running totals of open journeys, index range scans for what depends on the clock."""
     end = datetime.combine(local_date(now, tz) + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     JT = CancellationJourneyTotal
-    kept = session.execute(select(func.sum(JT.n), func.sum(case((JT.at_risk.is_(True), JT.n), else_=0)),
-                                  func.sum(case((JT.current_step == "fno_deactivation", JT.n), else_=0))).where(JT.open.is_(True))).one()
-    # the clock-dependent ones: a range scan of the open journeys due before tomorrow (index-only), and the oldest
-    soon = session.execute(select(func.sum(case((CJ.next_due_at < now, 1), else_=0)), func.sum(case((CJ.next_due_at >= now, 1), else_=0)),
-                                  func.sum(case((and_(CJ.current_step == "fno_deactivation", CJ.next_due_at < now), 1), else_=0)))
-                           .where(CJ.state.in_(OPEN_STATES), CJ.next_due_at < end)).one()
-    oldest = session.execute(select(func.min(CJ.created_at)).where(CJ.state.in_(OPEN_STATES))).scalar_one()
+    opened = JT.open.is_(True)
+    # one round trip: the running totals of open journeys; a range scan of the open journeys due before tomorrow
+    # (index-only) for what depends on the clock; the oldest from its own index
+    due_soon = [CJ.state.in_(OPEN_STATES), CJ.next_due_at < end]
+    r = session.execute(select(
+        select(func.sum(JT.n)).where(opened).scalar_subquery(),
+        select(func.sum(JT.n)).where(opened, JT.at_risk.is_(True)).scalar_subquery(),
+        select(func.sum(JT.n)).where(opened, JT.current_step == "fno_deactivation").scalar_subquery(),
+        select(func.count()).where(*due_soon, CJ.next_due_at < now).scalar_subquery(),
+        select(func.count()).where(*due_soon, CJ.next_due_at >= now).scalar_subquery(),
+        select(func.count()).where(*due_soon, CJ.next_due_at < now, CJ.current_step == "fno_deactivation").scalar_subquery(),
+        select(func.min(CJ.created_at)).where(CJ.state.in_(OPEN_STATES)).scalar_subquery())).one()
+    kept, soon, oldest = (r[0], r[1], r[2]), (r[3], r[4], r[5]), r[6]
     return {"open": int(kept[0] or 0), "overdue": int(soon[0] or 0), "at_risk": int(kept[1] or 0), "due_today": int(soon[1] or 0),
             "at_fno": int(kept[2] or 0), "fno_late": int(soon[2] or 0), "oldest": oldest}
 
