@@ -15,7 +15,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from xml.etree import ElementTree
 
@@ -69,11 +69,15 @@ _NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _COL = re.compile(r"([A-Z]+)")
 
 
-def _col_index(cell_ref: str) -> int:
-    letters = _COL.match(cell_ref).group(1)  # type: ignore[union-attr]
+def _col_index(cell_ref: str, *, filename: str, line: int) -> int:
+    m = _COL.match(cell_ref)
+    if not m or len(m.group(1)) > 3:  # xlsx sheets end at column XFD
+        raise UnableToImportRecoveries(f"a damaged workbook: '{cell_ref}' is not a cell reference", filename=filename, line=line, field="file")
     n = 0
-    for ch in letters:
+    for ch in m.group(1):
         n = n * 26 + ord(ch) - 64
+    if n > 16_384:
+        raise UnableToImportRecoveries(f"a damaged workbook: '{cell_ref}' is not a cell reference", filename=filename, line=line, field="file")
     return n - 1
 
 
@@ -81,6 +85,8 @@ def _xlsx_rows(data: bytes, *, filename: str) -> list[list[Any]]:
     """The first sheet's rows: text cells as str, numbers as Decimal (never float). Raises UnableToImportRecoveries."""
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
+        if sum(i.file_size for i in z.infolist()) > 200_000_000:  # unpacked size: a zip bomb is not a recovery file
+            raise UnableToImportRecoveries("the workbook unpacks to more than 200 MB; split the file", filename=filename, field="file")
         names = set(z.namelist())
         shared: list[str] = []
         if "xl/sharedStrings.xml" in names:
@@ -92,27 +98,38 @@ def _xlsx_rows(data: bytes, *, filename: str) -> list[list[Any]]:
         raise UnableToImportRecoveries("not an xlsx workbook (or a damaged one)", filename=filename, field="file") from None
     rows: list[list[Any]] = []
     for row in root.iter(f"{_NS}row"):
-        r = int(row.get("r") or len(rows) + 1)
+        r = _xlsx_index(row.get("r") or str(len(rows) + 1), MAX_LINES + 1, filename=filename, line=len(rows) + 1, what="row number")
         while len(rows) < r - 1:
             rows.append([])
         cells: list[Any] = []
         for c in row.iter(f"{_NS}c"):
-            k = _col_index(c.get("r") or "A1")
+            k = _col_index(c.get("r") or "A1", filename=filename, line=r)
             while len(cells) < k:
                 cells.append("")
             t = c.get("t")
             v = c.find(f"{_NS}v")
             if t == "s" and v is not None:
-                val: Any = shared[int(v.text or 0)]
+                val: Any = shared[_xlsx_index(v.text or "0", len(shared) - 1, filename=filename, line=r, what="shared string", low=0)]
             elif t == "inlineStr":
                 val = "".join(x.text or "" for x in c.iter(f"{_NS}t"))
             elif t in ("str", "b", "e"):
                 val = "" if v is None else (v.text or "")
             else:
-                val = "" if v is None or v.text is None else Decimal(v.text)
+                try:
+                    val = "" if v is None or v.text is None else Decimal(v.text)
+                except InvalidOperation:
+                    raise UnableToImportRecoveries(f"cell {c.get('r') or '?'} holds '{v.text}', which is not a number", filename=filename, line=r,
+                                                   field="file") from None
             cells.append(val)
         rows.append(cells)
     return rows
+
+
+def _xlsx_index(raw: str, high: int, *, filename: str, line: int, what: str, low: int = 1) -> int:
+    """A row number or shared-string index from the workbook's XML, refused (not trusted) when out of range."""
+    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+        raise UnableToImportRecoveries(f"a damaged workbook: {what} '{raw}' is out of range", filename=filename, line=line, field="file")
+    return int(raw)
 
 
 def _csv_rows(data: bytes, *, filename: str, delimiter: str) -> list[list[Any]]:
@@ -120,7 +137,11 @@ def _csv_rows(data: bytes, *, filename: str, delimiter: str) -> list[list[Any]]:
         body, _ = decode_text_file(data)  # agencies send Windows-1252, Latin-1 or UTF-16 as often as UTF-8
     except UnreadableTextFile as exc:
         raise UnableToImportRecoveries(f"{exc}: this is not a CSV file", filename=filename, line=exc.line, field="file") from None
-    return [list(r) for r in csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)]
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
+    try:
+        return [list(r) for r in reader]
+    except csv.Error as exc:  # e.g. a field past the csv module's limit: not a recovery file
+        raise UnableToImportRecoveries(f"not readable as CSV ({exc})", filename=filename, line=reader.line_num, field="file") from None
 
 
 def read_lines(data: bytes, *, filename: str, terms: dict[str, Any]) -> list[RawLine]:

@@ -42,7 +42,7 @@ from opsline.core import events
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.localtime import local_date, start_of_day
-from opsline.core.money import Money, allocate_minor, exponent
+from opsline.core.money import Money, UnparseableAmount, allocate_minor, parse_minor
 from opsline.db.session import lock_for_write
 from opsline.debtors.provision_models import (AGEING_ROWS, BUCKETS, WRITTEN_OFF, ProvisionAdjustment, ProvisionAgeing,
                                               ProvisionHistoryImport, ProvisionLine, ProvisionRun, ProvisionSnapshot)
@@ -631,7 +631,11 @@ def _rows_of(data: bytes, filename: str) -> list[tuple[int, list[str]]]:
         raise UnableToImportHistory(f"{filename}{where}: {exc} (upload a CSV or the xlsx)", field="file") from None
     sample = content[:2048]
     delim = ";" if sample.count(";") > sample.count(",") else ","
-    return [(n, row) for n, row in enumerate(csv.reader(io.StringIO(content), delimiter=delim), start=1)]
+    reader = csv.reader(io.StringIO(content), delimiter=delim)
+    try:
+        return [(n, row) for n, row in enumerate(reader, start=1)]
+    except csv.Error as exc:  # e.g. a field past the csv module's limit
+        raise UnableToImportHistory(f"{filename} line {reader.line_num}: not readable as CSV ({exc})", field="file") from None
 
 
 def _month_from_cell(raw: str) -> date | None:
@@ -651,16 +655,12 @@ def _month_from_cell(raw: str) -> date | None:
 
 def _amount(raw: str, currency: str) -> int | None:
     s = raw.strip().replace(" ", "").replace("\u00a0", "")
-    if "," in s and "." not in s:
+    if "," in s and "." not in s:  # a prior system's decimal comma
         s = s.replace(",", ".")
-    s = s.replace(",", "")
     try:
-        v = Decimal(s)
-    except InvalidOperation:
+        return parse_minor(s, currency)  # huge, NaN or over-precise amounts are refused there, never a Decimal error here
+    except UnparseableAmount:
         return None
-    if not v.is_finite() or v != v.quantize(Decimal(1).scaleb(-exponent(currency))):
-        return None
-    return Money.of(v, currency).minor
 
 
 def parse_history(data: bytes, *, filename: str, segments: Iterable[str], default_currency: str, last_month: date) -> list[dict[str, Any]]:

@@ -166,11 +166,19 @@ def check_currency(st: ParsedStatement, expected: Iterable[str]) -> None:
             raise UnableToImportStatement(f"entry in {ln.currency} on a {st.currency} statement", filename=st.filename, line=ln.line_no, field="currency")
 
 
+def _csv_rows(text: str, *, filename: str, delimiter: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return list(reader)
+    except csv.Error as exc:  # a field past the csv module's limit, a NUL the decoder let through: not a statement
+        raise UnableToImportStatement(f"not readable as CSV ({exc})", filename=filename, line=reader.line_num, field="row") from None
+
+
 # --- CSV -------------------------------------------------------------------------------------------------------------------
 def parse_csv(data: bytes, *, filename: str, mapping: Mapping) -> ParsedStatement:
     """A bank CSV export read with a saved mapping. Columns are header names, or 1-based positions when given as numbers."""
     text = decode(data, filename=filename, encoding=mapping.encoding)
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter))
+    rows = _csv_rows(text, filename=filename, delimiter=mapping.delimiter)
     numbered = [(i + 1, r) for i, r in enumerate(rows)]
     while numbered and not any(c.strip() for c in numbered[-1][1]):
         numbered.pop()
@@ -415,7 +423,7 @@ DEBIT_RESULT_COLUMNS = ("collection_ref", "account_number", "invoice_number", "a
 def parse_debit_results(data: bytes, *, filename: str, currency: str) -> ParsedStatement:
     """The collection house's result file: one row per debit order, `status` paid or unpaid (with a reason code)."""
     text = decode(data, filename=filename, encoding="utf-8")
-    rows = [(i + 1, r) for i, r in enumerate(csv.reader(io.StringIO(text, newline=""))) if any(c.strip() for c in r)]
+    rows = [(i + 1, r) for i, r in enumerate(_csv_rows(text, filename=filename, delimiter=",")) if any(c.strip() for c in r)]
     if not rows or [c.strip().lower() for c in rows[0][1]] != list(DEBIT_RESULT_COLUMNS):
         raise UnableToImportStatement(f"the header must be {','.join(DEBIT_RESULT_COLUMNS)}", filename=filename, line=1, field="header")
     st = ParsedStatement(format="debit_result", filename=filename, currency=currency, bank="debit orders")
