@@ -1,4 +1,5 @@
-"""TMF620 Product Catalog: product offerings with their prices (read-only; prices are edited in /admin)."""
+"""TMF620 Product Catalog: product offerings, which reference their prices (ProductOfferingPriceRef), and the prices
+themselves at /productOfferingPrice (read-only; both are edited in /admin)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Fields, TimePeriod, TMFModel, item_response, list_response, selectable
+from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Fields, Ref, Sort, TimePeriod, TMFModel, item_response, list_response, selectable
 from opsline.catalog import service
 from opsline.core.localtime import local_date
 from opsline.core.money import Money
@@ -17,6 +18,8 @@ from opsline.web.deps import DB, Now, Principal, Tz, require
 
 router = APIRouter(tags=["TMF620 Product Catalog"])
 BASE = "/tmf-api/productCatalogManagement/v4/productOffering"
+PRICE_BASE = "/tmf-api/productCatalogManagement/v4/productOfferingPrice"
+PRICE_KINDS = "^(recurring|oneTime|usage|wholesaleCost|earlyTermination)$"
 MAX_ID = 2**62
 
 
@@ -32,10 +35,13 @@ class PriceValue(TMFModel):
 
 class ProductOfferingPrice(TMFModel):
     id: str
+    href: str
     name: str
+    lifecycleStatus: str
     priceType: str
     price: PriceValue
     recurringChargePeriodType: str | None = None
+    recurringChargePeriodLength: int | None = None
     unitOfMeasure: Quantity | None = None
     includedQuantity: float | None = None
     chargeEvent: str | None = None
@@ -45,7 +51,15 @@ class ProductOfferingPrice(TMFModel):
     appliesTo: str | None = None
     fractionOfRemaining: float | None = None
     capMonths: int | None = None
+    productOffering: Ref | None = Field(default=None, description="The offering this price belongs to (extension)")
     type_: str = Field(default="ProductOfferingPrice", alias="@type")
+
+
+class ProductOfferingPriceRef(TMFModel):
+    id: str
+    href: str
+    name: str
+    referred_type: str = Field(default="ProductOfferingPrice", alias="@referredType")
 
 
 class ProductOfferingTerm(TMFModel):
@@ -63,7 +77,7 @@ class ProductOffering(TMFModel):
     isBundle: bool = False
     category: list[dict[str, str]] = []
     productOfferingTerm: list[ProductOfferingTerm] = []
-    productOfferingPrice: list[ProductOfferingPrice] = []
+    productOfferingPrice: list[ProductOfferingPriceRef] = []
     prodSpecCharValueUse: list[Characteristic] = []
     bundledEquipment: list[dict[str, Any]] = []
     type_: str = Field(default="ProductOffering", alias="@type")
@@ -76,16 +90,24 @@ def _dt(d: date | None) -> datetime | None:
 PRICE_TYPE = {"recurring": "recurring", "one_off": "oneTime", "usage": "usage", "wholesale_cost": "wholesaleCost", "early_termination": "earlyTermination"}
 
 
-def price_out(p: dict[str, Any]) -> ProductOfferingPrice:
+KIND_OF_PRICE_TYPE = {v: k for k, v in PRICE_TYPE.items()}
+
+
+def price_out(p: dict[str, Any], *, on: date) -> ProductOfferingPrice:
+    """A TMF620 ProductOfferingPrice; lifecycleStatus says whether it applies on `on` (Active), later (Planned) or no more (Retired)."""
+    status = "Planned" if p["valid_from"] > on else "Retired" if p["valid_to"] is not None and p["valid_to"] <= on else "Active"
+    recurring = p["kind"] in ("recurring", "wholesale_cost")
     return ProductOfferingPrice(
-        id=str(p["id"]), name=p["name"], priceType=PRICE_TYPE[p["kind"]], price=PriceValue(**Money.from_minor(p["amount_minor"], p["currency"]).to_tmf()),  # type: ignore[arg-type]
-        recurringChargePeriodType="month" if p["kind"] in ("recurring", "wholesale_cost") else None,
+        id=str(p["id"]), href=f"{PRICE_BASE}/{p['id']}", name=p["name"], lifecycleStatus=status, priceType=PRICE_TYPE[p["kind"]],
+        price=PriceValue(**Money.from_minor(p["amount_minor"], p["currency"]).to_tmf()),  # type: ignore[arg-type]
+        recurringChargePeriodType="month" if recurring else None, recurringChargePeriodLength=1 if recurring else None,
         unitOfMeasure=Quantity(amount=1, units=p["unit"]) if p["unit"] else None,
         includedQuantity=float(p["included_quantity"]) if p["included_quantity"] is not None else None,
         chargeEvent=p["charge_event"], usageType=p["usage_type"], taxRateCode=p["tax_rate_code"],
         validFor=TimePeriod(startDateTime=_dt(p["valid_from"]), endDateTime=_dt(p["valid_to"])),
         appliesTo=p["applies_to"] if p["kind"] == "early_termination" else None,
         fractionOfRemaining=float(p["etc_fraction"]) if p["etc_fraction"] is not None else None, capMonths=p["etc_cap_months"],
+        productOffering=Ref(id=str(p["offering_id"]), href=f"{BASE}/{p['offering_id']}", referred_type="ProductOffering"),
     )
 
 
@@ -96,7 +118,8 @@ def offering_out(o: dict[str, Any]) -> ProductOffering:
         id=str(o["id"]), href=f"{BASE}/{o['id']}", name=o["name"], description=o["description"], lifecycleStatus="Launched" if o["active"] else "Retired",
         isSellable=o["active"] and o["kind"] != "equipment", category=[{"id": o["kind"], "name": o["kind"]}],
         productOfferingTerm=[ProductOfferingTerm(name=f"{o['contract_months']} months" if o["contract_months"] else "month-to-month", duration=Quantity(amount=o["contract_months"], units="month"))],
-        productOfferingPrice=[price_out(p) for p in o.get("prices", [])], prodSpecCharValueUse=chars, bundledEquipment=o.get("equipment", []),
+        productOfferingPrice=[ProductOfferingPriceRef(id=str(p["id"]), href=f"{PRICE_BASE}/{p['id']}", name=p["name"]) for p in o.get("prices", [])],
+        prodSpecCharValueUse=chars, bundledEquipment=o.get("equipment", []),
     )
 
 
@@ -105,11 +128,12 @@ def list_product_offerings(
     db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("catalog.view"))], fields: Fields = None,
     kind: Annotated[str | None, Query(max_length=20)] = None, partner: Annotated[str | None, Query(max_length=40)] = None,
     name: Annotated[str | None, Query(max_length=100)] = None, priceDate: date | None = None, lifecycleStatus: Annotated[str | None, Query(pattern="^(Launched|Retired)$")] = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
+    sort: Sort = None, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
 ) -> JSONResponse:
-    """Offerings with the prices valid on `priceDate` (default today) embedded (TMF630 `fields` and paging headers)."""
+    """Offerings referencing the prices valid on `priceDate` (default today) (TMF630 `fields`, `sort` and paging headers)."""
     active = None if lifecycleStatus is None else lifecycleStatus == "Launched"
-    res = service.offering_list(db, on=priceDate or local_date(now, tz), kind=kind, partner_code=partner, q=name, active=active, offset=offset, limit=limit)
+    res = service.offering_list(db, on=priceDate or local_date(now, tz), kind=kind, partner_code=partner, q=name, active=active, offset=offset, limit=limit,
+                                sort=sort)
     return list_response((offering_out(o) for o in res["items"]), fields=fields, total=res["total"])
 
 
@@ -118,3 +142,25 @@ def get_product_offering(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now:
                          priceDate: date | None = None, allPrices: bool = False, fields: Fields = None) -> JSONResponse:
     """One offering with its prices valid on `priceDate` (default today; `allPrices=true` for the full price history) and bundled equipment."""
     return item_response(offering_out(service.offering_detail(db, offering_id=id, on=None if allPrices else (priceDate or local_date(now, tz)))), fields=fields)
+
+
+@router.get(PRICE_BASE, response_model=list[selectable(ProductOfferingPrice)], response_model_by_alias=True, response_model_exclude_none=True)
+def list_product_offering_prices(
+    db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("catalog.view"))], fields: Fields = None,
+    priceType: Annotated[str | None, Query(pattern=PRICE_KINDS)] = None, name: Annotated[str | None, Query(max_length=100)] = None,
+    offering: Annotated[int | None, Query(alias="productOffering.id", ge=1, le=MAX_ID)] = None,
+    priceDate: Annotated[date | None, Query(description="Only prices valid on this date (default: all)")] = None,
+    sort: Sort = None, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
+) -> JSONResponse:
+    """Every price (current, planned and retired), filtered and sorted in SQL (TMF630 `fields` and paging headers)."""
+    res = service.price_list(db, offering_id=offering, kind=KIND_OF_PRICE_TYPE[priceType] if priceType else None, name=name, on=priceDate, sort=sort,
+                             offset=offset, limit=limit)
+    today = local_date(now, tz)
+    return list_response((price_out(p, on=today) for p in res["items"]), fields=fields, total=res["total"])
+
+
+@router.get(PRICE_BASE + "/{id}", response_model=selectable(ProductOfferingPrice), response_model_by_alias=True, response_model_exclude_none=True)
+def get_product_offering_price(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz,
+                               principal: Annotated[Principal, Depends(require("catalog.view"))], fields: Fields = None) -> JSONResponse:
+    """One price: what each ProductOfferingPriceRef of an offering (or product) resolves to."""
+    return item_response(price_out(service.get_price(db, price_id=id), on=local_date(now, tz)), fields=fields)

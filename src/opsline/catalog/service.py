@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, or_, select, table, column
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from opsline.api.tmf import sort_clauses
 from opsline.catalog.models import ContractTerm, OfferingEquipment, Price, PriceKind, ProductOffering
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.money import Money
@@ -84,6 +85,43 @@ def offering_dict(o: ProductOffering, prices: list[Price] | None = None) -> dict
     return d
 
 
+class PriceNotFound(NotFound):
+    title = "Price not found"
+
+
+PRICE_SORT = {"id": Price.id, "name": Price.name, "priceType": Price.kind, "validFor.startDateTime": Price.valid_from,
+              "validFor.endDateTime": Price.valid_to, "price.value": Price.amount_minor}
+
+
+OFFERING_SORT = {"id": ProductOffering.id, "name": ProductOffering.name, "lastUpdate": ProductOffering.created_at, "lifecycleStatus": ProductOffering.active}
+
+
+def price_list(session: Session, *, offering_id: int | None = None, kind: str | None = None, name: str | None = None, on: date | None = None,
+               sort: str | None = None, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+    """A page of prices (TMF620 productOfferingPrice), filtered in SQL, with how many match in all: {"items", "total"}.
+    `on` keeps the prices valid on that date. Raises UnsortableAttribute (400) for an attribute that cannot be sorted on."""
+    query = select(Price)
+    if offering_id is not None:
+        query = query.where(Price.offering_id == offering_id)
+    if kind:
+        query = query.where(Price.kind == kind)
+    if name:
+        query = query.where(func.lower(Price.name).like(f"%{name.strip().lower()}%"))
+    if on is not None:
+        query = query.where(_valid_on(on))
+    rows = session.execute(query.order_by(*sort_clauses(sort, PRICE_SORT, tiebreak=Price.id)).offset(offset).limit(limit)).scalars()
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    return {"items": [price_dict(p) for p in rows], "total": total}
+
+
+def get_price(session: Session, *, price_id: int) -> dict[str, Any]:
+    """Raises PriceNotFound."""
+    p = session.get(Price, price_id)
+    if p is None:
+        raise PriceNotFound(f"price {price_id} not found")
+    return price_dict(p)
+
+
 def list_offerings(
     session: Session, *, on: date | None, kind: str | None = None, partner_code: str | None = None, q: str | None = None,
     active: bool | None = True, offset: int = 0, limit: int = 100,
@@ -94,9 +132,10 @@ def list_offerings(
 
 def offering_list(
     session: Session, *, on: date | None, kind: str | None = None, partner_code: str | None = None, q: str | None = None,
-    active: bool | None = True, offset: int = 0, limit: int = 100, with_total: bool = True,
+    active: bool | None = True, offset: int = 0, limit: int = 100, with_total: bool = True, sort: str | None = None,
 ) -> dict[str, Any]:
-    """A page of offerings (see list_offerings) and how many match in all (TMF630): {"items", "total"}."""
+    """A page of offerings (see list_offerings) and how many match in all (TMF630): {"items", "total"}.
+    `sort` as TMF630 (`-name`, `lastUpdate`); raises UnsortableAttribute (400) for an attribute that cannot be sorted on."""
     query = select(ProductOffering)
     if kind:
         query = query.where(ProductOffering.kind == kind)
@@ -107,7 +146,9 @@ def offering_list(
     if q:
         like = f"%{q.strip().lower()}%"
         query = query.where(or_(func.lower(ProductOffering.name).like(like), func.lower(ProductOffering.code).like(like)))
-    rows = list(session.execute(query.order_by(ProductOffering.kind, ProductOffering.partner_code, ProductOffering.download_mbps, ProductOffering.code).offset(offset).limit(limit)).scalars())
+    default = [ProductOffering.kind, ProductOffering.partner_code, ProductOffering.download_mbps, ProductOffering.code]
+    order = sort_clauses(sort, OFFERING_SORT, default=default, tiebreak=ProductOffering.id)
+    rows = list(session.execute(query.order_by(*order).offset(offset).limit(limit)).scalars())
     prices = prices_on(session, offering_ids=[o.id for o in rows], on=on)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one() if with_total else None
     return {"items": [offering_dict(o, prices[o.id]) for o in rows], "total": total}

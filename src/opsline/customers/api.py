@@ -1,19 +1,21 @@
-"""TMF629 Customer and TMF666 Billing Account resources."""
+"""TMF629 Customer (list, get, create, patch, delete) and TMF666 Billing Account (list, get, create, patch) over
+accounts: filters and sort in SQL, inputs strict (an attribute we cannot store is a 400 naming it, never dropped)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field, ValidationError
 
 from opsline.api.idempotency import run_idempotent
-from opsline.api.tmf import (Characteristic, Fields, Limit, Offset, ResourceId, RelatedParty, TimePeriod, TMFModel, api_base, dump,
+from opsline.api.tmf import (Characteristic, Fields, Limit, Offset, ResourceId, RelatedParty, Sort, TimePeriod, TMFModel, api_base, dump,
                               item_response, list_response, selectable)
 from opsline.customers import service
 from opsline.customers.models import Account, AccountStatus
-from opsline.customers.schemas import AccountIn, AccountUpdate
+from opsline.core.errors import InvalidInput
+from opsline.customers.schemas import AccountIn, AccountUpdate, country_code, normalise_phone
 from opsline.web.deps import DB, Now, Principal, require
 
 router = APIRouter(tags=["TMF629 Customer", "TMF666 Account"])
@@ -21,6 +23,28 @@ router = APIRouter(tags=["TMF629 Customer", "TMF666 Account"])
 CUSTOMER_BASE = api_base("customerManagement") + "/customer"
 ACCOUNT_BASE = api_base("accountManagement") + "/billingAccount"
 StatusFilter = Annotated[AccountStatus | None, Query(description="Only accounts in this status")]
+
+
+class Strict(TMFModel):
+    """An input shape: an attribute we neither store nor use is refused (400 naming it), never silently dropped."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+
+class MediumCharacteristic(Strict):
+    emailAddress: str | None = Field(default=None, max_length=200)
+    phoneNumber: str | None = Field(default=None, max_length=40)
+    street1: str | None = Field(default=None, max_length=200)
+    street2: str | None = Field(default=None, max_length=200)
+    city: str | None = Field(default=None, max_length=100)
+    stateOrProvince: str | None = Field(default=None, max_length=60)
+    postCode: str | None = Field(default=None, max_length=10)
+    country: str | None = Field(default=None, max_length=60, description="ISO 3166 code or English name; answered as the code")
+
+
+class ContactMediumIn(Strict):
+    mediumType: str = Field(min_length=1, max_length=40, description="email, phone (TelephoneNumber, mobile), postalAddress (MailingAddress)")
+    characteristic: MediumCharacteristic
 
 
 class ContactMedium(TMFModel):
@@ -34,6 +58,19 @@ class EngagedParty(TMFModel):
     href: str | None = None
     name: str
     referred_type: str = Field(alias="@referredType")
+
+
+class EngagedPartyIn(Strict):
+    id: str | None = Field(default=None, max_length=60, description="Ignored: Opsline creates the party")
+    href: str | None = Field(default=None, max_length=300, description="Ignored: Opsline creates the party")
+    name: str | None = Field(default=None, max_length=200)
+    referred_type: str = Field(default="Individual", alias="@referredType", pattern="^(Individual|Organization)$")
+
+
+class CharacteristicIn(Strict):
+    name: str = Field(min_length=1, max_length=60)
+    value: Any = None
+    valueType: str | None = Field(default=None, max_length=20)
 
 
 class Customer(TMFModel):
@@ -50,19 +87,25 @@ class Customer(TMFModel):
     type_: str = Field(default="Customer", alias="@type")
 
 
-class CustomerCreate(TMFModel):
-    """TMF629 Customer_Create, with Opsline's account fields as characteristics."""
+class CustomerCreate(Strict):
+    """TMF629 Customer_Create, with Opsline's account fields as characteristics (accountNumber, accountType, segment,
+    valueTier, currency, paymentTermsDays, billCycleDay, vatNumber). `id` and `href` are assigned by Opsline."""
 
     name: str = Field(min_length=1, max_length=200)
-    engagedParty: dict[str, Any] | None = None
-    contactMedium: list[ContactMedium] = Field(default=[], max_length=20)
-    characteristic: list[Characteristic] = Field(default=[], max_length=50)
+    engagedParty: EngagedPartyIn | None = None
+    contactMedium: list[ContactMediumIn] = Field(default=[], max_length=20)
+    characteristic: list[CharacteristicIn] = Field(default=[], max_length=50)
+    id: str | None = Field(default=None, max_length=60)
+    href: str | None = Field(default=None, max_length=300)
+    type_: str | None = Field(default=None, alias="@type", pattern="^Customer$")
 
 
-class CustomerUpdate(TMFModel):
+class CustomerUpdate(Strict):
+    """What a PATCH (JSON or `application/merge-patch+json`) may change; contact media replace those of their type."""
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    contactMedium: list[ContactMedium] | None = None
-    characteristic: list[Characteristic] | None = None
+    contactMedium: list[ContactMediumIn] | None = None
+    characteristic: list[CharacteristicIn] | None = None
 
 
 class BillingAccount(TMFModel):
@@ -83,10 +126,50 @@ class BillingAccount(TMFModel):
     type_: str = Field(default="BillingAccount", alias="@type")
 
 
+class RelatedPartyIn(Strict):
+    id: str | None = Field(default=None, max_length=60)
+    href: str | None = Field(default=None, max_length=300)
+    name: str | None = Field(default=None, max_length=200)
+    role: str | None = Field(default=None, max_length=60)
+    referred_type: str | None = Field(default=None, alias="@referredType", max_length=60)
+
+
+class ContactIn(Strict):
+    contactType: str | None = Field(default=None, max_length=40)
+    contactMedium: list[ContactMediumIn] = Field(default=[], max_length=20)
+
+
+class BillingAccountCreate(Strict):
+    """TMF666 BillingAccount_Create: a new billing account (Opsline's account) for a new party. `name` is the account
+    holder's name; `accountType` retail, b2b or wholesale; `relatedParty` an Organization or Individual the account
+    is for (its name when `name` is not given); contact media as in TMF629; Opsline's account fields as characteristics."""
+
+    name: str = Field(min_length=1, max_length=200)
+    accountType: str | None = Field(default=None, pattern="^(retail|b2b|wholesale)$")
+    description: str | None = Field(default=None, max_length=200, description="The account holder's name when `name` is the account's label")
+    relatedParty: list[RelatedPartyIn] = Field(default=[], max_length=1)
+    contact: list[ContactIn] = Field(default=[], max_length=5)
+    characteristic: list[CharacteristicIn] = Field(default=[], max_length=50)
+    type_: str | None = Field(default=None, alias="@type", pattern="^BillingAccount$")
+
+
+class BillingAccountUpdate(Strict):
+    """What a billing-account PATCH may change: the holder's name (`description`), contact media, characteristics
+    (segment, valueTier, paymentTermsDays, billCycleDay)."""
+
+    description: str | None = Field(default=None, min_length=1, max_length=200)
+    contact: list[ContactIn] | None = Field(default=None, max_length=5)
+    characteristic: list[CharacteristicIn] | None = None
+
+
 _CHAR_FIELDS = {
     "accountNumber": "account_number", "accountType": "kind", "segment": "segment_code", "valueTier": "value_tier_code",
     "currency": "currency", "paymentTermsDays": "payment_terms_days", "billCycleDay": "bill_cycle_day", "vatNumber": "vat_number",
 }
+MEDIUM_TYPES = {"email": "email", "emailaddress": "email", "phone": "phone", "mobile": "phone", "telephonenumber": "phone", "telephone": "phone",
+                "postaladdress": "postalAddress", "mailingaddress": "postalAddress", "address": "postalAddress"}
+CUSTOMER_SORT = {"id": "id", "name": "name", "status": "status", "validFor.startDateTime": "created_at"}
+ACCOUNT_SORT = {"id": "id", "name": "account_number", "state": "status", "accountType": "kind", "lastModified": "updated_at", "description": "name"}
 
 
 def _contact_media(a: dict[str, Any]) -> list[ContactMedium]:
@@ -94,7 +177,7 @@ def _contact_media(a: dict[str, Any]) -> list[ContactMedium]:
     if a["email"]:
         out.append(ContactMedium(mediumType="email", preferred=True, characteristic={"emailAddress": a["email"]}))
     if a["phone"]:
-        out.append(ContactMedium(mediumType="phone", characteristic={"phoneNumber": a["phone"]}))
+        out.append(ContactMedium(mediumType="phone", preferred=not a["email"], characteristic={"phoneNumber": a["phone"]}))
     if a["billing_line1"]:
         address = {"street1": a["billing_line1"], "street2": a["billing_line2"], "city": a["billing_city"], "stateOrProvince": a["billing_province"],
                    "postCode": a["billing_postal_code"], "country": a["billing_country"], "contactType": "billing"}
@@ -102,12 +185,14 @@ def _contact_media(a: dict[str, Any]) -> list[ContactMedium]:
     return out
 
 
-def customer_out(acc: Account | dict[str, Any]) -> Customer:
-    """TMF629 Customer from an account (or the account dict a search returns: lists need no second query)."""
+def customer_out(acc: Account | dict[str, Any], party_kind: str | None = None) -> Customer:
+    """TMF629 Customer from an account (or the account dict a search returns: lists need no second query) and its
+    party's kind (person / organisation: the engaged party is an Individual or an Organization)."""
     a = acc if isinstance(acc, dict) else service.account_dict(acc)
+    kind = party_kind or a.get("party_kind") or ("organisation" if a["kind"] != "retail" else "person")
     return Customer(
         id=str(a["id"]), href=f"{CUSTOMER_BASE}/{a['id']}", name=a["name"], status=a["status"],
-        engagedParty=EngagedParty(id=str(a["party_id"]), name=a["name"], referred_type="Organization" if a["kind"] != "retail" else "Individual"),
+        engagedParty=EngagedParty(id=str(a["party_id"]), name=a["name"], referred_type="Organization" if kind == "organisation" else "Individual"),
         contactMedium=_contact_media(a),
         characteristic=[Characteristic(name=k, value=a[v]) for k, v in _CHAR_FIELDS.items() if a[v] is not None],
         account=[{"id": str(a["id"]), "href": f"{ACCOUNT_BASE}/{a['id']}", "name": a["account_number"], "@referredType": "BillingAccount"}],
@@ -134,38 +219,82 @@ def billing_account_out(acc: Account | dict[str, Any]) -> BillingAccount:
     )
 
 
-def _fields_from_tmf(body: CustomerCreate | CustomerUpdate) -> dict[str, Any]:
+def _fields_from_tmf(name: str | None, media: list[ContactMediumIn] | None, characteristics: list[CharacteristicIn] | None) -> dict[str, Any]:
+    """Account fields from TMF contact media and characteristics. A phone number is read in the country of the address
+    sent with it (a French '01 09 75 83 51' is +33109758351), else as South African. Raises InvalidInput naming the attribute."""
     fields: dict[str, Any] = {}
-    if body.name is not None:
-        fields["name"] = body.name
-    for cm in body.contactMedium or []:
-        c = cm.characteristic
-        if cm.mediumType == "email":
-            fields["email"] = c.get("emailAddress")
-        elif cm.mediumType in ("phone", "mobile"):
-            fields["phone"] = c.get("phoneNumber")
-        elif cm.mediumType == "postalAddress":
-            fields.update({"billing_line1": c.get("street1"), "billing_line2": c.get("street2"), "billing_city": c.get("city"),
-                           "billing_province": c.get("stateOrProvince"), "billing_postal_code": c.get("postCode")})
-    for ch in body.characteristic or []:
-        if ch.name in _CHAR_FIELDS:
-            fields[_CHAR_FIELDS[ch.name]] = ch.value
+    if name is not None:
+        fields["name"] = name
+    region = "ZA"
+    for i, cm in enumerate(media or []):
+        if cm.characteristic.country:
+            try:
+                region = fields["billing_country"] = country_code(cm.characteristic.country)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field=f"contactMedium[{i}].characteristic.country") from exc
+    for i, cm in enumerate(media or []):
+        c, kind = cm.characteristic, MEDIUM_TYPES.get(cm.mediumType.replace(" ", "").lower())
+        used = {k for k, v in c.model_dump().items() if v is not None}
+        allowed = {"email": {"emailAddress"}, "phone": {"phoneNumber"}, "postalAddress": {"street1", "street2", "city", "stateOrProvince", "postCode", "country"}}
+        if kind is None:
+            raise InvalidInput(f"mediumType '{cm.mediumType}' is not one of email, phone, mobile, TelephoneNumber, postalAddress, MailingAddress",
+                               field=f"contactMedium[{i}].mediumType")
+        if used - allowed[kind]:
+            raise InvalidInput(f"a {cm.mediumType} contact medium has no {', '.join(sorted(used - allowed[kind]))}", field=f"contactMedium[{i}].characteristic")
+        if kind == "email":
+            fields["email"] = c.emailAddress
+        elif kind == "phone":
+            try:
+                fields["phone"] = normalise_phone(c.phoneNumber, region)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field=f"contactMedium[{i}].characteristic.phoneNumber") from exc
+        else:
+            fields.update({"billing_line1": c.street1, "billing_line2": c.street2, "billing_city": c.city, "billing_province": c.stateOrProvince,
+                           "billing_postal_code": c.postCode})
+    for i, ch in enumerate(characteristics or []):
+        if ch.name not in _CHAR_FIELDS:
+            raise InvalidInput(f"characteristic '{ch.name}' is not one of {', '.join(_CHAR_FIELDS)}", field=f"characteristic[{i}].name")
+        fields[_CHAR_FIELDS[ch.name]] = ch.value
     return fields
+
+
+def _created(db: Any, request: Request, now: Any, principal: Principal, fields: dict[str, Any]) -> Account:
+    try:
+        data = AccountIn(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InvalidInput(f"{'.'.join(map(str, err['loc']))}: {err['msg']}", field=".".join(map(str, err["loc"]))) from exc
+    acc = service.create_account(db, data=data, now=now, actor=principal.actor, default_currency=request.app.state.settings.currency)
+    db.flush()
+    return acc
+
+
+def _page(db: Any, res: dict[str, Any]) -> list[dict[str, Any]]:
+    kinds = service.party_kinds(db, party_ids=[a["party_id"] for a in res["items"]])
+    return [a | {"party_kind": kinds.get(a["party_id"])} for a in res["items"]]
 
 
 @router.get(CUSTOMER_BASE, response_model=list[selectable(Customer)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_customers(
     db: DB, principal: Annotated[Principal, Depends(require("customers.view"))],
     name: Annotated[str | None, Query(max_length=200, description="Name, account number, email or phone")] = None,
-    status: StatusFilter = None, fields: Fields = None, offset: Offset = 0, limit: Limit = 50,
+    status: StatusFilter = None, engaged_party: Annotated[int | None, Query(alias="engagedParty.id", ge=1, le=2**53)] = None,
+    fields: Fields = None, sort: Sort = None, offset: Offset = 0, limit: Limit = 50,
 ) -> JSONResponse:
-    res = service.search_accounts(db, q=name, status=status, offset=offset, page_size=limit, with_total=True)
-    return list_response((customer_out(a) for a in res["items"]), fields=fields, total=res["total"])
+    """Customers by name (or number, email, phone), status, engaged party; `sort` by name, status, id, validFor.startDateTime."""
+    res = service.search_accounts(db, q=name, status=status, party_id=engaged_party, sort=sort, sortable=CUSTOMER_SORT, offset=offset, page_size=limit,
+                                  with_total=True)
+    return list_response((customer_out(a) for a in _page(db, res)), fields=fields, total=res["total"])
+
+
+def _one_customer(db: Any, id: int) -> Customer:
+    acc = service.get_account(db, account_id=id)
+    return customer_out(acc, service.party_kinds(db, party_ids=[acc.party_id]).get(acc.party_id))
 
 
 @router.get(CUSTOMER_BASE + "/{id}", response_model=selectable(Customer), response_model_by_alias=True, response_model_exclude_none=True)
 def get_customer(id: ResourceId, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))], fields: Fields = None) -> JSONResponse:
-    return item_response(customer_out(service.get_account(db, account_id=id)), fields=fields)
+    return item_response(_one_customer(db, id), fields=fields)
 
 
 @router.post(CUSTOMER_BASE, status_code=201, response_model=Customer, response_model_by_alias=True, response_model_exclude_none=True)
@@ -173,40 +302,115 @@ def create_customer(
     body: CustomerCreate, request: Request, db: DB, now: Now, principal: Annotated[Principal, Depends(require("customers.create"))],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
+    """A customer: its party (an Organization is an organisation, an Individual a person) and account, with every contact
+    medium sent. Anything else the spec allows (agreement, creditProfile, paymentMethod, relatedParty, validFor ...)
+    is refused with a 400 naming it rather than dropped."""
     def action() -> tuple[int, dict[str, Any]]:
-        fields = _fields_from_tmf(body)
-        party = body.engagedParty or {}
-        fields["party_kind"] = "organisation" if party.get("@referredType") == "Organization" or fields.get("kind") in ("b2b", "wholesale") else "person"
-        acc = service.create_account(db, data=AccountIn(**fields), now=now, actor=principal.actor, default_currency=request.app.state.settings.currency)
-        db.flush()
-        return 201, dump(customer_out(acc))
+        fields = _fields_from_tmf(body.name, body.contactMedium, body.characteristic)
+        org = body.engagedParty is not None and body.engagedParty.referred_type == "Organization"
+        fields["party_kind"] = "organisation" if org or fields.get("kind") in ("b2b", "wholesale") else "person"
+        acc = _created(db, request, now, principal, fields)
+        return 201, dump(_one_customer(db, acc.id))
 
-    status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=CUSTOMER_BASE, body=body.model_dump(mode="json"), now=now, action=action)
+    status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=CUSTOMER_BASE,
+                                        body=body.model_dump(mode="json", by_alias=True), now=now, action=action)
     return JSONResponse(payload, status_code=status, headers={"Location": payload.get("href", "")})
+
+
+def _version(if_match: str | None, current: int) -> int:
+    tag = (if_match or "").strip().removeprefix("W/").strip('"')
+    return int(tag) if tag.isdigit() else current
 
 
 @router.patch(CUSTOMER_BASE + "/{id}", response_model=Customer, response_model_by_alias=True, response_model_exclude_none=True)
 def patch_customer(
     id: ResourceId, body: CustomerUpdate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("customers.edit"))],
-    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
-) -> Customer:
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
+) -> JSONResponse:
+    """Change name, contact media, characteristics (JSON or `application/merge-patch+json`); If-Match a version."""
     acc = service.get_account(db, account_id=id)
-    version = int(if_match.strip('"W/')) if if_match and if_match.strip('"W/').isdigit() else acc.version
-    fields = {k: v for k, v in _fields_from_tmf(body).items() if k in AccountUpdate.model_fields}
-    acc = service.update_account(db, account_id=id, data=AccountUpdate(version=version, **fields), now=now, actor=principal.actor)
-    return customer_out(acc)
+    fields = _fields_from_tmf(body.name, body.contactMedium, body.characteristic)
+    refused = sorted(k for k in fields if k not in AccountUpdate.model_fields)
+    if refused:
+        raise InvalidInput(f"cannot change {', '.join(refused)} of a customer", field=refused[0])
+    service.update_account(db, account_id=id, data=_update(fields, _version(if_match, acc.version)), now=now, actor=principal.actor)
+    return item_response(_one_customer(db, id))
+
+
+def _update(fields: dict[str, Any], version: int) -> AccountUpdate:
+    try:
+        return AccountUpdate(version=version, **fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InvalidInput(f"{'.'.join(map(str, err['loc']))}: {err['msg']}", field=".".join(map(str, err["loc"]))) from exc
+
+
+@router.delete(CUSTOMER_BASE + "/{id}", status_code=204)
+def delete_customer(id: ResourceId, db: DB, now: Now, principal: Annotated[Principal, Depends(require("accounts.close"))]) -> Response:
+    """TMF629 DELETE: a customer nothing refers to yet (no product, order, invoice, payment, case ...) is closed for good
+    (its records stay, as the law requires); otherwise 409 naming what refers to it."""
+    service.remove_account(db, account_id=id, now=now, actor=principal.actor, reason="deleted through the TMF629 API")
+    return Response(status_code=204)
 
 
 @router.get(ACCOUNT_BASE, response_model=list[selectable(BillingAccount)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_billing_accounts(
     db: DB, principal: Annotated[Principal, Depends(require("customers.view"))],
     name: Annotated[str | None, Query(max_length=200, description="Account number, name, email or phone")] = None,
-    state: StatusFilter = None, fields: Fields = None, offset: Offset = 0, limit: Limit = 50,
+    state: StatusFilter = None, accountType: Annotated[str | None, Query(pattern="^(retail|b2b|wholesale)$")] = None,
+    related_party: Annotated[int | None, Query(alias="relatedParty.id", ge=1, le=2**53, description="The customer (account) id")] = None,
+    fields: Fields = None, sort: Sort = None, offset: Offset = 0, limit: Limit = 50,
 ) -> JSONResponse:
-    res = service.search_accounts(db, q=name, status=state, offset=offset, page_size=limit, with_total=True)
+    """Billing accounts by name (or number, email, phone), state, accountType, relatedParty.id; `sort` by name, state,
+    accountType, lastModified, description, id."""
+    if related_party is not None:
+        found = [service.account_dict(a) for a in service.accounts_by_ids(db, ids=[related_party])]
+        found = [a for a in found if (state is None or a["status"] == state) and (accountType is None or a["kind"] == accountType)]
+        res = {"items": found[offset:offset + limit], "total": len(found)}
+    else:
+        res = service.search_accounts(db, q=name, status=state, kind=accountType, sort=sort, sortable=ACCOUNT_SORT, offset=offset, page_size=limit,
+                                      with_total=True)
     return list_response((billing_account_out(a) for a in res["items"]), fields=fields, total=res["total"])
 
 
 @router.get(ACCOUNT_BASE + "/{id}", response_model=selectable(BillingAccount), response_model_by_alias=True, response_model_exclude_none=True)
 def get_billing_account(id: ResourceId, db: DB, principal: Annotated[Principal, Depends(require("customers.view"))], fields: Fields = None) -> JSONResponse:
     return item_response(billing_account_out(service.get_account(db, account_id=id)), fields=fields)
+
+
+@router.post(ACCOUNT_BASE, status_code=201, response_model=BillingAccount, response_model_by_alias=True, response_model_exclude_none=True)
+def create_billing_account(
+    body: BillingAccountCreate, request: Request, db: DB, now: Now, principal: Annotated[Principal, Depends(require("customers.create"))],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> JSONResponse:
+    """TMF666 POST: a new account (and party). Its name is the account holder's (`description`, else the related party's, else `name`)."""
+    def action() -> tuple[int, dict[str, Any]]:
+        party = body.relatedParty[0] if body.relatedParty else None
+        media = [m for c in body.contact for m in c.contactMedium]
+        holder = body.description or (party.name if party and party.name else None) or body.name
+        fields = _fields_from_tmf(holder, media, body.characteristic)
+        if body.accountType:
+            fields["kind"] = body.accountType
+        org = party is not None and party.referred_type == "Organization"
+        fields["party_kind"] = "organisation" if org or fields.get("kind") in ("b2b", "wholesale") else "person"
+        acc = _created(db, request, now, principal, fields)
+        return 201, dump(billing_account_out(acc))
+
+    status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=ACCOUNT_BASE,
+                                        body=body.model_dump(mode="json", by_alias=True), now=now, action=action)
+    return JSONResponse(payload, status_code=status, headers={"Location": payload.get("href", "")})
+
+
+@router.patch(ACCOUNT_BASE + "/{id}", response_model=BillingAccount, response_model_by_alias=True, response_model_exclude_none=True)
+def patch_billing_account(
+    id: ResourceId, body: BillingAccountUpdate, db: DB, now: Now, principal: Annotated[Principal, Depends(require("customers.edit"))],
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
+) -> JSONResponse:
+    """TMF666 PATCH (JSON or `application/merge-patch+json`): holder name, contact media, characteristics; If-Match a version."""
+    acc = service.get_account(db, account_id=id)
+    fields = _fields_from_tmf(body.description, [m for c in body.contact or [] for m in c.contactMedium], body.characteristic)
+    refused = sorted(k for k in fields if k not in AccountUpdate.model_fields)
+    if refused:
+        raise InvalidInput(f"cannot change {', '.join(refused)} of a billing account", field=refused[0])
+    acc = service.update_account(db, account_id=id, data=_update(fields, _version(if_match, acc.version)), now=now, actor=principal.actor)
+    return item_response(billing_account_out(acc))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from phonenumbers.geocoder import _region_display_name  # the region names phonenumbers ships
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
@@ -29,6 +31,22 @@ def normalise_phone(value: str | None, region: str = "ZA") -> str | None:
     if not phonenumbers.is_valid_number(num):
         raise ValueError(f"'{value}' is not a valid phone number")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=1)
+def _countries() -> dict[str, str]:
+    return {_region_display_name(r, "en").lower(): r for r in phonenumbers.SUPPORTED_REGIONS if _region_display_name(r, "en")}
+
+
+def country_code(value: str) -> str:
+    """ISO 3166 alpha-2 from a code ('fr') or an English country name ('France'). Raises ValueError."""
+    v = value.strip()
+    if len(v) == 2 and v.upper() in phonenumbers.SUPPORTED_REGIONS:
+        return v.upper()
+    code = _countries().get(v.lower())
+    if code is None:
+        raise ValueError(f"'{value}' is not a country")
+    return code
 
 
 Email = Annotated[str | None, AfterValidator(normalise_email)]
@@ -81,6 +99,7 @@ class AccountIn(BaseModel):
     billing_city: str | None = Field(default=None, max_length=100)
     billing_province: str | None = Field(default=None, max_length=60)
     billing_postal_code: str | None = Field(default=None, max_length=10)
+    billing_country: str = Field(default="ZA", pattern="^[A-Z]{2}$")
     payment_terms_days: int = Field(default=30, ge=0, le=120)
     bill_cycle_day: int = Field(default=1, ge=1, le=28)
     vat_number: str | None = Field(default=None, max_length=20)
@@ -104,6 +123,7 @@ class AccountUpdate(BaseModel):
     billing_city: str | None = Field(default=None, max_length=100)
     billing_province: str | None = Field(default=None, max_length=60)
     billing_postal_code: str | None = Field(default=None, max_length=10)
+    billing_country: str | None = Field(default=None, pattern="^[A-Z]{2}$")
     payment_terms_days: int | None = Field(default=None, ge=0, le=120)
     bill_cycle_day: int | None = Field(default=None, ge=1, le=28)
     reason: str | None = Field(default=None, max_length=500)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from opsline.api.tmf import sort_clauses
 from opsline.core import events, lifecycle
 from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion
 from opsline.core.events import Actor
@@ -22,6 +23,7 @@ from opsline.customers import search
 from opsline.customers.models import ACCOUNT, Account, AccountStatus, Contact, Memo, Party, Segment, Site, ValueTier
 from opsline.customers.schemas import AccountIn, AccountUpdate, ContactIn, MemoIn, SiteIn
 from opsline.db import sequences
+from opsline.db.base import metadata
 from opsline.db.session import lock_for_write
 
 
@@ -100,8 +102,8 @@ def create_account(session: Session, *, data: AccountIn, now: datetime, actor: A
         segment_code=data.segment_code, value_tier_code=data.value_tier_code, currency=(data.currency or default_currency).upper(),
         email=data.email, phone=data.phone, billing_line1=data.billing_line1, billing_line2=data.billing_line2,
         billing_suburb=data.billing_suburb, billing_city=data.billing_city, billing_province=data.billing_province,
-        billing_postal_code=data.billing_postal_code, payment_terms_days=data.payment_terms_days, bill_cycle_day=data.bill_cycle_day,
-        vat_registered=bool(data.vat_number), vat_number=data.vat_number, created_at=now, updated_at=now,
+        billing_postal_code=data.billing_postal_code, billing_country=data.billing_country, payment_terms_days=data.payment_terms_days,
+        bill_cycle_day=data.bill_cycle_day, vat_registered=bool(data.vat_number), vat_number=data.vat_number, created_at=now, updated_at=now,
     )
     session.add(acc)
     session.flush()
@@ -241,8 +243,10 @@ def site_dict(s: Site) -> dict[str, Any]:
 
 
 def _search_query(session: Session, *, q: str | None, status: str | None, kind: str | None, segment: str | None,
-                  value_tier: str | None, exact: bool) -> Any:
+                  value_tier: str | None, exact: bool, party_id: int | None = None) -> Any:
     query = select(Account)
+    if party_id is not None:
+        query = query.where(Account.party_id == party_id)
     if q:
         if exact:
             ex = search.exact_terms(q)
@@ -258,21 +262,25 @@ def _search_query(session: Session, *, q: str | None, status: str | None, kind: 
 def search_accounts(
     session: Session, *, q: str | None = None, status: str | None = None, kind: str | None = None, segment: str | None = None,
     value_tier: str | None = None, page: int = 1, page_size: int = 50, offset: int | None = None, with_total: bool = False,
+    party_id: int | None = None, sort: str | None = None, sortable: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Search with filters and paging (ordered by name). An account number, email or phone is looked up exactly
     (normalised: '082 555 1234' finds +27825551234); other text matches word prefixes of the name and addresses
     (billing address and every site). Digits that match no number fall back to the text search. `offset`
-    overrides `page` (TMF paging); `with_total` adds the total count. Raises nothing for odd input: no match, no rows."""
+    overrides `page` (TMF paging); `with_total` adds the total count. `sort` (TMF630 `-name,id`) orders by the Account
+    columns `sortable` maps its attributes to, else by name. Raises UnsortableAttribute for another attribute, nothing for
+    odd search input: no match, no rows."""
+    order = sort_clauses(sort, {k: getattr(Account, v) for k, v in (sortable or {}).items()}, default=[Account.name], tiebreak=Account.id)
     page = max(1, page)
     page_size = max(1, min(page_size, 1000))
     start = offset if offset is not None else (page - 1) * page_size
     term = (q or "").strip() or None
-    query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=True)
-    rows = session.execute(query.order_by(Account.name, Account.id).limit(page_size + 1).offset(start)).scalars().all()
+    query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=True, party_id=party_id)
+    rows = session.execute(query.order_by(*order).limit(page_size + 1).offset(start)).scalars().all()
     used_exact = bool(term and search.exact_terms(term))
     if used_exact and not rows and start == 0 and search.words(term or ""):
-        query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=False)
-        rows = session.execute(query.order_by(Account.name, Account.id).limit(page_size + 1).offset(start)).scalars().all()
+        query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=False, party_id=party_id)
+        rows = session.execute(query.order_by(*order).limit(page_size + 1).offset(start)).scalars().all()
     has_next = len(rows) > page_size
     out: dict[str, Any] = {"items": [account_dict(a) for a in rows[:page_size]], "page": page, "page_size": page_size, "has_next": has_next,
                            "offset": start, "similar": []}
@@ -282,6 +290,51 @@ def search_accounts(
         known = not has_next and (rows or start == 0)
         out["total"] = start + len(rows) if known else session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
     return out
+
+
+def party_kinds(session: Session, *, party_ids: list[int]) -> dict[int, str]:
+    """person / organisation per party, in one query (for a page of accounts)."""
+    if not party_ids:
+        return {}
+    return dict(session.execute(select(Party.id, Party.kind).where(Party.id.in_(set(party_ids)))).tuples().all())
+
+
+# Rows an account owns itself: what remains when it is removed through TMF629 DELETE (kept: the audit trail needs them).
+OWN_TABLES = frozenset({"account", "party", "contact", "site", "memo", "audit_event", "contact_profile", "contact_preference", "idempotency_record"})
+
+
+def removal_blockers(session: Session, *, account_id: int) -> dict[str, int]:
+    """Business records that keep an account from being removed (products, orders, invoices, payments, cases ...):
+    table -> rows referencing the account, read from the foreign keys of every table (so a new area is covered)."""
+    out: dict[str, int] = {}
+    for table in metadata.sorted_tables:
+        if table.name in OWN_TABLES:
+            continue
+        for fk in table.foreign_keys:
+            if fk.column.table.name == "account" and fk.column.name == "id":
+                n = session.execute(select(func.count()).select_from(table).where(fk.parent == account_id)).scalar_one()
+                if n:
+                    out[table.name] = out.get(table.name, 0) + n
+    return out
+
+
+class AccountNotRemovable(Conflict):
+    title = "Customer cannot be removed"
+    type_slug = "customer-not-removable"
+
+
+def remove_account(session: Session, *, account_id: int, now: datetime, actor: Actor, reason: str) -> Account:
+    """TMF629 DELETE: an account opened by mistake (no product, order, invoice, payment, case ... refers to it) is
+    closed for good; its party, contacts and audit trail stay (the law keeps customer records). Raises AccountNotFound,
+    AccountNotRemovable naming what refers to it, TransitionNotAllowed."""
+    acc = get_account(session, account_id=account_id)
+    blockers = removal_blockers(session, account_id=acc.id)
+    if blockers:
+        held = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in sorted(blockers.items()))
+        raise AccountNotRemovable(f"customer {acc.id} has {held}; it can only be closed through its lifecycle")
+    if acc.status != AccountStatus.CLOSED:
+        transition_account(session, account_id=acc.id, action="close", now=now, actor=actor, reason=reason)
+    return acc
 
 
 def accounts_by_ids(session: Session, *, ids: list[int]) -> list[Account]:

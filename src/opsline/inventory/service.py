@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from opsline.api.tmf import sort_clauses
 from opsline.catalog import service as catalog
 from opsline.catalog.models import ProductOffering
 from opsline.core import events, lifecycle
-from opsline.core.errors import InvalidInput, NotFound
+from opsline.core.errors import InvalidInput, NotFound, StaleVersion
 from opsline.core.events import Actor
 from opsline.customers.models import Account, Site
 from opsline.orders.models import ProductOrderItem
@@ -83,6 +84,29 @@ def check_termination(product: Product, *, on: date) -> None:
         raise UnableToTerminateProduct(
             f"product {product.id} cannot end on {on.isoformat()}: it was activated on {product.start_date.isoformat()}",
             field="requested_start_date")
+
+
+def update_product_details(session: Session, *, product_id: int, now: datetime, actor: Actor, msisdn: str | None = None,
+                           partner_line_ref: str | None = None, version: int | None = None) -> Product:
+    """Correct what a product record says without changing the service (TMF637 PATCH): its mobile number and the
+    partner's line reference. Audited. Raises ProductNotFound, StaleVersion (`version` not the stored one), InvalidInput
+    (a finished product)."""
+    p = get_product(session, product_id=product_id)
+    if version is not None and version != p.version:
+        raise StaleVersion(f"product {p.id} was changed by someone else (version {p.version}, you had {version}); reload and try again")
+    if p.state == PS.TERMINATED:
+        raise InvalidInput(f"product {p.id} is {p.state}; its record is final", field="product.id")
+    before, after = {}, {}
+    for attr, value in (("msisdn", msisdn), ("partner_line_ref", partner_line_ref)):
+        if value is not None and value != getattr(p, attr):
+            before[attr], after[attr] = getattr(p, attr), value
+            setattr(p, attr, value)
+    if after:
+        p.updated_at = now
+        session.flush()
+        events.record(session, now=now, actor=actor, entity_type="product", entity_id=p.id, account_id=p.account_id, action="details_corrected",
+                      before=before, after=after)
+    return p
 
 
 def transition_product(session: Session, *, product: Product, action: str, now: datetime, actor: Actor, reason: str | None = None,
@@ -214,7 +238,13 @@ def product_detail(session: Session, *, product_id: int) -> dict[str, Any]:
     return _product_row(r)
 
 
-def list_products(session: Session, *, account_id: int | None = None, state: str | None = None, offering_id: int | None = None, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+PRODUCT_SORT = {"id": Product.id, "status": Product.state, "startDate": Product.start_date, "terminationDate": Product.end_date,
+                "orderDate": Product.created_at, "name": ProductOffering.name}
+
+
+def list_products(session: Session, *, account_id: int | None = None, state: str | None = None, offering_id: int | None = None, offset: int = 0,
+                  limit: int = 100, sort: str | None = None) -> list[dict[str, Any]]:
+    """Newest first, or by `sort` (TMF630: `-startDate,name`; raises UnsortableAttribute for another attribute)."""
     q = _product_query()
     if account_id is not None:
         q = q.where(Product.account_id == account_id)
@@ -222,16 +252,17 @@ def list_products(session: Session, *, account_id: int | None = None, state: str
         q = q.where(Product.state == state)
     if offering_id is not None:
         q = q.where(Product.offering_id == offering_id)
-    return [_product_row(r) for r in session.execute(q.order_by(Product.id.desc()).offset(offset).limit(limit)).all()]
+    order = sort_clauses(sort, PRODUCT_SORT, default=[Product.id.desc()], tiebreak=Product.id.desc())
+    return [_product_row(r) for r in session.execute(q.order_by(*order).offset(offset).limit(limit)).all()]
 
 
 def products_for_api(session: Session, *, on: date, product_id: int | None = None, account_id: int | None = None, state: str | None = None,
-                     offset: int = 0, limit: int = 100) -> dict[str, Any]:
+                     offset: int = 0, limit: int = 100, offering_id: int | None = None, sort: str | None = None) -> dict[str, Any]:
     """Products (one, or a page) with their offering's prices valid on `on`, their equipment and the order item that
     made them: four queries whatever the page size (TMF637), and how many match in all: {"items", "total"}.
     Raises ProductNotFound for a single unknown product."""
     rows = [product_detail(session, product_id=product_id)] if product_id is not None else list_products(
-        session, account_id=account_id, state=state, offset=offset, limit=limit)
+        session, account_id=account_id, state=state, offering_id=offering_id, offset=offset, limit=limit, sort=sort)
     prices = catalog.prices_on(session, offering_ids=sorted({p["offering_id"] for p in rows}), on=on)
     equipment: dict[int, list[dict[str, Any]]] = {p["id"]: [] for p in rows}
     items: dict[int, tuple[int, str]] = {}
@@ -250,6 +281,8 @@ def products_for_api(session: Session, *, on: date, product_id: int | None = Non
             count = count.where(Product.account_id == account_id)
         if state:
             count = count.where(Product.state == state)
+        if offering_id is not None:
+            count = count.where(Product.offering_id == offering_id)
         total = session.execute(count).scalar_one()
     return {"items": [p | {"prices": prices.get(p["offering_id"], []), "equipment": equipment[p["id"]], "order_item_id": items.get(p["id"], (None, None))[0],
                            "order_item_action": items.get(p["id"], (None, None))[1]} for p in rows], "total": total}

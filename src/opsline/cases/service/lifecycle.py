@@ -41,10 +41,12 @@ def action_for_status(current: str, status: str) -> str:
 
 
 @cm.one_call
-def open_case(session: Session, *, data: CaseIn, now: datetime, actor: Actor) -> SupportCase:
+def open_case(session: Session, *, data: CaseIn, now: datetime, actor: Actor, tmf: dict[str, Any] | None = None) -> SupportCase:
     """Open a case: priority from category and value tier, queue from category (or the escalation queue for
     litigation / brand risk, whose manager is told), assignee by the queue's strategy. A complaint gets its ICASA
-    acknowledgement with the reference. Raises UnableToOpenCase / InvalidInput (unknown account, category, queue or assignee)."""
+    acknowledgement with the reference. `tmf`: the TMF621 attributes sent that have no column (severity as sent,
+    externalId, attachments ...), kept with the opening in the case history and shown by the API.
+    Raises UnableToOpenCase / InvalidInput (unknown account, category, queue or assignee)."""
     cat = session.get(CaseCategory, data.category_code)
     if cat is None:
         raise cm.UnableToOpenCase(f"unknown category '{data.category_code}'", field="category_code")
@@ -82,7 +84,8 @@ def open_case(session: Session, *, data: CaseIn, now: datetime, actor: Actor) ->
     assignee = data.assignee_user_id if data.assignee_user_id is not None else pick_assignee(session, queue=queue, category_code=cat.code)
     c.assignee_user_id = assignee
     cm.history(session, c, now=now, actor=actor, kind="opened", to_value=c.state,
-               data={"queue": queue.code, "priority": priority, "channel": c.channel, "category": cat.code, "assignee_user_id": assignee})
+               data={"queue": queue.code, "priority": priority, "channel": c.channel, "category": cat.code, "assignee_user_id": assignee}
+               | ({"tmf": tmf} if tmf else {}))
     if assignee is not None:
         cm.history(session, c, now=now, actor=actor, kind="assignee", to_value=assignee,
                    reason=f"{queue.assignment} assignment" if data.assignee_user_id is None else "chosen")
@@ -228,9 +231,10 @@ def assign(session: Session, *, case_id: int, now: datetime, actor: Actor, queue
 @cm.one_call
 def update_case(session: Session, *, case_id: int, now: datetime, actor: Actor, status: str | None = None, reason: str | None = None,
                 partner_code: str | None = None, priority: int | None = None, queue_code: str | None = None,
-                notes: list[tuple[str, str | None]] | None = None, version: int | None = None) -> SupportCase:
+                notes: list[tuple[str, str | None]] | None = None, version: int | None = None, severity: str | None = None) -> SupportCase:
     """Several changes in one call (the TMF621 PATCH): status (as a lifecycle action), priority, queue, internal
-    notes `(text, author)`. All or nothing; the SLA clocks are recomputed once, at the end.
+    notes `(text, author)`, the severity the reporter gives (kept as given, in the history: it does not set the priority).
+    All or nothing; the SLA clocks are recomputed once, at the end.
     Raises what `transition`, `change_priority`, `assign` and `add_note` raise."""
     c = cm.get_case(session, case_id=case_id, for_update=True)
     cm.check_version(c, version)
@@ -242,6 +246,12 @@ def update_case(session: Session, *, case_id: int, now: datetime, actor: Actor, 
     if priority is not None and priority != c.priority:
         _set_priority(session, c, priority=priority, now=now, actor=actor, reason=reason or "changed through the API")
         what.append("priority")
+    if severity is not None:
+        cm.require_open(c, "changing its severity")
+        cm.history(session, c, now=now, actor=actor, kind="priority", from_value=c.priority, to_value=c.priority, reason=reason or "severity changed",
+                   data={"severity": severity})
+        cm.audit(session, c, now=now, actor=actor, action="severity_changed", reason=reason, after={"severity": severity})
+        what.append("severity")
     if queue_code:
         _hand_over(session, c, now=now, actor=actor, queue_code=queue_code, assignee_user_id=None, auto=True, reason=reason or "changed through the API")
         what.append("assignment")
