@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opsline.api.idempotency import run_idempotent
-from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Ref, TMFModel, dump, item_response, list_response
+from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Ref, Sort, TMFModel, dump, item_response, list_response, sort_clauses
 from opsline.cancellations import service
 from opsline.cancellations.models import CANCEL_ORDER_TASK, OPEN_STATES, CancellationJourney, CancelProductOrder
 from opsline.core import events, lifecycle
@@ -127,10 +127,22 @@ def create_cancel_product_order(body: CancelProductOrderCreate, db: DB, now: Now
 
 
 @router.get(BASE, response_model=list[CancelProductOrderOut], response_model_by_alias=True, response_model_exclude_none=True)
-def list_cancel_product_orders(db: DB, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None,
+def list_cancel_product_orders(db: DB, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None, sort: Sort = None,
+                               state: Annotated[str | None, Query(pattern="^(" + "|".join(CANCEL_ORDER_TASK.state_values()) + ")$")] = None,
+                               order: Annotated[int | None, Query(alias="productOrder.id", ge=1, le=MAX_ID)] = None,
                                offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50) -> JSONResponse:
-    total = db.execute(select(func.count()).select_from(CancelProductOrder)).scalar_one()
-    rows = db.execute(select(CancelProductOrder).order_by(CancelProductOrder.id.desc()).offset(offset).limit(limit)).scalars()
+    """Cancellation tasks, newest first. Filters (in SQL): state, productOrder.id; sort by id, state, requestedCancellationDate,
+    effectiveCancellationDate."""
+    conds = []
+    if state:
+        conds.append(CancelProductOrder.state == state)
+    if order:
+        conds.append(CancelProductOrder.product_order_id == order)
+    total = db.execute(select(func.count()).select_from(CancelProductOrder).where(*conds)).scalar_one()
+    order_by = sort_clauses(sort, {"id": CancelProductOrder.id, "state": CancelProductOrder.state, "requestedCancellationDate": CancelProductOrder.requested_cancellation_date,
+                                   "effectiveCancellationDate": CancelProductOrder.effective_cancellation_date},
+                            default=[CancelProductOrder.id.desc()], tiebreak=CancelProductOrder.id.desc())
+    rows = db.execute(select(CancelProductOrder).where(*conds).order_by(*order_by).offset(offset).limit(limit)).scalars()
     return list_response((task_out(t) for t in rows), fields=fields, total=total)
 
 

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 
 from opsline.api.idempotency import run_idempotent
 from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Note, Ref, Sort, TMFModel, dump, item_response, list_response, selectable, sort_clauses
-from opsline.core.errors import InvalidInput
+from opsline.core.errors import Conflict, InvalidInput
 from opsline.core.money import Money
 from opsline.orders import service, tmf_attributes
 from opsline.orders.models import ORDER, QUOTE
@@ -329,6 +329,19 @@ def patch_product_order(
     action = {"cancelled": "cancel", "held": "hold", "inProgress": "resume"}[body.state]
     return JSONResponse(order_json(db, service.change_order(db, order_id=id, action=action, now=now, tz=tz, actor=principal.actor,
                                                             reason=body.cancellationReason or body.stateReason, version=version), tz))
+
+
+class OrderDeletionNotAllowed(Conflict):
+    type_slug = "order-deletion-not-allowed"
+
+
+@router.delete(BASE + "/{id}", status_code=204, responses={409: {"description": "Orders are never deleted: cancel it (cancelProductOrder)"}})
+def delete_product_order(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, principal: Annotated[Principal, Depends(require("orders.manage"))]) -> None:
+    """TMF622 DELETE. A product order is a record of what the customer asked for (billing, partner orders and the audit trail
+    refer to it), so it is never deleted: 409 naming cancelProductOrder, which cancels it; 404 when there is no such order."""
+    order = service.get_order(db, order_id=id)
+    raise OrderDeletionNotAllowed(f"product order {order.id} is {order.state} and cannot be deleted; cancel it with POST "
+                                  f"/tmf-api/productOrderingManagement/v4/cancelProductOrder", field="id")
 
 
 # --- TMF648 quotes ---------------------------------------------------------------------------------

@@ -50,10 +50,14 @@ def service_order_out(o: dict, tz: ZoneInfo) -> ServiceOrderOut:  # type: ignore
 
 @router.get(BASE, response_model=list[selectable(ServiceOrderOut)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_service_orders(db: DB, now: Now, tz: Tz, principal: View, state: Annotated[str | None, Query(max_length=30)] = None, partner: Annotated[str | None, Query(max_length=30)] = None,
-                        late: bool = False, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
+                        party: Annotated[str | None, Query(alias="relatedParty.id", max_length=30, pattern=r"^[A-Za-z0-9_-]+$",
+                                                           description="The provider (partner code) or the end customer's account id")] = None,
+                        externalId: Annotated[str | None, Query(max_length=60)] = None, late: bool = False, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
                         fields: Fields = None) -> JSONResponse:
     """Our outbound service orders, newest first (filters: state, partner code, late vs the partner's SLA; TMF630 `fields` and paging headers)."""
-    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, late=late, offset=offset, page_size=limit, with_messages=True)
+    account_id = int(party) if party and party.isdigit() else None
+    partner = partner or (party if party and not party.isdigit() else None)
+    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, account_id=account_id, q=externalId, late=late, offset=offset, page_size=limit, with_messages=True)
     return list_response((service_order_out(o, tz) for o in res["items"]), fields=fields, total=res["total"])
 
 
