@@ -9,13 +9,14 @@ from sqlalchemy.engine import make_url
 
 import opsline.models  # noqa: F401
 from opsline.db.base import metadata
-from opsline.db.migrate import include_name, upgrade
+from opsline.db.migrate import include_name, include_object, upgrade
 from opsline.db.session import make_engine
 
 
 def _diff(engine) -> list:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": False, "render_as_batch": True, "include_name": include_name})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": False, "render_as_batch": True, "include_name": include_name,
+                                                 "include_object": include_object})
         return compare_metadata(ctx, metadata)
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import engine_from_config, pool
 
 import opsline.models  # noqa: F401  (fills the metadata)
 from opsline.db.base import metadata
-from opsline.db.migrate import include_name
+from opsline.db.migrate import include_name, include_object
 
 config = context.config
 
@@ -24,7 +24,7 @@ def run() -> None:
 
 def _run_with(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True,
-                      include_name=include_name)
+                      include_name=include_name, include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 
