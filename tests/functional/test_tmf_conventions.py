@@ -129,3 +129,9 @@ def test_json_patch_operations_follow_rfc_6902_and_the_merge_patch_between_two_d
     for bad in ([{"op": "remove", "path": "/zz"}], [{"op": "jump", "path": "/c"}], {"op": "add"}, [{"op": "add", "path": "/a/b/7", "value": 0}]):
         with pytest.raises(JsonPatchError):
             apply_json_patch(doc, bad)
+
+
+def test_the_openapi_document_lists_each_tmf_operation_once_under_tmf_api_and_every_hub(api):
+    paths = api.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p.startswith("/api/") and "/v4/" in p]  # the /api alias is not documented twice
+    assert {"post", "get"} <= set(paths["/tmf-api/troubleTicket/v4/hub"]) and "delete" in paths["/tmf-api/troubleTicket/v4/hub/{id}"]

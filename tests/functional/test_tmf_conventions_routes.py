@@ -3,7 +3,9 @@ without editing this file), on a database seeded by the demo generator: X-Total-
 right, a limit above the maximum is a 400, an unknown filter is a 400, `fields` narrows, offset paging is consistent,
 and every error body carries the TMF Error attributes."""
 
+import json
 import shutil
+from datetime import timedelta
 
 import pytest
 from conftest import BACKENDS, NOW, TMF_SPECS, Clock, _truncate_all
@@ -60,7 +62,7 @@ def client(request, tmp_path_factory, sqlite_template, pg_engine):  # type: igno
     with c:
         for hub in (p for p in COLLECTIONS if p.endswith("/hub")):  # listeners, so the hub lists have something to page
             for n in range(3):
-                assert c.post(hub, json={"callback": f"https://listener{n}.example/events"}).status_code == 201
+                assert c.post(hub, json={"callback": f"http://127.0.0.1:9/listener{n}"}).status_code == 201
         yield c
     if request.param == "sqlite":
         engine.dispose()
@@ -138,3 +140,76 @@ def test_offset_paging_is_consistent_on_every_list(request, client, path):
     assert [i for p in pages for i in _ids(p)][:len(ids)] == ids
     assert _ids(client.get(path, params={"offset": 1, "limit": 2})) == ids[1:3]  # offset is never rounded to a page
     assert {p.headers.get("X-Total-Count") for p in pages} == {full.headers.get("X-Total-Count")}
+
+
+class _Receiver:
+    """A real local HTTP endpoint recording the events it is sent."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        got = self.got = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_events_on_a_demo_ticket_and_order_carry_the_resource_as_its_api_serves_it(client):
+    """Run last in this module (it changes a ticket and an order of the shared demo database)."""
+    from sqlalchemy import select
+
+    from opsline.cases import service as cases
+    from opsline.cases.models import SupportCase
+    from opsline.core.jobs import Worker
+    from opsline.jobs_registry import build_registry
+    from opsline.orders.models import ProductOrder
+    from opsline.orders.service.entry import change_order
+    from opsline.core.localtime import zone
+
+    engine = client.app.state.engine
+    factory = make_sessionmaker(engine)
+    receiver = _Receiver()
+    try:
+        for api in ("troubleTicket", "productOrderingManagement"):
+            assert client.post(f"/tmf-api/{api}/v4/hub", json={"callback": receiver.url}).status_code == 201
+        staff = Actor(name="hub-test", roles=frozenset({"admin"}))
+        at = NOW + timedelta(minutes=3)
+        with factory.begin() as s:
+            case_id = s.execute(select(SupportCase.id).where(SupportCase.state == "acknowledged").order_by(SupportCase.id).limit(1)).scalar_one()
+            order_id = s.execute(select(ProductOrder.id).where(ProductOrder.state.in_(["acknowledged", "inProgress"])).order_by(ProductOrder.id)
+                                 .limit(1)).scalar_one()
+        with factory.begin() as s:
+            cases.transition(s, case_id=case_id, action="start", now=at, actor=staff)
+        with factory.begin() as s:
+            cases.change_priority(s, case_id=case_id, priority=1, now=at, actor=staff, reason="customer is a hospital")
+        with factory.begin() as s:
+            change_order(s, order_id=order_id, action="hold", now=at, tz=zone("Africa/Johannesburg"), actor=staff, reason="site not ready")
+        clock = {"now": at + timedelta(minutes=1)}
+        Worker(factory, build_registry(), worker_id="tmf630", clock=lambda: clock["now"]).drain()
+    finally:
+        receiver.close()
+    kinds = [(e["eventType"], next(iter(e["event"]))) for e in receiver.got]
+    assert ("TroubleTicketStatusChangeEvent", "troubleTicket") in kinds and ("TroubleTicketAttributeValueChangeEvent", "troubleTicket") in kinds
+    assert ("ProductOrderStateChangeEvent", "productOrder") in kinds
+    for e in receiver.got:
+        assert e["eventId"] and e["eventTime"].endswith("Z") and e["@type"] == e["eventType"]
+    ticket = [e["event"]["troubleTicket"] for e in receiver.got if e["event"].get("troubleTicket", {}).get("id") == str(case_id)][-1]
+    served = client.get(f"/tmf-api/troubleTicket/v4/troubleTicket/{case_id}").json()
+    assert ticket["id"] == served["id"] == str(case_id) and ticket["status"] == served["status"] == "inProgress" and ticket["priority"] == served["priority"]
+    order = [e["event"]["productOrder"] for e in receiver.got if e["event"].get("productOrder", {}).get("id") == str(order_id)][-1]
+    assert order["id"] == str(order_id) and order["state"] == client.get(f"/tmf-api/productOrderingManagement/v4/productOrder/{order_id}").json()["state"] == "held"

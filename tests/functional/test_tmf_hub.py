@@ -219,3 +219,13 @@ def test_dead_deliveries_show_on_the_admin_home_and_the_listener_page_and_a_retr
     assert [json.loads(b)["event"]["customer"]["status"] for _, b in receiver.received] == ["suspended", "active"]
     with factory() as s:
         assert hub.dead_count(s) == 0
+
+
+def test_every_event_rule_names_a_hub_and_a_resource_whose_api_serves_it_by_id():
+    from opsline.tmfhub import render
+    from opsline.tmfhub.catalogue import BY_NAME, RULES
+
+    for rule in RULES:
+        assert rule.api in BY_NAME and render.has_renderer(rule.api, rule.resource), rule
+        for name, payload in ((rule.domain_event.replace("*", "active"), {"id": 1, "from": "pending"}), (rule.domain_event.replace("*", "x"), {"id": 1})):
+            assert set(rule.event_type(name, payload)) <= set(BY_NAME[rule.api].event_types), (rule, name)

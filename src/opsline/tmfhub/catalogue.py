@@ -25,8 +25,8 @@ class Rule:
     event_type: Callable[[str, dict[str, Any]], list[str]]  # (domain event name, payload) -> TMF event types (may be [])
 
 
-def _lifecycle(prefix: str, *, create: str | None = None, extra: dict[str, str] | None = None) -> Callable[[str, dict[str, Any]], list[str]]:
-    """`<name>.<state>` events: a StateChange (a Create when nothing came before), plus `extra[state]` if given."""
+def _lifecycle(prefix: str, *, create: str | None = None, extra: dict[str, str] | None = None, change: str = "State") -> Callable[[str, dict[str, Any]], list[str]]:
+    """`<name>.<state>` events: a StateChange (TMF621: StatusChange; a Create when nothing came before), plus `extra[state]`."""
 
     def f(name: str, payload: dict[str, Any]) -> list[str]:
         if payload.get("batch"):
@@ -34,7 +34,7 @@ def _lifecycle(prefix: str, *, create: str | None = None, extra: dict[str, str] 
         state = name.rsplit(".", 1)[-1]
         if create and not payload.get("from"):
             return [create]
-        out = [f"{prefix}StateChangeEvent"]
+        out = [f"{prefix}{change}ChangeEvent"]
         if extra and state in extra:
             out.append(extra[state])
         return out
@@ -89,7 +89,7 @@ RULES: tuple[Rule, ...] = (
     Rule("case.changed", "troubleTicket", "troubleTicket", _case_changed),
     Rule("case.*", "troubleTicket", "troubleTicket",
          lambda n, p: [] if n == "case.changed" or n == "case.retention_declined" else
-         _lifecycle("TroubleTicket", extra={"resolved": "TroubleTicketResolvedEvent"})(n, p)),
+         _lifecycle("TroubleTicket", extra={"resolved": "TroubleTicketResolvedEvent"}, change="Status")(n, p)),
     Rule("account.*", "customerManagement", "customer", _lifecycle("Customer", create="CustomerCreateEvent")),
     Rule("account.*", "accountManagement", "billingAccount", _lifecycle("BillingAccount")),
     Rule("product.*", "productInventory", "product", _lifecycle("Product", create="ProductCreateEvent")),
