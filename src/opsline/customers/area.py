@@ -60,6 +60,12 @@ def _cli(app) -> None:  # type: ignore[no-untyped-def]
     privacy_views.register_cli(app)
 
 
+def _demo_flags(ctx) -> None:  # type: ignore[no-untyped-def]
+    from opsline.customers import risk
+
+    risk.demo_flags(ctx)
+
+
 def _home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
     from opsline.customers import quality, risk
 
@@ -73,7 +79,7 @@ AREA = Area(
     routers=_routers,
     register_jobs=_register_jobs,
     seed=_seed,
-    demo_steps=(("users", demo.add_users), ("customers", demo.load_customers), ("memos", demo.add_memos_and_duplicates)),
+    demo_steps=(("users", demo.add_users), ("customers", demo.load_customers), ("memos", demo.add_memos_and_duplicates), ("risk flags", _demo_flags)),
     desks=(("Customers", "/accounts", "customers.view"),),
     admin_views=_admin_views,
     lifecycles=(ACCOUNT, privacy.PRIVACY_REQUEST, ACCOUNT_MERGE, RISK_FLAG, ORDER_RISK_HOLD),

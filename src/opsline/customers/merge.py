@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import Column, Integer, Table, UniqueConstraint, func, select, text
 from sqlalchemy.orm import Session
 
+import opsline.models  # noqa: F401  (every area's tables: a merge must see every table that points at an account)
 from opsline.core import domain_events, events, lifecycle
 from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor

@@ -108,3 +108,20 @@ def home(session: Session, *, now: datetime, actor: Actor, tz: Any) -> list[Any]
         HomeCard(desks=("second_line_agent", "service_manager", "debtors_manager"), title="Accounts with a risk flag", count=int(flagged),
                  href="/risk/flags", permission="customers.view", hint="fraud, credit or other flags in force", order=59),
     ]
+
+
+def demo_flags(ctx: Any) -> None:
+    """Demo: two of the near-duplicate accounts carry risk flags (a fraud suspicion and a credit concern), so the risk
+    cards, banners and the review path have something to show. Near-duplicates get no products, so no demo order is held."""
+    from sqlalchemy.orm import Session as OrmSession
+
+    from opsline.customers.models import Account
+
+    with OrmSession(ctx.engine) as s, s.begin():
+        first = int(max(ctx.account_ids)) if len(ctx.account_ids) else 0
+        ids = list(s.execute(select(Account.id).where(Account.id > first).order_by(Account.id).limit(2)).scalars())
+        reasons = [("fraud", "Caller could not confirm the ID number; same phone as an account under investigation"),
+                   ("credit", "Bank returned the first two debit orders unpaid")]
+        for acc_id, (kind, why) in zip(ids, reasons):
+            set_flag(s, account_id=acc_id, kind=kind, reason=why, expires_at=None, now=ctx.now, actor=Actor(name="service", roles=frozenset({"service_manager"})))
+    ctx.counts["risk_flags"] = len(ids)
