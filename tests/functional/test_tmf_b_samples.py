@@ -22,6 +22,7 @@ ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 CANCEL = "/tmf-api/productOrderingManagement/v4/cancelProductOrder"
 PAYMENT = "/tmf-api/paymentManagement/v4/payment"
 REFUND = "/tmf-api/paymentManagement/v4/refund"
+QUOTES = "/tmf-api/quoteManagement/v4/quote"
 world = test_orders_tmf_schemas.world  # an account with a site, an order in progress, a quote, a delivered service order
 
 
@@ -116,3 +117,28 @@ def test_the_official_payment_sample_records_a_payment_once_and_refuses_what_it_
     assert replay.status_code == 200 and replay.json()["id"] == pay["id"]
     with factory() as s:
         assert s.execute(select(func.count()).select_from(Payment)).scalar_one() == 1
+
+
+def test_the_official_quote_sample_is_accepted_and_what_it_says_comes_back(app, api_token, world, factory):
+    body = sample("TMF648-Quote")
+    body["billingAccount"][0]["id"] = str(world["account"])
+    for it, code in zip(body["quoteItem"], ("MOB-SMART-S-24", "EQ-SIM", "SVC-MANAGED-ROUTER")):  # tariff plan, handset, support
+        it["productOffering"]["id"] = _offering(factory, code)
+    item = body["quoteItem"][0]
+    # the sample's approver is a RelatedParty without the id and @referredType the spec requires: given them
+    body["authorization"][0]["approver"][0] |= {"id": str(world["account"]), "@referredType": "Individual"}
+    # the sample's dates are in 2019 (and one is not a date at all); moved after the test clock, times of day kept
+    body["requestedQuoteCompletionDate"] = "2026-12-14T12:45:12.028Z"
+    body["validFor"] = {"startDateTime": "2026-11-23T12:45:12.033Z", "endDateTime": "2026-12-23T12:45:12.033Z"}
+    c = _client(app, api_token)
+    r = c.post(QUOTES, json=body)
+    assert r.status_code == 201, r.text
+    quote = r.json()
+    assert schema_errors("Quote", quote) == []
+    assert quote["category"] == "BSBS Quote" and quote["agreement"] == body["agreement"] and quote["contactMedium"] == body["contactMedium"]
+    assert quote["authorization"] == body["authorization"] and quote["relatedParty"] == body["relatedParty"] and quote["validFor"] == body["validFor"]
+    assert quote["requestedQuoteCompletionDate"].startswith("2026-12-14")
+    got = quote["quoteItem"][0]
+    assert got["product"]["productCharacteristic"] == item["product"]["productCharacteristic"]
+    assert got["quoteItemPrice"][-len(item["quoteItemPrice"]):] == item["quoteItemPrice"]  # after our catalogue prices
+    assert c.get(quote["href"]).json() == quote

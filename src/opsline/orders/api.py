@@ -46,6 +46,7 @@ class Kept(TMFModel):
 # like the spec's own sample, has them ignored rather than refused.
 SERVER_OWNED = frozenset({"id", "href", "state", "orderDate", "completionDate", "expectedCompletionDate", "cancellationDate", "cancellationReason",
                           "@type", "@baseType", "@schemaLocation"})
+QUOTE_SERVER_OWNED = SERVER_OWNED | {"quoteDate", "expectedQuoteCompletionDate", "effectiveQuoteCompletionDate", "quoteTotalPrice"}
 
 
 class PlaceRef(TMFModel):
@@ -181,17 +182,23 @@ def _extra(model: Kept, *, drop: frozenset[str] = SERVER_OWNED) -> dict[str, Any
     return {k: v for k, v in (model.model_extra or {}).items() if k not in drop}
 
 
-def sent_attributes(body: ProductOrderCreate) -> dict[str, Any]:
-    """What the client sent that our columns do not hold: kept and returned with the order (tmf_attributes)."""
-    out = _extra(body)
-    if body.note:
-        out["note"] = [n.model_dump(mode="json", by_alias=True, exclude_none=True) for n in body.note]
-    if body.channel:
-        out["channel"] = body.channel
-    if body.relatedParty:
-        out["relatedParty"] = body.relatedParty
+def sent_attributes(body: ProductOrderCreate | QuoteCreate) -> dict[str, Any]:
+    """What the client sent that our columns do not hold: kept and returned with the order or quote (tmf_attributes)."""
+    out = _extra(body, drop=QUOTE_SERVER_OWNED if isinstance(body, QuoteCreate) else SERVER_OWNED)
+    if isinstance(body, QuoteCreate):
+        if body.validFor:
+            out["validFor"] = body.validFor
+        key, sent_items = "quoteItem", body.quoteItem
+    else:
+        if body.note:
+            out["note"] = [n.model_dump(mode="json", by_alias=True, exclude_none=True) for n in body.note]
+        if body.channel:
+            out["channel"] = body.channel
+        if body.relatedParty:
+            out["relatedParty"] = body.relatedParty
+        key, sent_items = "productOrderItem", body.productOrderItem
     items = []
-    for it in body.productOrderItem:
+    for it in sent_items:
         extra = _extra(it)
         if it.product is not None and _extra(it.product):
             extra["product"] = _extra(it.product)
@@ -199,26 +206,26 @@ def sent_attributes(body: ProductOrderCreate) -> dict[str, Any]:
             extra["clientItemId"] = it.id
         items.append(extra)
     if any(items):
-        out["productOrderItem"] = items
+        out[key] = items
     return out
 
 
-def with_sent_attributes(order: dict[str, Any], sent: dict[str, Any] | None) -> dict[str, Any]:
-    """An order's JSON with what its client sent beyond our columns (ours win where both say something; the client's item
-    ids in productOrderItemRelationship are translated to ours)."""
+def with_sent_attributes(order: dict[str, Any], sent: dict[str, Any] | None, *, key: str = "productOrderItem") -> dict[str, Any]:
+    """An order's (or quote's) JSON with what its client sent beyond our columns (ours win where both say something; the
+    client's item ids in item relationships are translated to ours; quoted prices are listed after ours)."""
     if not sent:
         return order
     out = dict(order)
     for k, v in sent.items():
-        if k == "productOrderItem":
+        if k == key:
             continue
         if k == "relatedParty":
             ours = {(p.get("id"), p.get("role")) for p in out.get("relatedParty", [])}
             out["relatedParty"] = out.get("relatedParty", []) + [p for p in v if (p.get("id"), p.get("role")) not in ours]
-        elif k in ("channel", "note") or out.get(k) in (None, [], {}):
+        elif k in ("channel", "note", "validFor") or out.get(k) in (None, [], {}):
             out[k] = v
-    items = [dict(i) for i in out.get("productOrderItem", [])]
-    sent_items = sent.get("productOrderItem", [])
+    items = [dict(i) for i in out.get(key, [])]
+    sent_items = sent.get(key, [])
     ids = {s.get("clientItemId"): i["id"] for s, i in zip(sent_items, items) if s.get("clientItemId")}
     for item, extra in zip(items, sent_items):
         for k, v in extra.items():
@@ -226,13 +233,13 @@ def with_sent_attributes(order: dict[str, Any], sent: dict[str, Any] | None) -> 
                 continue
             if k == "product":
                 item["product"] = {**v, **item.get("product", {})}
-            elif k == "productOrderItemRelationship":
+            elif k in ("productOrderItemRelationship", "quoteItemRelationship"):
                 item[k] = [{**r, "id": ids.get(r.get("id"), r.get("id"))} for r in v]
-            elif k == "itemPrice":  # ours (an early-termination fee) beside the prices the client quoted
+            elif k in ("itemPrice", "quoteItemPrice"):  # ours (catalogue prices, an early-termination fee) before the client's
                 item[k] = item.get(k, []) + v
             elif item.get(k) in (None, [], {}):
                 item[k] = v
-    out["productOrderItem"] = items
+    out[key] = items
     return out
 
 
@@ -380,7 +387,9 @@ class Quote(TMFModel):
     type_: str = Field(default="Quote", alias="@type")
 
 
-class QuoteCreate(TMFModel):
+class QuoteCreate(Kept):
+    """TMF648 Quote_Create. Attributes beyond ours (category, notes, agreements, contact media, item characteristics ...) are kept."""
+
     externalId: str | None = Field(default=None, max_length=80)
     description: str | None = Field(default=None, max_length=2000)
     requestedQuoteCompletionDate: datetime | date | None = None
@@ -431,12 +440,13 @@ def list_quotes(
 ) -> JSONResponse:
     """Quotes newest first (TMF630 `fields` and paging headers)."""
     res = service.quote_list(db, account_id=account, state=state, offset=offset, limit=limit)
-    return list_response((quote_out(q, tz) for q in res["items"]), fields=fields, total=res["total"])
+    sent = tmf_attributes.kept(db, entity_type="quote", ids=[q["id"] for q in res["items"]])
+    return list_response((with_sent_attributes(dump(quote_out(q, tz)), sent.get(q["id"]), key="quoteItem") for q in res["items"]), fields=fields, total=res["total"])
 
 
 @router.get(QUOTE_BASE + "/{id}", response_model=selectable(Quote), response_model_by_alias=True, response_model_exclude_none=True)
 def get_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, tz: Tz, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None) -> JSONResponse:
-    return item_response(quote_out(service.quote_detail(db, quote_id=id, actor=principal.actor), tz), fields=fields)
+    return item_response(quote_json(db, service.quote_detail(db, quote_id=id, actor=principal.actor), tz), fields=fields)
 
 
 @router.post(QUOTE_BASE, status_code=201, response_model=Quote, response_model_by_alias=True, response_model_exclude_none=True)
@@ -453,14 +463,21 @@ def create_quote(
                 raise InvalidInput("validFor.endDateTime is not a date", field="validFor") from exc
         data = QuoteIn(account_id=body.account_id(), external_id=body.externalId, description=body.description,
                        requested_start_date=local_date(body.requestedQuoteCompletionDate, tz), valid_until=valid_until, items=_items(body.quoteItem))
-        return 201, dump(quote_out(service.submit_quote(db, data=data, now=now, tz=tz, actor=principal.actor), tz))
+        made = service.submit_quote(db, data=data, now=now, tz=tz, actor=principal.actor)
+        tmf_attributes.keep(db, entity_type="quote", entity_id=made["id"], account_id=made["account_id"], attributes=sent_attributes(body), now=now,
+                            actor=principal.actor)
+        return 201, with_sent_attributes(dump(quote_out(made, tz)), sent_attributes(body), key="quoteItem")
 
     status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=QUOTE_BASE, body=body.model_dump(mode="json"), now=now, action=action)
     return JSONResponse(payload, status_code=status, headers={"Location": payload.get("href", "")})
 
 
 @router.patch(QUOTE_BASE + "/{id}", response_model=Quote, response_model_by_alias=True, response_model_exclude_none=True)
-def patch_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], body: QuoteUpdate, db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.place"))]) -> Quote:
+def patch_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], body: QuoteUpdate, db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.place"))]) -> JSONResponse:
     """`state: accepted` places the product order (see productOrder); also approved, pending, rejected, cancelled."""
     action = {"approved": "approve", "accepted": "accept", "rejected": "reject", "cancelled": "cancel", "pending": "submit"}[body.state]
-    return quote_out(service.change_quote(db, quote_id=id, action=action, now=now, tz=tz, actor=principal.actor, reason=body.stateReason), tz)
+    return JSONResponse(quote_json(db, service.change_quote(db, quote_id=id, action=action, now=now, tz=tz, actor=principal.actor, reason=body.stateReason), tz))
+
+
+def quote_json(db: Any, q: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    return with_sent_attributes(dump(quote_out(q, tz)), tmf_attributes.kept(db, entity_type="quote", ids=[q["id"]]).get(q["id"]), key="quoteItem")
