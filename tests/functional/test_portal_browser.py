@@ -91,6 +91,8 @@ def test_the_demo_customer_does_the_done_when_journey_on_a_phone(phone, live_ser
 
     phone.goto(f"/portal/accounts/{number}/profile")
     fits(phone, shots, "profile")
+    phone.goto(f"/portal/accounts/{number}/request")
+    fits(phone, shots, "request")
 
     # cancel the first cancellable product with the first free collection slot
     phone.goto(f"/portal/accounts/{number}")
@@ -122,7 +124,7 @@ def test_the_demo_customer_does_the_done_when_journey_on_a_phone(phone, live_ser
     text = phone.locator("main").inner_text()
     assert "Self-service" in text and "billing claim" in text and reference in text and "cancelled product" in text
     fits(phone, shots, "staff-account")
-    assert len(list(shots.glob("*.png"))) >= 11
+    assert len(list(shots.glob("*.png"))) >= 12
 
 
 def test_the_staff_account_case_and_list_pages_fit_a_phone(phone, live_server, tmp_path_factory):
@@ -152,3 +154,11 @@ def test_a_b2b_admin_contact_sees_the_company_and_its_users_page_fits_a_phone(ph
     phone.wait_for_load_state("networkidle")
     assert "Invite someone" in phone.locator("main").inner_text()
     fits(phone, shots, "b2b-users")
+    phone.goto("/portal?all=1")
+    phone.locator(".p-card a").first.click()
+    phone.wait_for_load_state("networkidle")
+    fits(phone, shots, "b2b-account")
+    phone.click("nav.p-tabs >> text=Service levels")
+    phone.wait_for_load_state("networkidle")
+    assert "Scorecard" in phone.locator("main").inner_text()
+    fits(phone, shots, "b2b-service-levels")

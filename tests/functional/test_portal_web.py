@@ -418,3 +418,38 @@ def test_a_browser_without_a_customer_session_is_sent_to_the_portal_sign_in(app,
     assert r.status_code == 303 and r.headers["location"] == "/portal/login"
     r = TestClient(app).get("/accounts", headers={"accept": "text/html"}, follow_redirects=False)
     assert r.headers["location"].startswith("/login")  # staff pages still go to the staff sign-in
+
+
+def test_a_service_request_becomes_a_quote_with_a_memo_and_another_accounts_product_is_404(app, factory, two):
+    from opsline.orders.models import Quote
+
+    a, b = two
+    c = signed_in(app, a)
+    page = c.get(f"/portal/accounts/{a['number']}/request")
+    assert page.status_code == 200
+    offering = re.search(r'<option value="(\d+)">Openserve', page.text).group(1)  # the FNO whose network reaches the site
+    site = re.search(r'<select id="site_id" name="site_id"><option value="">—</option><option value="(\d+)"', page.text).group(1)
+    r = c.post(f"/portal/accounts/{a['number']}/request", data={"kind": "new", "offering_id": offering, "site_id": site, "note": "for the cottage",
+                                                                "csrf_token": c.csrf})
+    assert r.status_code == 200 and "priced as quote" in r.text, re.findall(r"p-error[^<]*", r.text)
+    with factory() as s:
+        quote = s.execute(select(Quote).where(Quote.account_id == a["account_id"])).scalar_one()
+        assert quote.state == "inProgress" or quote.state  # priced, waiting for the sales desk
+        created = s.execute(select(AuditEvent.actor).where(AuditEvent.entity_type == "quote", AuditEvent.entity_id == str(quote.id))).scalar_one()
+        assert created == f"customer:{a['login']}"
+        assert any("quote" in m for m in s.execute(select(Memo.body).where(Memo.account_id == a["account_id"])).scalars())
+    r = c.post(f"/portal/accounts/{a['number']}/request", data={"kind": "upgrade", "product_id": b["product_id"], "offering_id": offering,
+                                                                "csrf_token": c.csrf})
+    assert r.status_code == 404
+    assert _count(factory, Quote, Quote.account_id == b["account_id"]) == 0
+    r = c.post(f"/portal/accounts/{a['number']}/request", data={"kind": "new", "csrf_token": c.csrf})
+    assert r.status_code == 422 and "choose the service" in r.text
+
+
+def test_a_b2b_user_sees_the_service_levels_page_and_not_another_companys_review(app, factory, now):
+    with factory.begin() as s:
+        admin = build_customer(s, now, name="Acme Logistics", email="accounts@acme.test", login="admin@acme.test", kind="b2b", role="admin")
+    c = signed_in(app, admin)
+    page = c.get(f"/portal/accounts/{admin['number']}/service")
+    assert page.status_code == 200 and "Scorecard" in page.text and "Change requests" in page.text
+    assert c.get(f"/portal/accounts/{admin['number']}/reviews/987654/pdf").status_code == 404

@@ -361,3 +361,80 @@ def company_users(session: Session, *, customer: Customer, party_id: int) -> lis
                            .join(PortalMembership, PortalMembership.user_id == PortalUser.id)
                            .where(PortalMembership.party_id == party_id).order_by(PortalUser.email)).all()
     return [dict(r._mapping) for r in rows]
+
+
+# --- service requests (become a quote for the sales desk) -------------------------------------------------------------
+REQUEST_KINDS = {"new": "New service", "upgrade": "Upgrade or change of package", "relocation": "Move a service to another address"}
+
+
+def request_options(session: Session, *, account: dict[str, Any], now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """What a service request form offers: the catalog's sellable offerings, the account's sites and live products."""
+    from opsline.catalog import service as catalog
+
+    sites = customers.account_360(session, account_id=account["id"], memo_limit=0, timeline_limit=0)["sites"]
+    return {"kinds": REQUEST_KINDS, "offerings": catalog.offering_choices(session, on=local_date(now, tz)), "sites": sites,
+            "products": [p for p in inventory.list_products(session, account_id=account["id"], limit=50) if p["state"] == "active"]}
+
+
+def request_service(session: Session, *, customer: Customer, account: dict[str, Any], kind: str, offering_id: int | None, product_id: int | None,
+                    site_id: int | None, note: str, now: datetime, tz: ZoneInfo, link_base: str) -> dict[str, Any]:
+    """A new service, an upgrade or a relocation, priced by the orders area as a quote (in progress) that the sales desk
+    turns into an order. Raises AccountHidden (a product or site not on the account), InvalidInput, and what
+    orders.create_quote raises (UnableToPlaceOrder, OrderNotAllowed, catalog errors)."""
+    from opsline.orders import service as orders
+    from opsline.orders.schemas import OrderItemIn, QuoteIn
+
+    if kind not in REQUEST_KINDS:
+        raise InvalidInput("choose what you need", field="kind")
+    if product_id is not None:
+        _live_product(session, account=account, product_id=product_id)
+    if site_id is not None:
+        try:
+            customers.get_site(session, site_id=site_id, account_id=account["id"])
+        except NotFound as exc:
+            raise AccountHidden(f"site {site_id} not found") from exc
+    if kind == "new":
+        if offering_id is None or site_id is None:
+            raise InvalidInput("choose the service and the address", field="offering_id")
+        item = OrderItemIn(action="add", offering_id=offering_id, site_id=site_id)
+    elif kind == "upgrade":
+        if offering_id is None or product_id is None:
+            raise InvalidInput("choose the service to change and the new package", field="product_id")
+        item = OrderItemIn(action="modify", product_id=product_id, offering_id=offering_id)
+    else:
+        if product_id is None or site_id is None:
+            raise InvalidInput("choose the service to move and the new address", field="site_id")
+        item = OrderItemIn(action="modify", product_id=product_id, site_id=site_id)
+    quote = orders.create_quote(session, data=QuoteIn(account_id=account["id"], description=f"self-service: {REQUEST_KINDS[kind]}. {note}".strip()[:2000],
+                                                      items=[item]), now=now, tz=tz, actor=customer.actor)
+    total = Money.from_minor(quote.recurring_total_minor + quote.recurring_tax_minor, quote.currency)
+    memo(session, account_id=account["id"], customer=customer, category="sales",
+         body=f"asked for: {REQUEST_KINDS[kind]} (quote {quote.id}, {total} a month){' — ' + note.strip() if note.strip() else ''}", now=now)
+    _tell(session, customer=customer, account_id=account["id"], now=now, subject=f"Your request: {REQUEST_KINDS[kind]}",
+          text=f"We priced your request as quote {quote.id} ({total} a month incl. VAT). Our team will confirm it with you and place the order.",
+          link=f"{link_base}/portal/accounts/{account['account_number']}")
+    return {"quote_id": quote.id, "monthly": total}
+
+
+# --- B2B: SLA scorecard, service reviews, change requests (the b2b area's read functions) ---------------------------------
+def b2b_page(session: Session, *, account: dict[str, Any]) -> dict[str, Any]:
+    """The company's contracts, SLA violations by month (the scorecard), released monthly reviews and change requests."""
+    from opsline.b2b import queries as b2b
+
+    panel = b2b.account_panel(session, account_id=account["id"])
+    changes = [c for contract in panel["contracts"] for c in b2b.changes_list(session, contract_id=contract["id"], limit=50)]
+    scorecard: dict[str, dict[str, int]] = {}
+    for v in panel["violations"]:
+        scorecard.setdefault(v["period"].isoformat()[:7], {}).setdefault(v["metric_label"], 0)
+        scorecard[v["period"].isoformat()[:7]][v["metric_label"]] += 1
+    return {"contracts": panel["contracts"], "violations": panel["violations"], "scorecard": scorecard,
+            "reviews": [r for r in panel["reviews"] if r["state"] == "released"], "changes": changes}
+
+
+def review_pdf(session: Session, *, account: dict[str, Any], review_id: int, tz: ZoneInfo) -> tuple[str, bytes]:
+    """A released monthly service review of the account, as the b2b area renders it. Raises AccountHidden."""
+    from opsline.b2b import reviews
+
+    if review_id not in {r["id"] for r in b2b_page(session, account=account)["reviews"]}:
+        raise AccountHidden(f"review {review_id} not found")
+    return reviews.pdf(session, review_id=review_id, tz=tz)

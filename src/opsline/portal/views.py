@@ -478,3 +478,60 @@ def invite(request: Request, db: DB, now: Now, who: Signed, party_id: int, email
         detail, status = _failed(request, db, who, exc)
         return _users_page(request, db, now, who, party_id, error=detail, status_code=status)
     return _users_page(request, db, now, who, party_id, notice=f"We emailed {email} an invitation.")
+
+
+# --- service requests ----------------------------------------------------------------------------------------------------
+def _request_page(request: Request, db: Any, now: datetime, tz: Any, who: Customer, number: str, *, error: str | None = None,
+                  notice: str | None = None, status_code: int = 200) -> HTMLResponse:
+    try:
+        account = svc.account_for(db, customer=who, number=number, need="order")
+    except svc.AccountHidden as exc:
+        return _hidden(request, db, who, now, exc)
+    return _page(request, "request.html", {"account": account, **svc.request_options(db, account=account, now=now, tz=tz), "error": error,
+                                           "notice": notice}, status_code=status_code, who=who)
+
+
+@router.get("/accounts/{number}/request", response_class=HTMLResponse)
+def request_page(request: Request, db: DB, now: Now, tz: Tz, who: Signed, number: str) -> HTMLResponse:
+    return _request_page(request, db, now, tz, who, number)
+
+
+def _opt_int(raw: str) -> int | None:
+    return int(raw) if raw.strip().isdigit() else None
+
+
+@router.post("/accounts/{number}/request", response_model=None)
+def request_service(request: Request, db: DB, now: Now, tz: Tz, who: Signed, number: str, kind: Annotated[str, Form(max_length=20)],
+                    offering_id: Annotated[str, Form(max_length=20)] = "", product_id: Annotated[str, Form(max_length=20)] = "",
+                    site_id: Annotated[str, Form(max_length=20)] = "", note: Text = "") -> Response:
+    try:
+        account = svc.account_for(db, customer=who, number=number, need="order")
+        made = svc.request_service(db, customer=who, account=account, kind=kind, offering_id=_opt_int(offering_id), product_id=_opt_int(product_id),
+                                   site_id=_opt_int(site_id), note=note, now=now, tz=tz, link_base=_link_base(request))
+    except svc.AccountHidden as exc:
+        return _hidden(request, db, who, now, exc)
+    except (OpslineError, ValidationError) as exc:
+        detail, status = _failed(request, db, who, exc)
+        return _request_page(request, db, now, tz, who, number, error=detail, status_code=status)
+    return _request_page(request, db, now, tz, who, number, notice=f"Thank you: your request is priced as quote {made['quote_id']} "
+                         f"({made['monthly']} a month incl. VAT); our team will confirm it with you.")
+
+
+# --- B2B service ---------------------------------------------------------------------------------------------------------
+@router.get("/accounts/{number}/service", response_class=HTMLResponse)
+def b2b_service(request: Request, db: DB, now: Now, who: Signed, number: str) -> HTMLResponse:
+    try:
+        account = svc.account_for(db, customer=who, number=number)
+    except svc.AccountHidden as exc:
+        return _hidden(request, db, who, now, exc)
+    return _page(request, "service.html", {"account": account, **svc.b2b_page(db, account=account)}, who=who)
+
+
+@router.get("/accounts/{number}/reviews/{review_id}/pdf", response_model=None)
+def review_pdf(request: Request, db: DB, now: Now, tz: Tz, who: Signed, number: str, review_id: int) -> Response:
+    try:
+        account = svc.account_for(db, customer=who, number=number)
+        name, content = svc.review_pdf(db, account=account, review_id=review_id, tz=tz)
+    except svc.AccountHidden as exc:
+        return _hidden(request, db, who, now, exc)
+    return Response(content, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'})
