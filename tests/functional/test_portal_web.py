@@ -453,3 +453,16 @@ def test_a_b2b_user_sees_the_service_levels_page_and_not_another_companys_review
     page = c.get(f"/portal/accounts/{admin['number']}/service")
     assert page.status_code == 200 and "Scorecard" in page.text and "Change requests" in page.text
     assert c.get(f"/portal/accounts/{admin['number']}/reviews/987654/pdf").status_code == 404
+
+
+def test_the_staff_account_page_shows_the_logins_and_what_the_customer_did(app, two, client_as):
+    a, _ = two
+    c = signed_in(app, a)
+    c.post(f"/portal/accounts/{a['number']}/invoices/{a['invoice_id']}/claim",
+           data={"line_id": a["lines"][0][0], "amount": "5", "reason": "short month", "csrf_token": c.csrf})
+    staff = client_as("second_line_agent")
+    panel = staff.get(f"/accounts/{a['account_id']}/panel/portal")
+    assert panel.status_code == 200
+    assert a["login"] in panel.text and "billing claim raised" in panel.text and f"customer:{a['login']}" in panel.text
+    page = staff.get(f"/accounts/{a['account_id']}")
+    assert "Self-service (thabo@portal.test): raised billing claim" in page.text  # the memo

@@ -20,6 +20,13 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
     auth.ensure_templates(session, now=now)
 
 
+def _panels() -> list:
+    from opsline.portal import service
+    from opsline.web.panels import Panel
+
+    return [Panel(key="portal", title="Self-service", permission="customers.view", template="portal/_staff_panel.html", loader=service.staff_panel)]
+
+
 def _demo(ctx) -> None:  # type: ignore[no-untyped-def]
     from opsline.portal import demo
 
@@ -31,6 +38,7 @@ AREA = Area(
     order=200,  # last: its demo step picks accounts with invoices, products and equipment made by the others
     routers=_routers,
     seed=_seed,
+    panels=_panels,
     demo_steps=(("customer portal logins", _demo),),
     # A customer confirming their own cancellation (the portal scopes it to their own accounts first).
     permissions={"cancellations.work": {CUSTOMER_ROLE}},

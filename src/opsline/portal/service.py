@@ -438,3 +438,17 @@ def review_pdf(session: Session, *, account: dict[str, Any], review_id: int, tz:
     if review_id not in {r["id"] for r in b2b_page(session, account=account)["reviews"]}:
         raise AccountHidden(f"review {review_id} not found")
     return reviews.pdf(session, review_id=review_id, tz=tz)
+
+
+def staff_panel(session: Session, *, account_id: int, **_: Any) -> dict[str, Any]:
+    """The staff account page's Self-service panel: the logins that see this account and what customers did lately."""
+    from opsline.portal.models import PortalMembership
+
+    party = session.execute(select(Account.party_id).where(Account.id == account_id)).scalar()
+    logins = [dict(r._mapping) for r in session.execute(
+        select(PortalUser.email, PortalUser.full_name, PortalMembership.role, PortalUser.email_verified_at, PortalUser.sms_code, PortalUser.active)
+        .join(PortalMembership, PortalMembership.user_id == PortalUser.id).where(PortalMembership.party_id == party).order_by(PortalUser.email))]
+    actions = [events.as_dict(e) for e in session.execute(
+        select(events.AuditEvent).where(events.AuditEvent.account_id == account_id, events.AuditEvent.actor.like("customer:%"))
+        .order_by(events.AuditEvent.id.desc()).limit(10)).scalars()]
+    return {"logins": logins, "actions": actions}
