@@ -142,3 +142,12 @@ def test_the_official_quote_sample_is_accepted_and_what_it_says_comes_back(app, 
     assert got["product"]["productCharacteristic"] == item["product"]["productCharacteristic"]
     assert got["quoteItemPrice"][-len(item["quoteItemPrice"]):] == item["quoteItemPrice"]  # after our catalogue prices
     assert c.get(quote["href"]).json() == quote
+
+
+def test_a_cancel_product_order_with_an_attribute_we_do_not_hold_is_refused_naming_it(app, api_token, world, factory):
+    from opsline.cancellations.models import CancelProductOrder
+
+    r = _client(app, api_token).post(CANCEL, json={"productOrder": {"id": str(world["order"])}, "cancellationReason": "dup", "priority": "1"})
+    assert r.status_code == 400 and r.json()["field"] == "priority"
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(CancelProductOrder)).scalar_one() == 0

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -82,6 +82,10 @@ def on_order_cancelled(session: Session, *, order_id: int, now: datetime) -> Non
 # --- the API --------------------------------------------------------------------------------------------------------
 
 class CancelProductOrderCreate(TMFModel):
+    """TMF622 CancelProductOrder_Create. The server's own attributes (id, href, state, effectiveCancellationDate, @type) may be
+    sent back, as the spec's sample does, and are ignored; anything else we do not hold is refused with a 400 naming it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
     productOrder: Ref
     cancellationReason: str | None = Field(default=None, max_length=2000)
     requestedCancellationDate: datetime | None = None
@@ -104,7 +108,14 @@ def task_out(t: CancelProductOrder) -> CancelProductOrderOut:
                                  productOrder=Ref(id=str(t.product_order_id), href=f"{ORDER_BASE}/{t.product_order_id}", referred_type="ProductOrder"))
 
 
+SERVER_OWNED = frozenset({"id", "href", "state", "effectiveCancellationDate", "@type", "@baseType", "@schemaLocation"})
+
+
 def _order_id(body: CancelProductOrderCreate) -> int:
+    unknown = sorted(set(body.model_extra or {}) - SERVER_OWNED)
+    if unknown:
+        raise InvalidInput(f"cancelProductOrder has no attribute '{unknown[0]}' (it takes productOrder, cancellationReason, requestedCancellationDate)",
+                           field=unknown[0])
     raw = (body.productOrder.id or "").strip()
     if not raw.isdigit() or not 0 < int(raw) < MAX_ID:
         raise InvalidInput(f"productOrder.id '{raw}' is not an order id", field="productOrder.id")
