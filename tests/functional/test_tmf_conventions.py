@@ -135,3 +135,34 @@ def test_the_openapi_document_lists_each_tmf_operation_once_under_tmf_api_and_ev
     paths = api.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/api/") and "/v4/" in p]  # the /api alias is not documented twice
     assert {"post", "get"} <= set(paths["/tmf-api/troubleTicket/v4/hub"]) and "delete" in paths["/tmf-api/troubleTicket/v4/hub/{id}"]
+
+
+def test_filters_declared_as_a_query_model_or_in_a_dependency_are_allowed_and_others_refused():
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI, Query
+    from pydantic import BaseModel, Field
+
+    from opsline.api import problems
+    from opsline.api.tmf import list_response
+
+    class Filters(BaseModel):
+        state: str | None = None
+        party_id: str | None = Field(default=None, alias="relatedParty.id")
+
+    def paging(offset: int = 0, region: str | None = None) -> int:
+        return offset
+
+    app = FastAPI()
+    problems.install(app)
+
+    @app.get("/tmf-api/testApi/v4/thing")
+    def things(f: Annotated[Filters, Query()], offset: Annotated[int, Depends(paging)]):  # type: ignore[no-untyped-def]
+        return list_response([{"id": "1", "state": f.state, "party": f.party_id}], total=1)
+
+    c = TestClient(app)
+    ok = c.get("/tmf-api/testApi/v4/thing", params={"state": "done", "relatedParty.id": "7", "region": "gp", "fields": "state"})
+    assert ok.status_code == 200 and ok.json() == [{"id": "1", "state": "done"}]
+    assert c.get("/api/testApi/v4/thing", params={"state": "x"}).json()[0]["state"] == "x"
+    refused = c.get("/tmf-api/testApi/v4/thing", params={"colour": "red"})
+    assert refused.status_code == 400 and refused.json()["field"] == "colour" and refused.json()["code"] == "unknown-query-parameter"

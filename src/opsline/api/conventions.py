@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsline.api.jsonpatch import JsonPatchError, JsonPatchTestFailed, apply_json_patch, merge_patch_between
@@ -52,7 +53,13 @@ def tmf_routes(app: Any) -> list[TMFRoute]:
 
 
 def _query_names(dependant: Any) -> set[str]:
-    names = {getattr(f, "validation_alias", None) or f.alias for f in dependant.query_params}
+    names: set[str] = set()
+    for f in dependant.query_params:
+        ann = getattr(f.field_info, "annotation", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):  # a query-parameter model: its fields are the parameters
+            names |= {fi.alias or n for n, fi in ann.model_fields.items()}
+        else:
+            names.add(getattr(f, "validation_alias", None) or f.alias)
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return names
