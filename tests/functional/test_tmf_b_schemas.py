@@ -156,3 +156,24 @@ def test_every_service_order_opsline_sends_to_a_partner_validates_against_the_of
             assert body["requestedStartDate"].startswith(so.requested_date.isoformat()) and body["externalId"] == so.external_ref
     assert set(actions) == {"add", "modify", "delete"} and sum(actions.values()) > 50
     assert not errors, "\n".join(errors[:20])
+
+
+@pytest.mark.parametrize("kind,attribute", [
+    ("ProductOrder", "orderDate"), ("Quote", "quoteDate"), ("ServiceOrder", "orderDate"), ("ServiceOrder", "expectedCompletionDate"),
+    ("Payment", "paymentDate"), ("CustomerBill", "billDate"), ("CustomerBill", "paymentDueDate"), ("CancelProductOrder", "requestedCancellationDate"),
+])
+def test_each_list_sorts_by_its_dates_both_ways_across_pages(demo, kind, attribute):
+    from datetime import datetime
+
+    path = KINDS[kind][0]
+    for sign, rev in (("", False), ("-", True)):
+        rows = []
+        for offset in (0, 25):  # two pages: the order holds across the page boundary (sorted in the query, not per page)
+            r = demo.get(path, params={"sort": f"{sign}{attribute}", "limit": 25, "offset": offset})
+            assert r.status_code == 200, r.text
+            rows += r.json()
+        values = [datetime.fromisoformat(row[attribute]) for row in rows if attribute in row]
+        assert len(values) >= min(3, len(rows)) and values == sorted(values, reverse=rev)
+        ids = [row["id"] for row in rows]
+        assert len(ids) == len(set(ids))
+    assert demo.get(path, params={"sort": "-id", "limit": 5}).json() == demo.get(path, params={"limit": 5}).json()  # newest first by default

@@ -17,6 +17,7 @@ from opsline.core.money import Money
 from opsline.orders import service, tmf_attributes
 from opsline.orders.models import ORDER, QUOTE
 from opsline.orders.models import ProductOrder as ProductOrderRow
+from opsline.orders.models import Quote as QuoteRow
 from opsline.orders.schemas import OrderIn, OrderItemIn, QuoteIn
 from opsline.web.deps import DB, Now, Principal, Tz, require
 
@@ -433,13 +434,16 @@ def quote_out(q: dict[str, Any], tz: ZoneInfo) -> Quote:
 
 @router.get(QUOTE_BASE, response_model=list[selectable(Quote)], response_model_by_alias=True, response_model_exclude_none=True)
 def list_quotes(
-    db: DB, tz: Tz, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None,
+    db: DB, tz: Tz, principal: Annotated[Principal, Depends(require("orders.view"))], fields: Fields = None, sort: Sort = None,
     state: Annotated[str | None, Query(pattern=QUOTE_STATES)] = None,
     account: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
 ) -> JSONResponse:
-    """Quotes newest first (TMF630 `fields` and paging headers)."""
-    res = service.quote_list(db, account_id=account, state=state, offset=offset, limit=limit)
+    """Quotes newest first. Filters (in SQL): state, billingAccount.id; `sort` by quoteDate, state, id, requestedQuoteCompletionDate
+    (TMF630 `fields` and paging headers)."""
+    order_by = sort_clauses(sort, {"quoteDate": QuoteRow.created_at, "state": QuoteRow.state, "id": QuoteRow.id,
+                                   "requestedQuoteCompletionDate": QuoteRow.requested_start_date}, default=[QuoteRow.id.desc()], tiebreak=QuoteRow.id.desc())
+    res = service.quote_list(db, account_id=account, state=state, offset=offset, limit=limit, order_by=order_by)
     sent = tmf_attributes.kept(db, entity_type="quote", ids=[q["id"] for q in res["items"]])
     return list_response((with_sent_attributes(dump(quote_out(q, tz)), sent.get(q["id"]), key="quoteItem") for q in res["items"]), fields=fields, total=res["total"])
 

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from opsline.api.problems import PROBLEM
-from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Note, dump, item_response, list_response, selectable
+from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Note, Sort, dump, item_response, list_response, selectable, sort_clauses
 from opsline.partners import service
 from opsline.partners.adapters import SIGNATURE_HEADER
+from opsline.partners.models import PartnerServiceOrder
 from opsline.partners.schemas import CallbackAck, ServiceOrderItemOut, ServiceOrderOut
 from opsline.web.deps import DB, Now, Principal, Tz, require
 
@@ -52,12 +53,15 @@ def service_order_out(o: dict, tz: ZoneInfo) -> ServiceOrderOut:  # type: ignore
 def list_service_orders(db: DB, now: Now, tz: Tz, principal: View, state: Annotated[str | None, Query(max_length=30)] = None, partner: Annotated[str | None, Query(max_length=30)] = None,
                         party: Annotated[str | None, Query(alias="relatedParty.id", max_length=30, pattern=r"^[A-Za-z0-9_-]+$",
                                                            description="The provider (partner code) or the end customer's account id")] = None,
-                        externalId: Annotated[str | None, Query(max_length=60)] = None, late: bool = False, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
+                        externalId: Annotated[str | None, Query(max_length=60)] = None, late: bool = False, sort: Sort = None, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
                         fields: Fields = None) -> JSONResponse:
     """Our outbound service orders, newest first (filters: state, partner code, late vs the partner's SLA; TMF630 `fields` and paging headers)."""
     account_id = int(party) if party and party.isdigit() else None
     partner = partner or (party if party and not party.isdigit() else None)
-    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, account_id=account_id, q=externalId, late=late, offset=offset, page_size=limit, with_messages=True)
+    order_by = sort_clauses(sort, {"orderDate": PartnerServiceOrder.created_at, "id": PartnerServiceOrder.id, "state": PartnerServiceOrder.state,
+                                   "requestedStartDate": PartnerServiceOrder.requested_date, "expectedCompletionDate": PartnerServiceOrder.due_date},
+                            default=[PartnerServiceOrder.id.desc()], tiebreak=PartnerServiceOrder.id.desc())
+    res = service.list_service_orders(db, now=now, tz=tz, state=state, partner_code=partner, account_id=account_id, q=externalId, late=late, order_by=order_by, offset=offset, page_size=limit, with_messages=True)
     return list_response((service_order_out(o, tz) for o in res["items"]), fields=fields, total=res["total"])
 
 

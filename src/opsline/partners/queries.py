@@ -110,7 +110,7 @@ def get_service_order(session: Session, *, service_order_id: int, now: datetime,
 def list_service_orders(
     session: Session, *, now: datetime, tz: ZoneInfo, state: str | None = None, partner_code: str | None = None, late: bool = False, delivery: str | None = None,
     account_id: int | None = None, q: str | None = None, page: int = 1, page_size: int = 50, offset: int | None = None,
-    with_messages: bool = False,
+    with_messages: bool = False, order_by: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Service orders, newest first, filtered by state ('open' for any open state), partner, late vs SLA, delivery state;
     a page by number, or from an `offset` (TMF630). `with_messages`: each with its messages (one more query for the page)."""
@@ -149,8 +149,10 @@ def list_service_orders(
     if delivery in ("pending", "retrying", "dead", "stuck"):
         ids = ids.join(Job, Job.idempotency_key == PartnerServiceOrder.external_ref)
     total = session.execute(select(func.count()).select_from(ids.subquery())).scalar_one()
-    page_ids = list(session.execute(ids.order_by(PartnerServiceOrder.id.desc()).offset(start).limit(page_size)).scalars())
-    rows = session.execute(_base_query().where(PartnerServiceOrder.id.in_(page_ids)).order_by(PartnerServiceOrder.id.desc())).all() if page_ids else []
+    page_ids = list(session.execute(ids.order_by(*(order_by or [PartnerServiceOrder.id.desc()])).offset(start).limit(page_size)).scalars())
+    rows = session.execute(_base_query().where(PartnerServiceOrder.id.in_(page_ids))).all() if page_ids else []
+    rank = {so_id: n for n, so_id in enumerate(page_ids)}
+    rows.sort(key=lambda r: rank[r[0].id])  # the page's order (`order_by`) from the id query
     items = [_row_dict(r, today) for r in rows]
     if with_messages:
         _attach_messages(session, items)

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import Response as RawResponse
 from pydantic import Field
 
-from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, TimePeriod, TMFModel, TMFMoney, page_headers
+from opsline.api.tmf import PAGE_LIMIT_MAX, Characteristic, Sort, TimePeriod, TMFModel, TMFMoney, page_headers, sort_clauses
 from opsline.billing.invoicing import credits as cr
 from opsline.billing.invoicing import documents, invoices
 from opsline.billing.invoicing.tz import local_zone
+from opsline.billing.models import Invoice
 from opsline.core.money import Money
 from opsline.web.deps import DB, Now, Principal, require
 
@@ -168,11 +169,15 @@ def list_bills(
     billing_account_id: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None,
     state: Literal["new", "onHold", "validated", "sent", "partiallyPaid", "settled"] | None = None,
     bill_date_gte: Annotated[date | None, Query(alias="billDate.gte")] = None,
-    bill_date_lt: Annotated[date | None, Query(alias="billDate.lt")] = None,
+    bill_date_lt: Annotated[date | None, Query(alias="billDate.lt")] = None, sort: Sort = None,
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
 ) -> list[CustomerBill]:
-    """Finalised invoices, newest first. Filters: billingAccount.id, state, billDate.gte / billDate.lt (dates)."""
-    res = invoices.list_invoices(db, account_id=billing_account_id, state=FROM_TMF_STATE.get(state, state) if state else None, issued_from=bill_date_gte, issued_to=bill_date_lt, finalised_only=True, offset=offset, limit=limit)
+    """Finalised invoices, newest first. Filters (in SQL): billingAccount.id, state, billDate.gte / billDate.lt (dates); `sort` by
+    billDate, id, state, paymentDueDate, amountDue.value."""
+    order_by = sort_clauses(sort, {"billDate": Invoice.issued_at, "id": Invoice.id, "state": Invoice.state, "paymentDueDate": Invoice.due_date,
+                                   "amountDue.value": Invoice.total_minor}, default=[Invoice.id.desc()], tiebreak=Invoice.id.desc())
+    res = invoices.list_invoices(db, account_id=billing_account_id, state=FROM_TMF_STATE.get(state, state) if state else None, issued_from=bill_date_gte,
+                                 issued_to=bill_date_lt, finalised_only=True, offset=offset, limit=limit, order_by=order_by)
     rates = invoices.tax_rates(db)
     page_headers(response, count=len(res["items"]), total=res["total"])
     ids = [i["id"] for i in res["items"]]

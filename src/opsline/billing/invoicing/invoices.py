@@ -128,8 +128,9 @@ def line_dict(ln: Any) -> dict[str, Any]:
 def list_invoices(
     session: Session, *, account_id: int | None = None, state: str | None = None, issued_from: date | None = None, issued_to: date | None = None,
     period_start: date | None = None, finalised_only: bool = False, offset: int = 0, limit: int = 50, tz: str | None = None,
+    order_by: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """A page of invoices (newest first) with the account name, and the total count for the filters."""
+    """A page of invoices (newest first, or `order_by`: ORDER BY clauses) with the account name, and the total count for the filters."""
     from opsline.customers.models import Account
 
     m = _models()
@@ -149,7 +150,7 @@ def list_invoices(
         conds.append(inv.issued_at < datetime.combine(issued_to, datetime.min.time()).replace(tzinfo=local_zone(tz)))
     total = session.execute(select(func.count()).select_from(inv).where(*conds)).scalar_one()
     rows = session.execute(
-        select(inv, Account.name, Account.account_number).join(Account, Account.id == inv.account_id).where(*conds).order_by(inv.id.desc()).offset(offset).limit(limit)
+        select(inv, Account.name, Account.account_number).join(Account, Account.id == inv.account_id).where(*conds).order_by(*(order_by or [inv.id.desc()])).offset(offset).limit(limit)
     ).all()
     items = [invoice_dict(r[0]) | {"account_name": r[1], "account_number": r[2]} for r in rows]
     return {"items": items, "total": total, "offset": offset, "limit": limit}

@@ -118,8 +118,8 @@ OPEN_QUOTE_STATES = (QuoteState.IN_PROGRESS.value, QuoteState.PENDING.value, Quo
 
 
 def list_quotes(session: Session, *, account_id: int | None = None, state: str | None = None, expiring_between: tuple[date, date] | None = None,
-                offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
-    """Quotes newest first, or (with `expiring_between`) the open quotes whose validity ends in that window, soonest
+                offset: int = 0, limit: int = 50, order_by: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Quotes newest first (or by `order_by`, ORDER BY clauses), or (with `expiring_between`) the open quotes whose validity ends in that window, soonest
     first. Three queries whatever the page size."""
     q = select(Quote)
     if account_id is not None:
@@ -129,15 +129,17 @@ def list_quotes(session: Session, *, account_id: int | None = None, state: str |
     if expiring_between is not None:
         q = q.where(Quote.state.in_(OPEN_QUOTE_STATES), Quote.valid_until.between(*expiring_between)).order_by(Quote.valid_until, Quote.id)
     else:
-        q = q.order_by(Quote.id.desc())
+        q = q.order_by(*(order_by or [Quote.id.desc()]))
     return _quote_dicts(session, list(session.execute(q.offset(offset).limit(limit)).scalars()))
 
 
-def quote_list(session: Session, *, account_id: int | None = None, state: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+def quote_list(session: Session, *, account_id: int | None = None, state: str | None = None, offset: int = 0, limit: int = 50,
+               order_by: list[Any] | None = None) -> dict[str, Any]:
     """A page of quotes and how many match in all (TMF630): {"items", "total"}."""
     q = select(func.count()).select_from(Quote)
     if account_id is not None:
         q = q.where(Quote.account_id == account_id)
     if state:
         q = q.where(Quote.state == state)
-    return {"items": list_quotes(session, account_id=account_id, state=state, offset=offset, limit=limit), "total": session.execute(q).scalar_one()}
+    return {"items": list_quotes(session, account_id=account_id, state=state, offset=offset, limit=limit, order_by=order_by),
+            "total": session.execute(q).scalar_one()}
