@@ -58,7 +58,8 @@ def run(ctx: Any) -> None:
                 pid, acc = pick
                 k += 1
                 reason = REASONS[k % len(REASONS)]
-                age = {"requested": 1, "retained": 3, "withdrawn": 4, "sent": 3, "late": 45, "collection": 40, "closed": 50}[stage]
+                # the late one is old enough that its effective date is weeks past: the FNO's delay shows as fee exposure
+                age = {"requested": 1, "retained": 3, "withdrawn": 4, "sent": 3, "late": 80, "collection": 40, "closed": 50}[stage]
                 t0 = ctx.now - timedelta(days=age, hours=k % 7)
                 try:
                     with s.begin_nested():
