@@ -101,6 +101,8 @@ def test_after_the_job_a_row_in_a_new_month_lands_in_its_own_partition_and_early
         early = _audit(c, "2031-06-10 08:00+00", "early")
         early_usage = _usage(c, "2031-06-30 23:30+00", "early-usage")
         assert _where(c, "audit_event", early) == "audit_event_default"
+        waiting = {t: set(c.execute(text(f"SELECT DISTINCT to_char({k} AT TIME ZONE 'UTC', 'YYYY-MM') FROM {t}_default")).scalars())
+                   for t, k in (("audit_event", "occurred_at"), ("usage_record", "started_at"))}
     with migrated.connect() as d:  # (audit_digest streams: a connection of its own)
         digest = audit_digest(d)
     registry = Registry()
@@ -119,10 +121,23 @@ def test_after_the_job_a_row_in_a_new_month_lands_in_its_own_partition_and_early
         assert _where(c, "audit_event", later) == "audit_event_y2031m07"
         assert _where(c, "usage_record", _usage(c, "2031-05-20 10:00+00", "may-usage")) == "usage_record_y2031m05"
         nxt = c.execute(text("SELECT result FROM job WHERE kind = :k AND state = 'done'"), {"k": PARTITIONS_JOB}).scalar_one()
-        assert nxt == {"created": {"audit_event": 3, "usage_record": 3}}
+        ahead = {"2031-05", "2031-06", "2031-07"}  # the job's month and the next two, and each month waiting in the default
+        assert nxt == {"created": {t: len(ahead | waiting[t]) for t in ("audit_event", "usage_record")}}
         assert c.execute(text("SELECT count(*) FROM job WHERE kind = :k AND state = 'queued'"), {"k": PARTITIONS_JOB}).scalar_one() == 1
     with factory.begin() as s:  # running again creates nothing
         assert ensure_partitions(s, now=FAR) == {"audit_event": 0, "usage_record": 0}
+
+
+@needs_pg
+def test_back_dated_rows_caught_by_the_default_partition_move_to_their_own_month_on_the_next_run(migrated):  # type: ignore[no-untyped-def]
+    with migrated.begin() as c:
+        old = _audit(c, "2019-03-15 12:00+00", "history")
+        assert _where(c, "audit_event", old) == "audit_event_default"
+    with make_sessionmaker(migrated).begin() as s:
+        assert ensure_partitions(s, now=FAR)["audit_event"] == 1
+    with migrated.begin() as c:
+        assert _where(c, "audit_event", old) == "audit_event_y2019m03"
+        assert c.execute(text("SELECT count(*) FROM audit_event_default")).scalar_one() == 0
 
 
 @needs_pg
@@ -135,7 +150,7 @@ def test_the_audit_log_stays_append_only_and_external_ids_stay_unique_across_mon
             c.execute(text("DELETE FROM audit_event WHERE id = :i"), {"i": row})
         c.rollback()
         with pytest.raises(DBAPIError, match="append-only"):
-            c.execute(text("UPDATE audit_event_default SET actor = 'x'"))  # a partition directly: the same trigger
+            c.execute(text("UPDATE audit_event_y2027m01 SET actor = 'x' WHERE id = :i"), {"i": row})  # a partition directly: the same trigger
         c.rollback()
         with pytest.raises(IntegrityError):
             _usage(c, "2027-02-05 10:00+00", "dup-1")  # another month, another partition: still refused

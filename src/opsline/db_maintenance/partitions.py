@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from opsline.core.jobs import Registry, enqueue
 
 PARTITIONS_JOB = "db.partitions"
-PARTITIONED_TABLES = ("usage_record", "audit_event")
+PARTITION_KEYS = {"usage_record": "started_at", "audit_event": "occurred_at"}
+PARTITIONED_TABLES = tuple(PARTITION_KEYS)
 MONTHS_AHEAD = 2  # besides the current month
 EVERY = timedelta(days=1)
 
@@ -29,10 +30,18 @@ def partitioned_tables(session: Session) -> list[str]:
 
 def ensure_partitions(session: Session, *, now: datetime, months_ahead: int = MONTHS_AHEAD) -> dict[str, int]:
     """Create the monthly partitions (UTC months) from `now`'s month to `months_ahead` months later, for each partitioned
-    table; rows already waiting in the DEFAULT partition for those months move into them. Returns {table: created}."""
+    table, and one for every month that has rows waiting in the DEFAULT partition (back-dated history, e.g. an import of
+    last year's usage); those rows move into their month's partition. Returns {table: partitions created}."""
     first = now.astimezone(timezone.utc).date().replace(day=1)
-    return {t: int(session.execute(text("SELECT opsline_ensure_month_partitions(:t, :m, :n)"), {"t": t, "m": first, "n": months_ahead + 1}).scalar_one())
-            for t in partitioned_tables(session)}
+    out: dict[str, int] = {}
+    for t in partitioned_tables(session):
+        key = PARTITION_KEYS[t]
+        waiting = session.execute(text(f"SELECT DISTINCT CAST(date_trunc('month', {key} AT TIME ZONE 'UTC') AS date) FROM {t}_default "
+                                       "ORDER BY 1 LIMIT 120")).scalars()
+        created = sum(int(session.execute(text("SELECT opsline_ensure_month_partitions(:t, :m, 1)"), {"t": t, "m": m}).scalar_one()) for m in list(waiting))
+        out[t] = created + int(session.execute(text("SELECT opsline_ensure_month_partitions(:t, :m, :n)"),
+                                               {"t": t, "m": first, "n": months_ahead + 1}).scalar_one())
+    return out
 
 
 def month_partitions(session: Session, *, table: str) -> list[tuple[str, str]]:

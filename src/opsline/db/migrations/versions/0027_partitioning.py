@@ -65,21 +65,45 @@ END
 $fn$
 """
 
-EXTERNAL_ID_TRIGGER = r"""
-CREATE OR REPLACE FUNCTION usage_record_external_id_keep() RETURNS trigger
+# Set-based: one INSERT ... SELECT per statement from its transition table (a row trigger would double the cost of a
+# usage import's COPY); a changed external id (nothing in Opsline changes one) is handled row by row.
+EXTERNAL_ID_TRIGGERS = [r"""
+CREATE OR REPLACE FUNCTION usage_record_external_id_added() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') AND (TG_OP = 'DELETE' OR NEW.external_id IS DISTINCT FROM OLD.external_id) THEN
-        DELETE FROM usage_record_external_id WHERE external_id = OLD.external_id;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.external_id IS DISTINCT FROM OLD.external_id) THEN
-        -- the primary key refuses a second row with the same external id (unique_violation, as the unique index did)
-        INSERT INTO usage_record_external_id (external_id) VALUES (NEW.external_id);
-    END IF;
+    -- the primary key refuses a second row with the same external id (unique_violation, as the unique index did)
+    INSERT INTO usage_record_external_id (external_id) SELECT external_id FROM added;
     RETURN NULL;
 END
 $fn$
-"""
+""", r"""
+CREATE OR REPLACE FUNCTION usage_record_external_id_removed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+BEGIN
+    DELETE FROM usage_record_external_id k USING removed r WHERE k.external_id = r.external_id;
+    RETURN NULL;
+END
+$fn$
+""", r"""
+CREATE OR REPLACE FUNCTION usage_record_external_id_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+BEGIN
+    IF NEW.external_id IS DISTINCT FROM OLD.external_id THEN
+        DELETE FROM usage_record_external_id WHERE external_id = OLD.external_id;
+        INSERT INTO usage_record_external_id (external_id) VALUES (NEW.external_id);
+    END IF;
+    RETURN NEW;
+END
+$fn$
+""",
+    "CREATE TRIGGER usage_record_external_id_added AFTER INSERT ON usage_record REFERENCING NEW TABLE AS added "
+    "FOR EACH STATEMENT EXECUTE FUNCTION usage_record_external_id_added()",
+    "CREATE TRIGGER usage_record_external_id_removed AFTER DELETE ON usage_record REFERENCING OLD TABLE AS removed "
+    "FOR EACH STATEMENT EXECUTE FUNCTION usage_record_external_id_removed()",
+    "CREATE TRIGGER usage_record_external_id_changed BEFORE UPDATE OF external_id ON usage_record "
+    "FOR EACH ROW EXECUTE FUNCTION usage_record_external_id_changed()",
+]
+EXTERNAL_ID_FUNCTIONS = ("usage_record_external_id_added", "usage_record_external_id_removed", "usage_record_external_id_changed")
 
 
 def _q(bind, sql: str, **params):  # type: ignore[no-untyped-def]
@@ -150,9 +174,8 @@ def _external_id_guard(bind) -> None:  # type: ignore[no-untyped-def]
     _q(bind, "CREATE TABLE usage_record_external_id (external_id VARCHAR(120) NOT NULL, CONSTRAINT pk_usage_record_external_id PRIMARY KEY (external_id))")
     _q(bind, "INSERT INTO usage_record_external_id (external_id) SELECT external_id FROM usage_record")
     _q(bind, "CREATE INDEX ix_usage_record_external_id ON usage_record (external_id)")
-    _q(bind, EXTERNAL_ID_TRIGGER)
-    _q(bind, "CREATE TRIGGER usage_record_external_id_keep AFTER INSERT OR UPDATE OF external_id OR DELETE ON usage_record "
-             "FOR EACH ROW EXECUTE FUNCTION usage_record_external_id_keep()")
+    for stmt in EXTERNAL_ID_TRIGGERS:
+        _q(bind, stmt)
 
 
 def upgrade() -> None:
@@ -173,7 +196,7 @@ def _unpartition(bind, table: str, key: str) -> None:  # type: ignore[no-untyped
                                 AND pg_get_indexdef(i.indexrelid) NOT LIKE '%ix_usage_record_external_id%'""").scalars())
     fks = list(_q(bind, f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = {oid} AND contype = 'f'").all())
     triggers = list(_q(bind, f"""SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = {oid} AND NOT tgisinternal
-                                 AND tgname <> 'usage_record_external_id_keep'""").scalars())
+                                 AND tgname NOT LIKE 'usage_record_external_id_%'""").scalars())
     grants = _grants(bind, table)
     seq = _q(bind, "SELECT pg_get_serial_sequence(:t, 'id')", t=table).scalar()
     new = f"{table}__plain"
@@ -196,7 +219,8 @@ def _unpartition(bind, table: str, key: str) -> None:  # type: ignore[no-untyped
         _q(bind, grant)
     if table == "usage_record":
         _q(bind, "DROP TABLE IF EXISTS usage_record_external_id")
-        _q(bind, "DROP FUNCTION IF EXISTS usage_record_external_id_keep()")
+        for fn in EXTERNAL_ID_FUNCTIONS:
+            _q(bind, f"DROP FUNCTION IF EXISTS {fn}()")
         _q(bind, "ALTER TABLE usage_record ADD CONSTRAINT uq_usage_record_external_id UNIQUE (external_id)")
 
 
