@@ -68,6 +68,9 @@ def test_an_analyst_imports_an_fno_invoice_and_disputes_the_line_billed_after_ca
     with factory() as s:
         f = s.execute(select(AssuranceFinding)).scalar_one()
         assert (f.kind, f.amount_minor) == ("billed_not_active", d["cost"])
+    # the finding's product link lands on that product's row of the account page
+    assert f'href="/accounts/{d["account"]}#product-{f.product_id}"' in page
+    assert f'id="product-{f.product_id}"' in c.get(f"/accounts/{d['account']}/panel/products").text
     r = c.post(f"/assurance/findings/{f.id}/dispute", data={"back": r.headers["location"].split("?")[0]}, follow_redirects=False)
     assert r.status_code == 303
     with factory() as s:

@@ -22,6 +22,13 @@
       ev.stopImmediatePropagation();
     }
   }, true);
+  // A link to a row inside a panel that loads after the page (e.g. /accounts/7#product-12): scroll to it once it arrives.
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    var id = window.location.hash.slice(1);
+    if (!id || !ev.detail || !ev.detail.target) { return; }
+    var row = ev.detail.target.querySelector("[id='" + id.replace(/'/g, "") + "']");
+    if (row) { row.scrollIntoView({ block: "center" }); row.classList.add("highlight"); }
+  });
   // An HTMX request whose session ran out (or was signed out elsewhere) answers 401: go to sign-in and come back.
   document.addEventListener("htmx:responseError", function (ev) {
     if (ev.detail && ev.detail.xhr && ev.detail.xhr.status === 401) {
