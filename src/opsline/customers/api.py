@@ -363,13 +363,8 @@ def list_billing_accounts(
 ) -> JSONResponse:
     """Billing accounts by name (or number, email, phone), state, accountType, relatedParty.id; `sort` by name, state,
     accountType, lastModified, description, id."""
-    if related_party is not None:
-        found = [service.account_dict(a) for a in service.accounts_by_ids(db, ids=[related_party])]
-        found = [a for a in found if (state is None or a["status"] == state) and (accountType is None or a["kind"] == accountType)]
-        res = {"items": found[offset:offset + limit], "total": len(found)}
-    else:
-        res = service.search_accounts(db, q=name, status=state, kind=accountType, sort=sort, sortable=ACCOUNT_SORT, offset=offset, page_size=limit,
-                                      with_total=True)
+    res = service.search_accounts(db, q=name, status=state, kind=accountType, account_id=related_party, sort=sort, sortable=ACCOUNT_SORT, offset=offset,
+                                  page_size=limit, with_total=True)
     return list_response((billing_account_out(a) for a in res["items"]), fields=fields, total=res["total"])
 
 

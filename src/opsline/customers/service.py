@@ -243,10 +243,12 @@ def site_dict(s: Site) -> dict[str, Any]:
 
 
 def _search_query(session: Session, *, q: str | None, status: str | None, kind: str | None, segment: str | None,
-                  value_tier: str | None, exact: bool, party_id: int | None = None) -> Any:
+                  value_tier: str | None, exact: bool, party_id: int | None = None, account_id: int | None = None) -> Any:
     query = select(Account)
     if party_id is not None:
         query = query.where(Account.party_id == party_id)
+    if account_id is not None:
+        query = query.where(Account.id == account_id)
     if q:
         if exact:
             ex = search.exact_terms(q)
@@ -262,7 +264,7 @@ def _search_query(session: Session, *, q: str | None, status: str | None, kind: 
 def search_accounts(
     session: Session, *, q: str | None = None, status: str | None = None, kind: str | None = None, segment: str | None = None,
     value_tier: str | None = None, page: int = 1, page_size: int = 50, offset: int | None = None, with_total: bool = False,
-    party_id: int | None = None, sort: str | None = None, sortable: dict[str, str] | None = None,
+    party_id: int | None = None, account_id: int | None = None, sort: str | None = None, sortable: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Search with filters and paging (ordered by name). An account number, email or phone is looked up exactly
     (normalised: '082 555 1234' finds +27825551234); other text matches word prefixes of the name and addresses
@@ -275,11 +277,11 @@ def search_accounts(
     page_size = max(1, min(page_size, 1000))
     start = offset if offset is not None else (page - 1) * page_size
     term = (q or "").strip() or None
-    query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=True, party_id=party_id)
+    query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=True, party_id=party_id, account_id=account_id)
     rows = session.execute(query.order_by(*order).limit(page_size + 1).offset(start)).scalars().all()
     used_exact = bool(term and search.exact_terms(term))
     if used_exact and not rows and start == 0 and search.words(term or ""):
-        query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=False, party_id=party_id)
+        query = _search_query(session, q=term, status=status, kind=kind, segment=segment, value_tier=value_tier, exact=False, party_id=party_id, account_id=account_id)
         rows = session.execute(query.order_by(*order).limit(page_size + 1).offset(start)).scalars().all()
     has_next = len(rows) > page_size
     out: dict[str, Any] = {"items": [account_dict(a) for a in rows[:page_size]], "page": page, "page_size": page_size, "has_next": has_next,
