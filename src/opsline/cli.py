@@ -89,6 +89,12 @@ def demo(
     upgrade(engine)
     with progress_bar() as progress:
         counts = run_demo(engine, accounts=accounts, now=utc_now(), seed=seed, progress=progress)
+    from opsline.core.localtime import zone
+    from opsline.db.session import make_sessionmaker
+    from opsline.seed import schedule_periodic
+
+    with make_sessionmaker(engine).begin() as s:  # as `opsline migrate` does: the served demo runs its daily and monthly jobs
+        schedule_periodic(s, now=utc_now(), tz=zone(settings.timezone))
     console.print("[green]demo data loaded:[/green] " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
     console.print(f"Sign in at http://127.0.0.1:8000 with any of these users, password [bold]{DEMO_PASSWORD}[/bold]:")
     for username, name, roles in DEMO_USERS:
