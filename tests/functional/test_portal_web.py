@@ -466,3 +466,13 @@ def test_the_staff_account_page_shows_the_logins_and_what_the_customer_did(app, 
     assert a["login"] in panel.text and "billing claim raised" in panel.text and f"customer:{a['login']}" in panel.text
     page = staff.get(f"/accounts/{a['account_id']}")
     assert "Self-service (thabo@portal.test): raised billing claim" in page.text  # the memo
+
+
+def test_reset_requests_beyond_three_an_hour_send_no_more_email_but_answer_the_same(app, factory, two):
+    a, _ = two
+    c = TestClient(app)
+    r = c.get("/portal/reset")
+    for _ in range(5):
+        r = c.post("/portal/reset", data={"email": a["login"], "csrf_token": csrf(r.text)})
+        assert r.status_code == 200 and "If that address has a self-service login" in r.text
+    assert _count(factory, Message, Message.event == "portal.password_reset") == auth.LINKS_PER_HOUR

@@ -34,6 +34,7 @@ TOKEN_HOURS = {"verify": 72, "reset": 1, "invite": 168}
 CODE_MINUTES = 10
 CODE_MAX_ATTEMPTS = 5
 MIN_PASSWORD = 10
+LINKS_PER_HOUR = 3  # reset / verification emails per login per hour (more asks get the same answer and no email)
 CUSTOMER_ROLE = "portal_customer"  # the role a customer actor holds when the portal calls other areas' services
 
 EMAILS = {
@@ -151,6 +152,12 @@ def create_user(session: Session, *, email: str, full_name: str, party_id: int, 
     return user
 
 
+def _too_many_links(session: Session, *, user_id: int, purpose: str, now: datetime) -> bool:
+    recent = session.execute(select(func.count()).select_from(PortalToken).where(
+        PortalToken.user_id == user_id, PortalToken.purpose == purpose, PortalToken.created_at > now - timedelta(hours=1))).scalar_one()
+    return int(recent) >= LINKS_PER_HOUR
+
+
 def _issue(session: Session, *, user_id: int, purpose: str, now: datetime) -> str:
     tok = new_token(32)
     session.add(PortalToken(user_id=user_id, purpose=purpose, token_hash=_sha(tok), created_at=now,
@@ -160,8 +167,11 @@ def _issue(session: Session, *, user_id: int, purpose: str, now: datetime) -> st
 
 
 def send_verification(session: Session, *, user_id: int, link_base: str, now: datetime, actor: Actor) -> int:
-    """Email a single-use verification link. Returns the message id."""
+    """Email a single-use verification link. Returns the message id (0 when this login had LINKS_PER_HOUR already)."""
     user = _user(session, user_id)
+    if _too_many_links(session, user_id=user.id, purpose="verify", now=now):
+        log.warning("portal: verification emails for login %s held back (%s in the last hour)", user.id, LINKS_PER_HOUR)
+        return 0
     tok = _issue(session, user_id=user.id, purpose="verify", now=now)
     return _send_email(session, user=user, event="portal.verify_email", now=now, actor=actor,
                        context={"link": f"{link_base}/portal/verify/{tok}", "hours": TOKEN_HOURS["verify"]})
@@ -173,6 +183,9 @@ def request_reset(session: Session, *, email: str, link_base: str, now: datetime
     user = session.execute(select(PortalUser).where(PortalUser.email == _clean_email(email), PortalUser.active.is_(True))).scalar_one_or_none()
     if user is None:
         log.info("portal reset asked for an unknown address from %s", ip)
+        return None
+    if _too_many_links(session, user_id=user.id, purpose="reset", now=now):
+        log.warning("portal: reset emails for login %s held back (%s in the last hour), asked from %s", user.id, LINKS_PER_HOUR, ip)
         return None
     tok = _issue(session, user_id=user.id, purpose="reset", now=now)
     events.record(session, now=now, actor=Actor(name=f"portal reset from {ip}"[:120]), entity_type="portal_user", entity_id=user.id,
