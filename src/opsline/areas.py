@@ -31,6 +31,9 @@ class Area:
     events: tuple[str, ...] = ()  # other domain events this area publishes, e.g. "case.changed"
     subscribers: tuple[Any, ...] = ()  # opsline.core.domain_events.Subscriber
     home: Callable[..., list["HomeCard"]] | None = None  # home(session, *, now, actor, tz) -> cards for desk home pages
+    # the desks (role names) `home`'s cards are ever for: a desk page runs only those areas' card queries (admin's runs all);
+    # None means any desk. tests/functional/test_web_desks.py checks every card an area returns is within its declaration.
+    home_desks: tuple[str, ...] | None = None
     # schedules(session, *, now, tz): enqueue the area's periodic jobs (idempotent: each run's job has a key per slot). Called by
     # `opsline migrate` (so a fresh install runs them) and never by the reference seed (a seeded test database has no jobs).
     schedules: Callable[..., None] | None = None

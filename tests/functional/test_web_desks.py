@@ -170,3 +170,41 @@ def test_the_admin_desk_shows_stuck_background_jobs_with_the_oldest_ones_age(cli
     card = page[page.index("Background jobs stuck"):][:600]
     assert re.search(r'href="/jobs"[^>]*>2</a>', card) and "1 dead, 1 retrying; oldest 5 h 0 min" in card
     assert "Background jobs stuck" not in client_as("billing_analyst").get("/desk/billing_analyst").text
+
+
+def test_every_area_declares_the_desks_its_cards_are_for_so_a_desk_runs_only_those_areas(factory, now):
+    """A desk page skips areas whose `home_desks` leave it out (the coordinator's home no longer waits for debtors'
+    queries): so every card an area returns must be for a desk it declares, or the card would silently vanish."""
+    from zoneinfo import ZoneInfo
+
+    from opsline.core.events import Actor
+
+    admin = Actor(name="admin", roles=frozenset({Role.ADMIN.value}))
+    checked = []
+    with factory() as s:
+        for area in load_areas():
+            if area.home is None or area.home_desks is None:
+                continue
+            cards = area.home(s, now=now, actor=admin, tz=ZoneInfo("Africa/Johannesburg"))
+            assert cards, area.name
+            for card in cards:
+                assert set(card.desks) <= set(area.home_desks) | {Role.ADMIN.value}, (area.name, card.title, card.desks, area.home_desks)
+            checked.append(area.name)
+    assert {"cancellations", "debtors", "cases", "billing", "logistics"} <= set(checked)
+
+
+def test_a_desk_page_runs_only_the_areas_with_cards_for_it(client_as, monkeypatch):
+    ran: list[str] = []
+
+    def spy(name):  # type: ignore[no-untyped-def]
+        def home(session, *, now, actor, tz):  # type: ignore[no-untyped-def]
+            ran.append(name)
+            return [HomeCard(desks=(name,), title=f"{name} work", count=1, href="/accounts", permission="customers.view")]
+        return home
+
+    areas = (Area(name="for_debtors", order=1, home=spy("debtors_clerk"), home_desks=("debtors_clerk",)),
+             Area(name="for_agents", order=2, home=spy("second_line_agent"), home_desks=("second_line_agent",)))
+    monkeypatch.setattr(desk, "load_areas", lambda: areas)
+    page = client_as("debtors_clerk").get("/desk/debtors_clerk")
+    assert page.status_code == 200 and "debtors_clerk work" in page.text
+    assert ran == ["debtors_clerk"]

@@ -47,4 +47,5 @@ AREA = Area(
     },
     lifecycles=(FINDING,),
     home=_home,
+    home_desks=('billing_analyst',),
 )

@@ -107,4 +107,5 @@ AREA = Area(
         Subscriber("b2b.peer_review_gates_bill_run_approval", "bill_run.approved", _on_bill_run_approved),
     ),
     home=_home,
+    home_desks=('service_manager', 'billing_analyst'),
 )

@@ -115,6 +115,7 @@ AREA = Area(
         Subscriber("billing.account_reconnected", "account.active", suspension.on_account_active),
     ),
     home=_home,
+    home_desks=('billing_analyst',),
     permissions={"billing.final_account": {"billing_analyst", "cancellations_coordinator"}},  # issue a final account by hand
     events=(_final_account.EVENT,),
 )

@@ -163,6 +163,7 @@ AREA = Area(
     lifecycles=(JOURNEY, STEP, CANCEL_ORDER_TASK, prevention.PREVENTION_ACTION),
     events=("cancellation.steps_at_risk",),
     home=_home,
+    home_desks=('cancellations_coordinator',),
     subscribers=(
         Subscriber("cancellations.follow_fno_deactivation", "partner_service_order.*", _on_service_order),
         Subscriber("cancellations.open_on_retention_declined", "case.retention_declined", _on_retention_declined),

@@ -113,4 +113,5 @@ AREA = Area(
     },
     events=("case.changed", "case.retention_declined"),
     home=_home,
+    home_desks=('second_line_agent', 'service_manager'),
 )

@@ -98,4 +98,5 @@ AREA = Area(
         "risk.review": {Role.SERVICE_MANAGER, Role.DEBTORS_MANAGER, Role.BILLING},
     },
     home=_home,
+    home_desks=('billing_analyst', 'second_line_agent', 'debtors_clerk', 'debtors_manager', 'service_manager'),
 )

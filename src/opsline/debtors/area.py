@@ -120,6 +120,7 @@ AREA = Area(
     lifecycles=(DUNNING_RUN, DUNNING_ACTION, DUNNING_HOLD, ARRANGEMENT, WRITE_OFF, WRITE_OFF_BATCH) + agency_models.LIFECYCLES + provision_models.LIFECYCLES,
     events=("dunning.discontinuance_accepted",),  # a person accepted a discontinuance/final-account step: cancellations opens the journey
     home=_home,
+    home_desks=('debtors_clerk', 'debtors_manager'),
     admin_views=_admin_views,
     panels=_panels,
     # a job, not the payment's transaction: a statement import settles thousands of invoices; reconnection can follow

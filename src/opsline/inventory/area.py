@@ -74,6 +74,7 @@ AREA = Area(
     panels=_panels,
     lifecycles=(PRODUCT, EQUIPMENT),
     home=_home,
+    home_desks=('cancellations_coordinator',),
     subscribers=(
         Subscriber("inventory.suspend_products_with_account", "account.suspended", _on_account_suspended),
         Subscriber("inventory.resume_products_with_account", "account.active", _on_account_active),

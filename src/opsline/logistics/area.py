@@ -107,4 +107,5 @@ AREA = Area(
     lifecycles=(COLLECTION, UNRETURNED_FEE),
     events=EVENTS,
     home=_home,
+    home_desks=('cancellations_coordinator', 'billing_analyst'),
 )

@@ -63,4 +63,5 @@ AREA = Area(
     },
     lifecycles=(MESSAGE,),
     home=_home,
+    home_desks=('service_manager', 'debtors_manager'),
 )

@@ -78,4 +78,5 @@ AREA = Area(
     lifecycles=(ORDER, ORDER_ITEM, QUOTE),
     subscribers=(Subscriber("orders.follow_partner_service_order", "partner_service_order.*", _on_service_order),),
     home=_home,
+    home_desks=('billing_analyst', 'cancellations_coordinator', 'service_manager'),
 )

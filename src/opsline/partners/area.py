@@ -129,4 +129,5 @@ AREA = Area(
         Subscriber("partners.resume_line_with_product", "product.active", _on_product_active),
     ),
     home=_home,
+    home_desks=('service_manager', 'cancellations_coordinator'),
 )

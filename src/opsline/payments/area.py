@@ -80,4 +80,5 @@ AREA = Area(
     lifecycles=(PAYMENT, ALLOCATION, REFUND),
     events=(INVOICE_SETTLED, INVOICE_REOPENED, INVOICES_SETTLED),
     home=_home,
+    home_desks=('debtors_clerk', 'debtors_manager'),
 )

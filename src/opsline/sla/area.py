@@ -77,4 +77,5 @@ AREA = Area(
     # Same transaction: a case's clocks are never out of step with its history; once per cases service call.
     subscribers=(Subscriber(name="sla.recompute_case", event="case.changed", handler=recalc.on_case_changed),),
     home=_home,
+    home_desks=('second_line_agent', 'service_manager'),
 )

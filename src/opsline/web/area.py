@@ -37,4 +37,4 @@ def home(session: Session, *, now: datetime, actor: Actor, tz: Any) -> list[Home
                      hint=hint if stuck else "nothing stuck", tone="danger" if dead else "warn" if retry else "normal", order=90)]
 
 
-AREA = Area(name="web", order=1, home=home)
+AREA = Area(name="web", order=1, home=home, home_desks=("admin",))
