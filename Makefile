@@ -28,7 +28,7 @@ install: $(STAMP)
 # WeasyPrint (PDF invoices and letters) needs Pango; browser tests also need Debian's Chromium. Installed only when
 # missing, waiting for a busy apt lock instead of failing. `make demo` needs no browser: it asks only for Pango, and
 # without root or password-less sudo it says what to install and goes on (PDFs then answer a clear error).
-APT = DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300
+APT = env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300
 define apt_install
 	@missing="$(1)"; missing=$$(echo $$missing); \
 	if [ -n "$$missing" ]; then \
