@@ -42,4 +42,5 @@ AREA = Area(
     subscribers=tuple(Subscriber(name=f"tmfhub.{pattern}", event=pattern, handler=service.subscriber_for(pattern))
                       for pattern in dict.fromkeys(r.domain_event for r in RULES)),
     home=_home,
+    home_desks=("admin",),
 )
