@@ -14,7 +14,8 @@ from opsline.api.idempotency import run_idempotent
 from opsline.api.tmf import PAGE_LIMIT_MAX, Fields, Note, Ref, Sort, TMFModel, dump, item_response, list_response, selectable, sort_clauses
 from opsline.core.errors import Conflict, InvalidInput
 from opsline.core.money import Money
-from opsline.orders import service, tmf_attributes
+from opsline.api import tmf_attributes
+from opsline.orders import service
 from opsline.orders.models import ORDER, QUOTE
 from opsline.orders.models import ProductOrder as ProductOrderRow
 from opsline.orders.models import Quote as QuoteRow

@@ -17,7 +17,7 @@ from opsline.api.idempotency import run_idempotent
 from opsline.api.tmf import Fields, Limit, Offset, ResourceId, Sort, TMFModel, dump, list_response, sort_clauses
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.money import Money
-from opsline.orders import tmf_attributes
+from opsline.api import tmf_attributes
 from opsline.payments import allocations, refunds
 from opsline.payments.models import Allocation, Payment, Refund
 from opsline.web.deps import DB, Now, Principal, require
