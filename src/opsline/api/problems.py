@@ -55,6 +55,7 @@ def _validation_errors(errors: list) -> list[dict]:
 def install(app: FastAPI) -> None:
     # TMF630 conventions on every /tmf-api route (and the /api alias); see opsline.api.conventions.
     app.add_middleware(TMFConventions)
+    document_errors(app)
 
     @app.exception_handler(OpslineError)
     async def _opsline_error(request: Request, exc: OpslineError):  # type: ignore[no-untyped-def]
@@ -139,6 +140,37 @@ def install(app: FastAPI) -> None:
 
             return render_error(request, 500, "Something went wrong", "the error was logged; please try again or tell support the time it happened")
         return problem_response(500, "Internal server error", "the error was logged; please try again", instance=request.url.path)
+
+
+ERROR_SCHEMA = {"type": "object", "required": ["type", "title", "status"], "properties": {
+    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": ["string", "integer"]}, "detail": {"type": "string"},
+    "instance": {"type": "string"}, "code": {"type": "string"}, "reason": {"type": "string"}, "message": {"type": "string"}}}
+ERROR_STATUSES = {"400": "Bad request", "401": "Not signed in", "403": "Not allowed", "404": "Not found", "409": "Conflict with the current state"}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Every API operation documents the problem+json answers this module gives (as TMF's own specs do on each
+    operation): 400 (the TMF APIs answer bad input with 400, never 422), 401, 403, 404 and 409."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = generate()
+        doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = ERROR_SCHEMA
+        for path, item in doc.get("paths", {}).items():
+            if not path.startswith(("/tmf-api/", "/api/")):
+                continue
+            for op in item.values():
+                responses = op.setdefault("responses", {})
+                if path.startswith("/tmf-api/"):
+                    responses.pop("422", None)
+                for code, text in ERROR_STATUSES.items():
+                    responses.setdefault(code, {"description": text, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _out_of_range(request: Request) -> JSONResponse:
