@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from opsline.api.tmf import sort_clauses
-from opsline.core import events, lifecycle
+from opsline.core import domain_events, events, lifecycle
 from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion
 from opsline.core.events import Actor
 from opsline.core.ids import account_number as make_account_number
@@ -40,6 +40,9 @@ _AUDITED_FIELDS = (
     "billing_suburb", "billing_city", "billing_province", "billing_postal_code", "payment_terms_days", "bill_cycle_day",
 )
 
+
+ACCOUNT_CREATED = "customers.account_created"  # {"id"}: a new account (TMF629 CustomerCreateEvent)
+ACCOUNT_CHANGED = "customers.account_changed"  # {"id", "attributes": [changed field names]}: an edit (not a status change)
 
 def _snapshot(acc: Account) -> dict[str, Any]:
     return {f: getattr(acc, f) for f in _AUDITED_FIELDS}
@@ -112,6 +115,7 @@ def create_account(session: Session, *, data: AccountIn, now: datetime, actor: A
     for c in data.contacts:
         session.add(Contact(account_id=acc.id, **c.model_dump()))
     events.record(session, now=now, actor=actor, entity_type="account", entity_id=acc.id, account_id=acc.id, action="created", after=_snapshot(acc))
+    domain_events.publish(session, ACCOUNT_CREATED, {"id": acc.id}, now=now, actor=actor)
     return acc
 
 
@@ -134,6 +138,7 @@ def update_account(session: Session, *, account_id: int, data: AccountUpdate, no
     b, a = events.diff(before, _snapshot(acc))
     if a:
         events.record(session, now=now, actor=actor, entity_type="account", entity_id=acc.id, account_id=acc.id, action="updated", reason=data.reason, before=b, after=a)
+        domain_events.publish(session, ACCOUNT_CHANGED, {"id": acc.id, "attributes": sorted(a)}, now=now, actor=actor)
     return acc
 
 

@@ -73,6 +73,7 @@ AREA = Area(
     demo_steps=(("products", _demo_products),),
     panels=_panels,
     lifecycles=(PRODUCT, EQUIPMENT),
+    events=("inventory.product_created", "inventory.product_changed"),  # service.py
     home=_home,
     home_desks=('cancellations_coordinator',),
     subscribers=(

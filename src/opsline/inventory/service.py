@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from opsline.api.tmf import sort_clauses
 from opsline.catalog import service as catalog
 from opsline.catalog.models import ProductOffering
-from opsline.core import events, lifecycle
+from opsline.core import domain_events, events, lifecycle
 from opsline.core.errors import InvalidInput, NotFound, StaleVersion
 from opsline.core.events import Actor
 from opsline.customers.models import Account, Site
@@ -37,6 +37,9 @@ class UnableToTerminateProduct(InvalidInput):
     title = "Cannot terminate product"
     type_slug = "unable-to-terminate-product"
 
+
+PRODUCT_CREATED = "inventory.product_created"  # {"id"}: a new product (TMF637 ProductCreateEvent)
+PRODUCT_CHANGED = "inventory.product_changed"  # {"id", "attributes"}: its record corrected (msisdn, partner_line_ref)
 
 def get_product(session: Session, *, product_id: int, account_id: int | None = None) -> Product:
     """Raises ProductNotFound (also when it belongs to another account)."""
@@ -63,6 +66,7 @@ def create_product(
     session.flush()
     events.record(session, now=now, actor=actor, entity_type="product", entity_id=p.id, account_id=account_id, action="created", reason=reason,
                   after={"offering": offering.code, "site_id": site_id, "order_id": order_id, "replaces_product_id": replaces_product_id})
+    domain_events.publish(session, PRODUCT_CREATED, {"id": p.id}, now=now, actor=actor)
     return p
 
 
@@ -106,6 +110,7 @@ def update_product_details(session: Session, *, product_id: int, now: datetime, 
         session.flush()
         events.record(session, now=now, actor=actor, entity_type="product", entity_id=p.id, account_id=p.account_id, action="details_corrected",
                       before=before, after=after)
+        domain_events.publish(session, PRODUCT_CHANGED, {"id": p.id, "attributes": sorted(after)}, now=now, actor=actor)
     return p
 
 

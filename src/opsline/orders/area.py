@@ -76,6 +76,7 @@ AREA = Area(
     demo_steps=(("orders", _demo_orders),),
     desks=(("Orders", "/orders", "orders.view"),),
     lifecycles=(ORDER, ORDER_ITEM, QUOTE),
+    events=("orders.order_created", "orders.order_changed", "orders.quote_created"),  # service/placing.py, common.py, quotes.py
     subscribers=(Subscriber("orders.follow_partner_service_order", "partner_service_order.*", _on_service_order),),
     home=_home,
     home_desks=('billing_analyst', 'cancellations_coordinator', 'service_manager'),

@@ -123,6 +123,7 @@ AREA = Area(
     admin_views=_admin_views,
     cli=_cli,
     lifecycles=(SERVICE_ORDER, exposure.FNO_CLAIM),
+    events=("partners.service_order_created", "partners.service_order_changed"),  # service.py
     permissions={"partners.claims": {"cancellations_coordinator", "billing_analyst"}},  # claims to FNOs for late deactivations
     subscribers=(
         Subscriber("partners.suspend_line_with_product", "product.suspended", _on_product_suspended),

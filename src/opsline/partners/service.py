@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from opsline.core import events, jobs, lifecycle
+from opsline.core import domain_events, events, jobs, lifecycle
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.ids import reference
@@ -60,6 +60,9 @@ _PARTNER_FIELDS = (
     "simulator_mode", "simulator_outage", "simulator_reject_percent", "simulator_progress_seconds", "simulator_complete_seconds",
 )
 
+
+SERVICE_ORDER_CREATED = "partners.service_order_created"  # {"id"}: a new service order (TMF641 ServiceOrderCreateEvent)
+SERVICE_ORDER_CHANGED = "partners.service_order_changed"  # {"id", "attributes"}: delivered to the partner (its reference)
 
 def partner_dict(p: Partner) -> dict[str, Any]:
     d = {f: getattr(p, f) for f in _PARTNER_FIELDS}
@@ -177,6 +180,7 @@ def submit_service_order(
                   after={"partner": partner.code, "action": action, "service_state": service_state, "product_id": product_id,
                          "requested_date": requested_date.isoformat(), "external_ref": so.external_ref})
     jobs.enqueue(session, kind=DELIVER_JOB, payload={"service_order_id": so.id}, now=now, idempotency_key=so.external_ref, serial_key=f"product:{product_id}")
+    domain_events.publish(session, SERVICE_ORDER_CREATED, {"id": so.id}, now=now, actor=actor)
     return so.id
 
 
@@ -268,6 +272,8 @@ def deliver(session: Session, *, service_order_id: int, now: datetime, tz: ZoneI
          note=result.reason)
     events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id, action="delivered",
                   after={"partner_ref": so.partner_ref, "attempts": so.attempts, "accepted": result.accepted})
+    domain_events.publish(session, SERVICE_ORDER_CHANGED, {"id": so.id, "attributes": sorted({"delivered_at"} | ({"partner_ref"} if result.partner_ref else set()))},
+                          now=now, actor=actor)
     if not result.accepted:
         transition(session, so=so, action="reject", now=now, actor=actor, reason=result.reason or "rejected by partner")
     elif result.state in _ACTION_FOR_STATE and result.state != so.state:

@@ -51,6 +51,8 @@ class Part:
     invoice_id: int | None = None
 
 
+PAYMENT_CREATED = "payments.payment_created"  # {"id"}: a payment captured (TMF676 PaymentCreateEvent)
+
 def invoice_open(session: Session, *, invoice_ids: Iterable[int], reserve_proposals: bool = True) -> dict[int, dict[str, Any]]:
     """{invoice id: {account_id, number, currency, total_minor, open_minor}} with open = total − credit notes − allocations
     (allocated, and proposed when `reserve_proposals`)."""
@@ -296,6 +298,7 @@ def capture_payment(session: Session, *, account_id: int, amount: Money, method:
     session.flush()
     events.record(session, now=now, actor=actor, entity_type="payment", entity_id=p.id, action="record", account_id=account_id,
                   after={"amount_minor": minor, "currency": amount.currency, "method": method, "source": source, "invoice_id": invoice_id})
+    domain_events.publish(session, PAYMENT_CREATED, {"id": p.id}, now=now, actor=actor)
     summary = matching.run(session, now=now, actor=actor)
     session.refresh(p)
     return {"payment_id": p.id, "state": p.state, "replayed": False, "settled_invoices": summary.settled_invoices}

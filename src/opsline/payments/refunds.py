@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from opsline.billing import ledger
-from opsline.core import events
+from opsline.core import domain_events, events
 from opsline.core.errors import InvalidInput, NotFound, TransitionNotAllowed
 from opsline.core.events import Actor
 from opsline.core.lifecycle import ActionNotPermitted, transition
@@ -29,6 +29,8 @@ class UnableToRefund(InvalidInput):
 class RefundExceedsCredit(UnableToRefund):
     type_slug = "refund-exceeds-credit"
 
+
+REFUND_CREATED = "payments.refund_created"  # {"id"}: a refund requested (TMF676 RefundCreateEvent)
 
 def available_credit_minor(session: Session, *, account_id: int) -> int:
     """Account credit that may be refunded: the credit balance on the ledger (overpayments, credit notes such as a final
@@ -95,6 +97,7 @@ def request_refund(session: Session, *, amount: Money, reason: str, now: datetim
     session.flush()
     events.record(session, now=now, actor=actor, entity_type="refund", entity_id=r.id, action="request", account_id=account_id, reason=reason,
                   after={"state": "requested", "amount_minor": minor, "currency": amount.currency, "suspense_item_id": suspense_item_id})
+    domain_events.publish(session, REFUND_CREATED, {"id": r.id}, now=now, actor=actor)
     limit = policy.load(session).refund_four_eyes_limit_minor
     if minor <= limit:
         _approve(session, r, now=now, actor=Actor.system("refund-policy"), why=f"within the four-eyes limit of {Money.from_minor(limit, amount.currency)}")

@@ -60,6 +60,11 @@ def _invoice(name: str, payload: dict[str, Any]) -> list[str]:
     return ["CustomerBillCreateEvent"] if state == "finalised" else ["CustomerBillStateChangeEvent"]
 
 
+def _always(event_type: str) -> Callable[[str, dict[str, Any]], list[str]]:
+    """A declared create/change event (`<area>.<resource>_created` / `_changed`): always this one TMF event type."""
+    return lambda name, payload: [] if payload.get("batch") else [event_type]
+
+
 APIS: tuple[HubApi, ...] = (
     HubApi("productOrderingManagement", "TMF622 Product Ordering", "orders.view",
            ("ProductOrderCreateEvent", "ProductOrderStateChangeEvent", "ProductOrderAttributeValueChangeEvent",
@@ -98,16 +103,26 @@ RULES: tuple[Rule, ...] = (
     Rule("invoice.*", "customerBillManagement", "customerBill", _invoice),
     Rule("payment.*", "paymentManagement", "payment", _lifecycle("Payment", create="PaymentCreateEvent")),
     Rule("refund.*", "paymentManagement", "refund", _lifecycle("Refund", create="RefundCreateEvent")),
+    # creates and attribute changes: events the owning services publish (payload: id, and the changed `attributes`)
+    Rule("orders.order_created", "productOrderingManagement", "productOrder", _always("ProductOrderCreateEvent")),
+    Rule("orders.order_changed", "productOrderingManagement", "productOrder", _always("ProductOrderAttributeValueChangeEvent")),
+    Rule("orders.quote_created", "quoteManagement", "quote", _always("QuoteCreateEvent")),
+    Rule("customers.account_created", "customerManagement", "customer", _always("CustomerCreateEvent")),
+    Rule("customers.account_changed", "customerManagement", "customer", _always("CustomerAttributeValueChangeEvent")),
+    Rule("customers.account_changed", "accountManagement", "billingAccount", _always("BillingAccountAttributeValueChangeEvent")),
+    Rule("inventory.product_created", "productInventory", "product", _always("ProductCreateEvent")),
+    Rule("inventory.product_changed", "productInventory", "product", _always("ProductAttributeValueChangeEvent")),
+    Rule("partners.service_order_created", "serviceOrdering", "serviceOrder", _always("ServiceOrderCreateEvent")),
+    Rule("partners.service_order_changed", "serviceOrdering", "serviceOrder", _always("ServiceOrderAttributeValueChangeEvent")),
+    Rule("payments.payment_created", "paymentManagement", "payment", _always("PaymentCreateEvent")),
+    Rule("payments.refund_created", "paymentManagement", "refund", _always("RefundCreateEvent")),
 )
 
 # TMF event types whose domain event no area publishes yet (listed so registration still accepts them and the README can
-# say what is missing): creates of orders, quotes, accounts, products, service orders, payments, refunds; attribute changes
-# of customers, accounts, orders, quotes, products, service orders; every catalog event.
+# say what is missing): a quote changes nothing but its state (QuoteStateChangeEvent), and no service creates or edits a
+# catalog offering (the catalog is seeded), so there is no catalog event to turn into one.
 NOT_YET_PUBLISHED = (
-    "ProductOrderCreateEvent", "ProductOrderAttributeValueChangeEvent", "QuoteCreateEvent", "QuoteAttributeValueChangeEvent",
-    "CustomerCreateEvent", "CustomerAttributeValueChangeEvent", "BillingAccountAttributeValueChangeEvent", "ProductCreateEvent",
-    "ProductAttributeValueChangeEvent", "ServiceOrderCreateEvent", "ServiceOrderAttributeValueChangeEvent", "PaymentCreateEvent",
-    "RefundCreateEvent", "ProductOfferingCreateEvent", "ProductOfferingStateChangeEvent", "ProductOfferingAttributeValueChangeEvent",
+    "QuoteAttributeValueChangeEvent", "ProductOfferingCreateEvent", "ProductOfferingStateChangeEvent", "ProductOfferingAttributeValueChangeEvent",
 )
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from opsline.core import lifecycle
+from opsline.core import domain_events, lifecycle
 from opsline.core.events import Actor
 from opsline.orders.models import ORDER, ORDER_ITEM, OrderState, ProductOrder, ProductOrderItem
 
@@ -16,6 +16,8 @@ OS = OrderState
 SYSTEM = Actor.system("orders")  # roll-ups, partner answers and cancellation assessment are the system's doing
 FINAL_ORDER_STATES = (OS.COMPLETED, OS.PARTIAL, OS.FAILED, OS.CANCELLED, OS.REJECTED)
 
+
+ORDER_CHANGED = "orders.order_changed"  # {"id", "attributes"}: a product order changed other than its state
 
 def local_date(now: datetime, tz: ZoneInfo) -> date:
     return now.astimezone(tz).date()
@@ -44,3 +46,6 @@ def item_transition(session: Session, *, item: ProductOrderItem, action: str, no
         item.state_reason = reason
     if completion_date is not None:
         item.completion_date = completion_date
+    # an item's state is an attribute of its order (TMF622 ProductOrderAttributeValueChangeEvent on productOrderItem)
+    domain_events.publish(session, ORDER_CHANGED, {"id": item.order_id, "attributes": ["productOrderItem"], "item_id": item.id, "item_state": item.state},
+                          now=now, actor=SYSTEM)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsline.catalog.models import ProductOffering
-from opsline.core import events
+from opsline.core import domain_events, events
 from opsline.core.events import Actor
 from opsline.inventory import service as inventory
 from opsline.inventory.models import Product, ProductState
@@ -23,6 +23,7 @@ from opsline.orders.service.validation import Item, check_account, validate_item
 from opsline.partners import service as partners
 
 OS, IS = OrderState, ItemState
+ORDER_CREATED = "orders.order_created"  # {"id"}: a product order placed
 
 
 def msisdn_for(product_id: int) -> str:
@@ -56,6 +57,8 @@ def place_order(session: Session, *, data: OrderIn, now: datetime, tz: ZoneInfo,
     events.record(session, now=now, actor=actor, entity_type="product_order", entity_id=order.id, account_id=order.account_id, action="placed",
                   after={"state": order.state, "external_id": order.external_id, "quote_id": quote_id,
                          "items": [{"action": i.data.action, "offering": i.offering.code, "product_id": i.product.id if i.product else None, "site_id": i.site_id} for i in items]})
+    # before anything moves it (a hold, a rejection, its items): the TMF622 create event comes first
+    domain_events.publish(session, ORDER_CREATED, {"id": order.id}, now=now, actor=actor)
     # flagged account or a credit check that refers/declines: nothing is carried out until a second person releases it
     if risk_hold.assess(session, order=order, data=data, items=items, start=start, now=now, tz=tz, actor=actor) != "go":
         return order

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from opsline.catalog import service as catalog
 from opsline.catalog.models import ProductOffering
-from opsline.core import events, lifecycle
+from opsline.core import domain_events, events, lifecycle
 from opsline.core.events import Actor
 from opsline.customers.models import Account
 from opsline.orders.models import QUOTE, ItemAction, Quote, QuoteItem, QuoteState
@@ -21,6 +21,8 @@ from opsline.orders.service.errors import DuplicateOrderReference, QuoteExpired,
 from opsline.orders.service.placing import place_order
 from opsline.orders.service.validation import check_account, validate_items
 
+
+QUOTE_CREATED = "orders.quote_created"  # {"id"}: a new quote (TMF648 QuoteCreateEvent)
 
 def create_quote(session: Session, *, data: QuoteIn, now: datetime, tz: ZoneInfo, actor: Actor) -> Quote:
     """Price the items from the catalog on the requested start date (recurring per month and once-off, with VAT).
@@ -50,6 +52,7 @@ def create_quote(session: Session, *, data: QuoteIn, now: datetime, tz: ZoneInfo
     session.flush()
     events.record(session, now=now, actor=actor, entity_type="quote", entity_id=quote.id, account_id=acc.id, action="created",
                   after={"recurring_total_minor": quote.recurring_total_minor, "one_off_total_minor": quote.one_off_total_minor, "currency": quote.currency})
+    domain_events.publish(session, QUOTE_CREATED, {"id": quote.id}, now=now, actor=actor)
     return quote
 
 
