@@ -313,7 +313,8 @@ def run_schemathesis(app, headers: dict[str, str], path_regex: str, *, max_examp
         @given(case=operation.as_strategy())
         def check(case):  # type: ignore[no-untyped-def]
             response = case.call(headers=headers)
-            case.validate_response(response, checks=[not_a_server_error] + ([response_schema_conformance] if response.status_code < 400 else []))
+            projected = bool((case.query or {}).get("fields"))  # a TMF630 `fields` projection leaves out required attributes by design
+            case.validate_response(response, checks=[not_a_server_error] + ([response_schema_conformance] if response.status_code < 400 and not projected else []))
 
         check()
     return len(operations)

@@ -165,6 +165,8 @@ def document_errors(app: FastAPI) -> None:
                 responses = op.setdefault("responses", {})
                 if path.startswith("/tmf-api/"):
                     responses.pop("422", None)
+                elif "422" in responses:  # elsewhere bad input is a 422, answered as problem+json too
+                    responses["422"] = {"description": "Invalid input", "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
                 for code, text in ERROR_STATUSES.items():
                     responses.setdefault(code, {"description": text, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
         app.openapi_schema = doc

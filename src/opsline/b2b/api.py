@@ -206,7 +206,7 @@ def get_sla(id: ResourceId, db: DB, principal: View, fields: Fields = None) -> J
 def list_violations(db: DB, principal: View, fields: Fields = None, offset: Offset = 0, limit: Limit = 100,
                     slaId: Annotated[int | None, Query(alias="sla.id", ge=1, le=2**53)] = None,
                     relatedPartyId: Annotated[int | None, Query(alias="relatedParty.id", ge=1, le=2**53)] = None,
-                    period: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="The month measured, YYYY-MM")] = None) -> JSONResponse:
+                    period: Annotated[str | None, Query(pattern=r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$", description="The month measured, YYYY-MM")] = None) -> JSONResponse:
     """Measured violations, newest month first, filtered by SLA (sla.id), customer (relatedParty.id) and month."""
     items, total = _violations(db, contract_id=slaId, account_id=relatedPartyId, period=_month(period), offset=offset, limit=limit)
     return list_response(items, fields=fields, total=total)

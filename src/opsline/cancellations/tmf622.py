@@ -81,12 +81,19 @@ def on_order_cancelled(session: Session, *, order_id: int, now: datetime) -> Non
 
 # --- the API --------------------------------------------------------------------------------------------------------
 
+class OrderRefIn(Ref):
+    """The order to cancel, by its numeric id."""
+
+    id: str = Field(max_length=18, pattern=r"^[1-9][0-9]{0,17}$")
+
+
 class CancelProductOrderCreate(TMFModel):
     """TMF622 CancelProductOrder_Create. The server's own attributes (id, href, state, effectiveCancellationDate, @type) may be
     sent back, as the spec's sample does, and are ignored; anything else we do not hold is refused with a 400 naming it."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-    productOrder: Ref
+    # The schema lists what a client may send (no other attributes); the server-owned ones are still accepted and ignored.
+    model_config = ConfigDict(populate_by_name=True, extra="allow", json_schema_extra={"additionalProperties": False})
+    productOrder: OrderRefIn
     cancellationReason: str | None = Field(default=None, max_length=2000)
     requestedCancellationDate: datetime | None = None
 

@@ -51,6 +51,12 @@ class Ref(TMFModel):
     referred_type: str | None = Field(default=None, alias="@referredType")
 
 
+class AccountRefIn(Ref):
+    """A billing account named in a request: its numeric id (anything else is a 400 naming account.id)."""
+
+    id: str = Field(max_length=18, pattern=r"^[1-9][0-9]{0,17}$")
+
+
 class MethodIn(TMFModel):
     model_config = ConfigDict(populate_by_name=True, extra="allow")
     id: str | None = Field(default=None, max_length=60)
@@ -80,7 +86,7 @@ class PaymentCreate(TMFModel):
     """TMF676 Payment_Create. Attributes beyond ours (amount, taxAmount, channel, payer ...) are kept and returned."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
-    account: Ref
+    account: AccountRefIn
     totalAmount: MoneyIn
     paymentMethod: MethodIn
     correlatorId: str | None = Field(default=None, max_length=100)
@@ -111,7 +117,7 @@ class RefundCreate(TMFModel):
     card secrets are refused (a refund goes by bank transfer to `paymentMethod.id`, the payee's bank account)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
-    account: Ref
+    account: AccountRefIn
     totalAmount: MoneyIn
     paymentMethod: MethodIn
     description: str | None = Field(default=None, max_length=300)

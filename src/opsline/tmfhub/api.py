@@ -18,7 +18,7 @@ ListenerId = Annotated[int, Path(ge=1, le=2**53, description="Listener id")]
 class EventSubscriptionInput(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    callback: str = Field(max_length=2000, description="The URL events are POSTed to")
+    callback: str = Field(max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s\[\]]+([/?#]\S*)?$", description="The URL events are POSTed to (absolute http or https)")
     query: str | None = Field(default=None, max_length=2000, description="Which events, e.g. eventType=ProductOrderStateChangeEvent&state=completed")
     type_: str | None = Field(default=None, alias="@type")
     base_type: str | None = Field(default=None, alias="@baseType")

@@ -170,7 +170,7 @@ def list_bills(
     state: Literal["new", "onHold", "validated", "sent", "partiallyPaid", "settled"] | None = None,
     bill_date_gte: Annotated[date | None, Query(alias="billDate.gte")] = None,
     bill_date_lt: Annotated[date | None, Query(alias="billDate.lt")] = None, sort: Sort = None,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 50,
 ) -> list[CustomerBill]:
     """Finalised invoices, newest first. Filters (in SQL): billingAccount.id, state, billDate.gte / billDate.lt (dates); `sort` by
     billDate, id, state, paymentDueDate, amountDue.value."""
@@ -210,7 +210,7 @@ def list_rates(
     db: DB, response: Response, principal: View,
     bill_id: Annotated[int | None, Query(alias="bill.id", ge=1, le=MAX_ID)] = None,
     billing_account_id: Annotated[int | None, Query(alias="billingAccount.id", ge=1, le=MAX_ID)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
 ) -> list[AppliedCustomerBillingRate]:
     """Invoice lines; filter by bill.id or billingAccount.id."""
     rows = invoices.list_lines(db, invoice_id=bill_id, account_id=billing_account_id, offset=offset, limit=limit)
