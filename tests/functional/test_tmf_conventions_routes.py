@@ -32,11 +32,7 @@ def _collections() -> list[str]:
 COLLECTIONS = _collections()
 
 # Where the owner's code (not the shared conventions) is what still fails; non-strict, so an owner's fix shows as XPASS.
-OWNER_GAPS: dict[tuple[str, str], str] = {
-    ("/tmf-api/customerBillManagement/v4/appliedCustomerBillingRate", "counts"): "TMF-B: billing/invoicing/api.py list_rates sends no X-Total-Count",
-    ("/tmf-api/quoteManagement/v4/quote", "counts"): "TMF-B: orders/api.py list_quotes caps limit at 200 (Query(le=200)), not the documented "
-                                                    "1000 (use opsline.api.tmf.Limit)",
-}
+OWNER_GAPS: dict[tuple[str, str], str] = {}  # none left: every collection passes every check
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
