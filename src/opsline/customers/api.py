@@ -237,7 +237,11 @@ class BillingAccountCreate(Strict):
 
 class BillingAccountUpdate(Strict):
     """What a billing-account PATCH may change: the holder's name (`description`), contact media, characteristics
-    (segment, valueTier, paymentTermsDays, billCycleDay)."""
+    (segment, valueTier, paymentTermsDays, billCycleDay). `name` (the account number) and `relatedParty` (the
+    customer), which TMF666 BillingAccount_Update requires, may be repeated but not changed."""
+
+    name: str | None = Field(default=None, max_length=200)
+    relatedParty: list[RelatedPartyIn] | None = Field(default=None, max_length=1)
 
     description: str | None = Field(default=None, min_length=1, max_length=200)
     contact: list[ContactIn] | None = Field(default=None, max_length=5)
@@ -598,6 +602,10 @@ def patch_billing_account(
 ) -> JSONResponse:
     """TMF666 PATCH (JSON or `application/merge-patch+json`): holder name, contact media, characteristics; If-Match a version."""
     acc = service.get_account(db, account_id=id)
+    if body.name is not None and body.name != acc.account_number:
+        raise InvalidInput(f"the name of a billing account is its number ({acc.account_number}); it cannot be changed", field="name")
+    if any(p.id not in (None, str(acc.id)) for p in body.relatedParty or []):
+        raise InvalidInput(f"the related party of a billing account is its customer ({acc.id}); it cannot be changed", field="relatedParty.id")
     fields = _fields_from_tmf(body.description, [m for c in body.contact or [] for m in c.contactMedium], body.characteristic)
     refused = sorted(k for k in fields if k not in AccountUpdate.model_fields)
     if refused:
