@@ -3,7 +3,8 @@ is. The pydantic models are generated at test time with datamodel-code-generator
 swagger 2.0 `definitions` read as JSON Schema); then, over HTTP on a database seeded by the demo generator, every TMF
 collection that has an official spec is listed (each item parsed with the generated model), paged (offset/limit,
 X-Total-Count) and filtered on a documented attribute; customers, billing accounts and trouble tickets are created
-from the generated *_Create model and patched from the *_Update model."""
+from the generated *_Create model and patched from the *_Update model, as are a product and a customer bill (TMF637 and
+TMF678 offer no create). Orders, quotes, payments and refunds are created by their own sample tests (test_tmf_b_samples)."""
 
 from __future__ import annotations
 
@@ -182,3 +183,21 @@ def test_a_generated_client_creates_and_patches_a_trouble_ticket(client, generat
     r = client.patch(made.href, json=_body(update), headers={"Content-Type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text
     assert m.TroubleTicket.model_validate(r.json()).severity == "critical" == client.get(made.href).json()["severity"]
+
+
+def test_a_generated_client_patches_a_product_and_a_customer_bill(client, generated):
+    m = generated["TMF637-ProductInventory"]
+    product = m.Product.model_validate(client.get("/tmf-api/productInventory/v4/product", params={"limit": 1, "status": "active"}).json()[0])
+    update = m.ProductUpdate.model_validate({"productCharacteristic": [{"name": "partnerLineRef", "value": "FNO-LINE-0042"}]})
+    r = client.patch(product.href, json=_body(update), headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    got = m.Product.model_validate(r.json())
+    assert {"partnerLineRef": "FNO-LINE-0042"}.items() <= {c.name: c.value.root if hasattr(c.value, "root") else c.value for c in got.productCharacteristic}.items()
+    b = generated["TMF678-CustomerBill"]
+    bills = client.get("/tmf-api/customerBillManagement/v4/customerBill", params={"state": "new", "limit": 1}).json()
+    if not bills:
+        pytest.skip("the demo has no bill in state new")
+    bill = b.CustomerBill.model_validate(bills[0])
+    r = client.patch(bill.href, json=_body(b.CustomerBillUpdate.model_validate({"state": "onHold"})), headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    assert b.CustomerBill.model_validate(r.json()).state.value == "onHold" == client.get(bill.href).json()["state"]
