@@ -4,7 +4,7 @@ swagger 2.0 `definitions` read as JSON Schema); then, over HTTP on a database se
 collection that has an official spec is listed (each item parsed with the generated model), paged (offset/limit,
 X-Total-Count) and filtered on a documented attribute; customers, billing accounts and trouble tickets are created
 from the generated *_Create model and patched from the *_Update model, as are a product and a customer bill (TMF637 and
-TMF678 offer no create). Orders, quotes, payments and refunds are created by their own sample tests (test_tmf_b_samples)."""
+TMF678 offer no create). Orders, cancellations, quotes and payments are created by their samples (test_tmf_b_samples)."""
 
 from __future__ import annotations
 
