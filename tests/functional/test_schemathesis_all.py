@@ -119,8 +119,10 @@ def _run(operation: Any, headers: dict[str, str], examples: int, excluded: list[
     check()
 
 
+@pytest.mark.timeout(1800)
 def test_every_api_operation_conforms_to_openapi_under_all_checks(demo_app):
     import schemathesis
+    from hypothesis.errors import FlakyStrategyDefinition
     from schemathesis.checks import CHECKS, load_all_checks
 
     load_all_checks()
@@ -140,7 +142,10 @@ def test_every_api_operation_conforms_to_openapi_under_all_checks(demo_app):
     for op in operations:
         excluded = [by_name[name] for name in EXCLUDED.get((op.method.upper(), op.path), {})]
         try:
-            _run(op, headers, examples, excluded)
+            try:
+                _run(op, headers, examples, excluded)
+            except FlakyStrategyDefinition:  # Hypothesis' own generation varied between runs (not an answer of ours): once more
+                _run(op, headers, examples, excluded)
         except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - FailureGroup is a BaseExceptionGroup; collected below
             text = "\n".join([str(exc)] + [str(e) for e in getattr(exc, "exceptions", ())])
             failures.append(f"{op.method.upper()} {op.path}: {text if len(text) < 2500 else text[:1200] + ' ... ' + text[-1200:]}")
