@@ -3,8 +3,8 @@ is. The pydantic models are generated at test time with datamodel-code-generator
 swagger 2.0 `definitions` read as JSON Schema); then, over HTTP on a database seeded by the demo generator, every TMF
 collection that has an official spec is listed (each item parsed with the generated model), paged (offset/limit,
 X-Total-Count) and filtered on a documented attribute; customers, billing accounts and trouble tickets are created
-from the generated *_Create model and patched from the *_Update model, as are a product and a customer bill (TMF637 and
-TMF678 offer no create). Orders, cancellations, quotes and payments are created by their samples (test_tmf_b_samples)."""
+from the generated *_Create model and patched from the *_Update model, as are a product and a customer bill (Opsline takes
+no creates of those: products come from orders, bills from bill runs). Orders, cancellations, quotes and payments are created by their samples (test_tmf_b_samples)."""
 
 from __future__ import annotations
 
