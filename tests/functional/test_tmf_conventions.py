@@ -166,3 +166,12 @@ def test_filters_declared_as_a_query_model_or_in_a_dependency_are_allowed_and_ot
     assert c.get("/api/testApi/v4/thing", params={"state": "x"}).json()[0]["state"] == "x"
     refused = c.get("/tmf-api/testApi/v4/thing", params={"colour": "red"})
     assert refused.status_code == 400 and refused.json()["field"] == "colour" and refused.json()["code"] == "unknown-query-parameter"
+
+
+def test_nul_characters_in_a_filter_or_a_body_are_a_400_naming_where_never_a_500(api):  # type: ignore[no-untyped-def]
+    r = api.get("/tmf-api/troubleTicket/v4/troubleTicket", params={"status": "open\x00"})
+    assert r.status_code == 400 and r.json()["field"] == "status" and r.headers["content-type"].startswith("application/problem+json")
+    r = api.post("/tmf-api/customerManagement/v4/customer", json={"name": "Thabo\x00Nkosi"})
+    assert r.status_code == 400 and r.json()["field"] == "name" and r.json()["code"]
+    r = api.post("/tmf-api/customerManagement/v4/customer", json={"name": "Lerato", "contactMedium": [{"mediumType": "email", "characteristic": {"emailAddress": "l\x00@b.co"}}]})
+    assert r.status_code == 400 and r.json()["field"] == "contactMedium.0.characteristic.emailAddress"

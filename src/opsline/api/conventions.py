@@ -137,6 +137,17 @@ class TMFConventions:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        # Text never carries NUL characters (PostgreSQL cannot store them): a 400 naming the parameter or attribute, before
+        # anything reads it, on every API route.
+        nul = _nul_in_query(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        if nul is None and scope["method"] in ("POST", "PUT", "PATCH") and "json" in _content_type(scope):
+            body = await _read_body(receive)
+            receive = _replay(body)
+            nul = _nul_in_json(body)
+        if nul is not None:
+            await _send_json(send, 400, problem_body(400, "Invalid text", f"'{nul}' contains a NUL character, which text may not hold",
+                                                     instance=path, slug="nul-character", extra={"field": nul}))
+            return
         self._table(scope)
         parts = path.split("/")
         if path.startswith("/api/") and len(parts) > 3 and parts[2] in self._names and re.fullmatch(r"v\d+", parts[3]):
@@ -208,6 +219,37 @@ class TMFConventions:
         patch_scope = dict(scope, headers=headers_in)
         out = _Rewriter(send, scope=patch_scope, narrow=None, collection=False)
         await self.app(patch_scope, _replay(merge), out.send)
+
+
+def _nul_in_query(query: list[tuple[str, str]]) -> str | None:
+    """The first query parameter whose name or value holds a NUL character."""
+    return next((name.replace("\x00", "") or "query" for name, value in query if "\x00" in name or "\x00" in value), None)
+
+
+def _nul_in_json(body: bytes) -> str | None:
+    """The dotted path of the first JSON string (key or value) holding a NUL character; None when there is none or the
+    body is not JSON (the route then answers its own 400)."""
+    if b"\\u0000" not in body.lower() and b"\x00" not in body:
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+
+    def walk(node: Any, where: str) -> str | None:
+        if isinstance(node, str):
+            return (where or "body") if "\x00" in node else None
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            here = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return here.replace("\x00", "")
+            found = walk(value, here)
+            if found:
+                return found
+        return None
+
+    return walk(doc, "")
 
 
 def _content_type(scope: Scope) -> str:
