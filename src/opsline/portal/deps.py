@@ -3,15 +3,15 @@ the session's CSRF token checked on every unsafe request. The route-table test r
 
 from __future__ import annotations
 
-import hmac
 from typing import Callable
 
 from fastapi import Request
 
-from opsline.core.errors import NotAuthenticated, PermissionDenied
+from opsline.core.errors import NotAuthenticated
 from opsline.portal import auth
 from opsline.portal.auth import Customer
 from opsline.web.deps import UNSAFE, DB, Now
+from opsline.web.security import require_csrf
 
 
 def customer_token(request: Request) -> str:
@@ -27,9 +27,7 @@ def customer(scope: str = "portal") -> Callable[..., Customer]:
             raise NotAuthenticated("the customer portal takes no API tokens; sign in at /portal/login")
         c = auth.load_customer(db, token=customer_token(request), now=now)
         if request.method in UNSAFE:
-            sent = getattr(request.state, "csrf_sent", None) or ""
-            if not sent or not hmac.compare_digest(sent.encode(), c.csrf_token.encode()):
-                raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
+            require_csrf(request, c.csrf_token)
         request.state.csrf_token = c.csrf_token
         return c
 

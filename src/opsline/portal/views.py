@@ -3,7 +3,6 @@ links, then the customer's accounts. Thin: parse, call one portal service functi
 
 from __future__ import annotations
 
-import hmac
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from opsline.core.errors import NotAuthenticated, NotFound, OpslineError, PermissionDenied
+from opsline.core.errors import NotAuthenticated, NotFound, OpslineError
 from opsline.core.ids import token as new_token
 from opsline.portal import auth
 from opsline.portal import service as svc
@@ -20,7 +19,7 @@ from opsline.portal.deps import customer, customer_token
 from opsline.users.signin import TooManySignInAttempts
 from opsline.web.auth import client_ip
 from opsline.web.deps import DB, Now, Tz, public
-from opsline.web.security import cookie_secure
+from opsline.web.security import cookie_secure, csrf_sent_matches, sign_out_with_csrf
 from opsline.web.templating import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -46,9 +45,7 @@ def _public_form(request: Request, template: str, ctx: dict[str, Any], *, status
 
 
 def _public_csrf_ok(request: Request) -> bool:
-    expected = request.cookies.get(FORM_COOKIE, "")
-    sent = getattr(request.state, "csrf_sent", "") or ""
-    return bool(expected and sent and hmac.compare_digest(sent.encode(), expected.encode()))
+    return csrf_sent_matches(request, request.cookies.get(FORM_COOKIE, ""))
 
 
 def _set_session(response: Response, request: Request, tok: str) -> None:
@@ -124,19 +121,8 @@ def code(request: Request, db: DB, now: Now, code: Annotated[str, Form(max_lengt
 
 @router.post("/logout", response_model=None, dependencies=[Depends(public("signing out ends only the caller's own session"))])
 def logout(request: Request, db: DB, now: Now) -> RedirectResponse:
-    tok = customer_token(request)
-    try:
-        who = auth.load_customer(db, token=tok, now=now)
-    except NotAuthenticated:
-        who = None
-    if who is not None:
-        sent = getattr(request.state, "csrf_sent", "") or ""
-        if not sent or not hmac.compare_digest(sent.encode(), who.csrf_token.encode()):
-            raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
-    auth.sign_out(db, token=tok, now=now)
-    response = RedirectResponse("/portal/login", status_code=303)
-    response.delete_cookie(auth.COOKIE_NAME, path="/portal")
-    return response
+    return sign_out_with_csrf(request, token=customer_token(request), load=lambda tok: auth.load_customer(db, token=tok, now=now),
+                              sign_out=lambda tok: auth.sign_out(db, token=tok, now=now), cookie=auth.COOKIE_NAME, path="/portal", redirect="/portal/login")
 
 
 @router.get("/reset", response_class=HTMLResponse, dependencies=[Depends(public("asking for a password reset link"))])

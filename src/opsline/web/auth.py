@@ -5,17 +5,16 @@ browser in under the attacker's account (login CSRF)."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from opsline.core.errors import NotAuthenticated, PermissionDenied
+from opsline.core.errors import NotAuthenticated
 from opsline.core.ids import token as new_token
 from opsline.users import sessions, signin
 from opsline.web.deps import DB, Now, public, session_token
-from opsline.web.security import cookie_secure
+from opsline.web.security import cookie_secure, csrf_sent_matches, sign_out_with_csrf
 from opsline.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -50,9 +49,7 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 def login(request: Request, db: DB, now: Now, username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=1000)],
           next: Annotated[str, Form(max_length=2000)] = "/") -> HTMLResponse | RedirectResponse:
     ctx = {"next": _safe_next(next), "username": username}
-    expected = request.cookies.get(SIGNIN_COOKIE, "")
-    sent = getattr(request.state, "csrf_sent", "") or ""
-    if not expected or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+    if not csrf_sent_matches(request, request.cookies.get(SIGNIN_COOKIE, "")):
         return _form(request, ctx | {"error": "the sign-in form had expired or came from another site; please sign in again"}, status_code=403)
     try:
         user = signin.sign_in(db, username=username, password=password, ip=client_ip(request), now=now)
@@ -77,16 +74,5 @@ def login(request: Request, db: DB, now: Now, username: Annotated[str, Form(max_
 @router.post("/logout", response_model=None, dependencies=[Depends(public("signing out ends only the caller's own session"))])
 def logout(request: Request, db: DB, now: Now) -> RedirectResponse:
     """End this browser's session. A live session must send its CSRF token (no cross-site sign-outs)."""
-    tok = session_token(request)
-    try:
-        active = sessions.load_session(db, token=tok, now=now)
-    except NotAuthenticated:
-        active = None
-    if active is not None:
-        sent = getattr(request.state, "csrf_sent", "") or ""
-        if not sent or not hmac.compare_digest(sent.encode(), active.csrf_token.encode()):
-            raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
-        sessions.sign_out(db, token=tok, now=now)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(sessions.COOKIE_NAME, path="/")
-    return response
+    return sign_out_with_csrf(request, token=session_token(request), load=lambda tok: sessions.load_session(db, token=tok, now=now),
+                              sign_out=lambda tok: sessions.sign_out(db, token=tok, now=now), cookie=sessions.COOKIE_NAME, path="/", redirect="/login")

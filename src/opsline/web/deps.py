@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -17,6 +16,7 @@ from opsline.core.events import Actor
 from opsline.users import service as users
 from opsline.users import sessions
 from opsline.users.roles import allowed
+from opsline.web.security import require_csrf
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Where a system's bearer token is accepted: the REST API and its description. Staff pages and forms take only a
@@ -79,9 +79,7 @@ def get_principal(request: Request, db: Annotated[Session, Depends(get_db, scope
         return Principal(Actor(name=f"api:{client.name}", roles=roles), None, client.name, roles, "token")
     active = sessions.load_session(db, token=session_token(request), now=now)
     if request.method in UNSAFE:
-        sent = getattr(request.state, "csrf_sent", None) or ""
-        if not sent or not hmac.compare_digest(sent.encode(), active.csrf_token.encode()):
-            raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
+        require_csrf(request, active.csrf_token)
     request.state.csrf_token = active.csrf_token
     return Principal(Actor(name=active.username, user_id=active.user_id, roles=active.roles), active.user_id, active.full_name, active.roles, "session", active.csrf_token)
 

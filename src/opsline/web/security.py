@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import hmac
+from typing import Any, Callable
+
 from fastapi import Request
+from fastapi.responses import RedirectResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +53,38 @@ async def check_csrf(request: Request) -> None:
             form = await request.form()
             sent = str(form.get("csrf_token") or "")
     request.state.csrf_sent = sent or ""
+
+
+def csrf_sent_matches(request: Request, expected: str | None) -> bool:
+    """Whether the CSRF token this unsafe request sent (captured by `check_csrf`) equals `expected`, compared in
+    constant time. False when either is missing. The one comparison every session and form check uses."""
+    sent = getattr(request.state, "csrf_sent", "") or ""
+    return bool(expected and sent and hmac.compare_digest(sent.encode(), expected.encode()))
+
+
+def require_csrf(request: Request, expected: str | None) -> None:
+    """Raises PermissionDenied (403) unless the request sent the session's CSRF token."""
+    if not csrf_sent_matches(request, expected):
+        raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")
+
+
+def sign_out_with_csrf(request: Request, *, token: str, load: Callable[[str], Any], sign_out: Callable[[str], object],
+                       cookie: str, path: str, redirect: str) -> RedirectResponse:
+    """Sign-out for staff and customers alike: a live session (`load(token)`, raising NotAuthenticated when there is
+    none) must send its CSRF token, so no other site can sign a user out; then `sign_out(token)` revokes it server-side
+    and the cookie is deleted. Without a live session there is nothing to revoke: the cookie is just cleared."""
+    from opsline.core.errors import NotAuthenticated
+
+    try:
+        live = load(token)
+    except NotAuthenticated:
+        live = None
+    if live is not None:
+        require_csrf(request, live.csrf_token)
+        sign_out(token)
+    response = RedirectResponse(redirect, status_code=303)
+    response.delete_cookie(cookie, path=path)
+    return response
 
 
 # Scripts only from our own origin (vendored htmx and Chart.js, no CDN, no inline script or on* handlers);
