@@ -2,6 +2,8 @@
 
 from opsline.areas import Area
 from opsline.catalog import models  # noqa: F401  (tables)
+from opsline.catalog.models import ProductOffering
+from opsline.catalog.service import OFFERING_CHANGED, OFFERING_CREATED
 
 
 def _routers() -> list:
@@ -17,11 +19,12 @@ def _seed(session, *, now) -> None:  # type: ignore[no-untyped-def]
 
 
 def _admin_views() -> list:
-    from opsline.catalog.models import ContractTerm, OfferingEquipment, Price, ProductOffering
+    from opsline.catalog.admin import OfferingView
+    from opsline.catalog.models import ContractTerm, OfferingEquipment, Price
     from opsline.web.admin import ReferenceView
 
     return [
-        ReferenceView(ProductOffering, icon="fa fa-box", display_name="Product offerings"),
+        OfferingView(ProductOffering, icon="fa fa-box", display_name="Product offerings"),
         ReferenceView(Price, icon="fa fa-tag", display_name="Prices"),
         ReferenceView(ContractTerm, icon="fa fa-file-contract", display_name="Contract terms"),
         ReferenceView(OfferingEquipment, icon="fa fa-hdd", display_name="Offering equipment"),
@@ -35,4 +38,5 @@ AREA = Area(
     seed=_seed,
     desks=(("Catalog", "/catalog", "catalog.view"),),
     admin_views=_admin_views,
+    events=(OFFERING_CREATED, OFFERING_CHANGED),  # admin.py (the /admin offering editor) through service.py
 )

@@ -3,9 +3,9 @@ contract terms and early-termination charges."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import and_, func, or_, select, table, column
 from sqlalchemy.exc import DBAPIError
@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from opsline.api.tmf import sort_clauses
 from opsline.catalog.models import ContractTerm, OfferingEquipment, Price, PriceKind, ProductOffering
+from opsline.core import domain_events
 from opsline.core.errors import InvalidInput, NotFound
+from opsline.core.events import Actor
 from opsline.core.money import Money
 
 
@@ -292,3 +294,29 @@ def early_termination_charge(session: Session, *, offering_id: int, juristic: bo
 def offering_choices(session: Session, *, on: date) -> list[dict[str, Any]]:
     """Active sellable offerings (not equipment) with their current recurring price, for order forms."""
     return [o for o in list_offerings(session, on=on, limit=1000) if o["kind"] != "equipment"]
+
+
+OFFERING_CREATED = "catalog.offering_created"  # {"id"}: a new offering (TMF620 ProductOfferingCreateEvent)
+OFFERING_CHANGED = "catalog.offering_changed"  # {"id", "attributes"}: TMF620 names of what changed (lifecycleStatus: a state change)
+
+# our column -> the TMF620 ProductOffering attributes it shows as (columns the API does not show are not announced)
+OFFERING_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "name": ("name",), "description": ("description",), "active": ("lifecycleStatus", "isSellable"), "kind": ("category", "prodSpecCharValueUse", "isSellable"),
+    "contract_months": ("productOfferingTerm",), "code": ("prodSpecCharValueUse",), "partner_code": ("prodSpecCharValueUse",),
+    "download_mbps": ("prodSpecCharValueUse",), "upload_mbps": ("prodSpecCharValueUse",), "customer_kind": ("prodSpecCharValueUse",),
+    "equipment_kind": ("prodSpecCharValueUse",),
+}
+
+
+def announce_offering_created(session: Session, *, offering_id: int, now: datetime, actor: Actor) -> None:
+    """Publish catalog.offering_created for an offering just added (offerings are reference data, added at /admin). Raises nothing."""
+    domain_events.publish(session, OFFERING_CREATED, {"id": offering_id}, now=now, actor=actor)
+
+
+def announce_offering_changed(session: Session, *, offering_id: int, columns: Iterable[str], now: datetime, actor: Actor) -> list[str]:
+    """Publish catalog.offering_changed naming the TMF620 attributes that the changed `columns` show as; nothing when none
+    of them is shown by the API. Returns the attributes announced. Raises nothing."""
+    attributes = sorted({a for c in columns for a in OFFERING_ATTRIBUTES.get(c, ())})
+    if attributes:
+        domain_events.publish(session, OFFERING_CHANGED, {"id": offering_id, "attributes": attributes}, now=now, actor=actor)
+    return attributes

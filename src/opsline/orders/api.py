@@ -407,8 +407,33 @@ class QuoteCreate(Kept):
 
 
 class QuoteUpdate(TMFModel):
-    state: str = Field(pattern="^(approved|accepted|rejected|cancelled|pending)$")
+    """TMF648 Quote_Update: a state (the lifecycle action) and, while the quote is open, its description, externalId and
+    validFor.endDateTime (null clears; merge-patch). At least one of them."""
+
+    state: str | None = Field(default=None, pattern="^(approved|accepted|rejected|cancelled|pending)$")
     stateReason: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=2000)
+    externalId: str | None = Field(default=None, max_length=80)
+    validFor: dict[str, Any] | None = None
+
+    def changes(self, tz: ZoneInfo) -> dict[str, Any]:
+        """The attributes sent, as the quote's columns. Raises InvalidInput (validFor.endDateTime not a date-time)."""
+        sent = self.model_fields_set
+        out: dict[str, Any] = {}
+        if "description" in sent:
+            out["description"] = self.description
+        if "externalId" in sent:
+            out["external_id"] = self.externalId or None
+        if "validFor" in sent:
+            end = (self.validFor or {}).get("endDateTime")
+            if end is None:
+                out["valid_until"] = None
+            else:
+                try:
+                    out["valid_until"] = local_date(datetime.fromisoformat(str(end).replace("Z", "+00:00")) if "T" in str(end) else date.fromisoformat(str(end)), tz)
+                except ValueError as exc:
+                    raise InvalidInput("validFor.endDateTime is not a date-time", field="validFor.endDateTime") from exc
+        return out
 
 
 def _price(kind: str, net: int, tax: int, currency: str) -> QuotePrice:
@@ -479,7 +504,15 @@ def create_quote(
 
 @router.patch(QUOTE_BASE + "/{id}", response_model=Quote, response_model_by_alias=True, response_model_exclude_none=True)
 def patch_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], body: QuoteUpdate, db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.place"))]) -> JSONResponse:
-    """`state: accepted` places the product order (see productOrder); also approved, pending, rejected, cancelled."""
+    """`state: accepted` places the product order (see productOrder); also approved, pending, rejected, cancelled. An open quote's
+    description, externalId and validFor.endDateTime can be changed too (before the state, when both are sent)."""
+    changes = body.changes(tz)
+    if not changes and body.state is None:
+        raise InvalidInput("nothing to change: send state, description, externalId or validFor", field="state")
+    if changes:
+        service.update_quote(db, quote_id=id, changes=changes, now=now, tz=tz, actor=principal.actor)
+    if body.state is None:
+        return JSONResponse(quote_json(db, service.quote_detail(db, quote_id=id, actor=principal.actor), tz))
     action = {"approved": "approve", "accepted": "accept", "rejected": "reject", "cancelled": "cancel", "pending": "submit"}[body.state]
     return JSONResponse(quote_json(db, service.change_quote(db, quote_id=id, action=action, now=now, tz=tz, actor=principal.actor, reason=body.stateReason), tz))
 

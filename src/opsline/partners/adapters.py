@@ -33,6 +33,8 @@ class Adapter(Protocol):
 
     def status(self, partner_ref: str) -> AdapterResult: ...
 
+    def cancel(self, cancel_payload: dict[str, Any], *, external_ref: str) -> AdapterResult: ...
+
 
 def sign(secret: str, body: bytes) -> str:
     """`sha256=<hex HMAC-SHA256 of the raw body>`, the value of the X-Opsline-Signature header."""
@@ -87,6 +89,20 @@ class HttpAdapter:
         try:
             with self._client() as client:
                 resp = client.post(self.submit_path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise AdapterUnavailable(f"{self.who} unreachable: {type(exc).__name__}: {exc}") from exc
+        return self._interpret(resp)
+
+    def cancel(self, cancel_payload: dict[str, Any], *, external_ref: str) -> AdapterResult:
+        """POST a TMF641 cancelServiceOrder. The Idempotency-Key (`cancel:` + our reference) makes a repeat return the
+        request the partner already has. Raises AdapterUnavailable (the job retries)."""
+        body = json.dumps(cancel_payload, separators=(",", ":"), sort_keys=True).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": f"cancel:{external_ref}"}
+        if self.signing_secret:
+            headers[SIGNATURE_HEADER] = sign(self.signing_secret, body)
+        try:
+            with self._client() as client:
+                resp = client.post("/cancelServiceOrder", content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise AdapterUnavailable(f"{self.who} unreachable: {type(exc).__name__}: {exc}") from exc
         return self._interpret(resp)

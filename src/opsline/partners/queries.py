@@ -59,7 +59,8 @@ def _row_dict(row: Any, today: date | None = None) -> dict[str, Any]:
         "delivery": delivery, "job_id": row.job_id, "job_state": row.job_state, "next_attempt_at": row.job_run_at if delivery == "retrying" else None,
         "open": open_, "late": bool(open_ and today is not None and so.due_date < today),
         "can_retry": so.delivered_at is None and so.state == "acknowledged" and delivery in ("dead", "retrying", "not queued"),
-        "can_cancel": so.delivered_at is None and so.state == "acknowledged",
+        # undelivered: cancelled here; delivered and open: the partner is asked (TMF641 cancelServiceOrder)
+        "can_cancel": (so.delivered_at is None and so.state == "acknowledged") or (so.delivered_at is not None and bool(open_)),
         "messages": [],
     }
 

@@ -41,9 +41,10 @@ from opsline.partners.queries import (  # noqa: F401  (the read side, re-exporte
 )
 from opsline.partners.models import OPEN_SERVICE_ORDER_STATES, SERVICE_ORDER, AdapterKind, Partner, PartnerKind, PartnerMessage, PartnerServiceOrder, ServiceOrderState
 from opsline.partners.simulator import SimulatorAdapter
-from opsline.partners.tmf641 import build_service_order, parse_state_change
+from opsline.partners.tmf641 import build_cancel_service_order, build_service_order, parse_state_change
 
 DELIVER_JOB = "partners.deliver"
+CANCEL_JOB = "partners.cancel"  # a TMF641 cancelServiceOrder to the partner of an order it has and has not finished
 ACTIONS = ("add", "modify", "delete")
 S = ServiceOrderState
 
@@ -371,8 +372,70 @@ def withdraw_service_order(session: Session, *, service_order_id: int, now: date
         return True
     events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id,
                   action="withdrawal_requested", reason=f"{reason}; {so.external_ref} is {so.state}"
-                  + (f" and was delivered to {so.partner_code}: confirm the cancellation with the partner" if so.delivered_at else ""))
+                  + (f" and was delivered to {so.partner_code}: the partner is asked to cancel it" if so.delivered_at else ""))
+    if so.delivered_at is not None and SERVICE_ORDER.target(so.state, "cancel") is not None:
+        request_partner_cancellation(session, service_order_id=so.id, now=now, actor=actor, reason=reason)
     return False
+
+
+def request_partner_cancellation(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str) -> dict[str, Any]:
+    """Ask the partner to cancel a service order it has received and not finished: a TMF641 cancelServiceOrder, sent by the
+    `partners.cancel` job (retried with backoff while the partner is down). The order is cancelled here when the partner says
+    so (its ServiceOrderStateChangeEvent). Idempotent: asking again returns {"outcome": "already_requested"}; audited.
+    Raises ServiceOrderNotFound, InvalidInput (no reason), ServiceOrderTransitionNotAllowed (not delivered yet: cancel it
+    with cancel_service_order; or no longer open)."""
+    if not (reason or "").strip():
+        raise InvalidInput("a reason is required", field="reason")
+    so = _locked(session, service_order_id)
+    if so is None:
+        raise ServiceOrderNotFound(f"service order {service_order_id} not found")
+    if so.delivered_at is None:
+        raise ServiceOrderTransitionNotAllowed(f"{so.external_ref} has not reached {so.partner_code}; cancel it here instead")
+    if SERVICE_ORDER.target(so.state, "cancel") is None:
+        raise ServiceOrderTransitionNotAllowed(f"{so.external_ref} is {so.state}; only an open order can be cancelled")
+    key = f"cancel:{so.external_ref}"
+    if _delivery_job(session, key) is not None:
+        return {"outcome": "already_requested", "service_order_id": so.id}
+    events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id,
+                  action="cancellation_requested", reason=reason, after={"partner": so.partner_code, "partner_ref": so.partner_ref, "state": so.state})
+    jobs.enqueue(session, kind=CANCEL_JOB, payload={"service_order_id": so.id, "reason": reason}, now=now, idempotency_key=key,
+                 serial_key=f"product:{so.product_id}")
+    return {"outcome": "requested", "service_order_id": so.id}
+
+
+def cancel_or_ask_partner(session: Session, *, service_order_id: int, now: datetime, actor: Actor, reason: str) -> str:
+    """The desk's Cancel: an order the partner has not received is cancelled here ("cancelled"); one it has is cancelled by
+    asking it ("requested", or "already_requested"). Raises what cancel_service_order and request_partner_cancellation raise."""
+    so = session.get(PartnerServiceOrder, service_order_id)
+    if so is not None and so.delivered_at is not None:
+        return str(request_partner_cancellation(session, service_order_id=service_order_id, now=now, actor=actor, reason=reason)["outcome"])
+    cancel_service_order(session, service_order_id=service_order_id, now=now, actor=actor, reason=reason)
+    return "cancelled"
+
+
+def send_cancellation(session: Session, *, service_order_id: int, reason: str, now: datetime, tz: ZoneInfo, actor: Actor | None = None) -> dict[str, Any]:
+    """The `partners.cancel` job: POST the TMF641 cancelServiceOrder through the partner's adapter, log the request and the
+    answer on the order, audit it. Safe to run again (sent once; an order that ended meanwhile is left alone). Raises
+    AdapterUnavailable (rolled back; the job retries with backoff)."""
+    actor = actor or Actor.system("partners.cancel")
+    so = _locked(session, service_order_id)
+    if so is None or SERVICE_ORDER.target(so.state, "cancel") is None:
+        return {"skipped": "no such open service order"}
+    sent = session.execute(select(PartnerMessage.id).where(PartnerMessage.service_order_id == so.id, PartnerMessage.kind == "cancelServiceOrder.create")).first()
+    if sent is not None:
+        return {"skipped": "cancellation already sent"}
+    partner = _partner(session, so.partner_code)
+    payload = build_cancel_service_order(partner_ref=so.partner_ref, external_ref=so.external_ref, reason=reason, requested_at=now)
+    site = _site(session, so.site_id, so.account_id) if so.site_id else None
+    result = adapter_for(session, partner=partner, now=now, tz=tz, site=site).cancel(payload, external_ref=so.external_ref)
+    _log(session, partner_code=so.partner_code, so=so, direction="out", kind="cancelServiceOrder.create", body=payload, now=now, outcome="sent")
+    _log(session, partner_code=so.partner_code, so=so, direction="in", kind="cancelServiceOrder.response", body=result.response or {"state": result.state},
+         now=now, note=result.reason)
+    events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id,
+                  action="cancellation_sent" if result.accepted else "cancellation_refused", reason=result.reason,
+                  after={"accepted": result.accepted, "state": result.state, "request_id": result.partner_ref})
+    so.updated_at = now
+    return {"service_order_id": so.id, "accepted": result.accepted, "state": result.state}
 
 
 def change_line_state(session: Session, *, product_id: int, service_state: str, now: datetime, tz: ZoneInfo, actor: Actor, reason: str) -> int | None:
@@ -422,6 +485,10 @@ def register_jobs(registry: jobs.Registry, *, tz: ZoneInfo) -> None:
     @registry.register(DELIVER_JOB)
     def _deliver(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
         return deliver(session, service_order_id=int(payload["service_order_id"]), now=now, tz=tz)
+
+    @registry.register(CANCEL_JOB)
+    def _cancel(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return send_cancellation(session, service_order_id=int(payload["service_order_id"]), reason=str(payload["reason"]), now=now, tz=tz)
 
     @registry.register("partners.simulate")
     def _simulate(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:

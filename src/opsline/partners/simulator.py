@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from opsline.core import jobs
@@ -76,6 +77,29 @@ class SimulatorAdapter:
     def status(self, partner_ref: str) -> AdapterResult:
         self._check_up()
         return AdapterResult(accepted=True, partner_ref=partner_ref)
+
+    def cancel(self, cancel_payload: dict[str, Any], *, external_ref: str) -> AdapterResult:
+        """A TMF641 cancelServiceOrder: accepted (and the order's cancelled state change sent back shortly) while the simulated
+        partner has not completed the order; rejected once it has. A repeat gets the same answer (idempotent)."""
+        self._check_up()
+        ref = str((cancel_payload.get("serviceOrder") or {}).get("id") or partner_ref_for(self.partner.code, external_ref))
+        request_id = f"{ref}-CANCEL"
+        done = self.session.execute(select(jobs.Job.state).where(jobs.Job.idempotency_key == f"sim:{external_ref}:completed")).scalar_one_or_none()
+        if done in (jobs.JobState.DONE.value, jobs.JobState.RUNNING.value):
+            reason = "order already completed on the network; request a delete instead"
+            return AdapterResult(accepted=False, partner_ref=request_id, state="rejected", reason=reason,
+                                 response={"id": request_id, "state": "rejected", "serviceOrder": {"id": ref}, "stateChangeReason": reason})
+        # the partner stops its work: its pending callbacks will not come, the cancellation does
+        self.session.execute(update(jobs.Job).where(jobs.Job.idempotency_key.in_([f"sim:{external_ref}:inProgress", f"sim:{external_ref}:completed"]),
+                                                     jobs.Job.state == jobs.JobState.QUEUED.value)
+                             .values(state=jobs.JobState.DONE.value, finished_at=self.now, result={"skipped": "order cancelled by the ISP"}))
+        at = self.now + timedelta(seconds=self.partner.simulator_progress_seconds)
+        event = state_change_event(partner_ref=ref, external_ref=external_ref, state="cancelled", reason=str(cancel_payload.get("cancellationReason") or "cancelled"),
+                                   event_id=f"{ref}:cancelled", at=at)
+        jobs.enqueue(self.session, kind=SIMULATE_JOB, payload={"partner_code": self.partner.code, "event": event}, now=self.now, run_at=at,
+                     idempotency_key=f"sim:{external_ref}:cancelled", serial_key=f"sim:{external_ref}", max_attempts=12)
+        return AdapterResult(accepted=True, partner_ref=request_id, state="acknowledged",
+                             response={"id": request_id, "state": "acknowledged", "serviceOrder": {"id": ref}, "@type": "CancelServiceOrder"})
 
     def _schedule(self, *, external_ref: str, partner_ref: str, action: str, requested: date) -> None:
         """Queue the partner's two callbacks: inProgress, then completed with a confirmed date."""

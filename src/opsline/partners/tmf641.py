@@ -1,4 +1,4 @@
-"""TMF641 Service Ordering shapes: the outbound serviceOrder body and the state-change event we receive back."""
+"""TMF641 Service Ordering shapes: the outbound serviceOrder and cancelServiceOrder bodies and the state-change event we receive back."""
 
 from __future__ import annotations
 
@@ -60,6 +60,17 @@ def build_service_order(
     if account_number:
         body["relatedParty"].append({"id": account_number, "role": "endCustomerAccount", "@referredType": "BillingAccount", "@type": "RelatedParty"})
     return body
+
+
+def build_cancel_service_order(*, partner_ref: str | None, external_ref: str, reason: str, requested_at: datetime) -> dict[str, Any]:
+    """The TMF641 CancelServiceOrder_Create body asking a partner to cancel an order it has (valid against the official v4
+    definition): the partner's id of the order (our externalId while it gave none), why, and from when (now)."""
+    return {
+        "serviceOrder": {"id": partner_ref or external_ref, "name": external_ref, "@referredType": "ServiceOrder"},
+        "cancellationReason": reason,
+        "requestedCancellationDate": requested_at.isoformat(),
+        "@type": "CancelServiceOrder",
+    }
 
 
 def state_change_event(*, partner_ref: str | None, external_ref: str | None, state: str, completion_date: date | None = None,

@@ -58,11 +58,13 @@ def order_retry(request: Request, service_order_id: int, db: DB, now: Now, tz: T
 @router.post("/partners/orders/{service_order_id}/cancel", response_model=None)
 def order_cancel(request: Request, service_order_id: int, db: DB, now: Now, tz: Tz, principal: Manage, reason: Annotated[str, Form()] = "") -> RedirectResponse:
     try:
-        service.cancel_service_order(db, service_order_id=service_order_id, now=now, actor=principal.actor, reason=reason)
+        outcome = service.cancel_or_ask_partner(db, service_order_id=service_order_id, now=now, actor=principal.actor, reason=reason)
     except OpslineError as exc:
         db.rollback()
         return RedirectResponse(f"/partners/orders/{service_order_id}?" + urlencode({"error": exc.detail}), status_code=303)
-    return RedirectResponse(f"/partners/orders/{service_order_id}?" + urlencode({"flash": "Service order cancelled"}), status_code=303)
+    flash = {"cancelled": "Service order cancelled", "requested": "The partner is asked to cancel it (TMF641 cancelServiceOrder); it is cancelled when they confirm",
+             "already_requested": "The partner was already asked to cancel it"}[outcome]
+    return RedirectResponse(f"/partners/orders/{service_order_id}?" + urlencode({"flash": flash}), status_code=303)
 
 
 @router.get("/partners/exposure", response_class=HTMLResponse)

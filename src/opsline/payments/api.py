@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 from sqlalchemy import bindparam, func, select, text
@@ -165,12 +165,20 @@ def _account_refs(db: Any, account_ids: Iterable[int | None]) -> dict[int | None
     return refs
 
 
-def payments_out(db: Any, payments: Sequence[Payment]) -> list[PaymentOut]:
-    """TMF676 payments with their items and accounts, read in two queries for the whole page."""
-    items: dict[int, list[Allocation]] = {p.id: [] for p in payments}
+def base_url(request: Request | None) -> str:
+    """`https://host[/root]` of the request, which absolute hrefs start with ("" when rendered outside a request: the hub's
+    events keep path-only hrefs, as every other href of theirs)."""
+    return str(request.base_url).rstrip("/") if request is not None else ""
+
+
+def payments_out(db: Any, payments: Sequence[Any], *, base: str = "") -> list[PaymentOut]:
+    """TMF676 payments (ORM objects or rows of the payment table) with their items and accounts, read in two queries for the
+    whole page. `base` (see base_url) makes paymentItem.item.href absolute, as TMF676 has it (format uri)."""
+    items: dict[int, list[Any]] = {p.id: [] for p in payments}
     if payments:
-        for a in db.execute(select(Allocation).where(Allocation.payment_id.in_(list(items)), Allocation.state.in_(("allocated", "proposed")))
-                            .order_by(Allocation.id)).scalars():
+        for a in db.execute(select(Allocation.id, Allocation.payment_id, Allocation.account_id, Allocation.invoice_id, Allocation.amount_minor,
+                                   Allocation.currency).where(Allocation.payment_id.in_(list(items)), Allocation.state.in_(("allocated", "proposed")))
+                            .order_by(Allocation.id)):
             items[a.payment_id].append(a)
     refs = _account_refs(db, [p.account_id for p in payments])
     return [PaymentOut(id=str(p.id), href=f"{PAYMENT}/{p.id}", correlatorId=p.external_id.removeprefix("API:") if p.external_id else None, description=p.reference or None,
@@ -178,15 +186,15 @@ def payments_out(db: Any, payments: Sequence[Payment]) -> list[PaymentOut]:
                        account=refs[p.account_id], amount=_money(p), totalAmount=_money(p),
                        paymentMethod=MethodOut(name=p.method, **{"@type": "PaymentMethodRef"}),
                        paymentItem=[PaymentItemOut(id=str(a.id), amount=_money(a),
-                                                   item=Ref(id=str(a.invoice_id), href=f"/tmf-api/customerBillManagement/v4/customerBill/{a.invoice_id}",
+                                                   item=Ref(id=str(a.invoice_id), href=f"{base}/tmf-api/customerBillManagement/v4/customerBill/{a.invoice_id}",
                                                             **{"@referredType": "CustomerBill"}) if a.invoice_id else
                                                    Ref(id=str(a.account_id), name="account credit", **{"@referredType": "BillingAccount"}))
                                     for a in items[p.id]])
             for p in payments]
 
 
-def payment_out(db: Any, p: Payment) -> PaymentOut:
-    return payments_out(db, [p])[0]
+def payment_out(db: Any, p: Payment, *, base: str = "") -> PaymentOut:
+    return payments_out(db, [p], base=base)[0]
 
 
 # Server-assigned attributes a client may send back (as the spec's sample does): ignored, not refused.
@@ -220,9 +228,19 @@ def payment_json(out: PaymentOut, sent: dict[str, Any] | None) -> dict[str, Any]
     return body
 
 
-def payments_json(db: Any, rows: Sequence[Payment]) -> list[dict[str, Any]]:
+def payments_json(db: Any, rows: Sequence[Any], *, base: str = "") -> list[dict[str, Any]]:
     sent = tmf_attributes.kept(db, entity_type="payment", ids=[p.id for p in rows])
-    return [payment_json(o, sent.get(int(o.id))) for o in payments_out(db, rows)]
+    return [payment_json(o, sent.get(int(o.id))) for o in payments_out(db, rows, base=base)]
+
+
+def payments_by_id(db: Any, ids: Sequence[int | str], *, base: str = "") -> dict[str, dict[str, Any]]:
+    """{id: the payment as GET /payment/{id} answers it} for many payments in a few queries (the TMF hub's renderer for a
+    batch of created payments). Reads plain rows, so a large batch does not fill the session."""
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return {}
+    rows = db.execute(select(*Payment.__table__.columns).where(Payment.id.in_(wanted)).order_by(Payment.id)).all()
+    return {body["id"]: body for body in payments_json(db, rows, base=base)}
 
 
 def refunds_out(db: Any, rows: Sequence[Refund]) -> list[RefundOut]:
@@ -256,7 +274,7 @@ When = Annotated[datetime | None, Query(description="ISO 8601 date-time")]
 
 
 @router.get(PAYMENT, response_model=list[PaymentOut], response_model_by_alias=True, response_model_exclude_none=True)
-def list_payments(db: DB, principal: View, offset: Offset = 0, limit: Limit = 50, fields: Fields = None, sort: Sort = None,
+def list_payments(request: Request, db: DB, principal: View, offset: Offset = 0, limit: Limit = 50, fields: Fields = None, sort: Sort = None,
                   account: AccountFilter = None, account_id: Annotated[int | None, Query(ge=1, le=2**53, deprecated=True)] = None,
                   status: TmfStatusP = None, correlatorId: Annotated[str | None, Query(max_length=100)] = None,
                   payment_date_gt: Annotated[date | None, Query(alias="paymentDate.gt")] = None,
@@ -277,20 +295,21 @@ def list_payments(db: DB, principal: View, offset: Offset = 0, limit: Limit = 50
     total = db.execute(select(func.count()).select_from(Payment).where(*conds)).scalar_one()
     order = sort_clauses(sort, {"paymentDate": Payment.received_on, "id": Payment.id, "status": Payment.state, "totalAmount.value": Payment.amount_minor},
                          default=[Payment.id.desc()], tiebreak=Payment.id.desc())
-    rows = payments_json(db, list(db.execute(select(Payment).where(*conds).order_by(*order).offset(offset).limit(limit)).scalars()))
+    rows = payments_json(db, list(db.execute(select(Payment).where(*conds).order_by(*order).offset(offset).limit(limit)).scalars()), base=base_url(request))
     return list_response(rows, fields=fields, total=total)
 
 
 @router.get(PAYMENT + "/{id}", response_model=PaymentOut, response_model_by_alias=True, response_model_exclude_none=True)
-def get_payment(id: ResourceId, db: DB, principal: View) -> JSONResponse:
+def get_payment(id: ResourceId, db: DB, principal: View, request: Request = None) -> JSONResponse:  # type: ignore[assignment]
+    # `request` is None when the TMF hub renders the payment for an event (no request: path-only hrefs)
     p = db.get(Payment, id)
     if p is None:
         raise NotFound(f"payment {id} not found")
-    return JSONResponse(payments_json(db, [p])[0])
+    return JSONResponse(payments_json(db, [p], base=base_url(request))[0])
 
 
 @router.post(PAYMENT, status_code=201, response_model=PaymentOut, response_model_by_alias=True, response_model_exclude_none=True)
-def create_payment(body: PaymentCreate, db: DB, now: Now, principal: Capture,
+def create_payment(request: Request, body: PaymentCreate, db: DB, now: Now, principal: Capture,
                    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None) -> JSONResponse:
     """Record a payment for a billing account; `paymentItem` naming one CustomerBill allocates to it first. A repeated
     `correlatorId` (or Idempotency-Key) returns the first payment."""
@@ -318,7 +337,7 @@ def create_payment(body: PaymentCreate, db: DB, now: Now, principal: Capture,
             tmf_attributes.keep(db, entity_type="payment", entity_id=p.id, account_id=p.account_id, attributes=sent_payment_attributes(body),
                                 now=now, actor=principal.actor)
             db.flush()
-        return (200 if res["replayed"] else 201), payments_json(db, [p])[0]
+        return (200 if res["replayed"] else 201), payments_json(db, [p], base=base_url(request))[0]
 
     status, payload, _ = run_idempotent(db, principal=principal.actor.name, key=idempotency_key, method="POST", path=PAYMENT,
                                         body=body.model_dump(mode="json", by_alias=True), now=now, action=action)

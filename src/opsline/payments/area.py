@@ -78,7 +78,8 @@ AREA = Area(
         "payments.capture": {CLERK, MANAGER},
     },
     lifecycles=(PAYMENT, ALLOCATION, REFUND),
-    events=(INVOICE_SETTLED, INVOICE_REOPENED, INVOICES_SETTLED, "payments.payment_created", "payments.refund_created"),  # allocations.py, refunds.py
+    events=(INVOICE_SETTLED, INVOICE_REOPENED, INVOICES_SETTLED, "payments.payment_created", "payments.refund_created",
+            "payments.payments_created"),  # allocations.py, refunds.py, matching.py
     home=_home,
     home_desks=('debtors_clerk', 'debtors_manager'),
 )

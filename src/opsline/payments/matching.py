@@ -27,6 +27,7 @@ from opsline.payments.tokens import account_tokens, invoice_tokens
 
 SETTLED = "payments.invoice_settled"  # one invoice: {"id", "account_id"}
 SETTLED_MANY = "payments.invoices_settled"  # one batch: {"ids": [...], "account_ids": [...]} (same order)
+PAYMENTS_CREATED = "payments.payments_created"  # one batch of payments written set-based: {"ids": [...]} (TMF676 PaymentCreateEvent each)
 INCOMING = "pm_in"  # payments not written yet: see stage_incoming()
 INCOMING_COLUMNS = ("id", "account_id", "statement_line_id", "external_id", "source", "method", "amount_minor", "currency", "received_on",
                     "payer_name", "payer_account", "reference", "named_invoice_id")
@@ -316,6 +317,9 @@ def run(session: Session, *, now: datetime, actor: Actor, incoming: bool = False
         _write_incoming(q, now=now, actor=actor)
     _write_allocations(q, now=now, actor=actor)
     _finish(q, out, now=now, actor=actor, owner=cfg.suspense_owner)
+    if incoming:
+        # announced once they are complete (state, account, allocations), as one event for the batch
+        announce_created(session, [int(i) for (i,) in q.x(f"SELECT id FROM {INCOMING} ORDER BY id").all()], now=now, actor=actor)
     q.drop_all()
     return out
 
@@ -411,6 +415,13 @@ def _finish(q: _Sql, out: MatchSummary, *, now: datetime, actor: Actor, owner: s
                      WHERE o.unpaid - b.s <= 0 ORDER BY o.invoice_id""").all()
     announce_settled(q.s, [(int(i), int(a)) for i, a in settled], now=now, actor=actor)
     out.settled_invoices = len(settled)
+
+
+def announce_created(session: Session, payment_ids: list[int], *, now: datetime, actor: Actor) -> None:
+    """Announce payments written set-based (a statement's lines, a debit-order file's collections) in ONE event for the
+    batch; each is a TMF676 PaymentCreateEvent for whoever listens. Nothing is published for an empty batch."""
+    if payment_ids:
+        domain_events.publish(session, PAYMENTS_CREATED, {"ids": payment_ids}, now=now, actor=actor)
 
 
 def announce_settled(session: Session, settled: list[tuple[int, int]], *, now: datetime, actor: Actor) -> None:

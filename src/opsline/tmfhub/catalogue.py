@@ -23,6 +23,10 @@ class Rule:
     api: str
     resource: str  # path segment: /tmf-api/{api}/v4/{resource}/{id}
     event_type: Callable[[str, dict[str, Any]], list[str]]  # (domain event name, payload) -> TMF event types (may be [])
+    # the resource in this rule's Create event is rendered when the publishing transaction commits (its delivery, and so its
+    # place in the order per resource, is taken when published): a create whose parts are added after it is announced (an
+    # order's items). Its other events keep the resource as it was when they were published.
+    at_commit: bool = False
 
 
 def _lifecycle(prefix: str, *, create: str | None = None, extra: dict[str, str] | None = None, change: str = "State") -> Callable[[str, dict[str, Any]], list[str]]:
@@ -60,6 +64,15 @@ def _invoice(name: str, payload: dict[str, Any]) -> list[str]:
     return ["CustomerBillCreateEvent"] if state == "finalised" else ["CustomerBillStateChangeEvent"]
 
 
+def _offering_changed(name: str, payload: dict[str, Any]) -> list[str]:
+    """TMF620: `lifecycleStatus` is the offering's state (StateChange); any other attribute is an AttributeValueChange."""
+    attributes = set(payload.get("attributes") or [])
+    out = ["ProductOfferingStateChangeEvent"] if "lifecycleStatus" in attributes else []
+    if attributes - {"lifecycleStatus"} or not attributes:  # a change that names nothing is still a change
+        out.append("ProductOfferingAttributeValueChangeEvent")
+    return out
+
+
 def _always(event_type: str) -> Callable[[str, dict[str, Any]], list[str]]:
     """A declared create/change event (`<area>.<resource>_created` / `_changed`): always this one TMF event type."""
     return lambda name, payload: [] if payload.get("batch") else [event_type]
@@ -89,7 +102,7 @@ APIS: tuple[HubApi, ...] = (
 BY_NAME = {a.name: a for a in APIS}
 
 RULES: tuple[Rule, ...] = (
-    Rule("product_order.*", "productOrderingManagement", "productOrder", _lifecycle("ProductOrder", create="ProductOrderCreateEvent")),
+    Rule("product_order.*", "productOrderingManagement", "productOrder", _lifecycle("ProductOrder", create="ProductOrderCreateEvent"), at_commit=True),
     Rule("cancel_product_order.*", "productOrderingManagement", "cancelProductOrder", _lifecycle("CancelProductOrder", create="CancelProductOrderCreateEvent")),
     Rule("case.changed", "troubleTicket", "troubleTicket", _case_changed),
     Rule("case.*", "troubleTicket", "troubleTicket",
@@ -104,9 +117,11 @@ RULES: tuple[Rule, ...] = (
     Rule("payment.*", "paymentManagement", "payment", _lifecycle("Payment", create="PaymentCreateEvent")),
     Rule("refund.*", "paymentManagement", "refund", _lifecycle("Refund", create="RefundCreateEvent")),
     # creates and attribute changes: events the owning services publish (payload: id, and the changed `attributes`)
-    Rule("orders.order_created", "productOrderingManagement", "productOrder", _always("ProductOrderCreateEvent")),
+    # published when the order is placed, before its items exist: the event carries the order as the placing transaction commits it
+    Rule("orders.order_created", "productOrderingManagement", "productOrder", _always("ProductOrderCreateEvent"), at_commit=True),
     Rule("orders.order_changed", "productOrderingManagement", "productOrder", _always("ProductOrderAttributeValueChangeEvent")),
     Rule("orders.quote_created", "quoteManagement", "quote", _always("QuoteCreateEvent")),
+    Rule("orders.quote_changed", "quoteManagement", "quote", _always("QuoteAttributeValueChangeEvent")),
     Rule("customers.account_created", "customerManagement", "customer", _always("CustomerCreateEvent")),
     Rule("customers.account_changed", "customerManagement", "customer", _always("CustomerAttributeValueChangeEvent")),
     Rule("customers.account_changed", "accountManagement", "billingAccount", _always("BillingAccountAttributeValueChangeEvent")),
@@ -115,15 +130,17 @@ RULES: tuple[Rule, ...] = (
     Rule("partners.service_order_created", "serviceOrdering", "serviceOrder", _always("ServiceOrderCreateEvent")),
     Rule("partners.service_order_changed", "serviceOrdering", "serviceOrder", _always("ServiceOrderAttributeValueChangeEvent")),
     Rule("payments.payment_created", "paymentManagement", "payment", _always("PaymentCreateEvent")),
+    # a statement or debit-order file writes its payments set-based: one event for the batch ({"ids": [...]}), rendered in pages
+    Rule("payments.payments_created", "paymentManagement", "payment", _always("PaymentCreateEvent")),
     Rule("payments.refund_created", "paymentManagement", "refund", _always("RefundCreateEvent")),
+    # offerings change at /admin (reference data): the catalog area's admin view publishes these
+    Rule("catalog.offering_created", "productCatalogManagement", "productOffering", _always("ProductOfferingCreateEvent")),
+    Rule("catalog.offering_changed", "productCatalogManagement", "productOffering", _offering_changed),
 )
 
 # TMF event types whose domain event no area publishes yet (listed so registration still accepts them and the README can
-# say what is missing): a quote changes nothing but its state (QuoteStateChangeEvent), and no service creates or edits a
-# catalog offering (the catalog is seeded), so there is no catalog event to turn into one.
-NOT_YET_PUBLISHED = (
-    "QuoteAttributeValueChangeEvent", "ProductOfferingCreateEvent", "ProductOfferingStateChangeEvent", "ProductOfferingAttributeValueChangeEvent",
-)
+# say what is missing): none left.
+NOT_YET_PUBLISHED: tuple[str, ...] = ()
 
 
 def resource_type(resource: str) -> str:

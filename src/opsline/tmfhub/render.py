@@ -18,6 +18,7 @@ from opsline.api.tmf import api_base, dump
 from opsline.config import get_settings
 from opsline.core.events import Actor
 from opsline.core.localtime import zone
+from opsline.payments.api import payments_by_id
 from opsline.web.deps import Principal
 
 HUB_PRINCIPAL = Principal(Actor(name="tmf-hub", roles=frozenset({"admin"})), None, "TMF event hub", frozenset({"admin"}), "token")
@@ -77,3 +78,23 @@ def render(session: Session, *, api: str, resource: str, resource_id: Any, now: 
     if isinstance(out, Response):
         return json.loads(bytes(out.body)) if out.status_code == 200 else None
     return out if isinstance(out, dict) else None
+
+
+# Resources whose API renders many at once, as its GET by id renders each: (api, resource) -> fn(session, ids) -> {id: resource}
+BATCH_RENDERERS: dict[tuple[str, str], Callable[[Session, list[str]], dict[str, dict[str, Any]]]] = {
+    ("paymentManagement", "payment"): lambda session, ids: payments_by_id(session, ids),
+}
+
+
+def render_many(session: Session, *, api: str, resource: str, resource_ids: list[str], now: datetime) -> dict[str, dict[str, Any]]:
+    """{id: the resource as GET /tmf-api/{api}/v4/{resource}/{id} answers it} (ids it would not find are left out): the API's
+    batch renderer when it has one (a few queries for the lot), else its GET by id, one at a time."""
+    batch = BATCH_RENDERERS.get((api, resource))
+    if batch is not None:
+        return batch(session, resource_ids)
+    out = {}
+    for rid in resource_ids:
+        obj = render(session, api=api, resource=resource, resource_id=rid, now=now)
+        if obj is not None:
+            out[str(rid)] = obj
+    return out

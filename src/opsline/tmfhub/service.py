@@ -16,7 +16,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, event, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from opsline.api.tmf import api_base
@@ -24,6 +24,8 @@ from opsline.core import jobs
 from opsline.core.domain_events import DomainEvent
 from opsline.core.errors import NotFound, OpslineError
 from opsline.core.events import Actor, record
+from opsline.db.base import sqlite_utc
+from opsline.db.bulk import copy_rows
 from opsline.db.session import with_lock_mode
 from opsline.tmfhub.catalogue import BY_NAME, RULES, resource_type
 from opsline.tmfhub.models import DeliveryState, HubAttempt, HubDelivery, HubListener
@@ -191,9 +193,12 @@ def subscriber_for(pattern: str) -> Callable[[Session, DomainEvent, datetime], N
 
 
 def on_domain_event(session: Session, ev: DomainEvent, now: datetime, *, rules: list[Any] | None = None) -> None:
-    """One delivery (and its job) per matching listener, or nothing when none listens."""
+    """One delivery (and its job) per matching listener, or nothing when none listens. A batch event (`{"ids": [...]}`,
+    e.g. a statement's payments) is turned into one event per id, rendered and written a page at a time."""
     rules = [r for r in (RULES if rules is None else rules) if r.domain_event == ev.name or fnmatch.fnmatchcase(ev.name, r.domain_event)]
     if "id" not in ev.payload:
+        if isinstance(ev.payload.get("ids"), list):
+            _on_batch(session, ev, now, rules=rules)
         return
     wanted = [(r, types) for r in rules if (types := r.event_type(ev.name, ev.payload))]
     if not wanted:
@@ -210,6 +215,7 @@ def on_domain_event(session: Session, ev: DomainEvent, now: datetime, *, rules: 
         for event_type in event_types:
             event_id = str(uuid.uuid4())
             body = _event_body(event_id=event_id, event_type=event_type, now=ev.occurred_at, api=rule.api, resource=rule.resource, resource_obj=resource_obj)
+            made = []
             for listener in mine:
                 if not matches(parse_query(listener.api_name, listener.query), body, rule.resource):
                     continue
@@ -217,8 +223,111 @@ def on_domain_event(session: Session, ev: DomainEvent, now: datetime, *, rules: 
                                 state=DeliveryState.PENDING.value, attempts=0, created_at=now, next_attempt_at=now)
                 session.add(d)
                 session.flush()
+                made.append(d.id)
                 jobs.enqueue(session, kind=DELIVER_JOB, payload={"delivery_id": d.id}, now=now, idempotency_key=_job_key(d.id),
                              serial_key=f"hub:{listener.id}:{key}"[:120], max_attempts=MAX_ATTEMPTS)
+            if made and rule.at_commit and event_type.endswith("CreateEvent"):
+                _at_commit(session).append((made, rule.api, rule.resource, ev.payload["id"], now))
+
+
+BATCH_PAGE = 500  # resources rendered and deliveries written per round trip
+
+
+def _on_batch(session: Session, ev: DomainEvent, now: datetime, *, rules: list[Any]) -> None:
+    """The batch form: nothing at all when no listener of the API is registered (a statement import pays one cached
+    listener read); else, per page of ids, the resources rendered together (the API's own list rendering, a few queries per
+    page) and the deliveries and their jobs written with one multi-row INSERT each."""
+    from opsline.tmfhub import render
+
+    payload = {k: v for k, v in ev.payload.items() if k != "ids"}
+    wanted = [(r, types) for r in rules if (types := r.event_type(ev.name, payload))]
+    listeners = _active_listeners(session) if wanted else []
+    for rule, event_types in wanted:
+        mine = [(li, parse_query(li.api_name, li.query)) for li in listeners if li.api_name == rule.api]
+        if not mine:
+            continue
+        ids = [str(i) for i in ev.payload["ids"]]
+        for start in range(0, len(ids), BATCH_PAGE):
+            page = ids[start:start + BATCH_PAGE]
+            with session.begin_nested():
+                rendered = render.render_many(session, api=rule.api, resource=rule.resource, resource_ids=page, now=now)
+            rows: list[dict[str, Any]] = []
+            for rid in page:
+                resource_obj = rendered.get(rid)
+                if resource_obj is None:
+                    continue
+                key = f"{rule.resource}:{rid}"
+                for event_type in event_types:
+                    event_id = str(uuid.uuid4())
+                    body = _event_body(event_id=event_id, event_type=event_type, now=ev.occurred_at, api=rule.api, resource=rule.resource,
+                                       resource_obj=resource_obj)
+                    rows.extend({"listener_id": li.id, "event_id": event_id, "event_type": event_type, "resource_key": key, "body": body,
+                                 "state": DeliveryState.PENDING.value, "attempts": 0, "created_at": now, "next_attempt_at": now}
+                                for li, filters in mine if matches(filters, body, rule.resource))
+            if rows:
+                _write_batch(session, rows, now=now)
+
+
+_BATCH_COLUMNS = ("listener_id", "event_id", "event_type", "resource_key", "body", "state", "attempts", "created_at", "next_attempt_at")
+
+
+def _write_batch(session: Session, rows: list[dict[str, Any]], *, now: datetime) -> None:
+    """The deliveries by COPY (PostgreSQL; executemany on SQLite), in order, then their jobs with one INSERT ... SELECT."""
+    session.flush()
+    conn = session.connection()
+    copy_rows(conn, HubDelivery.__table__, _BATCH_COLUMNS, ([row[c] for c in _BATCH_COLUMNS] for row in rows))
+    pg = conn.dialect.name == "postgresql"
+    payload = "jsonb_build_object('delivery_id', d.id)" if pg else "json_object('delivery_id', d.id)"
+    at = now if pg else sqlite_utc(now)
+    session.execute(text(f"""INSERT INTO job (kind, payload, state, priority, run_at, created_at, attempts, max_attempts, idempotency_key, serial_key)
+                             SELECT :kind, {payload}, :state, 100, :now, :now, 0, :max, :prefix || CAST(d.id AS VARCHAR(20)),
+                                    SUBSTR('hub:' || CAST(d.listener_id AS VARCHAR(20)) || ':' || d.resource_key, 1, 120)
+                             FROM tmf_hub_delivery d WHERE d.event_id IN :events ORDER BY d.id""").bindparams(bindparam("events", expanding=True)),
+                    {"kind": DELIVER_JOB, "state": jobs.JobState.QUEUED.value, "now": at, "max": MAX_ATTEMPTS, "prefix": _job_key(0)[:-1],
+                     "events": sorted({row["event_id"] for row in rows})})
+
+
+# --- a Create event rendered as its transaction commits it ---------------------------------------------------------
+
+_AT_COMMIT = "_tmfhub_at_commit"
+
+
+def _at_commit(session: Session) -> list[Any]:
+    """The Create events to render when this session's (outermost) transaction commits; a rolled-back one's are forgotten."""
+    txn = session.get_transaction()
+    held = session.info.get(_AT_COMMIT)
+    if held is None or held[0] is not txn:
+        held = (txn, [])
+        session.info[_AT_COMMIT] = held
+    return held[1]
+
+
+@event.listens_for(Session, "before_commit")
+def _render_creates_at_commit(session: Session) -> None:
+    """Before the publishing transaction commits, the Create events of `at_commit` rules get the resource as it stands now
+    (an order with the items placed after it was announced). Their deliveries were written when published, so they keep
+    their place before the later events of the same resource."""
+    if session.in_nested_transaction() or _AT_COMMIT not in session.info:
+        return  # a savepoint commits, or nothing waits
+    txn, pending = session.info.pop(_AT_COMMIT)
+    if txn is not session.get_transaction() or not pending:
+        return
+    from opsline.tmfhub import render
+
+    for delivery_ids, api, resource, resource_id, now in pending:
+        deliveries = [d for d in (session.get(HubDelivery, i) for i in delivery_ids) if d is not None and d.state == DeliveryState.PENDING.value]
+        if not deliveries:
+            continue  # a savepoint that held them was rolled back
+        try:
+            with session.begin_nested():
+                resource_obj = render.render(session, api=api, resource=resource, resource_id=resource_id, now=now)
+        except Exception:  # noqa: BLE001 - the business change must commit even if the event keeps its first rendering
+            log.exception("could not render %s %s at commit", resource, resource_id)
+            continue
+        if resource_obj is None:
+            continue
+        for d in deliveries:
+            d.body = {**d.body, "href": resource_obj.get("href"), "event": {resource: resource_obj}}
 
 
 def _active_listeners(session: Session) -> list[HubListener]:

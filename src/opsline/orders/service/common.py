@@ -27,14 +27,19 @@ def order_transition(session: Session, *, order: ProductOrder, action: str, now:
                      reason: str | None = None) -> list[str]:
     """Move the order through its lifecycle (core/lifecycle ORDER) and stamp its completion date when it ends.
     Raises TransitionNotAllowed, ActionNotPermitted, ReasonRequired."""
-    nxt = lifecycle.transition(session, ORDER, order, action, now=now, actor=actor, reason=reason,
-                               details={"channel": order.channel, "quote_id": order.quote_id})
+    # the completion date and reason are set before the move, so the state-change event (rendered as it is published) carries them
+    before = (order.completion_date, order.state_reason, order.updated_at)
+    if order.completion_date is None and ORDER.target(order.state, action) in FINAL_ORDER_STATES:
+        order.completion_date = local_date(now, tz)
     if reason:
         order.state_reason = reason
     order.updated_at = now
-    if order.state in FINAL_ORDER_STATES and order.completion_date is None:
-        order.completion_date = local_date(now, tz)
-    return nxt
+    try:
+        return lifecycle.transition(session, ORDER, order, action, now=now, actor=actor, reason=reason,
+                                    details={"channel": order.channel, "quote_id": order.quote_id})
+    except Exception:
+        order.completion_date, order.state_reason, order.updated_at = before
+        raise
 
 
 def item_transition(session: Session, *, item: ProductOrderItem, action: str, now: datetime, reason: str | None = None,

@@ -30,6 +30,16 @@ class OrderCancellationNotAllowed(TransitionNotAllowed):
     pass
 
 
+class QuoteNotEditable(Conflict):
+    title = "Quote not editable"
+    type_slug = "quote-not-editable"
+
+
+class UnableToChangeQuote(InvalidInput):
+    title = "Unable to change the quote"
+    type_slug = "unable-to-change-quote"
+
+
 class QuoteExpired(TransitionNotAllowed):
     title = "Quote expired"
     type_slug = "quote-expired"

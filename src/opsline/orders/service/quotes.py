@@ -17,12 +17,13 @@ from opsline.customers.models import Account
 from opsline.orders.models import QUOTE, ItemAction, Quote, QuoteItem, QuoteState
 from opsline.orders.schemas import OrderIn, OrderItemIn, QuoteIn
 from opsline.orders.service.common import local_date
-from opsline.orders.service.errors import DuplicateOrderReference, QuoteExpired, QuoteNotFound
+from opsline.orders.service.errors import DuplicateOrderReference, QuoteExpired, QuoteNotEditable, QuoteNotFound, UnableToChangeQuote
 from opsline.orders.service.placing import place_order
 from opsline.orders.service.validation import check_account, validate_items
 
 
 QUOTE_CREATED = "orders.quote_created"  # {"id"}: a new quote (TMF648 QuoteCreateEvent)
+QUOTE_CHANGED = "orders.quote_changed"  # {"id", "attributes"}: a quote changed other than its state (TMF648 QuoteAttributeValueChangeEvent)
 
 def create_quote(session: Session, *, data: QuoteIn, now: datetime, tz: ZoneInfo, actor: Actor) -> Quote:
     """Price the items from the catalog on the requested start date (recurring per month and once-off, with VAT).
@@ -83,7 +84,47 @@ def quote_action(session: Session, *, quote_id: int, action: str, now: datetime,
     if reason:
         quote.state_reason = reason
     quote.updated_at = now
+    if action == "accept":  # the quote now names the order it placed
+        domain_events.publish(session, QUOTE_CHANGED, {"id": quote.id, "attributes": ["productOrder"]}, now=now, actor=actor)
     return quote
+
+
+# our column -> the TMF648 attribute it shows as
+EDITABLE = {"description": "description", "external_id": "externalId", "valid_until": "validFor"}
+
+
+def update_quote(session: Session, *, quote_id: int, changes: dict[str, Any], now: datetime, tz: ZoneInfo, actor: Actor) -> Quote:
+    """Change an open quote's (in progress, pending, approved) description, external reference or last valid day (`changes`:
+    any of description, external_id, valid_until; None clears). Audited, and published as orders.quote_changed with the TMF
+    names of what changed; nothing is written when nothing changed. Raises QuoteNotFound, QuoteNotEditable (accepted,
+    rejected or cancelled), UnableToChangeQuote (unknown attribute, a validity that ends before today), DuplicateOrderReference."""
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise UnableToChangeQuote(f"{', '.join(unknown)} cannot be changed on a quote", field=unknown[0])
+    quote = get_quote(session, quote_id=quote_id)
+    if quote.state not in OPEN_QUOTE_STATES:
+        raise QuoteNotEditable(f"quote {quote.id} is {quote.state}; only an open quote can be changed", field="state")
+    if changes.get("valid_until") is not None and changes["valid_until"] < local_date(now, tz):
+        raise UnableToChangeQuote(f"the quote cannot stop being valid on {changes['valid_until'].isoformat()}, before today", field="validFor")
+    if changes.get("external_id") and changes["external_id"] != quote.external_id and session.execute(
+            select(Quote.id).where(Quote.account_id == quote.account_id, Quote.external_id == changes["external_id"])).first():
+        raise DuplicateOrderReference(f"quote reference '{changes['external_id']}' was already used on this account", field="externalId")
+    before = {k: getattr(quote, k) for k in changes}
+    changed = {k: v for k, v in changes.items() if before[k] != v}
+    if not changed:
+        return quote
+    for k, v in changed.items():
+        setattr(quote, k, v)
+    quote.updated_at = now
+    session.flush()
+    events.record(session, now=now, actor=actor, entity_type="quote", entity_id=quote.id, account_id=quote.account_id, action="changed",
+                  before={k: _plain(before[k]) for k in changed}, after={k: _plain(v) for k, v in changed.items()})
+    domain_events.publish(session, QUOTE_CHANGED, {"id": quote.id, "attributes": sorted(EDITABLE[k] for k in changed)}, now=now, actor=actor)
+    return quote
+
+
+def _plain(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, date) else v
 
 
 def _quote_dicts(session: Session, quotes: list[Quote], actor: Actor | None = None) -> list[dict[str, Any]]:
