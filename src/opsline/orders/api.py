@@ -406,18 +406,25 @@ class QuoteCreate(Kept):
         return int(refs[0].id)
 
 
+class QuoteValidFor(TMFModel):
+    startDateTime: datetime | None = None
+    endDateTime: datetime | None = Field(default=None, description="The last day the quote can be accepted is this instant's day in the company's zone")
+
+
 class QuoteUpdate(TMFModel):
     """TMF648 Quote_Update: a state (the lifecycle action) and, while the quote is open, its description, externalId and
     validFor.endDateTime (null clears; merge-patch). At least one of them."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": [k]} for k in ("state", "description", "externalId", "validFor")]})
 
     state: str | None = Field(default=None, pattern="^(approved|accepted|rejected|cancelled|pending)$")
     stateReason: str | None = Field(default=None, max_length=500)
     description: str | None = Field(default=None, max_length=2000)
     externalId: str | None = Field(default=None, max_length=80)
-    validFor: dict[str, Any] | None = None
+    validFor: QuoteValidFor | None = None
 
     def changes(self, tz: ZoneInfo) -> dict[str, Any]:
-        """The attributes sent, as the quote's columns. Raises InvalidInput (validFor.endDateTime not a date-time)."""
+        """The attributes sent, as the quote's columns."""
         sent = self.model_fields_set
         out: dict[str, Any] = {}
         if "description" in sent:
@@ -425,14 +432,7 @@ class QuoteUpdate(TMFModel):
         if "externalId" in sent:
             out["external_id"] = self.externalId or None
         if "validFor" in sent:
-            end = (self.validFor or {}).get("endDateTime")
-            if end is None:
-                out["valid_until"] = None
-            else:
-                try:
-                    out["valid_until"] = local_date(datetime.fromisoformat(str(end).replace("Z", "+00:00")) if "T" in str(end) else date.fromisoformat(str(end)), tz)
-                except ValueError as exc:
-                    raise InvalidInput("validFor.endDateTime is not a date-time", field="validFor.endDateTime") from exc
+            out["valid_until"] = local_date(self.validFor.endDateTime if self.validFor else None, tz)
         return out
 
 
@@ -510,7 +510,7 @@ def patch_quote(id: Annotated[int, Path(ge=1, le=MAX_ID)], body: QuoteUpdate, db
     if not changes and body.state is None:
         raise InvalidInput("nothing to change: send state, description, externalId or validFor", field="state")
     if changes:
-        service.update_quote(db, quote_id=id, changes=changes, now=now, tz=tz, actor=principal.actor)
+        service.update_quote(db, quote_id=id, changes=changes, now=now, actor=principal.actor)
     if body.state is None:
         return JSONResponse(quote_json(db, service.quote_detail(db, quote_id=id, actor=principal.actor), tz))
     action = {"approved": "approve", "accepted": "accept", "rejected": "reject", "cancelled": "cancel", "pending": "submit"}[body.state]

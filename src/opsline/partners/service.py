@@ -372,7 +372,8 @@ def withdraw_service_order(session: Session, *, service_order_id: int, now: date
         return True
     events.record(session, now=now, actor=actor, entity_type="partner_service_order", entity_id=so.id, account_id=so.account_id,
                   action="withdrawal_requested", reason=f"{reason}; {so.external_ref} is {so.state}"
-                  + (f" and was delivered to {so.partner_code}: the partner is asked to cancel it" if so.delivered_at else ""))
+                  + (f" and was delivered to {so.partner_code}: confirm the cancellation with the partner (asked by a TMF641 cancelServiceOrder)"
+                     if so.delivered_at else ""))
     if so.delivered_at is not None and SERVICE_ORDER.target(so.state, "cancel") is not None:
         request_partner_cancellation(session, service_order_id=so.id, now=now, actor=actor, reason=reason)
     return False

@@ -93,19 +93,18 @@ def quote_action(session: Session, *, quote_id: int, action: str, now: datetime,
 EDITABLE = {"description": "description", "external_id": "externalId", "valid_until": "validFor"}
 
 
-def update_quote(session: Session, *, quote_id: int, changes: dict[str, Any], now: datetime, tz: ZoneInfo, actor: Actor) -> Quote:
+def update_quote(session: Session, *, quote_id: int, changes: dict[str, Any], now: datetime, actor: Actor) -> Quote:
     """Change an open quote's (in progress, pending, approved) description, external reference or last valid day (`changes`:
-    any of description, external_id, valid_until; None clears). Audited, and published as orders.quote_changed with the TMF
-    names of what changed; nothing is written when nothing changed. Raises QuoteNotFound, QuoteNotEditable (accepted,
-    rejected or cancelled), UnableToChangeQuote (unknown attribute, a validity that ends before today), DuplicateOrderReference."""
+    any of description, external_id, valid_until; None clears; a day already past expires the quote). Audited, and published
+    as orders.quote_changed with the TMF names of what changed; nothing is written when nothing changed. Raises
+    QuoteNotFound, QuoteNotEditable (accepted, rejected or cancelled), UnableToChangeQuote (unknown attribute),
+    DuplicateOrderReference."""
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
         raise UnableToChangeQuote(f"{', '.join(unknown)} cannot be changed on a quote", field=unknown[0])
     quote = get_quote(session, quote_id=quote_id)
     if quote.state not in OPEN_QUOTE_STATES:
         raise QuoteNotEditable(f"quote {quote.id} is {quote.state}; only an open quote can be changed", field="state")
-    if changes.get("valid_until") is not None and changes["valid_until"] < local_date(now, tz):
-        raise UnableToChangeQuote(f"the quote cannot stop being valid on {changes['valid_until'].isoformat()}, before today", field="validFor")
     if changes.get("external_id") and changes["external_id"] != quote.external_id and session.execute(
             select(Quote.id).where(Quote.account_id == quote.account_id, Quote.external_id == changes["external_id"])).first():
         raise DuplicateOrderReference(f"quote reference '{changes['external_id']}' was already used on this account", field="externalId")
