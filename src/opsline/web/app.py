@@ -90,12 +90,13 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     from opsline.areas import load_areas
     from opsline.web import auth, desk, pages
 
-    app.include_router(auth.router)
-    app.include_router(pages.router)
-    app.include_router(desk.router)
+    from opsline.web.routing import include_router_gated
+
+    for router in (auth.router, pages.router, desk.router):
+        include_router_gated(app, router)
     for area in load_areas():
         for router in area.routers() if area.routers else []:
-            app.include_router(router)
+            include_router_gated(app, router)
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
