@@ -122,6 +122,28 @@ def test_a_statement_imports_payments_set_based_and_the_hub_sends_a_create_event
     assert any(b["event"]["payment"]["paymentItem"] for b in got)
 
 
+def test_a_debit_order_result_file_sends_a_create_event_for_each_paid_collection_once(api, factory, receiver):
+    with factory.begin() as s:
+        t = account_with_invoices(s, now=NOW, name="Debit Order Holdings", amounts=[59900, 59900])
+    _listen(api, receiver, "paymentManagement", "PaymentCreateEvent")
+    head = "collection_ref,account_number,invoice_number,amount,action_date,status,reason_code\n"
+    data = (head + f"DO-1,{t['number']},{t['invoice_numbers'][0]},599.00,2026-11-20,paid,\n"
+            + f"DO-2,{t['number']},{t['invoice_numbers'][1]},599.00,2026-11-21,paid,\n").encode()
+    with factory.begin() as s:
+        assert imports.import_statement(s, data=data, filename="do-results-1.csv", now=NOW, actor=CLERK)["paid"] == 2
+    with factory.begin() as s:  # a later file repeating a collection pays it once, and announces it once
+        again = imports.import_statement(s, data=(head + f"DO-1,{t['number']},{t['invoice_numbers'][0]},599.00,2026-11-20,paid,\n").encode(),
+                                         filename="do-results-2.csv", now=NOW, actor=CLERK)
+        assert again.get("paid", 0) == 0
+    with factory() as s:
+        ids = [str(i) for i in s.execute(select(Payment.id).order_by(Payment.id)).scalars()]
+    _deliver(factory)
+    got = _received(receiver)
+    assert len(ids) == 2 and [b["event"]["payment"]["id"] for b in got] == ids
+    assert [b["event"]["payment"]["paymentItem"][0]["item"]["id"] for b in got] == [str(i) for i in t["invoices"]]
+    assert all(b["event"]["payment"] == _path_only(api.get(f"{PAYMENTS}/{b['event']['payment']['id']}").json()) for b in got)
+
+
 def test_without_a_payment_listener_a_statement_import_writes_no_delivery_and_no_job(api, factory):
     data = _statement(factory)
     with factory.begin() as s:
