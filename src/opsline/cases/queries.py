@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, select
+from sqlalchemy import Integer, func, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from opsline.cases.models import (
@@ -39,11 +39,19 @@ def overdue_text(seconds: float) -> str:
 
 
 def reference_data(session: Session) -> dict[str, Any]:
+    """Categories, active queues and active staff for the case forms: one round trip (every case page and the work
+    queue read them)."""
+    parts = union_all(
+        select(literal("category").label("kind"), literal(None, type_=Integer).label("id"), CaseCategory.code.label("code"), CaseCategory.name.label("name"),
+               literal(False).label("flag")),
+        select(literal("queue"), Queue.id, Queue.code, Queue.name, Queue.is_escalation).where(Queue.active.is_(True)),
+        select(literal("user"), User.id, User.username, User.full_name, literal(False)).where(User.active.is_(True)),
+    ).subquery()
+    rows = session.execute(select(parts).order_by(parts.c.kind, parts.c.name, parts.c.code)).all()
     return {
-        "categories": [{"code": c, "name": n} for c, n in session.execute(select(CaseCategory.code, CaseCategory.name).order_by(CaseCategory.name))],
-        "queues": [{"id": i, "code": c, "name": n, "is_escalation": e} for i, c, n, e in
-                   session.execute(select(Queue.id, Queue.code, Queue.name, Queue.is_escalation).where(Queue.active.is_(True)).order_by(Queue.name))],
-        "users": [{"id": i, "username": u, "full_name": f} for i, u, f in session.execute(select(User.id, User.username, User.full_name).where(User.active.is_(True)).order_by(User.full_name))],
+        "categories": [{"code": r.code, "name": r.name} for r in rows if r.kind == "category"],
+        "queues": [{"id": r.id, "code": r.code, "name": r.name, "is_escalation": bool(r.flag)} for r in rows if r.kind == "queue"],
+        "users": [{"id": r.id, "username": r.code, "full_name": r.name} for r in rows if r.kind == "user"],
         "states": [s.value for s in CaseState],
         "channels": list(CHANNELS),
         "visibilities": list(NOTE_VISIBILITY),
@@ -99,13 +107,15 @@ def work_queue(session: Session, *, now: datetime, user_id: int | None, tab: str
         q = q.where(SupportCase.queue_id.in_(my_queues))
     elif tab == "breaching":
         q = q.where(SupportCase.sla_state.in_(AT_RISK))
-    total = session.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one()
     page = max(1, page)
     order = (sla_rank(), SupportCase.priority, func.coalesce(ValueTier.rank, 1000), SupportCase.sla_due_at.is_(None), SupportCase.sla_due_at,
              SupportCase.opened_at, SupportCase.id) if sort != "oldest" else (SupportCase.opened_at, SupportCase.id)
     # sort and page the narrow id list first, then read the page's rows: sorting every open case's full row was the
-    # slowest page at 100,000 accounts
-    page_ids = list(session.execute(q.with_only_columns(SupportCase.id).order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).scalars())
+    # slowest page at 100,000 accounts. The total rides along as a window count (one round trip fewer).
+    paged = session.execute(q.with_only_columns(SupportCase.id, func.count().over().label("total")).order_by(*order)
+                            .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    page_ids = [r.id for r in paged]
+    total = paged[0].total if paged else (0 if page == 1 else session.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one())
     by_id = {r.id: r for r in session.execute(q.where(SupportCase.id.in_(page_ids)))} if page_ids else {}
     rows = [_decorate(dict(by_id[i]._mapping), now) for i in page_ids if i in by_id]
     return {"items": rows, "total": total, "page": page, "pages": max(1, -(-total // PAGE_SIZE)), "tab": tab, "sort": sort}
@@ -118,11 +128,13 @@ def oldest_open(session: Session, *, user_id: int | None, now: datetime, limit: 
 
 
 def tab_counts(session: Session, *, user_id: int | None) -> dict[str, int]:
-    open_states = [s.value for s in OPEN_STATES]
-    mine = session.execute(select(func.count(SupportCase.id)).where(SupportCase.assignee_user_id == (user_id or -1), SupportCase.state.in_(open_states))).scalar_one()
+    """Open cases: mine, my queues' and all, in one pass over the open cases."""
     my_queues = select(QueueMember.queue_id).where(QueueMember.user_id == (user_id or -1), QueueMember.active.is_(True))
-    team = session.execute(select(func.count(SupportCase.id)).where(SupportCase.queue_id.in_(my_queues), SupportCase.state.in_(open_states))).scalar_one()
-    every = session.execute(select(func.count(SupportCase.id)).where(SupportCase.state.in_(open_states))).scalar_one()
+    mine, team, every = session.execute(select(
+        func.count(SupportCase.id).filter(SupportCase.assignee_user_id == (user_id or -1)),
+        func.count(SupportCase.id).filter(SupportCase.queue_id.in_(my_queues)),
+        func.count(SupportCase.id),
+    ).where(SupportCase.state.in_([s.value for s in OPEN_STATES]))).one()
     return {"mine": mine, "team": team, "all": every}
 
 
