@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     mail_from: str = "support@opsline.example"
     inbound_smtp_port: int = 2525
     worker_in_process: bool = Field(default=True, description="Run a worker thread inside the web process (SQLite default)")
+    web_threads: int = Field(default=20, ge=2, le=200, description="threads a web process runs request handlers on (anyio's default is 40)")
+    web_max_inflight: int = Field(default=16, ge=1, le=1000, description="requests a web process works on at once; the rest wait in order. "
+                                                                        "Keep it below the database pool (10 + 10 overflow): each holds a connection")
+    web_max_wait_seconds: float = Field(default=20.0, gt=0, le=300, description="how long a request may wait for a slot before it is answered 503 "
+                                                                                "with Retry-After (load shedding)")
     log_level: str = "INFO"
 
     @model_validator(mode="after")

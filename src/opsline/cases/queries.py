@@ -139,18 +139,22 @@ def tab_counts(session: Session, *, user_id: int | None) -> dict[str, int]:
 
 
 def case_dict(session: Session, c: SupportCase, *, actor: Actor | None = None) -> dict[str, Any]:
-    queue = session.get(Queue, c.queue_id)
-    assignee = session.get(User, c.assignee_user_id) if c.assignee_user_id else None
-    acc = session.get(Account, c.account_id) if c.account_id else None
-    cat = session.get(CaseCategory, c.category_code)
-    tier = session.get(ValueTier, c.value_tier_code) if c.value_tier_code else None
+    # the names around the case in one round trip (outer joins: each may be absent)
+    names = session.execute(
+        select(Queue.code, Queue.name, User.full_name, Account.name, Account.account_number, CaseCategory.name, CaseCategory.retention, ValueTier.name)
+        .select_from(SupportCase).where(SupportCase.id == c.id)
+        .outerjoin(Queue, Queue.id == SupportCase.queue_id).outerjoin(User, User.id == SupportCase.assignee_user_id)
+        .outerjoin(Account, Account.id == SupportCase.account_id).outerjoin(CaseCategory, CaseCategory.code == SupportCase.category_code)
+        .outerjoin(ValueTier, ValueTier.code == SupportCase.value_tier_code)
+    ).one()
+    queue_code, queue_name, assignee, account_name, account_number, category_name, retention, tier_name = names
     return {
-        "id": c.id, "reference": c.reference, "account_id": c.account_id, "account_name": acc.name if acc else None,
-        "account_number": acc.account_number if acc else None, "category_code": c.category_code, "category_name": cat.name if cat else c.category_code,
-        "category_retention": bool(cat and cat.retention), "channel": c.channel, "subject": c.subject, "description": c.description, "state": c.state,
-        "priority": c.priority, "value_tier_code": c.value_tier_code, "value_tier_name": tier.name if tier else None,
-        "queue_id": c.queue_id, "queue_code": queue.code if queue else None, "queue_name": queue.name if queue else None,
-        "assignee_user_id": c.assignee_user_id, "assignee": assignee.full_name if assignee else None, "originating_agent": c.originating_agent,
+        "id": c.id, "reference": c.reference, "account_id": c.account_id, "account_name": account_name,
+        "account_number": account_number, "category_code": c.category_code, "category_name": category_name or c.category_code,
+        "category_retention": bool(retention), "channel": c.channel, "subject": c.subject, "description": c.description, "state": c.state,
+        "priority": c.priority, "value_tier_code": c.value_tier_code, "value_tier_name": tier_name,
+        "queue_id": c.queue_id, "queue_code": queue_code, "queue_name": queue_name,
+        "assignee_user_id": c.assignee_user_id, "assignee": assignee, "originating_agent": c.originating_agent,
         "contact_email": c.contact_email, "contact_phone": c.contact_phone, "litigation_risk": c.litigation_risk, "brand_risk": c.brand_risk,
         "opened_at": c.opened_at, "opened_by": c.opened_by, "first_response_at": c.first_response_at, "resolved_at": c.resolved_at,
         "closed_at": c.closed_at, "reopen_count": c.reopen_count, "first_contact_resolution": c.first_contact_resolution,

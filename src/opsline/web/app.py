@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
+import anyio.to_thread
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -23,6 +24,7 @@ from opsline.core.jobs import Worker
 from opsline.db.session import deferred, make_engine, make_sessionmaker
 from opsline.jobs_registry import build_registry
 from opsline.core.errors import NotAuthenticated, PermissionDenied
+from opsline.web.admission import AdmissionLimit
 from opsline.web.deps import DB, Now, get_principal, public, require
 from opsline.web.security import BodySizeLimit, SecurityHeaders, check_csrf
 
@@ -65,6 +67,8 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # fewer handler threads than anyio's 40 (see web/admission.py: requests beyond web_max_inflight wait on the loop)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         worker = None
         if run_worker:
             worker = Worker(factory, registry, worker_id=f"web-{socket.gethostname()}", clock=clock)
@@ -126,5 +130,6 @@ def create_app(*, settings: Settings | None = None, engine: Engine | None = None
     # Middleware order: outermost last. Size limit runs before anything reads the body; headers go on every answer.
     # Staff sessions are server-side (users/sessions.py), so there is no session middleware.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AdmissionLimit, limit=settings.web_max_inflight, max_wait=settings.web_max_wait_seconds)
     app.add_middleware(SecurityHeaders)
     return app
