@@ -133,3 +133,25 @@ def test_the_management_dashboard_shows_every_section_and_exports_a_workbook(cli
     book = zipfile.ZipFile(io.BytesIO(x.content)).read("xl/workbook.xml").decode()
     for sheet in ("Open work", "SLA", "Top 10 debtors", "Cash vs billed", "Revenue", "FNO leakage"):
         assert f'name="{sheet}"' in book
+
+
+def test_the_desk_offers_a_sample_fno_file_for_a_month_not_yet_imported_and_it_imports_with_findings(client_as, factory, now) -> None:
+    _lines(factory, now)
+    c = client_as("billing_analyst")
+    desk = c.get("/assurance").text
+    assert 'href="/assurance/sample.csv?partner=openserve"' in desk and "Openserve 2026-10" in desk  # NOW is November: October has ended
+    r = c.get("/assurance/sample.csv?partner=openserve")
+    assert r.status_code == 200 and r.headers["content-disposition"] == 'attachment; filename="sample-openserve-invoice-2026-10.csv"'
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0] == ["line_id", "period", "amount"] and {row[0] for row in rows[1:]} == {"OPS-LIVE-1", "OPS-GONE-1"}
+    up = c.post("/assurance/invoices", data={"partner": "openserve", "period": "2026-10"}, files={"file": ("sample.csv", r.content, "text/csv")},
+                follow_redirects=False)
+    assert up.status_code == 303, up.text
+    with factory() as s:
+        # the line we cancelled in September is still billed (with one live line there is nothing to forget or overcharge)
+        assert [(f.kind, f.line_ref) for f in s.execute(select(AssuranceFinding)).scalars()] == [("billed_not_active", "OPS-GONE-1")]
+    # that month is taken now: the next sample is for the month before, which can still be imported
+    assert "Openserve 2026-09" in c.get("/assurance").text
+    assert 'filename="sample-openserve-invoice-2026-09.csv"' in c.get("/assurance/sample.csv?partner=openserve").headers["content-disposition"]
+    assert c.get("/assurance/sample.csv?partner=nobody").status_code == 404
+    assert client_as("service_manager").get("/assurance/sample.csv?partner=openserve").status_code == 403

@@ -16,6 +16,7 @@ from opsline.billing.sql import dialect_of
 from opsline.core.errors import InvalidInput
 from opsline.core.events import Actor
 from opsline.customers.models import Account
+from opsline.inventory.models import Product
 from opsline.partners.models import Partner
 
 KIND_LABELS = {
@@ -29,6 +30,11 @@ PAGE = 100
 def fnos(session: Session) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in session.execute(select(Partner.code, Partner.name, Partner.currency)
                                                       .where(Partner.kind == "fno").order_by(Partner.name)).all()]
+
+
+def fnos_with_lines(session: Session) -> set[str]:
+    """FNOs we hold at least one line with (their reference on our product)."""
+    return set(session.execute(select(Product.partner_code).where(Product.partner_line_ref.is_not(None), Product.partner_code.is_not(None)).distinct()).scalars())
 
 
 def invoices(session: Session, *, partner_code: str = "", limit: int = 50) -> list[dict[str, Any]]:

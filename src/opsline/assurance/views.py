@@ -10,6 +10,7 @@ from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from opsline.assurance import queries, service
 from opsline.assurance.models import PartnerInvoice
@@ -37,12 +38,39 @@ def _desk(request: Request, db: DB, now: Any, tz: Any, principal: Principal, *, 
     return render(request, "assurance/desk.html", {
         "fnos": queries.fnos(db), "invoices": queries.invoices(db, partner_code=partner[:30]), "partner": partner[:30], "leakage": queries.leakage_by_month(db, today=local_date(now, tz)),
         "open": queries.open_findings_total(db), "ok": ok or None, "error": error or None, "error_field": error_field,
-        "form": form or {"period": f"{_last_month(now, tz):%Y-%m}", "partner": ""}}, principal=principal, status_code=status)
+        "form": form or {"period": f"{_last_month(now, tz):%Y-%m}", "partner": ""},
+        "samples": [{"code": f["code"], "name": f["name"], "month": _sample_month(db, f["code"], now, tz)} for f in queries.fnos(db)
+                    if f["code"] in queries.fnos_with_lines(db)]},
+        principal=principal, status_code=status)
 
 
 @router.get("/assurance", response_class=HTMLResponse)
 def desk(request: Request, db: DB, now: Now, tz: Tz, principal: View, ok: str = "", partner: str = "") -> HTMLResponse:
     return _desk(request, db, now, tz, principal, ok=ok, partner=partner)
+
+
+def _sample_month(db: DB, partner: str, now: Any, tz: Any) -> date:
+    """The latest month that has ended and has no imported invoice from `partner` (so the sample can be uploaded)."""
+    month = _last_month(now, tz)
+    taken = set(db.execute(select(PartnerInvoice.period).where(PartnerInvoice.partner_code == partner)).scalars())
+    while month in taken:
+        month = date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
+    return month
+
+
+@router.get("/assurance/sample.csv")
+def sample_invoice(db: DB, now: Now, tz: Tz, principal: Import, partner: str = "openserve") -> Response:
+    """An invoice file as `partner` would send it, built from our inventory with the demo's planted errors (lines
+    billed after we cancelled them, two overcharges, two forgotten lines), for a month not yet imported: to try the
+    upload and see the findings."""
+    from opsline.assurance.demo import invoice_csv
+    from opsline.partners.models import Partner
+
+    if db.get(Partner, partner[:30]) is None:
+        raise NotFound(f"no FNO with code {partner[:30]!r}", field="partner")
+    month = _sample_month(db, partner[:30], now, tz)
+    data, _ = invoice_csv(db, period=month, partner_code=partner[:30])
+    return Response(data, media_type="text/csv", headers=download_headers(f"sample-{partner[:30]}-invoice-{month:%Y-%m}.csv"))
 
 
 @router.post("/assurance/invoices", response_model=None)
