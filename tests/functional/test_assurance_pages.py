@@ -126,7 +126,8 @@ def test_the_management_dashboard_shows_every_section_and_exports_a_workbook(cli
     c = client_as("debtors_manager")
     page = c.get("/assurance/dashboard")
     assert page.status_code == 200
-    for title in ("Open work by desk", "SLA compliance", "Cancellations and retention", "Collections", "Top 10 debtors", "Bill runs", "Partner performance"):
+    for title in ("Open work by desk", "SLA compliance", "Case SLAs met this month", "Cancellations and retention", "Collections", "Top 10 debtors",
+                  "Bill runs", "Partner performance"):
         assert title in page.text
     x = c.get("/assurance/dashboard/export?format=xlsx")
     assert x.status_code == 200

@@ -24,6 +24,7 @@ from opsline.core.money import Money
 from opsline.debtors.reports import queries as debtor_reports
 from opsline.partners import exposure as fno_exposure
 from opsline.sla.service.breaches import breach_report
+from opsline.sla.service import compliance as sla_compliance
 
 PALETTE = ["#2e86c1", "#27ae60", "#c0392b", "#8e44ad", "#d68910", "#16a085", "#7f8c8d"]
 
@@ -92,7 +93,8 @@ def build(session: Session, *, now: datetime, tz: ZoneInfo, principal: Any) -> d
     exp = fno_exposure.exposure(session, today=today, limit=1)
     return {
         "today": today, "last_month": last, "work": work,
-        "sla": {"breaches": sla["total"], "overrun_hours": sla["overrun_hours"], "by_cause": sla["by_cause"][:5], "b2b": b2b_sla_compliance(session, period=last)},
+        "sla": {"breaches": sla["total"], "overrun_hours": sla["overrun_hours"], "by_cause": sla["by_cause"][:5], "b2b": b2b_sla_compliance(session, period=last),
+                "cases": sla_compliance(session, since=month_start, until=now + timedelta(seconds=1))},
         "cancellations": {"retention": cancellation_reports.retention(session, since=since12),
                           "by_reason": cancellation_reports.by_reason_month(session, since=since12)},
         "collections": {"top": top, "aged": aged, "effectiveness": coll,
@@ -108,7 +110,8 @@ def sheets(d: dict[str, Any]) -> list[Sheet]:
     """The dashboard as a workbook, one sheet per section."""
     work = [[s["label"], c["title"], c["count"] if isinstance(c["count"], int) else str(c["count"]), c["hint"], c["href"]]
             for s in d["work"]["sections"] for c in s["cards"]]
-    sla = [["Case SLA breaches this month", d["sla"]["breaches"]], ["Overrun business hours", d["sla"]["overrun_hours"]],
+    sla = [["Case SLAs met this month (%)", d["sla"]["cases"]["met_pct"]], ["Case SLA clocks stopped this month", d["sla"]["cases"]["stopped"]]] + \
+          [[f"{m['label']} met (%)", m["met_pct"]] for m in d["sla"]["cases"]["by_metric"]] + [["Case SLA breaches this month", d["sla"]["breaches"]], ["Overrun business hours", d["sla"]["overrun_hours"]],
            [f"B2B SLA rules {d['sla']['b2b']['period']:%Y-%m}", d["sla"]["b2b"]["rules"]], ["B2B rules violated", d["sla"]["b2b"]["violated"]],
            ["B2B rules met (%)", d["sla"]["b2b"]["met_pct"]]] + [[f"Breaches: {r['cause']}", r["count"]] for r in d["sla"]["by_cause"]]
     ret = d["cancellations"]["retention"]

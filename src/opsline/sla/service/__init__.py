@@ -9,13 +9,13 @@ from opsline.sla.service.admin import (
 from opsline.sla.service.breaches import breach_causes, breach_report, dashboard, list_breaches, notifications, set_breach_cause
 from opsline.sla.service.common import OPEN_CASE_STATES, BreachNotFound, UnableToSetBreachCause
 from opsline.sla.service.engine import choose_calendar, compute
-from opsline.sla.service.reading import breach_risk, case_clocks, case_summaries
+from opsline.sla.service.reading import breach_risk, case_clocks, case_summaries, compliance
 from opsline.sla.service.recalc import enqueue_recalculation, on_case_changed, recalculate, recompute_case, run_recalculate_job
 from opsline.sla.service.scan import refresh_summaries, run_scan_job, scan, schedule_scan
 
 __all__ = [
     "OPEN_CASE_STATES", "BreachNotFound", "UnableToSetBreachCause", "breach_causes", "breach_report", "breach_risk", "calendar_view", "case_clocks",
-    "case_summaries", "choose_calendar", "compute", "create_calendar", "create_policy", "dashboard", "enqueue_recalculation", "get_calendar",
+    "case_summaries", "choose_calendar", "compliance", "compute", "create_calendar", "create_policy", "dashboard", "enqueue_recalculation", "get_calendar",
     "list_breaches", "list_calendars", "list_policies", "notifications", "on_case_changed", "pin_policy", "recalculate", "recompute_case",
     "refresh_summaries", "run_recalculate_job", "run_scan_job", "scan", "schedule_scan", "set_breach_cause", "stored_clocks", "update_calendar",
     "update_policy",

@@ -175,3 +175,24 @@ def _summarise(ids: Sequence[int], open_ids: set[int], clocks: Mapping[int, list
         out.append({"id": cid, "sla_state": state, "sla_due_at": min(due) if due else None, "sla_breached_at": min(breached) if breached else None,
                     "sla_risk": risk})
     return out
+
+
+def compliance(session: Session, *, since: datetime, until: datetime) -> dict[str, Any]:
+    """Customer SLA compliance over clocks that stopped in [since, until): per metric (first response, next update,
+    resolution) and overall, how many stopped and how many of those were met (never breached). One aggregate query;
+    `met_pct` is None when nothing stopped."""
+    from sqlalchemy import case, func
+
+    met = func.sum(case((SlaClock.breached_at.is_(None), 1), else_=0))
+    rows = session.execute(select(SlaClock.metric, func.count(), met).where(SlaClock.metric.in_(CUSTOMER_METRICS), SlaClock.stopped_at.is_not(None),
+                                                                          SlaClock.stopped_at >= since, SlaClock.stopped_at < until)
+                           .group_by(SlaClock.metric)).all()
+    by = {m: (int(n), int(k or 0)) for m, n, k in rows}
+
+    def pct(n: int, k: int) -> float | None:
+        return round(100 * k / n, 1) if n else None
+
+    total, total_met = sum(n for n, _ in by.values()), sum(k for _, k in by.values())
+    return {"stopped": total, "met": total_met, "met_pct": pct(total, total_met),
+            "by_metric": [{"metric": m, "label": LABELS.get(m, m), "stopped": by.get(m, (0, 0))[0], "met": by.get(m, (0, 0))[1],
+                           "met_pct": pct(*by.get(m, (0, 0)))} for m in CUSTOMER_METRICS]}
