@@ -22,6 +22,8 @@ from opsline.core.events import Actor
 from opsline.db.session import make_engine, make_sessionmaker
 from opsline.seed import seed_reference
 
+pytest_plugins = ["tmf_hub_helpers"]  # the TMF688 hub tests' listener and API client fixtures
+
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)  # Monday 09:00 in Johannesburg
 
 

@@ -5,19 +5,16 @@ the staff pages show each listener's delivery log."""
 import hashlib
 import hmac
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import NOW, TMF_SPECS, csrf_of, free_port, post_login
+from conftest import NOW, TMF_SPECS, csrf_of, post_login
 from fastapi.testclient import TestClient
+from tmf_hub_helpers import _worker
 
 from opsline.api.tmf_spec import resource_validator
 from opsline.core.events import Actor
-from opsline.core.jobs import Worker
 from opsline.customers import service as customers
-from opsline.jobs_registry import build_registry
 from opsline.tmfhub import service as hub
 
 CUSTOMERS = "/tmf-api/customerManagement/v4/customer"
@@ -25,57 +22,6 @@ CUSTOMER_HUB = "/tmf-api/customerManagement/v4/hub"
 ACCOUNT_HUB = "/tmf-api/accountManagement/v4/hub"
 TMF629 = TMF_SPECS / "TMF629-Customer-v4.0.0.swagger.json"
 STAFF = Actor(name="desk", roles=frozenset({"admin"}))
-
-
-class Receiver:
-    """A real HTTP endpoint on a fixed port that records what it is sent; `down()` closes the port, `up()` reopens it."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.server: ThreadingHTTPServer | None = None
-        self.up()
-
-    def up(self) -> None:
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def down(self) -> None:
-        assert self.server is not None
-        self.server.shutdown()
-        self.server.server_close()
-        self.server = None
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
-
-@pytest.fixture
-def receiver():  # type: ignore[no-untyped-def]
-    r = Receiver()
-    yield r
-    if r.server is not None:
-        r.down()
-
-
-@pytest.fixture
-def api(app, api_token):  # type: ignore[no-untyped-def]
-    c = TestClient(app, base_url="https://opsline.example")
-    c.headers.update(api_token("admin"))
-    return c
 
 
 def _customer(api, name: str) -> int:  # type: ignore[no-untyped-def]
@@ -89,11 +35,6 @@ def _customer(api, name: str) -> int:  # type: ignore[no-untyped-def]
 def _move(factory, account_id: int, action: str, at) -> None:  # type: ignore[no-untyped-def]
     with factory.begin() as s:
         customers.transition_account(s, account_id=account_id, action=action, now=at, actor=STAFF, reason=f"{action} for the hub test")
-
-
-def _worker(factory, at):  # type: ignore[no-untyped-def]
-    clock = {"now": at}
-    return Worker(factory, build_registry(), worker_id="hub-test", clock=lambda: clock["now"]), clock
 
 
 def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:

@@ -5,10 +5,8 @@ as declared domain events, delivered through the job table by the worker)."""
 import json
 from datetime import timedelta
 
-import pytest
 from conftest import NOW
-from fastapi.testclient import TestClient
-from test_tmf_hub import Receiver, _worker
+from tmf_hub_helpers import _worker
 
 from opsline.catalog import service as catalog
 from opsline.core import domain_events
@@ -34,21 +32,6 @@ HUBS = {  # api -> the event types its listener asks for
     "serviceOrdering": "ServiceOrderCreateEvent,ServiceOrderAttributeValueChangeEvent",
     "paymentManagement": "PaymentCreateEvent,RefundCreateEvent",
 }
-
-
-@pytest.fixture
-def receiver():  # type: ignore[no-untyped-def]
-    r = Receiver()
-    yield r
-    if r.server is not None:
-        r.down()
-
-
-@pytest.fixture
-def api(app, api_token):  # type: ignore[no-untyped-def]
-    c = TestClient(app, base_url="https://opsline.example")
-    c.headers.update(api_token("admin"))
-    return c
 
 
 def test_every_create_and_attribute_change_rule_names_a_declared_domain_event_and_its_hubs_event_type():

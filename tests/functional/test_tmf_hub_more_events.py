@@ -9,12 +9,11 @@ import json
 import re
 from datetime import timedelta
 
-import pytest
 from conftest import NOW
 from fastapi.testclient import TestClient
 from payments_helpers import account_with_invoices, mt940
 from sqlalchemy import func, select
-from test_tmf_hub import Receiver, _worker
+from tmf_hub_helpers import _worker
 
 from opsline.catalog import service as catalog
 from opsline.catalog.models import ProductOffering
@@ -36,21 +35,6 @@ OFFERINGS = f"{T}/productCatalogManagement/v4/productOffering"
 CLERK = Actor(name="clerk", roles=frozenset({"debtors_clerk"}))
 STAFF = Actor(name="desk", roles=frozenset({"admin"}))
 MERGE = {"Content-Type": "application/merge-patch+json"}
-
-
-@pytest.fixture
-def receiver():  # type: ignore[no-untyped-def]
-    r = Receiver()
-    yield r
-    if r.server is not None:
-        r.down()
-
-
-@pytest.fixture
-def api(app, api_token):  # type: ignore[no-untyped-def]
-    c = TestClient(app, base_url=BASE)
-    c.headers.update(api_token("admin"))
-    return c
 
 
 def _listen(api, receiver, hub: str, event_types: str) -> None:  # type: ignore[no-untyped-def]
