@@ -3,7 +3,7 @@
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
-from opsline.web.routing import _SegmentGate, first_segment, include_router_gated
+from opsline.web.routing import _GatedRouter, first_segment, include_router_gated
 
 
 def test_first_segment_of_a_path_template_is_its_first_literal_part() -> None:
@@ -34,8 +34,8 @@ def test_gated_routers_answer_as_if_included_directly_and_a_parameter_first_rout
     app = FastAPI()
     for r in (a, b, anything):
         include_router_gated(app, r)
-    gates = [r.original_router for r in app.router.routes if isinstance(getattr(r, "original_router", None), _SegmentGate)]
-    assert [g.segments for g in gates] == [frozenset({"cases"}), frozenset({"cases", ""}), None]
+    gates = [r.original_router for r in app.router.routes if isinstance(getattr(r, "original_router", None), _GatedRouter)]
+    assert [g._gate_segments for g in gates] == [frozenset({"cases"}), frozenset({"cases", ""}), None]
     c = TestClient(app)
     assert c.get("/cases/7").json() == {"case": 7}
     assert c.post("/cases/7/notes").json() == {"note": 7}
