@@ -2,6 +2,7 @@
 health checks are never held back."""
 
 import asyncio
+import threading
 
 import httpx
 from starlette.applications import Starlette
@@ -9,6 +10,24 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from opsline.web.admission import AdmissionLimit
+
+
+def _run(main) -> None:  # type: ignore[no-untyped-def]
+    """asyncio.run(main()) in a thread of its own: the test worker may already run an event loop (browser tests)."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the test's thread)
+            errors.append(exc)
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the admission test did not finish in 60 s"
+    if errors:
+        raise errors[0]
 
 
 def _app(gate: asyncio.Event, seen: list[str]) -> Starlette:
@@ -38,7 +57,7 @@ def test_a_request_beyond_the_limit_waits_for_a_slot_and_is_then_served_in_order
             assert (await first).text == "done 1" and (await second).text == "done 2"
             assert seen == ["1", "2"]
 
-    asyncio.run(run())
+    _run(run)
 
 
 def test_a_request_that_waited_max_wait_is_shed_with_503_problem_json_and_retry_after() -> None:
@@ -58,4 +77,4 @@ def test_a_request_that_waited_max_wait_is_shed_with_503_problem_json_and_retry_
             gate.set()
             assert (await first).status_code == 200
 
-    asyncio.run(run())
+    _run(run)
