@@ -28,19 +28,22 @@ Manage = Annotated[Principal, Depends(require("assurance.manage"))]
 MAX_BYTES = 20 * 1024 * 1024
 
 
+def _month_before(day: date) -> date:
+    return date(day.year - (day.month == 1), (day.month - 2) % 12 + 1, 1)
+
+
 def _last_month(now, tz) -> date:  # type: ignore[no-untyped-def]
-    today = local_date(now, tz)
-    return date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
+    return _month_before(local_date(now, tz))
 
 
 def _desk(request: Request, db: DB, now: Any, tz: Any, principal: Principal, *, ok: str = "", error: str = "", error_field: str = "",
           form: dict[str, str] | None = None, status: int = 200, partner: str = "") -> HTMLResponse:
+    fnos, with_lines = queries.fnos(db), queries.fnos_with_lines(db)
     return render(request, "assurance/desk.html", {
-        "fnos": queries.fnos(db), "invoices": queries.invoices(db, partner_code=partner[:30]), "partner": partner[:30], "leakage": queries.leakage_by_month(db, today=local_date(now, tz)),
+        "fnos": fnos, "invoices": queries.invoices(db, partner_code=partner[:30]), "partner": partner[:30], "leakage": queries.leakage_by_month(db, today=local_date(now, tz)),
         "open": queries.open_findings_total(db), "ok": ok or None, "error": error or None, "error_field": error_field,
         "form": form or {"period": f"{_last_month(now, tz):%Y-%m}", "partner": ""},
-        "samples": [{"code": f["code"], "name": f["name"], "month": _sample_month(db, f["code"], now, tz)} for f in queries.fnos(db)
-                    if f["code"] in queries.fnos_with_lines(db)]},
+        "samples": [{"code": f["code"], "name": f["name"], "month": _sample_month(db, f["code"], now, tz)} for f in fnos if f["code"] in with_lines]},
         principal=principal, status_code=status)
 
 
@@ -54,7 +57,7 @@ def _sample_month(db: DB, partner: str, now: Any, tz: Any) -> date:
     month = _last_month(now, tz)
     taken = set(db.execute(select(PartnerInvoice.period).where(PartnerInvoice.partner_code == partner)).scalars())
     while month in taken:
-        month = date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
+        month = _month_before(month)
     return month
 
 

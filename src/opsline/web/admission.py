@@ -34,7 +34,10 @@ class AdmissionLimit:
         if scope["type"] != "http" or scope.get("path", "").startswith(EXEMPT):
             await self.app(scope, receive, send)
             return
-        slots = self._slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(self.limit))
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.limit)
         try:
             await asyncio.wait_for(slots.acquire(), timeout=self.max_wait)
         except asyncio.TimeoutError:
