@@ -236,18 +236,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def live_server(tmp_path, sqlite_template: str):  # type: ignore[no-untyped-def]
-    """The real app on a real port (uvicorn in a thread) over a fresh SQLite database with demo data."""
-    import uvicorn
-
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory, sqlite_template: str) -> str:
+    """A SQLite database with the 60-account demo, built once per test process and copied for each browser test
+    (building it for every test took about a tenth of the suite's time)."""
     from opsline.demo import run_demo
-    from opsline.web.app import create_app
 
-    path = tmp_path / "live.db"
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
     shutil.copy(sqlite_template, path)
     engine = make_engine(f"sqlite:///{path}")
     run_demo(engine, accounts=60, now=NOW)
+    with engine.connect() as c:  # everything into the main file, so a plain copy carries it all
+        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return str(path)
+
+
+@pytest.fixture
+def live_server(tmp_path, demo_template: str):  # type: ignore[no-untyped-def]
+    """The real app on a real port (uvicorn in a thread) over a fresh SQLite database with demo data."""
+    import uvicorn
+
+    from opsline.web.app import create_app
+
+    path = tmp_path / "live.db"
+    shutil.copy(demo_template, path)
+    engine = make_engine(f"sqlite:///{path}")
     settings = Settings(database_url=f"sqlite:///{path}", secret_key="test-secret-key-0123456789", worker_in_process=True)
     app = create_app(settings=settings, engine=engine, start_worker=True)
     port = free_port()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import CheckConstraint, inspect as sa_inspect, select, text
+from sqlalchemy import CheckConstraint, event, inspect as sa_inspect, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -132,11 +132,34 @@ class Lifecycle:
                 for a in self.allowed_actions(state, actor=actor)]
 
 
+_INSERTED = "opsline.rows_inserted"  # session.info: identity keys of rows this transaction inserted
+
+
+@event.listens_for(Session, "pending_to_persistent")
+def _note_inserted(session: Session, instance: Any) -> None:
+    session.info.setdefault(_INSERTED, set()).add(sa_inspect(instance).key)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_inserted_on_rollback(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_INSERTED, None)  # a rolled-back savepoint may have taken some of them back
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_inserted(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_INSERTED, None)
+
+
 def _current_state(session: Session, lc: Lifecycle, entity: Any) -> str:
     """The row's state, re-read under a row lock on PostgreSQL (on SQLite under the database write lock), so two
-    people acting at once cannot both move the same entity."""
+    people acting at once cannot both move the same entity. A row this transaction inserted is seen by no one else
+    until it commits, so its state is taken as it is (an order placed moves its new order, items and products several
+    times: no lock query for each)."""
     st = sa_inspect(entity, raiseerr=False)
     if st is None or not st.persistent or st.attrs[lc.column].history.has_changes():
+        return str(getattr(entity, lc.column))
+    if st.key in session.info.get(_INSERTED, ()):
         return str(getattr(entity, lc.column))
     mapper = st.mapper
     # FOR UPDATE on every dialect: PostgreSQL locks the row; on SQLite the clause is dropped from the SQL and a

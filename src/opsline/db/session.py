@@ -107,6 +107,24 @@ def _option_engine(engine: Engine, lock: str) -> Engine:
     return engine.execution_options(**{_LOCK_OPTION: lock})
 
 
+KEEP_LOADED = "opsline.keep_loaded"  # session.info: strong references to what a request's session loaded
+
+
+def keep_loaded(session: Session) -> None:
+    """Hold every object `session` loads until the session is dropped. SQLAlchemy's identity map holds objects weakly,
+    so a row one service read and let go was read again by the next service's `session.get` (an order placed read
+    its account three times). For a web request's short session only: a batch job holding every row it touched
+    would grow without bound."""
+    session.info[KEEP_LOADED] = []
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+def _hold_loaded(session: Session, instance: Any) -> None:
+    held = session.info.get(KEEP_LOADED)
+    if held is not None:
+        held.append(instance)
+
+
 def make_sessionmaker(engine: Engine, *, lock: LockMode = "immediate") -> sessionmaker[Session]:
     """Sessions on `engine`. `lock="deferred"` for readers (pages, reports) and jobs that work before they write."""
     return sessionmaker(bind=with_lock_mode(engine, lock) if lock != "immediate" else engine, expire_on_commit=False, future=True)

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from opsline.core.localtime import zone
+from opsline.db.session import keep_loaded
 from opsline.core.errors import NotAuthenticated, PermissionDenied
 from opsline.core.events import Actor
 from opsline.users import service as users
@@ -29,6 +30,7 @@ def get_db(request: Request) -> Iterator[Session]:
     deferred on SQLite: they never wait for the worker's write lock and take it only if they happen to write."""
     factory = request.app.state.read_sessionmaker if request.method in ("GET", "HEAD") else request.app.state.sessionmaker
     session = factory()
+    keep_loaded(session)  # one request: a row read once is not read again by the next service's session.get
     try:
         yield session
         session.commit()
