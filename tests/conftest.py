@@ -246,9 +246,12 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory, sqlite_template: str
     shutil.copy(sqlite_template, path)
     engine = make_engine(f"sqlite:///{path}")
     run_demo(engine, accounts=60, now=NOW)
-    with engine.connect() as c:  # everything into the main file, so a plain copy carries it all
-        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
+    import sqlite3
+
+    raw = sqlite3.connect(path, isolation_level=None)  # everything into the main file, so a plain copy carries it all
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
     return str(path)
 
 
