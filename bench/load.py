@@ -16,7 +16,9 @@ notification the demo and the load queue is retried with backoff by the job work
 connection refusals. Before the server starts, the job worker runs once (`opsline worker --burst`) so the demo's
 backlog of due jobs (about 2,500 messages at 2,000 accounts) is sent first, as a worker running all along would have:
 the window carries only the jobs the load itself creates. The database is then vacuumed and analysed, as autovacuum
-keeps a production database (this machine's PostgreSQL has autovacuum off).
+keeps a production database (this machine's PostgreSQL has autovacuum off), and the run works on a copy of it
+(CREATE DATABASE ... TEMPLATE), so every run with --reuse starts from the same data (the notes a run adds made the
+next run's case pages heavier).
 
 Users start at --spawn-rate a second; each agent signs in as it starts (argon2id, RFC 9106 parameters: about 0.3 s of
 CPU on this machine, by design), so the ramp-up is a sign-in storm no desk would produce. Statistics are reset once
@@ -41,7 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -155,6 +158,26 @@ def _vacuum(url: str) -> None:
     engine.dispose()
 
 
+def _copy_database(url: str) -> str:
+    """A copy of the prepared database for one run (CREATE DATABASE ... TEMPLATE: a file copy, seconds)."""
+    u = make_url(url)
+    run = u.set(database=f"{u.database}_run")
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{run.database}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{run.database}" TEMPLATE "{u.database}"'))
+    admin.dispose()
+    return run.render_as_string(hide_password=False)
+
+
+def _drop_database(url: str) -> None:
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def _orders(url: str) -> int:
     """Orders the load test placed (their externalId starts with "load-")."""
     engine = make_engine(url)
@@ -179,25 +202,33 @@ def main() -> None:
         raise SystemExit("locust is not installed: .venv/bin/pip install -e '.[bench]'") from None
 
     work = Path(tempfile.mkdtemp(prefix="opsline-load-"))
-    url = prepare_database("postgresql", args.accounts, args.reuse, str(work))
-    env_ids = _samples(url)
-    token = api_token(url)
-    statement = work / "statement.csv"
-    n_lines = _statement(url, statement)
-    orders_before = _orders(url)
+    base = prepare_database("postgresql", args.accounts, args.reuse, str(work))
     bin_dir = Path(sys.executable).parent
     from aiosmtpd.controller import Controller
 
     sink = _MailSink()
     mail = Controller(sink, hostname="127.0.0.1", port=_free_port())
     mail.start()
-    env = dict(os.environ, OPSLINE_DATABASE_URL=url, OPSLINE_WORKER_IN_PROCESS="false", OPSLINE_LOG_LEVEL="WARNING",
-               OPSLINE_SMTP_HOST="127.0.0.1", OPSLINE_SMTP_PORT=str(mail.port))
+    mail_env = dict(os.environ, OPSLINE_WORKER_IN_PROCESS="false", OPSLINE_LOG_LEVEL="WARNING", OPSLINE_SMTP_HOST="127.0.0.1", OPSLINE_SMTP_PORT=str(mail.port))
     t0 = time.perf_counter()
-    drained = _drain(bin_dir, env)
+    drained = _drain(bin_dir, dict(mail_env, OPSLINE_DATABASE_URL=base))
     _log(f"ran {drained} due job(s) the demo left ({time.perf_counter() - t0:.0f} s; {sink.received} mails sent to the sink)")
+    _vacuum(base)
+    url = _copy_database(base)  # every run starts from the same data: the orders and notes of a run go with its copy
+    try:
+        _run(args, work, url, bin_dir, dict(mail_env, OPSLINE_DATABASE_URL=url), sink)
+    finally:
+        mail.stop()
+        _drop_database(url)
+
+
+def _run(args: argparse.Namespace, work: Path, url: str, bin_dir: Path, env: dict[str, str], sink: _MailSink) -> None:
+    env_ids = _samples(url)
+    token = api_token(url)
+    statement = work / "statement.csv"
+    n_lines = _statement(url, statement)
+    orders_before = _orders(url)
     mail_before = sink.received
-    _vacuum(url)
     server_log = (work / "server.log").open("wb")
     server = subprocess.Popen([str(bin_dir / "uvicorn"), "opsline.web.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(PORT),
                                "--workers", str(args.web_workers), "--log-level", "warning", "--no-access-log"], env=env,
@@ -229,7 +260,6 @@ def main() -> None:
                     p.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        mail.stop()
     stats_file = Path(f"{prefix}_stats.csv")
     if not stats_file.exists():
         raise SystemExit(f"locust produced no statistics:\n{loc_out[-3000:]}\n{loc_err[-3000:]}")
