@@ -24,13 +24,13 @@ from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
 import opsline.models  # noqa: E402,F401  (every table)
 from opsline.db.base import metadata  # noqa: E402
 from opsline.demo import demo_steps, run_demo  # noqa: E402
-from benchdb import fresh_database  # noqa: E402
+from benchdb import drop_database, fresh_database  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 
@@ -73,11 +73,7 @@ def floor_pg(engine: Engine, url: str, rows: dict[str, int]) -> float:
         raw.close()
     assert counts(target) == rows, "the floor database does not hold the same rows"
     target.dispose()
-    u = make_url(target_url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(target_url)
     return took
 
 

@@ -43,13 +43,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
+from benchdb import copy_database, drop_database  # noqa: E402
 from web import NOW, api_token, prepare_database  # noqa: E402
 
 from opsline.db.session import make_engine  # noqa: E402
@@ -158,26 +158,6 @@ def _vacuum(url: str) -> None:
     engine.dispose()
 
 
-def _copy_database(url: str) -> str:
-    """A copy of the prepared database for one run (CREATE DATABASE ... TEMPLATE: a file copy, seconds)."""
-    u = make_url(url)
-    run = u.set(database=f"{u.database}_run")
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{run.database}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{run.database}" TEMPLATE "{u.database}"'))
-    admin.dispose()
-    return run.render_as_string(hide_password=False)
-
-
-def _drop_database(url: str) -> None:
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def _orders(url: str) -> int:
     """Orders the load test placed (their externalId starts with "load-")."""
     engine = make_engine(url)
@@ -214,12 +194,12 @@ def main() -> None:
     drained = _drain(bin_dir, dict(mail_env, OPSLINE_DATABASE_URL=base))
     _log(f"ran {drained} due job(s) the demo left ({time.perf_counter() - t0:.0f} s; {sink.received} mails sent to the sink)")
     _vacuum(base)
-    url = _copy_database(base)  # every run starts from the same data: the orders and notes of a run go with its copy
+    url = copy_database(base, "_run")  # every run starts from the same data: the orders and notes of a run go with its copy
     try:
         _run(args, work, url, bin_dir, dict(mail_env, OPSLINE_DATABASE_URL=url), sink)
     finally:
         mail.stop()
-        _drop_database(url)
+        drop_database(url)
 
 
 def _run(args: argparse.Namespace, work: Path, url: str, bin_dir: Path, env: dict[str, str], sink: _MailSink) -> None:

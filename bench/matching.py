@@ -23,8 +23,7 @@ from datetime import date, datetime, timezone
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 import numpy as np  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 DEFAULT_URL = os.environ.get("OPSLINE_BENCH_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/opsline_bench_matching")
@@ -34,21 +33,12 @@ CONSUMER_PRICES = [39900, 49900, 59900, 69900, 79900, 89900, 99900, 129900, 1499
 def generate(url: str, invoices: int) -> None:
     """Fresh database, schema, reference data, invoices // 2 demo customers, two issued invoices each (Oct and Nov), and a
     payment history for 60 % of them (the payer bank accounts the payer-account rule learns from)."""
-    import opsline.models  # noqa: F401
-    from opsline.db.base import metadata
+    from benchdb import fresh_database
     from opsline.db.bulk import copy_rows, reset_sequence
-    from opsline.db.session import make_engine
     from opsline.demo import run_demo
     from opsline.payments.behaviour import payer_account
 
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{u.database}"'))
-    admin.dispose()
-    engine = make_engine(url)
-    metadata.create_all(engine)
+    engine = fresh_database(url)
     accounts = invoices // 2
     t0 = time.perf_counter()
     run_demo(engine, accounts=accounts, now=NOW, steps=["customers"])
