@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
@@ -247,8 +248,6 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory, sqlite_template: str
     engine = make_engine(f"sqlite:///{path}")
     run_demo(engine, accounts=60, now=NOW)
     engine.dispose()
-    import sqlite3
-
     raw = sqlite3.connect(path, isolation_level=None)  # everything into the main file, so a plain copy carries it all
     raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     raw.close()

@@ -17,6 +17,7 @@ from opsline.core import domain_events
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.money import Money
+from opsline.db.session import transaction_cache
 
 
 class OfferingNotFound(NotFound):
@@ -178,20 +179,16 @@ def bundled_equipment(session: Session, *, offering_id: int) -> list[dict[str, A
     return [{"offering_id": eo.id, "code": eo.code, "name": eo.name, "equipment_kind": eo.equipment_kind, "owner": link.owner, "quantity": link.quantity} for link, eo in rows]
 
 
-_TAX_MEMO = "opsline.tax_rates"  # session.info: (transaction, {(code, date): rate})
 _TAX = table("tax_rate", column("code"), column("rate"), column("valid_from"), column("valid_to"))
 
 
 def tax_rate(session: Session, *, code: str, on: date) -> Decimal:
     """The rate (e.g. Decimal('0.15')) for a tax code on a date, from billing's tax_rate table, read once per
     transaction (an order prices each item and then the order). Raises UnknownTaxRate."""
-    memo = session.info.get(_TAX_MEMO)
-    if memo is None or memo[0] is not session.get_transaction():
-        memo = session.info[_TAX_MEMO] = (session.get_transaction(), {})
-    key = (code, on)
-    if key not in memo[1]:
-        memo[1][key] = _tax_rate_row(session, code=code, on=on)
-    return memo[1][key]
+    rates = transaction_cache(session, "tax_rates")
+    if (code, on) not in rates:
+        rates[(code, on)] = _tax_rate_row(session, code=code, on=on)
+    return rates[(code, on)]
 
 
 def _tax_rate_row(session: Session, *, code: str, on: date) -> Decimal:

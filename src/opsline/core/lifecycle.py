@@ -32,6 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from opsline.core import domain_events, events
 from opsline.core.errors import InvalidInput, PermissionDenied, TransitionNotAllowed
 from opsline.core.events import Actor
+from opsline.db.session import transaction_cache
 from opsline.users.roles import allowed as role_allows
 
 
@@ -132,23 +133,9 @@ class Lifecycle:
                 for a in self.allowed_actions(state, actor=actor)]
 
 
-_INSERTED = "opsline.rows_inserted"  # session.info: identity keys of rows this transaction inserted
-
-
 @event.listens_for(Session, "pending_to_persistent")
 def _note_inserted(session: Session, instance: Any) -> None:
-    session.info.setdefault(_INSERTED, set()).add(sa_inspect(instance).key)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_inserted_on_rollback(session: Session, previous_transaction: Any) -> None:
-    session.info.pop(_INSERTED, None)  # a rolled-back savepoint may have taken some of them back
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_inserted(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:
-        session.info.pop(_INSERTED, None)
+    transaction_cache(session, "rows_inserted")[sa_inspect(instance).key] = True
 
 
 def _current_state(session: Session, lc: Lifecycle, entity: Any) -> str:
@@ -157,9 +144,8 @@ def _current_state(session: Session, lc: Lifecycle, entity: Any) -> str:
     until it commits, so its state is taken as it is (an order placed moves its new order, items and products several
     times: no lock query for each)."""
     st = sa_inspect(entity, raiseerr=False)
-    if st is None or not st.persistent or st.attrs[lc.column].history.has_changes():
-        return str(getattr(entity, lc.column))
-    if st.key in session.info.get(_INSERTED, ()):
+    if (st is None or not st.persistent or st.attrs[lc.column].history.has_changes()
+            or st.key in transaction_cache(session, "rows_inserted")):
         return str(getattr(entity, lc.column))
     mapper = st.mapper
     # FOR UPDATE on every dialect: PostgreSQL locks the row; on SQLite the clause is dropped from the SQL and a

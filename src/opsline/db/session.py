@@ -125,6 +125,27 @@ def _hold_loaded(session: Session, instance: Any) -> None:
         held.append(instance)
 
 
+_TRANSACTION_CACHE = "opsline.transaction_cache"  # session.info: {name: dict} for the current transaction
+
+
+def transaction_cache(session: Session, name: str) -> dict[Any, Any]:
+    """A dict named `name` that lives as long as the session's current transaction: emptied when the transaction
+    ends, and on any rollback (a rolled-back savepoint may have taken back what it holds). For what a transaction may
+    read once (tax rates) or knows about itself (the rows it inserted)."""
+    return session.info.setdefault(_TRANSACTION_CACHE, {}).setdefault(name, {})
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_TRANSACTION_CACHE, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_TRANSACTION_CACHE, None)
+
+
 def make_sessionmaker(engine: Engine, *, lock: LockMode = "immediate") -> sessionmaker[Session]:
     """Sessions on `engine`. `lock="deferred"` for readers (pages, reports) and jobs that work before they write."""
     return sessionmaker(bind=with_lock_mode(engine, lock) if lock != "immediate" else engine, expire_on_commit=False, future=True)
