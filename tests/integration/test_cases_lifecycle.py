@@ -243,3 +243,27 @@ def test_agents_adding_notes_to_the_same_case_at_the_same_moment_all_succeed(eng
     assert errors == []
     with factory() as s:
         assert s.execute(select(func.count(CaseNote.id)).where(CaseNote.case_id == case_id, CaseNote.body.like("agent %"))).scalar_one() == 18
+
+
+def test_an_internal_note_moves_no_clock_so_the_sla_area_does_not_recompute_unless_the_same_call_changed_more(session, now, actor):
+    """`case.changed` says whether the change can move an SLA clock: an internal note cannot (the replay ignores it),
+    so the SLA standing is not recomputed for it; a customer note is. When one call both transitions the case and adds
+    an internal note, the single event delivered still asks for the recompute (the earlier change is carried over)."""
+    from opsline.core import domain_events
+
+    c = _open(session, now, actor, account_id=_account(session, now), contact_email="thabo@example.test")
+    session.refresh(c)
+    assert c.sla_as_of == now
+    service.add_note(session, case_id=c.id, data=NoteIn(body="internal only"), now=now + timedelta(minutes=5), actor=actor)
+    session.refresh(c)
+    assert c.sla_as_of == now  # not recomputed
+    service.add_note(session, case_id=c.id, data=NoteIn(body="We are on it", visibility="customer"), now=now + timedelta(minutes=7), actor=actor)
+    session.refresh(c)
+    assert c.sla_as_of == now + timedelta(minutes=7) and c.first_response_at == now + timedelta(minutes=7)
+    later = now + timedelta(minutes=9)
+    with domain_events.collect(session):
+        service.transition(session, case_id=c.id, action="pend", now=later, actor=actor, reason="need bank statement")
+        service.add_note(session, case_id=c.id, data=NoteIn(body="waiting on the customer"), now=later, actor=actor)
+        assert domain_events.pending(session, service.CHANGED, c.id)["clocks"] is True
+    session.refresh(c)
+    assert c.state == "pending" and c.sla_as_of == later

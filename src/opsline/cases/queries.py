@@ -5,10 +5,11 @@ reported through `service.record_sla` (cases never reads SLA tables)."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import Integer, func, literal, select, union_all
+from sqlalchemy import Integer, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from opsline.cases.models import (
@@ -38,16 +39,22 @@ def overdue_text(seconds: float) -> str:
     return f"{d} d {h} h" if d else f"{h} h {m} m" if h else f"{m} m"
 
 
-def reference_data(session: Session) -> dict[str, Any]:
-    """Categories, active queues and active staff for the case forms: one round trip (every case page and the work
-    queue read them)."""
+@lru_cache(maxsize=1)
+def _reference_select():  # type: ignore[no-untyped-def]
+    """Built once: statements are immutable, and building this union (and its cache key) cost more than running it."""
     parts = union_all(
         select(literal("category").label("kind"), literal(None, type_=Integer).label("id"), CaseCategory.code.label("code"), CaseCategory.name.label("name"),
                literal(False).label("flag")),
         select(literal("queue"), Queue.id, Queue.code, Queue.name, Queue.is_escalation).where(Queue.active.is_(True)),
         select(literal("user"), User.id, User.username, User.full_name, literal(False)).where(User.active.is_(True)),
     ).subquery()
-    rows = session.execute(select(parts).order_by(parts.c.kind, parts.c.name, parts.c.code)).all()
+    return select(parts).order_by(parts.c.kind, parts.c.name, parts.c.code)
+
+
+def reference_data(session: Session) -> dict[str, Any]:
+    """Categories, active queues and active staff for the case forms: one round trip (every case page and the work
+    queue read them)."""
+    rows = session.execute(_reference_select()).all()
     return {
         "categories": [{"code": r.code, "name": r.name} for r in rows if r.kind == "category"],
         "queues": [{"id": r.id, "code": r.code, "name": r.name, "is_escalation": bool(r.flag)} for r in rows if r.kind == "queue"],
@@ -58,7 +65,9 @@ def reference_data(session: Session) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1)
 def _base_select():  # type: ignore[no-untyped-def]
+    """The work list's columns and joins, built once (a Select is immutable: each caller's .where() makes a new one)."""
     assignee = aliased(User)
     return select(
         SupportCase.id, SupportCase.reference, SupportCase.subject, SupportCase.state, SupportCase.priority, SupportCase.value_tier_code,
@@ -127,26 +136,35 @@ def oldest_open(session: Session, *, user_id: int | None, now: datetime, limit: 
     return [_decorate(dict(r._mapping), now) for r in session.execute(q.order_by(SupportCase.opened_at, SupportCase.id).limit(limit))]
 
 
-def tab_counts(session: Session, *, user_id: int | None) -> dict[str, int]:
-    """Open cases: mine, my queues' and all, in one pass over the open cases."""
-    my_queues = select(QueueMember.queue_id).where(QueueMember.user_id == (user_id or -1), QueueMember.active.is_(True))
-    mine, team, every = session.execute(select(
-        func.count(SupportCase.id).filter(SupportCase.assignee_user_id == (user_id or -1)),
+@lru_cache(maxsize=1)
+def _tab_counts_select():  # type: ignore[no-untyped-def]
+    user = bindparam("user_id", type_=Integer)
+    my_queues = select(QueueMember.queue_id).where(QueueMember.user_id == user, QueueMember.active.is_(True))
+    return select(
+        func.count(SupportCase.id).filter(SupportCase.assignee_user_id == user),
         func.count(SupportCase.id).filter(SupportCase.queue_id.in_(my_queues)),
         func.count(SupportCase.id),
-    ).where(SupportCase.state.in_([s.value for s in OPEN_STATES]))).one()
+    ).where(SupportCase.state.in_([s.value for s in OPEN_STATES]))
+
+
+def tab_counts(session: Session, *, user_id: int | None) -> dict[str, int]:
+    """Open cases: mine, my queues' and all, in one pass over the open cases."""
+    mine, team, every = session.execute(_tab_counts_select(), {"user_id": user_id or -1}).one()
     return {"mine": mine, "team": team, "all": every}
 
 
-def case_dict(session: Session, c: SupportCase, *, actor: Actor | None = None) -> dict[str, Any]:
-    # the names around the case in one round trip (outer joins: each may be absent)
-    names = session.execute(
-        select(Queue.code, Queue.name, User.full_name, Account.name, Account.account_number, CaseCategory.name, CaseCategory.retention, ValueTier.name)
-        .select_from(SupportCase).where(SupportCase.id == c.id)
-        .outerjoin(Queue, Queue.id == SupportCase.queue_id).outerjoin(User, User.id == SupportCase.assignee_user_id)
-        .outerjoin(Account, Account.id == SupportCase.account_id).outerjoin(CaseCategory, CaseCategory.code == SupportCase.category_code)
+@lru_cache(maxsize=1)
+def _case_names() -> Any:
+    """The names around a case in one round trip (outer joins: each may be absent); built once."""
+    return select(Queue.code, Queue.name, User.full_name, Account.name, Account.account_number, CaseCategory.name, CaseCategory.retention, ValueTier.name) \
+        .select_from(SupportCase).where(SupportCase.id == bindparam("case_id")) \
+        .outerjoin(Queue, Queue.id == SupportCase.queue_id).outerjoin(User, User.id == SupportCase.assignee_user_id) \
+        .outerjoin(Account, Account.id == SupportCase.account_id).outerjoin(CaseCategory, CaseCategory.code == SupportCase.category_code) \
         .outerjoin(ValueTier, ValueTier.code == SupportCase.value_tier_code)
-    ).one()
+
+
+def case_dict(session: Session, c: SupportCase, *, actor: Actor | None = None) -> dict[str, Any]:
+    names = session.execute(_case_names(), {"case_id": c.id}).one()
     queue_code, queue_name, assignee, account_name, account_number, category_name, retention, tier_name = names
     return {
         "id": c.id, "reference": c.reference, "account_id": c.account_id, "account_name": account_name,
@@ -166,13 +184,25 @@ def case_dict(session: Session, c: SupportCase, *, actor: Actor | None = None) -
     }
 
 
+@lru_cache(maxsize=None)
+def _of_case(model: type) -> Any:
+    """A case's rows of one child table, oldest first; built once per table (the case page reads six of them)."""
+    return select(model).where(model.case_id == bindparam("case_id")).order_by(model.id)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=1)
+def _attachments_of_case() -> Any:
+    return select(CaseAttachment.id, CaseAttachment.filename, CaseAttachment.content_type, CaseAttachment.size, CaseAttachment.uploaded_at,
+                  CaseAttachment.uploaded_by).where(CaseAttachment.case_id == bindparam("case_id")).order_by(CaseAttachment.id)
+
+
 def case_history(session: Session, *, case_id: int) -> list[dict[str, Any]]:
-    rows = session.execute(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)).scalars()
+    rows = session.execute(_of_case(CaseEvent), {"case_id": case_id}).scalars()
     return [{"id": e.id, "at": e.at, "kind": e.kind, "from_value": e.from_value, "to_value": e.to_value, "reason": e.reason, "actor": e.actor, "data": e.data} for e in rows]
 
 
 def case_notes(session: Session, *, case_id: int) -> list[dict[str, Any]]:
-    rows = session.execute(select(CaseNote).where(CaseNote.case_id == case_id).order_by(CaseNote.id)).scalars()
+    rows = session.execute(_of_case(CaseNote), {"case_id": case_id}).scalars()
     return [{"id": n.id, "at": n.at, "author": n.author, "visibility": n.visibility, "direction": n.direction, "body": n.body, "email_message_id": n.email_message_id} for n in rows]
 
 
@@ -199,15 +229,14 @@ def case_detail(session: Session, *, case_id: int, now: datetime, actor: Actor |
             timeline.append({"id": 0, "at": n["at"], "kind": "note", "actor": n["author"], "note": n, "from_value": None, "to_value": n["visibility"], "reason": None, "data": None})
     timeline.sort(key=lambda e: (e["at"], e["id"]), reverse=True)
     links = [{"id": lk.id, "target_type": lk.target_type, "target_id": lk.target_id, "target_ref": lk.target_ref, "note": lk.note, "created_at": lk.created_at, "created_by": lk.created_by}
-             for lk in session.execute(select(CaseLink).where(CaseLink.case_id == c.id).order_by(CaseLink.id)).scalars()]
-    attachments = [{"id": a, "filename": f, "content_type": t, "size": s, "uploaded_at": u, "uploaded_by": b} for a, f, t, s, u, b in session.execute(
-        select(CaseAttachment.id, CaseAttachment.filename, CaseAttachment.content_type, CaseAttachment.size, CaseAttachment.uploaded_at, CaseAttachment.uploaded_by)
-        .where(CaseAttachment.case_id == c.id).order_by(CaseAttachment.id))]
+             for lk in session.execute(_of_case(CaseLink), {"case_id": c.id}).scalars()]
+    attachments = [{"id": a, "filename": f, "content_type": t, "size": s, "uploaded_at": u, "uploaded_by": b}
+                   for a, f, t, s, u, b in session.execute(_attachments_of_case(), {"case_id": c.id})]
     offers = [{"id": o.id, "offer": o.offer, "outcome": o.outcome, "at": o.at, "by": o.by}
-              for o in session.execute(select(RetentionOffer).where(RetentionOffer.case_id == c.id).order_by(RetentionOffer.id)).scalars()]
+              for o in session.execute(_of_case(RetentionOffer), {"case_id": c.id}).scalars()]
     leads = [{"id": ld.id, "product_interest": ld.product_interest, "notes": ld.notes, "state": ld.state, "created_by": ld.created_by, "created_at": ld.created_at,
               "buttons": LEAD.buttons(ld.state, actor=actor)}
-             for ld in session.execute(select(SalesLead).where(SalesLead.case_id == c.id).order_by(SalesLead.id)).scalars()]
+             for ld in session.execute(_of_case(SalesLead), {"case_id": c.id}).scalars()]
     d = case_dict(session, c, actor=actor)
     if c.sla_state == "breached" and c.sla_breached_at is not None and c.state in [s.value for s in OPEN_STATES]:
         d["overdue"] = overdue_text((now - c.sla_breached_at).total_seconds())

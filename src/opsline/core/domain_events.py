@@ -123,6 +123,15 @@ def publish(session: Session, name: str, payload: dict[str, Any], *, now: dateti
     _deliver(session, ev)
 
 
+def pending(session: Session, name: str, id_: Any) -> dict[str, Any] | None:
+    """The payload of the `name` event for `id_` already published inside the current `collect` block, which a
+    later publish of the same (name, id) replaces (None outside a block or when there is none). A publisher whose
+    payload sums up several changes reads it to carry the earlier ones over (see cases' `changed`)."""
+    waiting = session.info.get("_domain_events_pending")
+    ev = waiting.get((name, str(id_))) if waiting is not None else None
+    return ev.payload if ev is not None else None
+
+
 @contextmanager
 def collect(session: Session) -> Iterator[None]:
     """Deliver the events published inside the block once each (by name and id), when the block ends normally."""

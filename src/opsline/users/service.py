@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from opsline.core import events
@@ -109,8 +110,13 @@ def create_api_client(session: Session, *, name: str, roles: list[str], now: dat
     return client, tok
 
 
+@lru_cache(maxsize=1)
+def _client_lookup():  # type: ignore[no-untyped-def]
+    return select(ApiClient).where(ApiClient.token_hash == bindparam("token_hash"), ApiClient.active.is_(True))  # built once: every API request runs it
+
+
 def client_for_token(session: Session, *, token: str) -> ApiClient:
-    client = session.execute(select(ApiClient).where(ApiClient.token_hash == _hash_token(token), ApiClient.active.is_(True))).scalar_one_or_none()
+    client = session.execute(_client_lookup(), {"token_hash": _hash_token(token)}).scalar_one_or_none()
     if client is None:
         raise NotAuthenticated("unknown or revoked API token")
     return client

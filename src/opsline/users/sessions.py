@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from opsline.core import events
@@ -60,22 +61,28 @@ def start_session(session: Session, *, user_id: int, now: datetime, max_age_seco
     return _active(row, user), tok
 
 
+@lru_cache(maxsize=1)
+def _session_lookup():  # type: ignore[no-untyped-def]
+    """Built once (every request runs it): columns rather than entities, a bound parameter for the token's hash."""
+    return select(StaffSession.id, StaffSession.csrf_token, StaffSession.created_at, StaffSession.expires_at, StaffSession.revoked_at,
+                  User.id.label("user_id"), User.username, User.full_name, User.roles, User.active) \
+        .join(User, User.id == StaffSession.user_id).where(StaffSession.token_hash == bindparam("token_hash"))
+
+
 def load_session(session: Session, *, token: str, now: datetime) -> ActiveSession:
     """The live session for a cookie token (one query, with its user).
     Raises SessionExpired when it ran out, NotAuthenticated when unknown, revoked or its user is deactivated."""
     if not token:
         raise NotAuthenticated("please sign in")
-    found = session.execute(
-        select(StaffSession, User).join(User, User.id == StaffSession.user_id).where(StaffSession.token_hash == _hash(token))
-    ).first()
-    if found is None:
+    row = session.execute(_session_lookup(), {"token_hash": _hash(token)}).first()
+    if row is None:
         raise NotAuthenticated("please sign in")
-    row, user = found
-    if row.revoked_at is not None or not user.active:
+    if row.revoked_at is not None or not row.active:
         raise NotAuthenticated("you were signed out; please sign in again")
     if row.expires_at <= now:
         raise SessionExpired("your session has expired; please sign in again")
-    return _active(row, user)
+    return ActiveSession(session_id=row.id, user_id=row.user_id, username=row.username, full_name=row.full_name,
+                         roles=frozenset(row.roles or []), csrf_token=row.csrf_token, created_at=row.created_at, expires_at=row.expires_at)
 
 
 def end_session(session: Session, *, token: str, now: datetime) -> bool:

@@ -62,10 +62,15 @@ def one_call(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def changed(session: Session, c: SupportCase, *, now: datetime, actor: Actor, what: str) -> None:
-    """Flush the case and publish `case.changed` (delivered once per service call by `one_call`)."""
+def changed(session: Session, c: SupportCase, *, now: datetime, actor: Actor, what: str, clocks: bool = True) -> None:
+    """Flush the case and publish `case.changed` (delivered once per service call by `one_call`).
+    `clocks` False says this change cannot move an SLA clock (an internal note), so the SLA area need not recompute
+    the case; it stays True when an earlier change of the same call could (the delivered event is the last one)."""
     flush(session, c)
-    domain_events.publish(session, CHANGED, {"id": c.id, "account_id": c.account_id, "reference": c.reference, "what": what}, now=now, actor=actor)
+    earlier = domain_events.pending(session, CHANGED, c.id)
+    clocks = clocks or bool(earlier and earlier.get("clocks", True))
+    domain_events.publish(session, CHANGED, {"id": c.id, "account_id": c.account_id, "reference": c.reference, "what": what, "clocks": clocks},
+                          now=now, actor=actor)
 
 
 def setting(session: Session, key: str, default: str) -> str:

@@ -55,7 +55,7 @@ def add_note(session: Session, *, case_id: int, data: NoteIn, now: datetime, act
     UnableToChangeCase (no address to send to)."""
     c = cm.get_case(session, case_id=case_id, for_update=True)
     note = write_note(session, c, data=data, now=now, actor=actor, author=author, direction=direction, email_message_id=email_message_id)
-    cm.changed(session, c, now=now, actor=actor, what="note")
+    cm.changed(session, c, now=now, actor=actor, what="note", clocks=data.visibility != "internal")  # an internal note moves no clock
     return note
 
 

@@ -44,7 +44,7 @@ def record_retention(session: Session, *, case_id: int, offer: str, outcome: str
         if c.account_id is not None:
             events.record(session, now=now, actor=actor, entity_type="cancellation_request", entity_id=c.reference, account_id=c.account_id,
                           action="requested", after={"case": c.reference, "offer_declined": row.offer})
-        cm.changed(session, c, now=now, actor=actor, what="note")
+        cm.changed(session, c, now=now, actor=actor, what="note", clocks=False)  # an offer, a link and an internal note: no clock moves
         # the cancellations area opens the journey from this (same transaction: declined and opened together)
         domain_events.publish(session, "case.retention_declined", {"id": c.id, "account_id": c.account_id, "reference": c.reference,
                                                                    "offer": row.offer, "retention_offer_id": row.id}, now=now, actor=actor)

@@ -28,7 +28,11 @@ def recompute_case(session: Session, *, case_id: int, now: datetime) -> None:
 
 
 def on_case_changed(session: Session, event: DomainEvent, now: datetime) -> None:
-    """Subscriber to `case.changed` (same transaction): recompute that one case's clocks, once per service call."""
+    """Subscriber to `case.changed` (same transaction): recompute that one case's clocks, once per service call,
+    unless the change cannot move a clock (`clocks` False: an internal note; the replay ignores those). The case's
+    standing then moves on with time through the scheduled recalculation, as it does between changes."""
+    if event.payload.get("clocks") is False:
+        return
     recompute_case(session, case_id=int(event.payload["id"]), now=event.occurred_at)
 
 
