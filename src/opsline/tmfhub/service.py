@@ -26,7 +26,7 @@ from opsline.core.errors import NotFound, OpslineError
 from opsline.core.events import Actor, record
 from opsline.db.base import sqlite_utc
 from opsline.db.bulk import copy_rows
-from opsline.db.session import with_lock_mode
+from opsline.db.session import transaction_cache, with_lock_mode
 from opsline.tmfhub.catalogue import BY_NAME, RULES, resource_type
 from opsline.tmfhub.models import DeliveryState, HubAttempt, HubDelivery, HubListener
 
@@ -332,13 +332,10 @@ def _render_creates_at_commit(session: Session) -> None:
 
 def _active_listeners(session: Session) -> list[HubListener]:
     """Every active listener, read once per transaction (a bill run publishes one event per invoice)."""
-    txn = session.get_transaction()
-    cached = session.info.get("_tmfhub_listeners")
-    if cached is not None and cached[0] is txn:
-        return cached[1]
-    rows = list(session.execute(select(HubListener).where(HubListener.deleted_at.is_(None)).order_by(HubListener.id)).scalars())
-    session.info["_tmfhub_listeners"] = (txn, rows)
-    return rows
+    cache = transaction_cache(session, "tmfhub_listeners")
+    if "rows" not in cache:
+        cache["rows"] = list(session.execute(select(HubListener).where(HubListener.deleted_at.is_(None)).order_by(HubListener.id)).scalars())
+    return cache["rows"]
 
 
 def _render_safely(session: Session, rule: Any, ev: DomainEvent, now: datetime) -> dict[str, Any] | None:
