@@ -60,6 +60,7 @@ class _Registry:
     declared: set[str] = field(default_factory=set)
     subscribers: list[Subscriber] = field(default_factory=list)
     by_name: dict[str, Subscriber] = field(default_factory=dict)
+    matched: dict[str, tuple[Subscriber, ...]] = field(default_factory=dict)  # event name -> its subscribers
 
 
 @lru_cache(maxsize=1)
@@ -88,11 +89,21 @@ def all_subscribers() -> list[Subscriber]:
 
 
 def subscribers_for(name: str) -> list[Subscriber]:
-    return [s for s in _registry().subscribers if s.event == name or fnmatch.fnmatchcase(name, s.event)]
+    return list(_subscribers_for(name))
+
+
+def _subscribers_for(name: str) -> tuple[Subscriber, ...]:
+    """Matched once per event name and registry (an order publishes about eight events, and each was matched against
+    every subscriber's pattern on every publish)."""
+    reg = _registry()
+    found = reg.matched.get(name)
+    if found is None:
+        found = reg.matched[name] = tuple(s for s in reg.subscribers if s.event == name or fnmatch.fnmatchcase(name, s.event))
+    return found
 
 
 def _deliver(session: Session, ev: DomainEvent) -> None:
-    for sub in subscribers_for(ev.name):
+    for sub in _subscribers_for(ev.name):
         if sub.mode == "same_transaction":
             sub.handler(session, ev, ev.occurred_at)
         else:
