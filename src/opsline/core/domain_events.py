@@ -103,7 +103,7 @@ def _subscribers_for(name: str) -> tuple[Subscriber, ...]:
 
 
 def _deliver(session: Session, ev: DomainEvent) -> None:
-    for sub in _subscribers_for(ev.name):
+    for sub in subscribers_for(ev.name):
         if sub.mode == "same_transaction":
             sub.handler(session, ev, ev.occurred_at)
         else:
