@@ -55,6 +55,9 @@ class Subscriber:
     serial_key: Callable[[DomainEvent], str | None] | None = None
 
 
+_PENDING = "_domain_events_pending"  # session.info: {(name, id): event} published inside the current `collect` block
+
+
 @dataclass
 class _Registry:
     declared: set[str] = field(default_factory=set)
@@ -89,17 +92,13 @@ def all_subscribers() -> list[Subscriber]:
 
 
 def subscribers_for(name: str) -> list[Subscriber]:
-    return list(_subscribers_for(name))
-
-
-def _subscribers_for(name: str) -> tuple[Subscriber, ...]:
     """Matched once per event name and registry (an order publishes about eight events, and each was matched against
     every subscriber's pattern on every publish)."""
     reg = _registry()
     found = reg.matched.get(name)
     if found is None:
         found = reg.matched[name] = tuple(s for s in reg.subscribers if s.event == name or fnmatch.fnmatchcase(name, s.event))
-    return found
+    return list(found)
 
 
 def _deliver(session: Session, ev: DomainEvent) -> None:
@@ -125,7 +124,7 @@ def publish(session: Session, name: str, payload: dict[str, Any], *, now: dateti
     if name not in _registry().declared:
         raise UndeclaredEvent(f"domain event {name!r} is not declared by any area")
     ev = DomainEvent(name=name, payload=payload, occurred_at=now, actor=actor)
-    pending = session.info.get("_domain_events_pending")
+    pending = session.info.get(_PENDING)
     if pending is not None:
         # one delivery per (name, id): the last one wins; events without an id (batches) are never merged
         key = (name, str(payload["id"])) if "id" in payload else (name, f"#{len(pending)}")
@@ -138,7 +137,7 @@ def pending(session: Session, name: str, id_: Any) -> dict[str, Any] | None:
     """The payload of the `name` event for `id_` already published inside the current `collect` block, which a
     later publish of the same (name, id) replaces (None outside a block or when there is none). A publisher whose
     payload sums up several changes reads it to carry the earlier ones over (see cases' `changed`)."""
-    waiting = session.info.get("_domain_events_pending")
+    waiting = session.info.get(_PENDING)
     ev = waiting.get((name, str(id_))) if waiting is not None else None
     return ev.payload if ev is not None else None
 
@@ -146,15 +145,15 @@ def pending(session: Session, name: str, id_: Any) -> dict[str, Any] | None:
 @contextmanager
 def collect(session: Session) -> Iterator[None]:
     """Deliver the events published inside the block once each (by name and id), when the block ends normally."""
-    if session.info.get("_domain_events_pending") is not None:  # nested: the outer block delivers
+    if session.info.get(_PENDING) is not None:  # nested: the outer block delivers
         yield
         return
     pending: dict[tuple[str, str], DomainEvent] = {}
-    session.info["_domain_events_pending"] = pending
+    session.info[_PENDING] = pending
     try:
         yield
     finally:
-        session.info.pop("_domain_events_pending", None)
+        session.info.pop(_PENDING, None)
     for ev in pending.values():
         _deliver(session, ev)
 

@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
@@ -64,8 +65,8 @@ def start_session(session: Session, *, user_id: int, now: datetime, max_age_seco
 @lru_cache(maxsize=1)
 def _session_lookup():  # type: ignore[no-untyped-def]
     """Built once (every request runs it): columns rather than entities, a bound parameter for the token's hash."""
-    return select(StaffSession.id, StaffSession.csrf_token, StaffSession.created_at, StaffSession.expires_at, StaffSession.revoked_at,
-                  User.id.label("user_id"), User.username, User.full_name, User.roles, User.active) \
+    return select(StaffSession.id, StaffSession.user_id, StaffSession.csrf_token, StaffSession.created_at, StaffSession.expires_at, StaffSession.revoked_at,
+                  User.username, User.full_name, User.roles, User.active) \
         .join(User, User.id == StaffSession.user_id).where(StaffSession.token_hash == bindparam("token_hash"))
 
 
@@ -81,8 +82,7 @@ def load_session(session: Session, *, token: str, now: datetime) -> ActiveSessio
         raise NotAuthenticated("you were signed out; please sign in again")
     if row.expires_at <= now:
         raise SessionExpired("your session has expired; please sign in again")
-    return ActiveSession(session_id=row.id, user_id=row.user_id, username=row.username, full_name=row.full_name,
-                         roles=frozenset(row.roles or []), csrf_token=row.csrf_token, created_at=row.created_at, expires_at=row.expires_at)
+    return _active(row, row)  # the row carries the session's and the user's columns
 
 
 def end_session(session: Session, *, token: str, now: datetime) -> bool:
@@ -125,6 +125,7 @@ def live_sessions(session: Session, *, user_id: int, now: datetime) -> list[dict
     return [{"id": r.id, "created_at": r.created_at, "expires_at": r.expires_at, "ip": r.ip, "user_agent": r.user_agent} for r in rows]
 
 
-def _active(row: StaffSession, user: User) -> ActiveSession:
-    return ActiveSession(session_id=row.id, user_id=user.id, username=user.username, full_name=user.full_name,
+def _active(row: Any, user: Any) -> ActiveSession:
+    """From a StaffSession and its User, or from one row of `_session_lookup` carrying both."""
+    return ActiveSession(session_id=row.id, user_id=row.user_id, username=user.username, full_name=user.full_name,
                          roles=frozenset(user.roles or []), csrf_token=row.csrf_token, created_at=row.created_at, expires_at=row.expires_at)
