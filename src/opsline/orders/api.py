@@ -303,7 +303,7 @@ def list_product_orders(
 @router.get(BASE + "/{id}", response_model=selectable(ProductOrder), response_model_by_alias=True, response_model_exclude_none=True)
 def get_product_order(id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DB, now: Now, tz: Tz, principal: Annotated[Principal, Depends(require("orders.view"))],
                       fields: Fields = None) -> JSONResponse:
-    return item_response(order_json(db, service.order_detail(db, order_id=id, now=now, tz=tz, actor=principal.actor), tz), fields=fields)
+    return item_response(order_json(db, service.order_record(db, order_id=id, now=now, tz=tz, actor=principal.actor), tz), fields=fields)
 
 
 @router.post(BASE, status_code=201, response_model=ProductOrder, response_model_by_alias=True, response_model_exclude_none=True)

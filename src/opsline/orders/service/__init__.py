@@ -22,7 +22,7 @@ from opsline.orders.service.errors import (
 )
 from opsline.orders.service.partner_updates import handle_service_order_event, on_partner_order_update
 from opsline.orders.service.placing import place_order, start_held_termination
-from opsline.orders.service.queries import home_summary, items_of, list_orders, order_counts, order_detail, order_dict, order_form, order_list, orders_desk
+from opsline.orders.service.queries import home_summary, items_of, list_orders, order_counts, order_detail, order_dict, order_form, order_record, order_list, orders_desk
 from opsline.orders.service.quotes import create_quote, get_quote, list_quotes, quote_action, quote_detail, quote_list, update_quote
 from opsline.orders.service.termination import early_termination_quote, is_juristic, termination_fees
 
@@ -31,6 +31,6 @@ __all__ = [
     "OrderNotFound", "OrderTransitionNotAllowed", "QuoteExpired", "QuoteNotEditable", "QuoteNotFound", "QuoteTransitionNotAllowed", "UnableToChangeQuote", "UnableToPlaceOrder",
     "WaiverReasonRequired", "allowed_actions", "cancel_order", "change_order", "change_quote", "create_quote", "early_termination_quote",
     "get_order", "get_quote", "handle_service_order_event", "home_summary", "is_juristic", "items_of", "list_orders", "list_quotes",
-    "local_date", "on_partner_order_update", "order_action", "order_counts", "order_detail", "order_dict", "order_form", "order_list", "orders_desk",
+    "local_date", "on_partner_order_update", "order_action", "order_counts", "order_detail", "order_dict", "order_form", "order_record", "order_list", "orders_desk",
     "place_order", "quote_action", "start_held_termination", "quote_detail", "quote_list", "submit_order", "submit_quote", "termination_fees", "update_quote",
 ]

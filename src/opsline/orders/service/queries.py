@@ -54,16 +54,21 @@ def items_of(session: Session, *, order_ids: list[int]) -> dict[int, list[dict[s
     return out
 
 
-def order_detail(session: Session, *, order_id: int, now: datetime, tz: ZoneInfo, actor: Actor | None = None) -> dict[str, Any]:
-    """The order with items, account, the partner service orders raised for it (with messages) and its history.
-    Raises OrderNotFound."""
+def order_record(session: Session, *, order_id: int, now: datetime, tz: ZoneInfo, actor: Actor | None = None) -> dict[str, Any]:
+    """The order with its items: what the TMF622 resource shows (two queries). Raises OrderNotFound."""
     o = get_order(session, order_id=order_id)
-    acc = session.get(Account, o.account_id)
-    items = items_of(session, order_ids=[o.id])[o.id]
-    d = order_dict(o, now=now, tz=tz, actor=actor) | {"items": items}
+    return order_dict(o, now=now, tz=tz, actor=actor) | {"items": items_of(session, order_ids=[o.id])[o.id]}
+
+
+def order_detail(session: Session, *, order_id: int, now: datetime, tz: ZoneInfo, actor: Actor | None = None) -> dict[str, Any]:
+    """The order page's record: the order with items, account, the partner service orders raised for it (with
+    messages) and its history. Raises OrderNotFound."""
+    d = order_record(session, order_id=order_id, now=now, tz=tz, actor=actor)
+    items = d["items"]
+    acc = session.get(Account, d["account_id"])
     d["account"] = {"id": acc.id, "account_number": acc.account_number, "name": acc.name, "status": acc.status} if acc else None
     d["service_orders"] = partners.service_orders_for_items(session, order_item_ids=[i["id"] for i in items], now=now, tz=tz)
-    d["history"] = events.history(session, entity_type="product_order", entity_id=o.id)
+    d["history"] = events.history(session, entity_type="product_order", entity_id=d["id"])
     return d
 
 

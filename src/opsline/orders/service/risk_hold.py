@@ -107,12 +107,13 @@ def bureau_for(session: Session) -> CreditBureau:
 
 def order_value(session: Session, *, items: Sequence[Item], on: date, currency: str) -> Money:
     """What the order commits the customer to, excl. VAT: once-off charges plus the recurring charge over the term
-    (12 months for month-to-month). Deletes and plain relocations add nothing new."""
+    (12 months for month-to-month). Deletes and plain relocations add nothing new. Uses the prices validation read
+    for the same date (Item.price) where it has them."""
     total = 0
     for it in items:
         if it.data.action not in (ItemAction.ADD, ItemAction.MODIFY):
             continue
-        s = catalog.price_summary(session, offering_id=it.offering.id, on=on, quantity=it.data.quantity, include_router=it.offering.contract_months == 0)
+        s = it.price or catalog.price_summary(session, offering_id=it.offering.id, on=on, quantity=it.data.quantity, include_router=it.offering.contract_months == 0)
         months = it.offering.contract_months or 12
         one_off = 0 if (it.data.action == ItemAction.MODIFY and not it.relocation) else int(s["one_off_minor"])
         total += one_off + int(s["recurring_minor"]) * months

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ class Item:
     product: Product | None
     site_id: int | None
     relocation: bool
+    price: dict[str, Any] | None = None  # catalog.price_summary on the start date for an add or modify (router charged on month-to-month only)
 
 
 def check_account(session: Session, account_id: int, *, deletes_only: bool = False) -> Account:
@@ -83,7 +85,7 @@ def validate_items(session: Session, *, account_id: int, items: list[OrderItemIn
     for n, it in enumerate(items):
         if it.action == ItemAction.NO_CHANGE:
             continue
-        product = None
+        product, price = None, None
         if it.action in (ItemAction.MODIFY, ItemAction.DELETE):
             product = _check_product(session, it=it, n=n, account_id=account_id, touched=touched, for_quote=for_quote)
         if it.waive_early_termination_fee and not (it.waiver_reason or "").strip():
@@ -118,11 +120,11 @@ def validate_items(session: Session, *, account_id: int, items: list[OrderItemIn
             if site_id is not None:
                 _check_site(session, site_id=site_id, account_id=account_id, offering=offering, n=n)
             try:
-                catalog.price_summary(session, offering_id=offering.id, on=on)
+                price = catalog.price_summary(session, offering_id=offering.id, on=on, quantity=it.quantity, include_router=offering.contract_months == 0)
             except catalog.PriceNotValid as exc:
                 raise catalog.PriceNotValid(f"item {n}: {offering.code} has no price valid on {on.isoformat()}", field=f"items[{n}].offering_id") from exc
         relocation = bool(product is not None and it.action == ItemAction.MODIFY and site_id != product.site_id)
-        out.append(Item(it, offering, product, site_id, relocation))
+        out.append(Item(it, offering, product, site_id, relocation, price))
     if not out:
         raise UnableToPlaceOrder("the order has no items that change anything", field="items")
     return out
