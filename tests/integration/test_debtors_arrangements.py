@@ -242,6 +242,38 @@ def test_paying_a_suspended_account_up_reconnects_it_through_the_account_lifecyc
         assert s.execute(text("SELECT COUNT(*) FROM audit_event WHERE action = 'reconnect' AND account_id = :a"), {"a": a["id"]}).scalar_one() == 1
 
 
+def test_a_settlement_of_several_suspended_accounts_reconnects_each_in_its_own_job(factory):  # type: ignore[no-untyped-def]
+    """A statement import settles many accounts at once: each suspended one gets its own reconnection job (a short
+    transaction of its own), accounts not suspended get none, and running a job twice changes nothing."""
+    from opsline.jobs_registry import build_registry
+
+    with factory.begin() as s:
+        payers = [debtor(s, name=f"Bulk Payer {k}", amount=59900, overdue_days=40) for k in range(3)]
+        active = debtor(s, name="Never Suspended", amount=59900, overdue_days=40)
+        for a in payers:
+            _suspend_by_dunning(s, a)
+        for a in payers + [active]:
+            _pay(s, a["id"], 59900, TODAY)
+        domain_events.publish(s, "payments.invoices_settled", {"ids": [a["invoice_id"] for a in payers + [active]],
+                                                               "account_ids": [a["id"] for a in payers + [active]]}, now=at(TODAY), actor=Actor.system("payments"))
+    _deliver_jobs(factory)
+    with factory() as s:
+        assert {s.get(Account, a["id"]).status for a in payers} == {"suspended"}  # nothing reconnected in the delivery itself
+        queued = s.execute(text("SELECT payload FROM job WHERE kind = :k ORDER BY id"), {"k": reconnect.RECONNECT_JOB}).scalars().all()
+        payloads = [p if isinstance(p, dict) else __import__("json").loads(p) for p in queued]
+        assert sorted(p["account_id"] for p in payloads) == sorted(a["id"] for a in payers)
+    handler = build_registry().get(reconnect.RECONNECT_JOB)
+    assert handler is reconnect.reconnect_job
+    for _ in range(2):  # a repeat changes nothing
+        for p in payloads:
+            with factory.begin() as s:
+                handler(s, p, at(TODAY))
+    with factory() as s:
+        assert {s.get(Account, a["id"]).status for a in payers} == {"active"}
+        assert s.execute(text("SELECT COUNT(*) FROM audit_event WHERE entity_type = 'account' AND action = 'reconnect' AND account_id IN (:a, :b, :c)"),
+                         dict(zip("abc", [a["id"] for a in payers]))).scalar_one() == 3
+
+
 def test_an_approved_arrangement_reconnects_a_suspended_account(factory):  # type: ignore[no-untyped-def]
     with factory.begin() as s:
         a = debtor(s, name="Arranged Suspended", amount=59900, overdue_days=40)

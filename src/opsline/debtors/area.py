@@ -58,9 +58,10 @@ def _admin_views() -> list:
 
 
 def _register_jobs(registry) -> None:  # type: ignore[no-untyped-def]
-    from opsline.debtors import actions, runs
+    from opsline.debtors import actions, reconnect, runs
 
     registry.register(runs.PERFORM_JOB)(actions.perform_job)
+    registry.register(reconnect.RECONNECT_JOB)(reconnect.reconnect_job)
 
 
 def _cli(app) -> None:  # type: ignore[no-untyped-def]

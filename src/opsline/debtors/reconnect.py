@@ -9,29 +9,24 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Iterable
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from opsline.billing.sql import Dialect
 from opsline.config import get_settings
+from opsline.core import jobs
 from opsline.core.domain_events import DomainEvent
 from opsline.core.events import Actor
 from opsline.core.localtime import local_date, zone
 from opsline.core.money import Money
 from opsline.customers import service as customers
-from opsline.customers.models import Account, AccountStatus
+from opsline.customers.models import AccountStatus
 from opsline.customers.schemas import MemoIn
 from opsline.debtors import arrangements
 
 DUNNING_ACTOR = "system:dunning"  # who suspends for non-payment (debtors.actions.SYSTEM)
 SYSTEM = Actor.system("debtors")
-
-
-def _suspended_by_dunning(session: Session, account_id: int) -> bool:
-    """The account is suspended and its latest suspension was dunning's (not a person's, e.g. for fraud)."""
-    who = session.execute(text("""SELECT actor FROM audit_event WHERE entity_type = 'account' AND account_id = :a AND action = 'suspend'
-                                   ORDER BY occurred_at DESC, id DESC LIMIT 1"""), {"a": account_id}).scalar()
-    return who == DUNNING_ACTOR
+RECONNECT_JOB = "debtors.reconnect"  # {"account_id"}: reconnect one account if its arrears are cleared
 
 
 def _active_arrangement(session: Session, account_id: int) -> int | None:
@@ -39,15 +34,23 @@ def _active_arrangement(session: Session, account_id: int) -> int | None:
                            {"a": account_id}).scalar()
 
 
+def suspended_by_dunning_among(session: Session, account_ids: Iterable[int]) -> list[int]:
+    """Which of these accounts are suspended now, their latest suspension dunning's (not a person's, e.g. for fraud):
+    one query per 1,000 ids (a statement import settles thousands of accounts, of which a handful are suspended)."""
+    ids = sorted({int(a) for a in account_ids if a is not None})
+    q = text("""SELECT a.id FROM account a WHERE a.status = :s AND a.id IN :ids
+                AND (SELECT e.actor FROM audit_event e WHERE e.entity_type = 'account' AND e.account_id = a.id AND e.action = 'suspend'
+                     ORDER BY e.occurred_at DESC, e.id DESC LIMIT 1) = :who ORDER BY a.id""").bindparams(bindparam("ids", expanding=True))
+    return [int(i) for k in range(0, len(ids), 1000)
+            for i in session.execute(q, {"s": AccountStatus.SUSPENDED.value, "who": DUNNING_ACTOR, "ids": ids[k:k + 1000]}).scalars()]
+
+
 def reconnect_if_cleared(session: Session, *, account_ids: Iterable[int], now: datetime) -> list[int]:
     """Reconnect each account suspended by dunning whose arrears are cleared or that has an active arrangement; memo on
     the account. Idempotent: an account no longer suspended is left alone. Returns the reconnected ids."""
     today = local_date(now, zone(get_settings().timezone))
     done: list[int] = []
-    for acc_id in sorted({int(a) for a in account_ids if a is not None}):
-        acc = session.get(Account, acc_id)
-        if acc is None or acc.status != AccountStatus.SUSPENDED or not _suspended_by_dunning(session, acc_id):
-            continue
+    for acc_id in suspended_by_dunning_among(session, account_ids):
         owed = arrangements.overdue_minor(session, account_id=acc_id, today=today, now=now)
         arr = _active_arrangement(session, acc_id) if owed > 0 else None
         if owed > 0 and arr is None:
@@ -61,10 +64,23 @@ def reconnect_if_cleared(session: Session, *, account_ids: Iterable[int], now: d
 
 
 def on_settled(session: Session, event: DomainEvent, now: datetime) -> None:
-    """`payments.invoice_settled` ({"id", "account_id"}) and `payments.invoices_settled` ({"ids", "account_ids"})."""
+    """`payments.invoice_settled` ({"id", "account_id"}) and `payments.invoices_settled` ({"ids", "account_ids"}).
+    Settlements of several suspended accounts (a statement import) fan out into one RECONNECT_JOB per account, so each
+    reconnection (account lifecycle, products resumed, FNO resume orders, fee) commits on its own: one transaction over
+    them all held their account rows locked for seconds, and every case note or order on those accounts waited."""
     p = event.payload
     ids = p.get("account_ids") or ([p["account_id"]] if p.get("account_id") is not None else [])
-    reconnect_if_cleared(session, account_ids=ids, now=now)
+    suspended = suspended_by_dunning_among(session, ids)
+    if len(suspended) <= 1:
+        reconnect_if_cleared(session, account_ids=suspended, now=now)
+        return
+    for acc_id in suspended:
+        jobs.enqueue(session, kind=RECONNECT_JOB, payload={"account_id": acc_id}, now=now, serial_key=f"account:{acc_id}")
+
+
+def reconnect_job(session: Session, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """RECONNECT_JOB: one account's reconnection check (idempotent, like reconnect_if_cleared)."""
+    return {"reconnected": reconnect_if_cleared(session, account_ids=[int(payload["account_id"])], now=now)}
 
 
 def on_arrangement_active(session: Session, event: DomainEvent, now: datetime) -> None:
