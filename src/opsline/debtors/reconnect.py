@@ -48,9 +48,14 @@ def suspended_by_dunning_among(session: Session, account_ids: Iterable[int]) -> 
 def reconnect_if_cleared(session: Session, *, account_ids: Iterable[int], now: datetime) -> list[int]:
     """Reconnect each account suspended by dunning whose arrears are cleared or that has an active arrangement; memo on
     the account. Idempotent: an account no longer suspended is left alone. Returns the reconnected ids."""
+    return _reconnect_cleared(session, suspended_by_dunning_among(session, account_ids), now=now)
+
+
+def _reconnect_cleared(session: Session, suspended: list[int], *, now: datetime) -> list[int]:
+    """reconnect_if_cleared for accounts already known to be suspended by dunning (suspended_by_dunning_among)."""
     today = local_date(now, zone(get_settings().timezone))
     done: list[int] = []
-    for acc_id in suspended_by_dunning_among(session, account_ids):
+    for acc_id in suspended:
         owed = arrangements.overdue_minor(session, account_id=acc_id, today=today, now=now)
         arr = _active_arrangement(session, acc_id) if owed > 0 else None
         if owed > 0 and arr is None:
@@ -72,7 +77,7 @@ def on_settled(session: Session, event: DomainEvent, now: datetime) -> None:
     ids = p.get("account_ids") or ([p["account_id"]] if p.get("account_id") is not None else [])
     suspended = suspended_by_dunning_among(session, ids)
     if len(suspended) <= 1:
-        reconnect_if_cleared(session, account_ids=suspended, now=now)
+        _reconnect_cleared(session, suspended, now=now)
         return
     for acc_id in suspended:
         jobs.enqueue(session, kind=RECONNECT_JOB, payload={"account_id": acc_id}, now=now, serial_key=f"account:{acc_id}")

@@ -14,7 +14,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from opsline.billing.models import LedgerEntry
-from opsline.catalog import service as catalog
 from opsline.core import events, lifecycle
 from opsline.core.events import Actor
 from opsline.core.money import Money
@@ -105,15 +104,16 @@ def bureau_for(session: Session) -> CreditBureau:
     return _BUREAUS.get(row.value.strip() if row else "rules", _BUREAUS["rules"])
 
 
-def order_value(session: Session, *, items: Sequence[Item], on: date, currency: str) -> Money:
+def order_value(*, items: Sequence[Item], currency: str) -> Money:
     """What the order commits the customer to, excl. VAT: once-off charges plus the recurring charge over the term
-    (12 months for month-to-month). Deletes and plain relocations add nothing new. Uses the prices validation read
-    for the same date (Item.price) where it has them."""
+    (12 months for month-to-month). Deletes and plain relocations add nothing new. Priced by validation on the start
+    date (Item.price, with the router charged on month-to-month only)."""
     total = 0
     for it in items:
         if it.data.action not in (ItemAction.ADD, ItemAction.MODIFY):
             continue
-        s = it.price or catalog.price_summary(session, offering_id=it.offering.id, on=on, quantity=it.data.quantity, include_router=it.offering.contract_months == 0)
+        s = it.price
+        assert s is not None, "validate_items prices every add and modify"
         months = it.offering.contract_months or 12
         one_off = 0 if (it.data.action == ItemAction.MODIFY and not it.relocation) else int(s["one_off_minor"])
         total += one_off + int(s["recurring_minor"]) * months
@@ -133,7 +133,7 @@ def assess(session: Session, *, order: ProductOrder, data: OrderIn, items: Seque
     flags = risk.active_flags(session, account_id=acc.id, now=now)
     for f in flags:
         reasons.append(f"{f['kind']} flag set by {f['set_by']}: {f['reason']}")
-    value = order_value(session, items=items, on=start, currency=acc.currency)
+    value = order_value(items=items, currency=acc.currency)
     limit = setting_int(session, "credit_check_limit_minor")
     if value.minor > limit:
         bureau = bureau_for(session)
