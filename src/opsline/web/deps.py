@@ -1,11 +1,17 @@
-"""FastAPI dependencies shared by pages and API routers: database session, clock, timezone, principal, permissions."""
+"""FastAPI dependencies shared by pages and API routers: database session, clock, timezone, principal, permissions.
+
+FastAPI runs every plain `def` dependency on a handler thread, one hop there and back each. The cheap ones (clock,
+timezone, the permission check, opening the session) are `async def` and run on the event loop; only work that waits
+on the database (the principal's lookup, the handler, the commit) takes a thread."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
-from typing import Annotated, Callable, Iterator
+from typing import Annotated, AsyncIterator, Callable
+
+from starlette.concurrency import run_in_threadpool
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -25,27 +31,35 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_PREFIXES = ("/tmf-api/", "/api/", "/openapi.json")
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: commit when the handler returns, roll back on error. Reads (GET, HEAD) run
     deferred on SQLite: they never wait for the worker's write lock and take it only if they happen to write."""
     factory = request.app.state.read_sessionmaker if request.method in ("GET", "HEAD") else request.app.state.sessionmaker
-    session = factory()
+    session = factory()  # no I/O until the first statement, which runs on a handler thread
     keep_loaded(session)  # one request: a row read once is not read again by the next service's session.get
     try:
         yield session
-        session.commit()
     except BaseException:
-        session.rollback()
+        await run_in_threadpool(_finish, session, False)
         raise
+    await run_in_threadpool(_finish, session, True)
+
+
+def _finish(session: Session, ok: bool) -> None:
+    try:
+        if ok:
+            session.commit()
+        else:
+            session.rollback()
     finally:
         session.close()
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     return request.app.state.clock()
 
 
-def get_tz(request: Request) -> ZoneInfo:
+async def get_tz(request: Request) -> ZoneInfo:
     """The operator's timezone (OPSLINE_TIMEZONE), passed into services like `now`."""
     return zone(request.app.state.settings.timezone)
 
@@ -90,7 +104,7 @@ def require(permission: str) -> Callable[..., Principal]:
     """Dependency factory: the principal, after checking it holds `permission` (403 otherwise).
     The permission is kept on the dependency so the route table can be checked (tests/functional/test_web_permission_matrix.py)."""
 
-    def dep(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def dep(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if not principal.can(permission):
             raise PermissionDenied(f"your role does not allow '{permission}'")
         return principal
@@ -103,7 +117,7 @@ def require(permission: str) -> Callable[..., Principal]:
 def public(reason: str) -> Callable[[], None]:
     """Marks a route as deliberately open to anyone (sign-in, health, metrics); `reason` says why."""
 
-    def dep() -> None:
+    async def dep() -> None:
         return None
 
     dep.__name__ = "public"
