@@ -8,7 +8,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable
 
 from sqlalchemy import and_, func, or_, select, table, column
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from opsline.api.tmf import sort_clauses
@@ -192,13 +191,9 @@ def tax_rate(session: Session, *, code: str, on: date) -> Decimal:
 
 
 def _tax_rate_row(session: Session, *, code: str, on: date) -> Decimal:
-    try:
-        with session.begin_nested():
-            row = session.execute(
-                select(_TAX.c.rate).where(_TAX.c.code == code, _TAX.c.valid_from <= on, or_(_TAX.c.valid_to.is_(None), _TAX.c.valid_to > on))
-            ).first()
-    except DBAPIError as exc:  # the billing area's table is not installed
-        raise UnknownTaxRate(f"tax rate '{code}' is not configured (no tax_rate table)", field="tax_rate_code") from exc
+    row = session.execute(
+        select(_TAX.c.rate).where(_TAX.c.code == code, _TAX.c.valid_from <= on, or_(_TAX.c.valid_to.is_(None), _TAX.c.valid_to > on))
+    ).first()
     if row is None:
         raise UnknownTaxRate(f"tax rate '{code}' is not configured for {on.isoformat()}", field="tax_rate_code")
     rate = Decimal(str(row[0]))
