@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opsline.core.batching import pages
 from opsline.config import DEFAULT_CURRENCY
 
 import re
@@ -204,8 +205,8 @@ def add_memos(session: Session, *, memos: list[tuple[int, str]], category: str, 
         return []
     wanted = sorted({int(a) for a, _ in memos})
     found: set[int] = set()
-    for k in range(0, len(wanted), 1000):
-        found.update(int(i) for i in session.execute(select(Account.id).where(Account.id.in_(wanted[k:k + 1000]))).scalars())
+    for part in pages(wanted, 1000):
+        found.update(int(i) for i in session.execute(select(Account.id).where(Account.id.in_(part))).scalars())
     missing = [a for a in wanted if a not in found]
     if missing:
         raise InvalidInput(f"no account {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""), field="account_id")

@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from opsline.core import batching
 from opsline.billing.invoicing.documents import company_profile
 from opsline.core import lifecycle
 from opsline.core.errors import NotFound, OpslineError
@@ -109,8 +110,7 @@ def render_letters(rows: list[Any], *, company: dict[str, Any], notice_days: dic
     and fonts once); a longer letter, or every letter of a batch that fails, is rendered on its own, so only a bad
     letter fails."""
     out: dict[int, bytes | Exception] = {}
-    for k in range(0, len(rows), _BATCH_LETTERS):
-        part = rows[k:k + _BATCH_LETTERS]
+    for part in batching.pages(rows, _BATCH_LETTERS):
         alone = part
         try:
             doc, pages = layout_batch(part, company=company, notice_days=notice_days)

@@ -22,6 +22,7 @@ from xml.etree import ElementTree
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
+from opsline.core.batching import pages
 from opsline.core.textfiles import UnreadableTextFile, decode_text_file
 from opsline.billing import ledger
 from opsline.billing.sql import dialect_of
@@ -231,26 +232,25 @@ def check_lines(session: Session, *, code: str, lines: list[RawLine], terms: dic
     refs = [ln.account for ln in lines]
     pl_ids = {int(r[3:]) for r in refs if re.fullmatch(r"(?i)PL-\d{1,15}", r)}
     numbers = [r for r in refs if not re.fullmatch(r"(?i)PL-\d{1,15}", r)]
-    chunks = lambda xs: [xs[k:k + 5000] for k in range(0, len(xs), 5000)]  # noqa: E731
     by_id: dict[int, Any] = {}
     cols_sql = "pl.id, pl.account_id, pl.partner_code, pl.state, pl.amount_minor, pl.recovered_minor, pl.currency, pl.placed_on, pl.closed_at, a.account_number"
-    for part in chunks(sorted(pl_ids)):
+    for part in pages(sorted(pl_ids), 5000):
         for r in session.execute(text(f"SELECT {cols_sql} FROM agency_placement pl JOIN account a ON a.id = pl.account_id WHERE pl.id IN :i")
                                  .bindparams(bindparam("i", expanding=True)), {"i": part}):
             by_id[int(r.id)] = r
     accounts: dict[str, int] = {}
     mine: dict[int, list[Any]] = {}  # account id -> this agency's placements, newest first
-    for part in chunks(sorted(set(numbers))):
+    for part in pages(sorted(set(numbers)), 5000):
         for n, i in session.execute(text("SELECT account_number, id FROM account WHERE account_number IN :n").bindparams(bindparam("n", expanding=True)),
                                     {"n": part}):
             accounts[n] = int(i)
-    for part in chunks(sorted(set(accounts.values()))):
+    for part in pages(sorted(set(accounts.values())), 5000):
         for r in session.execute(text(f"""SELECT {cols_sql} FROM agency_placement pl JOIN account a ON a.id = pl.account_id
                                           WHERE pl.partner_code = :p AND pl.account_id IN :i ORDER BY pl.id DESC""")
                                  .bindparams(bindparam("i", expanding=True)), {"p": code, "i": part}):
             mine.setdefault(int(r.account_id), []).append(r)
     done = set()
-    for part in chunks(sorted(seen)):
+    for part in pages(sorted(seen), 5000):
         done |= set(session.execute(text("SELECT agency_ref FROM agency_recovery WHERE partner_code = :p AND agency_ref IN :r")
                                     .bindparams(bindparam("r", expanding=True)), {"p": code, "r": part}).scalars())
     agency_name = terms["name"]

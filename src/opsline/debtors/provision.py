@@ -34,6 +34,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from opsline.core.batching import pages
 from opsline.core.textfiles import UnreadableTextFile, decode_text_file
 from opsline.billing import service as billing
 from opsline.billing.periods import add_months
@@ -761,8 +762,8 @@ def import_history(session: Session, *, data: bytes, filename: str, now: datetim
     session.add(imp)
     session.flush()
     ends = [last_day(m) for m in months]
-    for k in range(0, len(ends), 500):
-        session.execute(delete(ProvisionAgeing).where(ProvisionAgeing.source == "import", ProvisionAgeing.month_end.in_(ends[k:k + 500])))
+    for part in pages(ends, 500):
+        session.execute(delete(ProvisionAgeing).where(ProvisionAgeing.source == "import", ProvisionAgeing.month_end.in_(part)))
     session.execute(insert(ProvisionAgeing), [
         {"month_end": last_day(r["month"]), "source": "import", "currency": r["currency"], "segment_code": r["segment_code"], "value_tier_code": "",
          "bucket": r["bucket"], "balance_minor": r["balance_minor"], "rolled_minor": r["rolled_minor"],

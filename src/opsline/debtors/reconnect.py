@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from opsline.core.batching import pages
 from opsline.billing.sql import Dialect
 from opsline.config import get_settings
 from opsline.core import jobs
@@ -41,8 +42,8 @@ def suspended_by_dunning_among(session: Session, account_ids: Iterable[int]) -> 
     q = text("""SELECT a.id FROM account a WHERE a.status = :s AND a.id IN :ids
                 AND (SELECT e.actor FROM audit_event e WHERE e.entity_type = 'account' AND e.account_id = a.id AND e.action = 'suspend'
                      ORDER BY e.occurred_at DESC, e.id DESC LIMIT 1) = :who ORDER BY a.id""").bindparams(bindparam("ids", expanding=True))
-    return [int(i) for k in range(0, len(ids), 1000)
-            for i in session.execute(q, {"s": AccountStatus.SUSPENDED.value, "who": DUNNING_ACTOR, "ids": ids[k:k + 1000]}).scalars()]
+    return [int(i) for part in pages(ids, 1000)
+            for i in session.execute(q, {"s": AccountStatus.SUSPENDED.value, "who": DUNNING_ACTOR, "ids": part}).scalars()]
 
 
 def reconnect_if_cleared(session: Session, *, account_ids: Iterable[int], now: datetime) -> list[int]:

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from opsline.core.batching import pages
 from opsline.billing.sql import Dialect
 from opsline.config import DEFAULT_CURRENCY
 from opsline.core import jobs, lifecycle
@@ -228,8 +229,7 @@ def run_dunning(session: Session, *, run_date: date, today: date, now: datetime,
     jobs_queued = 0
     if lo_hi[0] is not None:
         ids = list(_x(session, "SELECT id FROM dunning_action WHERE run_id = :run AND state = 'queued' ORDER BY id", p).scalars())
-        for k in range(0, len(ids), CHUNK):
-            part = ids[k:k + CHUNK]
+        for part in pages(ids, CHUNK):
             jobs.enqueue(session, kind=PERFORM_JOB, payload={"run_id": run.id, "from_id": part[0], "to_id": part[-1]}, now=now,
                          idempotency_key=f"{PERFORM_JOB}:{run.id}:{part[0]}", priority=60)
             jobs_queued += 1

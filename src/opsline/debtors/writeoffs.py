@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from opsline.core.batching import pages
 from opsline.billing import ledger
 from opsline.billing.sql import Dialect, dialect_of
 from opsline.billing.tax import UnknownTaxRate, rate_for
@@ -137,8 +138,7 @@ def _allocate(session: Session) -> dict[int, dict[str, _Vat]]:
     inv_ids = sorted({int(r.ref_id) for r in rows if r.ref_type == "invoice"})
     lines: dict[int, dict[str, int]] = {}
     issued: dict[int, date] = {}
-    for k in range(0, len(inv_ids), 5000):
-        part = inv_ids[k:k + 5000]
+    for part in pages(inv_ids, 5000):
         for r in _x(session, f"""SELECT l.invoice_id, l.tax_rate_code, SUM(l.total_minor) AS gross FROM invoice_line l
                                  WHERE l.invoice_id IN ({','.join(str(i) for i in part)}) GROUP BY l.invoice_id, l.tax_rate_code"""):
             lines.setdefault(int(r.invoice_id), {})[r.tax_rate_code] = int(r.gross)
@@ -172,8 +172,8 @@ def _allocate(session: Session) -> dict[int, dict[str, _Vat]]:
 def _store_vat(session: Session, alloc: dict[int, dict[str, _Vat]]) -> dict[int, int]:
     """(Re)write the write_off_vat rows of the allocated write-offs; returns write_off_id -> total VAT relief."""
     ids = list(alloc)
-    for k in range(0, len(ids), 5000):
-        session.execute(delete(WriteOffVat).where(WriteOffVat.write_off_id.in_(ids[k:k + 5000])))
+    for part in pages(ids, 5000):
+        session.execute(delete(WriteOffVat).where(WriteOffVat.write_off_id.in_(part)))
     rows = [{"write_off_id": wid, "tax_rate_code": code, "rate": v.rate, "gross_minor": v.gross_minor, "vat_relief_minor": relief(v.gross_minor, v.rate)}
             for wid, per in alloc.items() for code, v in sorted(per.items())]
     if rows:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from opsline.core.batching import pages
 from opsline.config import get_settings
 from opsline.core import events, jobs
 from opsline.core.errors import InvalidInput, NotFound
@@ -341,9 +342,9 @@ def send_many(session: Session, *, messages: list[Outgoing], now: datetime, acto
     session.flush()
     keys = [m.idempotency_key for m in messages if m.idempotency_key]
     known: dict[str, int] = {}
-    for k in range(0, len(keys), 1000):
+    for part in pages(keys, 1000):
         known.update({str(key): int(i) for key, i in session.execute(select(Message.idempotency_key, Message.id)
-                                                                     .where(Message.idempotency_key.in_(keys[k:k + 1000]))).all()})
+                                                                     .where(Message.idempotency_key.in_(part))).all()})
     acc_ids = sorted({m.account_id for m in messages})
     accounts: dict[int, Any] = {}
     prefs: set[tuple[int, str]] = set()

@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import and_, bindparam, event, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from opsline.core.batching import pages
 from opsline.api.tmf import api_base
 from opsline.core import jobs
 from opsline.core.domain_events import DomainEvent
@@ -247,8 +248,7 @@ def _on_batch(session: Session, ev: DomainEvent, now: datetime, *, rules: list[A
         if not mine:
             continue
         ids = [str(i) for i in ev.payload["ids"]]
-        for start in range(0, len(ids), BATCH_PAGE):
-            page = ids[start:start + BATCH_PAGE]
+        for page in pages(ids, BATCH_PAGE):
             with session.begin_nested():
                 rendered = render.render_many(session, api=rule.api, resource=rule.resource, resource_ids=page, now=now)
             rows: list[dict[str, Any]] = []

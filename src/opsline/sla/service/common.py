@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam, text, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from opsline.core.batching import pages
 from opsline.db.bulk import copy_rows_binary
 
 from opsline.core.errors import InvalidInput, NotFound
@@ -30,8 +31,8 @@ class BreachNotFound(NotFound):
 
 
 def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterable[list[int]]:
-    for i in range(0, len(ids), size):
-        yield [int(x) for x in ids[i : i + size]]
+    for part in pages(ids, size):
+        yield [int(x) for x in part]
 
 
 def id_filters(session: Session, column: Any, ids: Sequence[int]) -> list[ColumnElement[bool]]:
