@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from opsline.core.batching import pages
 from opsline.config import DEFAULT_CURRENCY
 
 import re
@@ -17,6 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from opsline.api.tmf import sort_clauses
 from opsline.core import domain_events, events, lifecycle
+from opsline.core.batching import pages
 from opsline.core.errors import Conflict, InvalidInput, NotFound, StaleVersion
 from opsline.core.events import Actor
 from opsline.core.ids import account_number as make_account_number

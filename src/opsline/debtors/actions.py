@@ -13,9 +13,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from opsline.core import batching
 from opsline.billing.invoicing.documents import company_profile
-from opsline.core import lifecycle
+from opsline.core import batching, lifecycle
 from opsline.core.errors import NotFound, OpslineError
 from opsline.core.events import Actor
 from opsline.core.money import Money

@@ -12,10 +12,10 @@ from typing import Any, Iterable
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from opsline.core.batching import pages
 from opsline.billing.sql import Dialect
 from opsline.config import get_settings
 from opsline.core import jobs
+from opsline.core.batching import pages
 from opsline.core.domain_events import DomainEvent
 from opsline.core.events import Actor
 from opsline.core.localtime import local_date, zone

@@ -15,10 +15,10 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opsline.core.batching import pages
 from opsline.billing.sql import Dialect
 from opsline.config import DEFAULT_CURRENCY
 from opsline.core import jobs, lifecycle
+from opsline.core.batching import pages
 from opsline.core.errors import Conflict, InvalidInput
 from opsline.core.events import Actor
 from opsline.db.bulk import copy_rows

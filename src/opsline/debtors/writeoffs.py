@@ -16,11 +16,11 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opsline.core.batching import pages
 from opsline.billing import ledger
 from opsline.billing.sql import Dialect, dialect_of
 from opsline.billing.tax import UnknownTaxRate, rate_for
 from opsline.core import events, lifecycle
+from opsline.core.batching import pages
 from opsline.core.errors import Conflict, InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.money import Money, UnparseableAmount, parse_minor

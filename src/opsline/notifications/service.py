@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opsline.core.batching import pages
 from opsline.config import get_settings
 from opsline.core import events, jobs
+from opsline.core.batching import pages
 from opsline.core.errors import InvalidInput, NotFound
 from opsline.core.events import Actor
 from opsline.core.lifecycle import FourEyesRequired, transition

@@ -19,9 +19,9 @@ import httpx
 from sqlalchemy import and_, bindparam, event, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from opsline.core.batching import pages
 from opsline.api.tmf import api_base
 from opsline.core import jobs
+from opsline.core.batching import pages
 from opsline.core.domain_events import DomainEvent
 from opsline.core.errors import NotFound, OpslineError
 from opsline.core.events import Actor, record

@@ -11,10 +11,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 from typing import Annotated, AsyncIterator, Callable
 
-from starlette.concurrency import run_in_threadpool
-
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from opsline.core.localtime import zone
 from opsline.db.session import keep_loaded

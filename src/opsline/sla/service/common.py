@@ -9,9 +9,9 @@ from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam, text, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from opsline.core.batching import pages
 from opsline.db.bulk import copy_rows_binary
 
+from opsline.core.batching import pages
 from opsline.core.errors import InvalidInput, NotFound
 
 OPEN_CASE_STATES = ("acknowledged", "inProgress", "pending", "held")
