@@ -24,7 +24,10 @@ Users start at --spawn-rate a second; each agent signs in as it starts (argon2id
 CPU on this machine, by design), so the ramp-up is a sign-in storm no desk would produce. Statistics are reset once
 every user has started (`--reset-stats`) and the --seconds that follow are measured, with the statement import in them.
 
-Prints req/s, p50/p95/p99 per endpoint and errors; last line:
+Prints req/s, p50/p95/p99 per endpoint and errors; then where the cores went in the window (web workers, job worker,
+statement import, PostgreSQL, locust, and the machine's busy time from /proc/stat) and what a request of this mix costs
+the whole machine in CPU, hence the most requests a second these cores can serve at this mix whatever the latency;
+last line:
 `load: 2 web workers, 60 users, 60 s: 212.4 req/s, p99 180 ms, 0 errors; target 200 req/s at p99 < 200 ms`.
 Leaves out: static assets and browser rendering; TLS (loopback HTTP); the locust process shares the 2 cores with the
 server, its worker and PostgreSQL, as a single-machine test must.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import random
 import socket
@@ -158,6 +162,56 @@ def _vacuum(url: str) -> None:
     engine.dispose()
 
 
+class _Cpu:
+    """CPU seconds (user + system, from /proc) of the processes in the test, by role, and of the whole machine
+    (/proc/stat), so the run can say where the cores went and what this mix costs a request. A process that ends
+    inside the window is still counted as long as it is not reaped (the statement import is read before it is
+    waited for); PostgreSQL is every process named postgres (the whole cluster: the bench machine runs nothing else)."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, roles: dict[str, list[int]]) -> None:
+        self.roles = roles
+
+    @staticmethod
+    def _stat(pid: int) -> tuple[str, int, float] | None:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        name, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+        return name, int(rest[1]), (int(rest[11]) + int(rest[12])) / _Cpu.TICK  # comm, ppid, utime + stime
+
+    def snapshot(self) -> tuple[float, dict[str, float], float]:
+        stats = {int(p.name): st for p in Path("/proc").iterdir() if p.name.isdigit() and (st := self._stat(int(p.name)))}
+        children: dict[int, list[int]] = {}
+        for pid, (_, ppid, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+
+        def tree(pid: int) -> float:
+            return (stats[pid][2] if pid in stats else 0.0) + sum(tree(c) for c in children.get(pid, []))
+
+        used = {role: sum(tree(pid) for pid in pids) for role, pids in self.roles.items()}
+        used["PostgreSQL"] = sum(cpu for name, _, cpu in stats.values() if name == "postgres")
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / self.TICK  # all but idle and iowait
+        return time.perf_counter(), used, busy
+
+    @staticmethod
+    def report(a: tuple[float, dict[str, float], float], b: tuple[float, dict[str, float], float], requests: int, background: str) -> str:
+        """Cores used by role and per request; the most requests a second the cores allow at this mix, counting the
+        `background` role as fixed work beside the requests and everything else (PostgreSQL, the job worker's jobs) as
+        the requests' cost."""
+        seconds = b[0] - a[0]
+        cores = {role: (b[1][role] - a[1].get(role, 0.0)) / seconds for role in b[1]}
+        busy, n, rps = (b[2] - a[2]) / seconds, os.cpu_count() or 1, max(1, requests) / seconds
+        fixed = cores.get(background, 0.0)
+        per = 1000 * (busy - fixed) / rps
+        return (f"CPU in the window ({seconds:.0f} s, cores of {n}): " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()) + f"; machine busy {busy:.2f}\n"
+                f"CPU per request: web {1000 * cores.get('web', 0.0) / rps:.1f} ms, whole machine less the {background} {per:.1f} ms; "
+                f"at this mix {n} cores serve at most {1000 * (n - fixed) / per:.0f} req/s")
+
+
 def _orders(url: str) -> int:
     """Orders the load test placed (their externalId starts with "load-")."""
     engine = make_engine(url)
@@ -176,10 +230,8 @@ def main() -> None:
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--reuse", action="store_true", help="reuse the database of an earlier run at this size")
     args = ap.parse_args()
-    try:
-        import locust  # noqa: F401
-    except ImportError:
-        raise SystemExit("locust is not installed: .venv/bin/pip install -e '.[bench]'") from None
+    if importlib.util.find_spec("locust") is None:  # not imported here: locust patches this process with gevent, whose SIGCHLD handler reaps our children
+        raise SystemExit("locust is not installed: .venv/bin/pip install -e '.[bench]'")
 
     work = Path(tempfile.mkdtemp(prefix="opsline-load-"))
     base = prepare_database("postgresql", args.accounts, args.reuse, str(work))
@@ -229,6 +281,10 @@ def _run(args: argparse.Namespace, work: Path, url: str, bin_dir: Path, env: dic
         _log(f"all {args.users} users started ({ramp} s; statistics reset); measuring {args.seconds} s")
         importer = subprocess.Popen([str(bin_dir / "opsline"), "import-statement", str(statement), "--format", "csv", "--mapping", "standard-bank"],
                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cpu = _Cpu({"web": [server.pid], "job worker": [worker.pid], "statement import": [importer.pid], "locust": [loc.pid]})
+        cpu_start = cpu.snapshot()
+        time.sleep(max(1, args.seconds - 2))  # the window's end, less locust's stop; the import is not reaped before this
+        cpu_end = cpu.snapshot()
         loc_out, loc_err = loc.communicate(timeout=ramp + args.seconds + 300)
         imported = importer.wait(timeout=600)
         import_out = importer.stdout.read().decode() if importer.stdout else ""
@@ -258,6 +314,7 @@ def _run(args: argparse.Namespace, work: Path, url: str, bin_dir: Path, env: dic
     in_db = _orders(url) - orders_at_reset
     errors = int(total["Failure Count"])
     rps, p99 = float(total["Requests/s"]), float(total["99%"])
+    print(_Cpu.report(cpu_start, cpu_end, int(float(total["Requests/s"]) * (cpu_end[0] - cpu_start[0])), "statement import"))
     print(f"mail sink: {sink.received - mail_before} message(s) during the run")
     print(f"statement import: exit {imported}; {import_out.strip().splitlines()[-1] if import_out.strip() else ''}")
     assert imported == 0, f"the background statement import failed:\n{import_out[-2000:]}"
