@@ -166,3 +166,49 @@ def _real_clock():  # type: ignore[no-untyped-def]
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc)
+
+
+def test_claims_take_an_expired_lease_first_then_due_jobs_by_priority_due_time_and_id(factory, now):
+    with factory.begin() as s:
+        enqueue(s, kind="test.echo", payload={"n": 1}, now=now, priority=100)
+        enqueue(s, kind="test.echo", payload={"n": 2}, now=now, priority=50, run_at=now + timedelta(hours=1))  # first in order, not yet due
+        enqueue(s, kind="test.echo", payload={"n": 3}, now=now, priority=50, run_at=now - timedelta(minutes=1))
+        enqueue(s, kind="test.echo", payload={"n": 4}, now=now, priority=50, run_at=now - timedelta(minutes=2))
+        enqueue(s, kind="test.echo", payload={"n": 5}, now=now, priority=400)
+    dead = claim(factory, worker_id="dead", now=now, lease=timedelta(seconds=30))
+    assert dead is not None and dead.payload["n"] == 4  # priority 50, due earliest
+    later = now + timedelta(minutes=1)
+    order = [claim(factory, worker_id="w", now=later, lease=timedelta(hours=2)) for _ in range(5)]
+    # the dead worker's job first (its lease ran out), then priority, due time, id; the job due in an hour waits
+    assert [j.payload["n"] if j else None for j in order] == [4, 3, 1, 5, None]
+
+
+def test_a_claim_walks_the_queued_jobs_index_in_claim_order_on_postgresql(factory, now):
+    """The claim stops at the first due entry of ix_job_queued instead of sorting every due job (quadratic drains)."""
+    import pytest
+    from sqlalchemy import event, text
+
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    with factory.begin() as s:
+        s.execute(text("INSERT INTO job (kind, payload, state, run_at, priority, attempts, max_attempts, created_at) "
+                       "SELECT 'test.echo', '{}'::jsonb, 'queued', :now - make_interval(secs => g), 100 + g % 5, 0, 5, :now FROM generate_series(1, 5000) g"),
+                  {"now": now})
+        s.execute(text("ANALYZE job"))
+    seen: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "FROM job" in statement:
+            seen.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        job = claim(factory, worker_id="w", now=now)
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    assert job is not None and job.payload == {}
+    statement, params = seen[-1]  # the queued jobs' walk (the expired-lease one ran first and found nothing)
+    with engine.connect() as c:
+        plan = "\n".join(r[0] for r in c.exec_driver_sql("EXPLAIN " + statement, params))
+    assert "ix_job_queued" in plan and "Sort" not in plan, plan
