@@ -198,13 +198,13 @@ class _Cpu:
         return time.perf_counter(), used, busy
 
     @staticmethod
-    def report(a: tuple[float, dict[str, float], float], b: tuple[float, dict[str, float], float], requests: int, background: str) -> str:
+    def report(a: tuple[float, dict[str, float], float], b: tuple[float, dict[str, float], float], rps: float, background: str) -> str:
         """Cores used by role and per request; the most requests a second the cores allow at this mix, counting the
         `background` role as fixed work beside the requests and everything else (PostgreSQL, the job worker's jobs) as
         the requests' cost."""
         seconds = b[0] - a[0]
         cores = {role: (b[1][role] - a[1].get(role, 0.0)) / seconds for role in b[1]}
-        busy, n, rps = (b[2] - a[2]) / seconds, os.cpu_count() or 1, max(1, requests) / seconds
+        busy, n, rps = (b[2] - a[2]) / seconds, os.cpu_count() or 1, max(rps, 1 / seconds)  # at least one request in the window
         fixed = cores.get(background, 0.0)
         per = 1000 * (busy - fixed) / rps
         return (f"CPU in the window ({seconds:.0f} s, cores of {n}): " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()) + f"; machine busy {busy:.2f}\n"
@@ -314,7 +314,7 @@ def _run(args: argparse.Namespace, work: Path, url: str, bin_dir: Path, env: dic
     in_db = _orders(url) - orders_at_reset
     errors = int(total["Failure Count"])
     rps, p99 = float(total["Requests/s"]), float(total["99%"])
-    print(_Cpu.report(cpu_start, cpu_end, int(float(total["Requests/s"]) * (cpu_end[0] - cpu_start[0])), "statement import"))
+    print(_Cpu.report(cpu_start, cpu_end, rps, "statement import"))
     print(f"mail sink: {sink.received - mail_before} message(s) during the run")
     print(f"statement import: exit {imported}; {import_out.strip().splitlines()[-1] if import_out.strip() else ''}")
     assert imported == 0, f"the background statement import failed:\n{import_out[-2000:]}"

@@ -4,7 +4,8 @@ import threading
 import time
 from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select, text
 
 from opsline.core import events
 from opsline.core.events import Actor, AuditEvent
@@ -185,9 +186,6 @@ def test_claims_take_an_expired_lease_first_then_due_jobs_by_priority_due_time_a
 
 def test_a_claim_walks_the_queued_jobs_index_in_claim_order_on_postgresql(factory, now):
     """The claim stops at the first due entry of ix_job_queued instead of sorting every due job (quadratic drains)."""
-    import pytest
-    from sqlalchemy import event, text
-
     engine = factory.kw["bind"]
     if engine.dialect.name != "postgresql":
         pytest.skip("the plan is PostgreSQL's")

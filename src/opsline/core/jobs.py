@@ -160,15 +160,15 @@ def claim(factory: sessionmaker[Session], *, worker_id: str, now: datetime, leas
             other.id < Job.id,
             other.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
         )
+        q = select(Job).where(or_(Job.serial_key.is_(None), ~blocked_by_serial))
+        if kinds:
+            q = q.where(Job.kind.in_(kinds))
+        q = q.order_by(Job.priority, Job.run_at, Job.id).limit(1)
+        if session.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True, of=Job)
         job = None
         for runnable in (and_(Job.state == JobState.RUNNING.value, Job.lease_until < now), and_(Job.state == JobState.QUEUED.value, Job.run_at <= now)):
-            q = select(Job).where(runnable, or_(Job.serial_key.is_(None), ~blocked_by_serial))
-            if kinds:
-                q = q.where(Job.kind.in_(kinds))
-            q = q.order_by(Job.priority, Job.run_at, Job.id).limit(1)
-            if session.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True, of=Job)
-            job = session.execute(q).scalar_one_or_none()
+            job = session.execute(q.where(runnable)).scalar_one_or_none()
             if job is not None:
                 break
         if job is None:
